@@ -1,0 +1,40 @@
+"""arbf: K-Means and its differentiable relaxation, on any Array API backend.
+
+The normalised Gaussian RBF network with temperature σ (softmax or entmax-1.5
+responsibilities) relaxes K-Means; both are written once against the Python Array API
+standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
+"""
+
+from ._drivers.init import kmeans_plusplus
+from ._drivers.kmeans import ConvergenceWarning, KMeansResult, kmeans
+from ._drivers.rbf import anneal, rbf_kmeans
+from ._math.entmax import entmax15, entmax_bisect, sparsemax
+from ._math.matching import centroid_discrepancy
+from ._math.objectives import inertia
+from ._math.rbf_objectives import center_gradient, free_energy, soft_distortion
+from ._math.rbf_steps import gradient_step, soft_lloyd_step
+from ._math.responsibilities import responsibilities
+from ._math.steps import lloyd_step
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "KMeansResult",
+    "anneal",
+    "center_gradient",
+    "centroid_discrepancy",
+    "entmax15",
+    "entmax_bisect",
+    "free_energy",
+    "gradient_step",
+    "inertia",
+    "kmeans",
+    "kmeans_plusplus",
+    "lloyd_step",
+    "rbf_kmeans",
+    "responsibilities",
+    "soft_distortion",
+    "soft_lloyd_step",
+    "sparsemax",
+]

@@ -1,0 +1,263 @@
+"""The backend seam: the one module that talks to ``array_api_compat``.
+
+Everything else in :mod:`arbf` asks this module for the namespace of its arrays, their
+device, the working floating dtype, how to move small results to the host, and for the
+few operations where a backend has a native fast path that the standard lacks (a
+segment-sum).  Arrows point here and never out of here.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as aac
+import numpy as np
+
+Array = Any
+
+__all__ = [
+    "Array",
+    "array_namespace",
+    "device_of",
+    "is_dask",
+    "is_jax",
+    "is_numpy",
+    "is_torch",
+    "is_cupy",
+    "is_strict",
+    "to_host",
+    "to_scalar",
+    "from_host",
+    "working_dtype",
+    "has_float64",
+    "has_take_along_axis",
+    "segment_sum",
+    "segment_sum_onehot",
+]
+
+
+def array_namespace(*arrays: Any) -> ModuleType:
+    """Return the (compat-wrapped) namespace shared by ``arrays``.
+
+    ``None`` and Python scalars are ignored.  Arrays from different libraries raise a
+    :class:`TypeError` that names them, rather than an obscure error later.
+    """
+    arrs = [a for a in arrays if a is not None and not isinstance(a, int | float | bool)]
+    if not arrs:
+        return aac.array_namespace(np.empty(0))
+    try:
+        return aac.array_namespace(*arrs)
+    except TypeError as exc:
+        kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in arrs})
+        raise TypeError(
+            f"arrays from different array libraries cannot be mixed: {', '.join(kinds)}"
+        ) from exc
+
+
+def device_of(x: Array) -> Any:
+    """The device of ``x`` (``"cpu"`` for NumPy)."""
+    return aac.device(x)
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    return str(a) == str(b)
+
+
+def check_same_device(*arrays: Any) -> Any:
+    """Return the common device of ``arrays``; raise ``ValueError`` if they differ."""
+    arrs = [a for a in arrays if a is not None]
+    dev = device_of(arrs[0])
+    for a in arrs[1:]:
+        other = device_of(a)
+        if not _same_device(dev, other):
+            raise ValueError(f"arrays are on different devices: {dev} and {other}")
+    return dev
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    return bool(aac.is_numpy_namespace(xp))
+
+
+def is_torch(xp: ModuleType) -> bool:
+    return bool(aac.is_torch_namespace(xp))
+
+
+def is_jax(xp: ModuleType) -> bool:
+    return bool(aac.is_jax_namespace(xp))
+
+
+def is_dask(xp: ModuleType) -> bool:
+    return bool(aac.is_dask_namespace(xp))
+
+
+def is_cupy(xp: ModuleType) -> bool:
+    return bool(aac.is_cupy_namespace(xp))
+
+
+def is_strict(xp: ModuleType) -> bool:
+    return bool(aac.is_array_api_strict_namespace(xp))
+
+
+def to_host(x: Array) -> np.ndarray:
+    """Copy ``x`` to a NumPy array on the host (a synchronisation point).
+
+    Drivers call this once per iteration on small arrays (scalars, k-vectors); step
+    functions never do.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, int | float | bool | np.generic):
+        return np.asarray(x)
+    mod = type(x).__module__
+    if mod.startswith("dask"):
+        return np.asarray(x.compute())
+    if mod.startswith("cupy"):
+        return x.get()  # type: ignore[no-any-return]
+    if mod.startswith("torch"):
+        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+    if mod.startswith("array_api_strict"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def to_scalar(x: Array) -> float:
+    """A 0-d array (or scalar) as a Python float (a host sync)."""
+    return float(to_host(x).reshape(()))
+
+
+def from_host(a: np.ndarray, *, xp: ModuleType, device: Any = None, dtype: Any = None) -> Array:
+    """Move a host NumPy array into namespace ``xp`` on ``device``."""
+    a = np.ascontiguousarray(a)
+    if is_dask(xp):
+        import dask.array as da
+
+        out = da.from_array(a, chunks=a.shape or ())
+        return out if dtype is None else xp.astype(out, dtype)
+    if is_strict(xp) or is_jax(xp) or is_torch(xp) or is_cupy(xp) or is_numpy(xp):
+        out = xp.asarray(a, device=device) if device is not None else xp.asarray(a)
+        return out if dtype is None else xp.astype(out, dtype)
+    out = xp.asarray(a)
+    return out if dtype is None else xp.astype(out, dtype)
+
+
+def has_float64(xp: ModuleType, device: Any = None) -> bool:
+    """Whether ``xp`` can hold float64 on ``device`` (JAX without x64 cannot; MPS cannot)."""
+    if is_jax(xp):
+        import jax
+
+        return bool(jax.config.read("jax_enable_x64"))
+    if is_torch(xp) and device is not None and getattr(device, "type", "") == "mps":
+        return False
+    return True
+
+
+def working_dtype(xp: ModuleType, dtype: Any, device: Any = None) -> Any:
+    """The floating dtype computations run in for inputs of ``dtype``.
+
+    float32/float64 are kept; integer and bool are promoted to the namespace's default
+    float; half precision is computed in float32 (results are cast back by the caller
+    only where it says so).
+    """
+    if dtype == xp.float64 or dtype == xp.float32:
+        return dtype
+    if xp.isdtype(dtype, "complex floating"):
+        raise TypeError("complex input is not supported: clustering needs real data")
+    if xp.isdtype(dtype, "real floating"):  # float16 / bfloat16
+        return xp.float32
+    if xp.isdtype(dtype, ("integral", "bool")):
+        default = None
+        if hasattr(xp, "__array_namespace_info__"):
+            try:
+                default = xp.__array_namespace_info__().default_dtypes(device=device)[
+                    "real floating"
+                ]
+            except Exception:  # pragma: no cover - backend without the info API
+                default = None
+        if default is None:
+            default = xp.float64 if has_float64(xp, device) else xp.float32
+        return default
+    raise TypeError(f"unsupported dtype {dtype!r}: expected a real numeric array")
+
+
+def eps(xp: ModuleType, dtype: Any) -> float:
+    return float(xp.finfo(dtype).eps)
+
+
+def has_take_along_axis(xp: ModuleType) -> bool:
+    """Whether ``xp.take_along_axis`` exists and works (missing on Dask)."""
+    return hasattr(xp, "take_along_axis") and not is_dask(xp)
+
+
+# --------------------------------------------------------------------------------------
+# segment sums: sum_{i : labels_i = j} values_i  (values n x d, labels n) -> k x d
+# --------------------------------------------------------------------------------------
+
+
+def segment_sum_onehot(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Array:
+    """Pure-standard segment sum: ``onehot(labels)^T @ values`` (the tested reference).
+
+    Builds an ``n_chunk x k`` one-hot matrix, so callers pass one chunk at a time.
+    """
+    ks = xp.arange(k, dtype=labels.dtype, device=device_of(labels))
+    onehot = xp.astype(labels[:, None] == ks[None, :], values.dtype)
+    return onehot.T @ values
+
+
+def segment_sum(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Array:
+    """Rows of ``values`` summed by ``labels`` into a ``k x d`` array.
+
+    Uses the backend's native scatter-add where there is one (NumPy ``add.at`` via
+    ``bincount``, CuPy ``scatter_add``, torch ``index_add``, JAX ``segment_sum``), else
+    :func:`segment_sum_onehot`.
+    """
+    if values.ndim == 1:
+        return segment_sum(values[:, None], labels, k, xp=xp)[:, 0]
+    d = values.shape[1]
+    if is_numpy(xp):
+        lab = np.asarray(labels, dtype=np.intp)
+        vals = np.asarray(values)
+        if d <= 4:
+            cols = [np.bincount(lab, weights=vals[:, c], minlength=k) for c in range(d)]
+            return np.stack(cols, axis=1).astype(vals.dtype, copy=False)
+        out = np.zeros((k, d), dtype=vals.dtype)
+        # sort once, then contiguous reductions: O(n log n) but vectorised
+        order = np.argsort(lab, kind="stable")
+        sl = lab[order]
+        starts = np.searchsorted(sl, np.arange(k))
+        nonempty = np.bincount(sl, minlength=k) > 0
+        if vals.shape[0]:
+            red = np.add.reduceat(vals[order], starts[nonempty], axis=0)
+            out[nonempty] = red
+        return out
+    if is_torch(xp):
+        import torch
+
+        out = torch.zeros((k, d), dtype=values.dtype, device=values.device)
+        return out.index_add_(0, labels.to(torch.int64), values)
+    if is_jax(xp):
+        import jax
+
+        return jax.ops.segment_sum(values, labels, num_segments=k)
+    if is_cupy(xp):  # pragma: no cover - needs a GPU
+        import cupy
+        import cupyx
+
+        out = cupy.zeros((k, d), dtype=values.dtype)
+        cupyx.scatter_add(out, labels, values)
+        return out
+    return segment_sum_onehot(values, labels, k, xp=xp)
+
+
+def isfinite_all(x: Array, *, xp: ModuleType) -> bool:
+    """Whether every entry of ``x`` is finite (a host sync)."""
+    return bool(to_host(xp.all(xp.isfinite(x))))
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def log(x: float) -> float:
+    return math.log(x)

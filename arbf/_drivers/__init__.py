@@ -1,0 +1,1 @@
+"""The drivers: loops that call the math layer and sync with the host once per iteration."""

@@ -1,0 +1,80 @@
+"""The backend matrix.
+
+Every test that takes the ``backend`` fixture (or ``xp``) runs once per backend:
+
+- ``numpy``, ``numpy_readonly`` (inputs are read-only: proves they are never written),
+- ``array_api_strict`` and ``array_api_strict_strictest`` (data-dependent shapes off),
+  ``array_api_strict_device1`` (a non-default device: proves outputs stay on it),
+- ``torch`` (CPU), ``jax`` (CPU, x64), ``dask``,
+- ``cupy`` and ``torch_cuda`` when a GPU is usable, shown as *skipped* otherwise.
+
+Select a subset with ``ARBF_BACKENDS=numpy,torch pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.backends import ALL_BACKENDS, Backend, make_backend
+
+try:  # JAX: x64 on, CPU only
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+except Exception:  # pragma: no cover - jax not installed
+    pass
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=25,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        print_blob=True,
+    )
+    settings.register_profile(
+        "dev",
+        deadline=None,
+        max_examples=25,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _selected() -> list[str]:
+    env = os.environ.get("ARBF_BACKENDS", "").strip()
+    if not env or env == "all":
+        return list(ALL_BACKENDS)
+    names = [s.strip() for s in env.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) in ARBF_BACKENDS: {unknown}")
+    return names
+
+
+@pytest.fixture(params=_selected())
+def backend(request: pytest.FixtureRequest) -> Backend:
+    b = make_backend(request.param)  # skips when unavailable
+    b.setup()
+    request.addfinalizer(b.teardown)
+    return b
+
+
+@pytest.fixture
+def xp(backend: Backend):  # noqa: ANN201
+    return backend.xp
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
