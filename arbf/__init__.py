@@ -8,6 +8,8 @@ standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 from ._drivers.init import kmeans_plusplus
 from ._drivers.kmeans import ConvergenceWarning, KMeansResult, kmeans
 from ._drivers.rbf import anneal, rbf_kmeans
+from ._estimators.kmeans import KMeans
+from ._estimators.rbf import RBFKMeans
 from ._math.entmax import entmax15, entmax_bisect, sparsemax
 from ._math.matching import centroid_discrepancy
 from ._math.objectives import inertia
@@ -20,7 +22,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ConvergenceWarning",
+    "KMeans",
     "KMeansResult",
+    "RBFKMeans",
     "anneal",
     "center_gradient",
     "centroid_discrepancy",

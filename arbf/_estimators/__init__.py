@@ -1,0 +1,1 @@
+"""scikit-learn-style estimators (work delegated to the drivers)."""
