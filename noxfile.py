@@ -1,0 +1,73 @@
+"""Automation: one test session per backend, a combined one (CI), lint, docs, benchmarks.
+
+``nox -s tests`` is the README's test line and what ``.ci/run`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests"]
+
+# PyTorch: the pinned CPU wheel (an unpinned ``torch`` pulls a multi-GB CUDA build).
+TORCH = "torch==2.13.0"
+JAX = "jax"
+BACKENDS = {
+    "numpy": [],
+    "strict": [],
+    "torch": [TORCH],
+    "jax": [JAX],
+    "dask": [],
+}
+BACKEND_NAMES = {
+    "numpy": "numpy,numpy_readonly",
+    "strict": "array_api_strict,array_api_strict_strictest,array_api_strict_device1",
+    "torch": "torch,torch_cuda",
+    "jax": "jax",
+    "dask": "dask",
+}
+
+
+def _pytest(session: nox.Session, backends: str | None) -> None:
+    env = {"HYPOTHESIS_PROFILE": "ci"}
+    if backends:
+        env["ARBF_BACKENDS"] = backends
+    workers = os.environ.get("ARBF_TEST_WORKERS", "2")
+    session.run(
+        "python", "-m", "pytest", "-n", workers, "--durations=15", *session.posargs, env=env
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole backend matrix (every installed backend; GPUs reported as skipped)."""
+    session.install("-e", ".[test]", TORCH, JAX)
+    _pytest(session, None)
+    session.run("python", "-m", "pytest", "--doctest-modules", "arbf", "-q")
+
+
+@nox.session(name="tests-backend")
+@nox.parametrize("backend", list(BACKENDS))
+def tests_backend(session: nox.Session, backend: str) -> None:
+    """One backend of the matrix: ``nox -s "tests-backend(backend='torch')"``."""
+    session.install("-e", ".[test]", *BACKENDS[backend])
+    _pytest(session, BACKEND_NAMES[backend])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format) and mypy."""
+    session.install("-e", ".", "ruff", "mypy")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """K-Means speed against scikit-learn and faiss (prints ratios)."""
+    session.install("-e", ".[bench]", TORCH, JAX)
+    session.run("python", "benchmarks/bench_kmeans.py", *session.posargs)
