@@ -26,18 +26,39 @@ from ._backend import (
 
 __all__ = [
     "as_array",
-    "check_data",
-    "check_n_clusters",
-    "check_sample_weight",
     "check_centers",
-    "check_random_state",
-    "check_sigma",
+    "check_data",
     "check_kind",
+    "check_n_clusters",
+    "check_random_state",
+    "check_sample_weight",
+    "check_sigma",
 ]
 
 
+def _is_sparse(x: Any) -> bool:
+    mod = type(x).__module__
+    return mod.startswith(("scipy.sparse", "sparse")) or (
+        hasattr(x, "tocsr") and hasattr(x, "nnz")
+    )
+
+
+def _complex_error(name: str, dtype: Any) -> ValueError:
+    return ValueError(
+        f"Complex data not supported: {name} has dtype {dtype}; clustering needs real data"
+    )
+
+
 def as_array(x: Any, name: str = "X") -> Any:
-    """Return ``x`` if it is an array-API array, else a NumPy array made from it."""
+    """Return ``x`` if it is an array-API array, else a NumPy array made from it.
+
+    Sparse matrices are refused (``TypeError``): every algorithm here needs dense data.
+    """
+    if _is_sparse(x):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. "
+            "Use '.toarray()' to convert to a dense array."
+        )
     if aac.is_array_api_obj(x) and not isinstance(x, np.generic):
         return x
     try:
@@ -56,16 +77,17 @@ def _convert_dtype(x: Array, name: str, xp: ModuleType) -> Array:
         try:
             x = x.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} has dtype object with non-numeric entries: {exc}; "
-                "argument must be a string or a real number"
+            raise type(exc)(
+                f"{name} has dtype object with entries that are not real numbers ({exc})"
             ) from exc
         xp = array_namespace(x)
     dt = x.dtype
     if isinstance(x, np.ndarray) and dt.kind not in "biuf":
         if dt.kind == "c":
-            raise TypeError(f"{name} is complex ({dt}); clustering needs real data")
+            raise _complex_error(name, dt)
         raise TypeError(f"{name} has unsupported dtype {dt}; expected real numbers")
+    if xp.isdtype(dt, "complex floating"):
+        raise _complex_error(name, dt)
     try:
         wdt = working_dtype(xp, dt, device_of(x))
     except TypeError as exc:
@@ -98,12 +120,12 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
         )
     if n < min_samples:
         raise ValueError(
-            f"{name} has {n} sample(s) (shape {tuple(X.shape)}) while a minimum of "
-            f"{min_samples} is required"
+            f"{name} has {n} sample(s) (shape={tuple(X.shape)}) while a minimum of "
+            f"{min_samples} is required."
         )
     if d < 1:
         raise ValueError(
-            f"{name} has 0 feature(s) (shape {tuple(X.shape)}) while a minimum of 1 is required"
+            f"{name} has 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required."
         )
     X = _convert_dtype(X, name, xp)
     xp = array_namespace(X)
@@ -134,14 +156,14 @@ def check_sample_weight(
     if sample_weight is None:
         return None
     if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
-        if not np.isfinite(sample_weight) or sample_weight <= 0:
+        if not np.isfinite(float(sample_weight)) or sample_weight <= 0:
             raise ValueError(f"sample_weight must be positive and finite, got {sample_weight}")
         return xp.full((n,), float(sample_weight), dtype=dtype, device=device)
     sw = as_array(sample_weight, "sample_weight")
     if isinstance(sw, np.ndarray) and not isinstance(like, np.ndarray):
         sw = from_host(sw, xp=xp, device=device)
     swxp = array_namespace(sw)
-    if swxp is not xp and aac.is_numpy_namespace(swxp) != aac.is_numpy_namespace(xp):
+    if swxp is not xp:
         raise TypeError(
             "sample_weight and X come from different array libraries: "
             f"{type(sw).__module__} and {type(like).__module__}"
@@ -151,8 +173,10 @@ def check_sample_weight(
         raise ValueError(
             f"sample_weight must be 1-D with n_samples={n} entries, got shape {tuple(sw.shape)}"
         )
+    if isinstance(sw, np.ndarray) and sw.dtype.kind not in "biufc":
+        raise TypeError(f"sample_weight has unsupported dtype {sw.dtype}; expected numbers")
     if xp.isdtype(sw.dtype, "complex floating"):
-        raise TypeError("sample_weight is complex; weights must be real")
+        raise _complex_error("sample_weight", sw.dtype)
     sw = xp.astype(sw, dtype)
     _check_finite(sw, "sample_weight", xp)
     mn, total = to_host(xp.stack([xp.min(sw), xp.sum(sw)]))
@@ -176,17 +200,24 @@ def check_centers(
 ) -> Array:
     """Validate a ``(n_clusters, n_features)`` array of centers (copied, never aliased)."""
     C = as_array(centers, name)
-    if isinstance(C, np.ndarray) and not isinstance(like, np.ndarray):
-        C = from_host(np.asarray(C, dtype=np.float64), xp=xp, device=device)
+    if isinstance(C, np.ndarray):
+        if C.dtype.kind == "c":
+            raise _complex_error(name, C.dtype)
+        if C.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has unsupported dtype {C.dtype}; expected real numbers")
+        if not isinstance(like, np.ndarray):
+            C = from_host(np.asarray(C, dtype=np.float64), xp=xp, device=device)
     cxp = array_namespace(C)
-    if cxp is not xp and aac.is_numpy_namespace(cxp) != aac.is_numpy_namespace(xp):
+    if cxp is not xp:
         raise TypeError(
             f"{name} and X come from different array libraries: "
             f"{type(C).__module__} and {type(like).__module__}"
         )
     check_same_device(like, C)
     if C.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_clusters, n_features), got shape {C.shape}")
+        raise ValueError(
+            f"{name} must be 2-D (n_clusters, n_features), got shape {tuple(C.shape)}"
+        )
     if n_clusters is not None and C.shape[0] != n_clusters:
         raise ValueError(
             f"The shape of the initial centers {tuple(C.shape)} does not match the number "
@@ -197,10 +228,8 @@ def check_centers(
             f"The shape of the initial centers {tuple(C.shape)} does not match the number "
             f"of features of the data {n_features}."
         )
-    if isinstance(C, np.ndarray) and C.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has unsupported dtype {C.dtype}")
     if xp.isdtype(C.dtype, "complex floating"):
-        raise TypeError(f"{name} is complex; centers must be real")
+        raise _complex_error(name, C.dtype)
     C = xp.astype(C, dtype, copy=True)
     _check_finite(C, name, xp)
     return C

@@ -22,20 +22,25 @@ from .._backend import (
     to_host,
 )
 from .._chunking import chunk_rows, iter_chunks
+from .._math.distances import _itemsize, sq_distances, sq_norms
 from .._validation import (
     check_data,
     check_n_clusters,
     check_random_state,
     check_sample_weight,
 )
-from .._math.distances import _itemsize, sq_distances, sq_norms
 
 __all__ = ["kmeans_plusplus", "kmeans_plusplus_impl", "random_init_impl"]
 
 
-def _host_probabilities(sample_weight: Array | None, n: int) -> np.ndarray | None:
+def _host_probabilities(sample_weight: Array | None, n: int) -> np.ndarray:
+    """Sampling probabilities ``w / sum(w)`` on the host.
+
+    Unit weights give an explicit uniform vector, not ``None``: NumPy's ``choice`` draws
+    differently with and without ``p``, and ``sample_weight=ones`` must equal ``None``.
+    """
     if sample_weight is None:
-        return None
+        return np.full(n, 1.0 / n)
     p = to_host(sample_weight).astype(np.float64)
     return p / p.sum()
 
@@ -83,8 +88,9 @@ def kmeans_plusplus_impl(
     first = int(rng.choice(n, p=p))
     indices = [first]
     x_sq = sq_norms(X, xp=xp)
-    closest = _dist_to_rows(X, X[first : first + 1, ...], x_sq, xp=xp,
-                            working_memory=working_memory)[:, 0]
+    closest = _dist_to_rows(
+        X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
+    )[:, 0]
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     for _ in range(1, n_clusters):
         wd = closest if sample_weight is None else closest * sample_weight
@@ -101,8 +107,10 @@ def kmeans_plusplus_impl(
             cand = xp.searchsorted(cum, from_host(rand, xp=xp, device=dev, dtype=acc_dtype))
             cand_h = np.minimum(to_host(cand), n - 1).astype(np.int64)
         cand_rows = xp.take(X, from_host(cand_h, xp=xp, device=dev), axis=0)
-        D = xp.minimum(closest[:, None], _dist_to_rows(X, cand_rows, x_sq, xp=xp,
-                                                       working_memory=working_memory))
+        D = xp.minimum(
+            closest[:, None],
+            _dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
+        )
         pots = to_host(_weighted_sum0(D, sample_weight, xp=xp))
         best = int(np.argmin(pots))
         closest = D[:, best]
@@ -123,7 +131,7 @@ def random_init_impl(
     """``n_clusters`` distinct rows drawn with probability proportional to ``w_i``."""
     n = X.shape[0]
     p = _host_probabilities(sample_weight, n)
-    if p is not None and int(np.count_nonzero(p)) < n_clusters:
+    if int(np.count_nonzero(p)) < n_clusters:
         raise ValueError(
             f"init='random' needs at least n_clusters={n_clusters} samples with positive "
             f"weight, got {int(np.count_nonzero(p))}"
@@ -187,7 +195,11 @@ def kmeans_plusplus(
     if n_local_trials is not None and (not isinstance(n_local_trials, int) or n_local_trials < 1):
         raise ValueError(f"n_local_trials must be a positive integer, got {n_local_trials!r}")
     return kmeans_plusplus_impl(
-        X, n_clusters, w, rng, xp=xp, n_local_trials=n_local_trials,
+        X,
+        n_clusters,
+        w,
+        rng,
+        xp=xp,
+        n_local_trials=n_local_trials,
         working_memory=working_memory,
     )
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import numbers
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -70,7 +71,7 @@ class KMeansResult:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     n_init_inertia: list[float] = field(default_factory=list)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Any]:
         """Unpack as ``centers, labels, inertia`` (like ``sklearn.cluster.k_means``)."""
         return iter((self.centers, self.labels, self.inertia))
 
@@ -118,15 +119,21 @@ def _relocate_empty(
 
     scikit-learn's rule: the ``n_empty`` samples with the largest
     ``||x_i - c_{labels_i}||^2`` become the new centers (largest first); their weight and
-    mass are moved out of their old cluster.  Host-side on k x d arrays (rare path).
+    mass are moved out of their old cluster.  Nothing moves when every sample sits on its
+    center (more clusters than distinct samples).  Host-side on k x d arrays (rare path).
     """
     n = X.shape[0]
     rows = chunk_rows(n, 1, _itemsize(X), xp=xp, working_memory=working_memory)
     dist = xp.concat(
-        [labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp)
-         for a, b in iter_chunks(n, rows)]
+        [
+            labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp)
+            for a, b in iter_chunks(n, rows)
+        ]
     )
     n_empty = int(empty.shape[0])
+    if not float(to_host(xp.max(dist))) > 0:
+        # more clusters than distinct samples: relocating is pointless (scikit-learn)
+        return sums, weights
     far = to_host(xp.argsort(dist, descending=True, stable=True)[:n_empty]).astype(np.int64)
     dev = device_of(X)
     far_d = from_host(far, xp=xp, device=dev)
@@ -141,12 +148,33 @@ def _relocate_empty(
         sums_h[j] = Xf[e] * wf[e]
         weights_h[j] = wf[e]
         weights_h[old] -= wf[e]
-    return (from_host(sums_h, xp=xp, device=dev, dtype=X.dtype),
-            from_host(weights_h, xp=xp, device=dev, dtype=X.dtype))
+    return (
+        from_host(sums_h, xp=xp, device=dev, dtype=X.dtype),
+        from_host(weights_h, xp=xp, device=dev, dtype=X.dtype),
+    )
+
+
+def _park_weightless(C: Array, weights: Array, *, xp: ModuleType) -> Array:
+    """Put centers whose cluster still has no weight on the heaviest cluster's center.
+
+    That happens after relocation when the moved samples have zero weight, or when
+    nothing could be relocated; scikit-learn does the same (rather than leave them at the
+    origin or where they were).
+    """
+    weights_h = to_host(weights)
+    if not (weights_h == 0).any():
+        return C
+    heavy = int(np.argmax(weights_h))
+    return xp.where((weights > 0)[:, None], C, C[heavy : heavy + 1, ...])
 
 
 def _labelled_inertia(
-    X: Array, C: Array, labels: Array, w: Array | None, *, xp: ModuleType,
+    X: Array,
+    C: Array,
+    labels: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
     working_memory: float | None,
 ) -> float:
     n = X.shape[0]
@@ -175,7 +203,7 @@ def _single_lloyd(
     shifts: list[float] = []
     strict = converged = False
     i = 0
-    for i in range(max_iter):  # noqa: B007 - i is the iteration count afterwards
+    for i in range(max_iter):
         labels, sums, weights, inert = lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
         weights_h = to_host(weights)
         empty = np.flatnonzero(weights_h == 0)
@@ -184,6 +212,8 @@ def _single_lloyd(
                 X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
             )
         C_new = safe_divide_centers(sums, weights, C, xp=xp)
+        if empty.size:
+            C_new = _park_weightless(C_new, weights, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         if labels_old is not None:
@@ -200,8 +230,13 @@ def _single_lloyd(
             strict = converged = True
             break
         if shift <= tol:
-            _emit(verbose, "Converged at iteration %d: center shift %g within tolerance %g.",
-                  i, shift, tol)
+            _emit(
+                verbose,
+                "Converged at iteration %d: center shift %g within tolerance %g.",
+                i,
+                shift,
+                tol,
+            )
             converged = True
             break
         labels_old = labels
@@ -343,17 +378,32 @@ def kmeans(
         if is_array_init:
             C0 = C_init - X_mean
         elif callable(init):
-            C0 = check_centers(
-                init(X, n_clusters, random_state=rng), n_clusters, d,
-                xp=xp, dtype=X.dtype, device=dev, like=X,
-            ) - X_mean
+            C0 = (
+                check_centers(
+                    init(X, n_clusters, random_state=rng),
+                    n_clusters,
+                    d,
+                    xp=xp,
+                    dtype=X.dtype,
+                    device=dev,
+                    like=X,
+                )
+                - X_mean
+            )
         elif init == "k-means++":
-            C0, _ = kmeans_plusplus_impl(Xc, n_clusters, w, rng, xp=xp,
-                                         working_memory=working_memory)
+            C0, _ = kmeans_plusplus_impl(
+                Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory
+            )
         else:
             C0, _ = random_init_impl(Xc, n_clusters, w, rng, xp=xp)
         out = _single_lloyd(
-            Xc, w, C0, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=verbose,
+            Xc,
+            w,
+            C0,
+            xp=xp,
+            max_iter=max_iter,
+            tol=tol_abs,
+            verbose=verbose,
             working_memory=working_memory,
         )
         all_inertia.append(out[2])

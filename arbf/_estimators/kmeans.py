@@ -1,9 +1,197 @@
-"""The scikit-learn-style ``KMeans`` estimator. (To be implemented.)"""
+"""The scikit-learn-style ``KMeans`` estimator (the work is done by :func:`arbf.kmeans`)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from .._backend import Array, device_of, to_host
+from .._chunking import chunk_rows, iter_chunks
+from .._drivers.kmeans import kmeans
+from .._math.distances import _itemsize, assign, sq_distances, sq_norms
+from .._math.objectives import inertia_impl
+from .._validation import check_sample_weight
+from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
 __all__ = ["KMeans"]
 
 
-class KMeans:
-    """K-Means estimator (placeholder)."""
+class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
+    r"""K-Means clustering (Lloyd's algorithm) with scikit-learn's semantics, on any array.
+
+    Minimises the inertia :math:`J(\mu) = \sum_i w_i \min_j \lVert x_i - \mu_j\rVert^2`;
+    :meth:`fit` delegates to :func:`arbf.kmeans` (see there for the exact semantics:
+    greedy k-means++, ``n_init="auto"``, tolerance relative to the mean feature
+    variance, strict label convergence, empty-cluster relocation).  Fitted arrays and
+    the outputs of every method stay in the namespace, on the device and in the floating
+    dtype of the input (integer and bool input is promoted to the default float).
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable
+        Initial centers; a callable is called as ``init(X, n_clusters,
+        random_state=rng)``.
+    n_init : "auto" or int, default="auto"
+        Number of runs; "auto" is 1 for "k-means++" and arrays, 10 otherwise.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations of one run.
+    tol : float, default=1e-4
+        Relative tolerance on the squared center shift (scaled by the mean feature
+        variance).
+    verbose : bool, default=False
+        Log every iteration on the ``"arbf"`` logger.
+    random_state : int, numpy Generator, RandomState or None, default=None
+        Seeds the host NumPy Generator of the initialisation: the same integer gives the
+        same initial centers on every backend.
+    working_memory : float or None, default=None
+        Memory budget in MiB for one chunk's temporaries (default 64).
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+    labels_ : array of shape (n_samples,)
+        Index of the nearest center of every training sample.
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their center.
+    n_iter_ : int
+        Lloyd iterations of the best run.
+    converged_ : bool
+        Whether the best run converged (rather than stopping at ``max_iter``).
+    history_ : dict of numpy arrays
+        Per-iteration ``"inertia"`` and ``"center_shift"`` of the best run.
+    n_features_in_ : int
+    feature_names_in_ : numpy array of str
+        Only when fitted on a data frame with string column names.
+
+    See Also
+    --------
+    arbf.kmeans : the function this estimator calls.
+    sklearn.cluster.KMeans : the reference semantics.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]])
+    >>> km = arbf.KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> km.predict(xp.asarray([[0.0, 0.2], [8.0, 9.0]])) == km.labels_[::2]
+    Array([ True,  True], dtype=array_api_strict.bool)
+    >>> km.inertia_, km.score(X)
+    (1.0, -1.0)
+    >>> km.transform(X).shape
+    (4, 2)
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        random_state: Any = None,
+        working_memory: float | None = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.working_memory = working_memory
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Compute the K-Means clustering of ``X``.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Any Array API array, a list or a data frame.
+        y : ignored
+        sample_weight : array of shape (n_samples,), optional
+            Non-negative weights (initialisation, update and inertia).
+
+        Returns
+        -------
+        self : KMeans
+        """
+        res = kmeans(
+            X,
+            self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            sample_weight=sample_weight,
+            random_state=self.random_state,
+            verbose=bool(self.verbose),
+            working_memory=self.working_memory,
+        )
+        self._reset_input_meta(X, res.centers.shape[1])
+        self.cluster_centers_ = res.centers
+        self.labels_ = res.labels
+        self.inertia_ = float(res.inertia)
+        self.n_iter_ = int(res.n_iter)
+        self.converged_ = bool(res.converged)
+        self.history_ = res.history
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return ``labels_``."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def predict(self, X: Any) -> Array:
+        """Index of the nearest center of each sample of ``X`` (ties to the lowest).
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            An integer array in the namespace and on the device of ``X``.
+        """
+        X, C, xp = self._validate_after_fit(X)
+        labels, _ = assign(X, C, xp=xp, working_memory=self.working_memory)
+        return labels
+
+    def transform(self, X: Any) -> Array:
+        """Euclidean (not squared) distance of each sample of ``X`` to each center.
+
+        Returns
+        -------
+        distances : array of shape (n_samples, n_clusters)
+            In the namespace, device and floating dtype of ``X``; computed in chunks.
+        """
+        X, C, xp = self._validate_after_fit(X)
+        return self._distances(X, C, xp=xp)
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return :meth:`transform` of the same data."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        r"""Opposite of the inertia of ``X``: :math:`-\sum_i w_i \min_j \lVert x_i-\mu_j\rVert^2`.
+
+        Returns
+        -------
+        score : float
+            Larger is better (0 at best).
+        """
+        X, C, xp = self._validate_after_fit(X)
+        w = check_sample_weight(
+            sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+        )
+        J = inertia_impl(X, C, w, xp=xp, working_memory=self.working_memory)
+        return -float(to_host(J))
+
+    def _distances(self, X: Array, C: Array, *, xp: Any) -> Array:
+        n, k = X.shape[0], C.shape[0]
+        rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=self.working_memory)
+        c_sq = sq_norms(C, xp=xp)
+        parts = [
+            xp.sqrt(sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq))
+            for a, b in iter_chunks(n, rows)
+        ]
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
