@@ -93,7 +93,7 @@ CASES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sklearn_reference(name: str, dtype: str) -> tuple[np.ndarray, np.ndarray, float, int]:
     X, C0, w, opts = _case(name)
     X, C0 = X.astype(dtype), C0.astype(dtype)
