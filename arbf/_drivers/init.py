@@ -8,6 +8,7 @@ on the data's own device.
 from __future__ import annotations
 
 import math
+import numbers
 from types import ModuleType
 from typing import Any
 
@@ -192,7 +193,11 @@ def kmeans_plusplus(
         sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
     )
     rng = check_random_state(random_state)
-    if n_local_trials is not None and (not isinstance(n_local_trials, int) or n_local_trials < 1):
+    if n_local_trials is not None and (
+        isinstance(n_local_trials, bool)
+        or not isinstance(n_local_trials, numbers.Integral)
+        or n_local_trials < 1
+    ):
         raise ValueError(f"n_local_trials must be a positive integer, got {n_local_trials!r}")
     return kmeans_plusplus_impl(
         X,
