@@ -71,3 +71,10 @@ def bench(session: nox.Session) -> None:
     """K-Means speed against scikit-learn and faiss (prints ratios)."""
     session.install("-e", ".[bench]", TORCH, JAX)
     session.run("python", "benchmarks/bench_kmeans.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (warnings are errors): ``docs/_build/html``."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")

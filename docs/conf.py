@@ -1,0 +1,119 @@
+"""Sphinx configuration for the arbf documentation.
+
+Build: ``nox -s docs`` or ``sphinx-build -W --keep-going -b html docs docs/_build/html``.
+
+Math is rendered by MathJax 3 in the browser.  By default it is loaded from Sphinx's CDN
+address; to read the pages offline, point ``ARBF_DOCS_MATHJAX`` at a local copy of
+MathJax 3's ``tex-chtml.js`` (for example from ``npm pack mathjax@3``) before building.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from sphinx.util import logging as sphinx_logging
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import arbf  # noqa: E402
+
+project = "arbf"
+author = "the arbf developers"
+copyright = "2026, the arbf developers"
+release = arbf.__version__
+version = re.sub(r"(\.dev\d*|[ab]\d+|rc\d+)$", "", release)
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.doctest",
+    "numpydoc",
+    "myst_parser",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "**.ipynb_checkpoints", ".gitignore"]
+templates_path = ["_templates"]
+html_static_path = ["_static"]
+
+# -- MyST -------------------------------------------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "attrs_inline"]
+myst_heading_anchors = 3
+# README/CHANGELOG are included from the repository root; their relative links are not
+# pages of this site.
+suppress_warnings = ["myst.xref_missing"]
+
+# -- autodoc / autosummary / numpydoc --------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": False}
+autodoc_typehints = "none"  # the numpydoc "Parameters" sections carry the types
+add_module_names = False
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+numpydoc_attributes_as_param_list = True
+
+# -- doctest (``{doctest}`` blocks in the guides; docstrings run under pytest) ---------
+doctest_global_setup = """
+import numpy as np
+import arbf
+"""
+
+# -- math ---------------------------------------------------------------------------------
+_mathjax_local = os.environ.get("ARBF_DOCS_MATHJAX")
+if _mathjax_local:
+    mathjax_path = _mathjax_local
+mathjax3_config = {
+    "tex": {
+        "macros": {
+            "argmin": r"\operatorname*{arg\,min}",
+            "argmax": r"\operatorname*{arg\,max}",
+            "softmax": r"\operatorname{softmax}",
+            "entmax": r"\operatorname{entmax}_{1.5}",
+            "R": r"\mathbb{R}",
+        }
+    }
+}
+
+# -- HTML -------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"arbf {release}"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+}
+html_context = {"default_mode": "light"}
+html_show_sourcelink = False
+# Pages without sub-pages get no (empty) left sidebar.
+html_sidebars = {
+    page: [] for page in ("getting_started", "theory", "reproduce", "benchmarks", "changelog")
+}
+html_css_files = ["arbf.css"]
+
+
+# -- every public name must be on the API page ---------------------------------------------
+def _check_api_coverage(app, env, docnames):
+    """Warn (an error under ``-W``) for a name of ``arbf.__all__`` missing from api.rst."""
+    text = (HERE / "api" / "index.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\s{3,}(\w+)\s*$", text, flags=re.M))
+    logger = sphinx_logging.getLogger("arbf.docs")
+    for name in sorted(set(arbf.__all__) - listed):
+        logger.warning("public name arbf.%s is not on the API reference page", name)
+
+
+def setup(app):
+    app.connect("env-before-read-docs", _check_api_coverage)
+    return {"parallel_read_safe": True}
