@@ -54,13 +54,19 @@ suppress_warnings = ["myst.xref_missing"]
 # -- autodoc / autosummary / numpydoc --------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": False}
 autodoc_typehints = "none"  # the numpydoc "Parameters" sections carry the types
 add_module_names = False
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_attributes_as_param_list = True
+
+# Every cross-reference must resolve (a broken ``:func:`` is an error under ``-W``), except
+# those into other projects: no intersphinx, because the build must work offline.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(sklearn|numpy|np|scipy|torch|jax|dask|cupy|array_api_strict|matplotlib)(\..*)?"),
+]
 
 # -- doctest (``{doctest}`` blocks in the guides; docstrings run under pytest) ---------
 doctest_global_setup = """
