@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -24,15 +26,22 @@ class TestRBFKMeans:
         X = _mixture()
         km = arbf.kmeans(X, 3, init=INIT, tol=0.0)
         res = arbf.rbf_kmeans(backend.asarray(X), backend.asarray(INIT), sigma=0.0, tol=0.0)
-        assert_close(res.centers, km.centers, backend=backend, rtol=1e-10,
-                     dtype=backend.xp.float64)
+        assert_close(
+            res.centers, km.centers, backend=backend, rtol=1e-10, dtype=backend.xp.float64
+        )
         assert res.converged
 
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
     def test_fixed_point(self, backend, kind):
         X = _mixture(1)
-        res = arbf.rbf_kmeans(backend.asarray(X), backend.asarray(INIT), sigma=4.0, kind=kind,
-                              tol=1e-14, max_iter=500)
+        res = arbf.rbf_kmeans(
+            backend.asarray(X),
+            backend.asarray(INIT),
+            sigma=4.0,
+            kind=kind,
+            tol=1e-14,
+            max_iter=500,
+        )
         step = arbf.soft_lloyd_step(backend.asarray(X), res.centers, sigma=4.0, kind=kind)
         assert_close(step, backend.to_numpy(res.centers), backend=backend, rtol=1e-7, atol=1e-7)
         assert res.converged
@@ -42,15 +51,23 @@ class TestRBFKMeans:
     def test_gradient_lloyd_lr_is_fixed_point_update(self, kind):
         X = _mixture(2)
         a = arbf.rbf_kmeans(X, INIT, sigma=2.0, kind=kind, max_iter=7, tol=0.0)
-        b = arbf.rbf_kmeans(X, INIT, sigma=2.0, kind=kind, max_iter=7, tol=0.0,
-                            update="gradient", lr="lloyd")
+        b = arbf.rbf_kmeans(
+            X, INIT, sigma=2.0, kind=kind, max_iter=7, tol=0.0, update="gradient", lr="lloyd"
+        )
         np.testing.assert_array_equal(a.centers, b.centers)
 
     def test_gradient_small_lr_reaches_same_fixed_point(self):
         X = _mixture(3)
         a = arbf.rbf_kmeans(X, INIT, sigma=2.0, tol=1e-14, max_iter=500)
-        b = arbf.rbf_kmeans(X, INIT, sigma=2.0, update="gradient", lr=1.0 / (2 * X.shape[0]),
-                            tol=1e-16, max_iter=3000)
+        b = arbf.rbf_kmeans(
+            X,
+            INIT,
+            sigma=2.0,
+            update="gradient",
+            lr=1.0 / (2 * X.shape[0]),
+            tol=1e-16,
+            max_iter=3000,
+        )
         np.testing.assert_allclose(b.centers, a.centers, rtol=1e-6, atol=1e-6)
 
     def test_free_energy_nonincreasing_along_fixed_point_iterations(self):
@@ -93,8 +110,12 @@ class TestAnneal:
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
     def test_path_and_result(self, backend, kind):
         X = _mixture(6)
-        res = arbf.anneal(backend.asarray(X), backend.asarray(INIT), kind=kind,
-                          schedule=[8.0, 4.0, 2.0, 1.0, 0.5, 0.25])
+        res = arbf.anneal(
+            backend.asarray(X),
+            backend.asarray(INIT),
+            kind=kind,
+            schedule=[8.0, 4.0, 2.0, 1.0, 0.5, 0.25],
+        )
         backend.check_same_kind(res.centers, dtype=backend.xp.float64)
         assert res.path.shape == (6, 3, 2)
         assert np.all(np.diff(res.sigmas) < 0)
@@ -107,7 +128,7 @@ class TestAnneal:
     def test_entmax_one_hot_iff_below_margin(self):
         X = _mixture(7, sep=20.0)
         res = arbf.anneal(X, INIT * 2, kind="entmax15", n_levels=12)
-        for s, c, flag in zip(res.sigmas, res.path, res.one_hot):
+        for s, c, flag in zip(res.sigmas, res.path, res.one_hot, strict=True):
             assert flag == (min_margin(X, c, xp=np) >= 2 * s)
         assert res.one_hot[-1]
         assert res.sigma_exact > 0
@@ -116,7 +137,7 @@ class TestAnneal:
         X = _mixture(8, sep=30.0)
         res = arbf.anneal(X, INIT * 3, kind="softmax", schedule=np.geomspace(20.0, 0.05, 15))
         d = [float(np.max(arbf.centroid_discrepancy(c, res.centers))) for c in res.path]
-        assert all(b <= a + 1e-12 for a, b in zip(d, d[1:]))
+        assert all(b <= a + 1e-12 for a, b in itertools.pairwise(d))
         assert d[-1] < 1e-8
 
     def test_objectives_sandwich(self):

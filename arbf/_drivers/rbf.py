@@ -99,19 +99,25 @@ def _check_update(update: Any, lr: Any) -> None:
     if isinstance(lr, str):
         if lr != "lloyd":
             raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
-    elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < np.inf):
+    elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < float(lr) < np.inf):
         raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
 
 
 def _check_iter_tol(max_iter: Any, tol: Any) -> tuple[int, float]:
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+    if (
+        isinstance(max_iter, bool)
+        or not isinstance(max_iter, numbers.Integral)
+        or int(max_iter) < 1
+    ):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not float(tol) >= 0:
         raise ValueError(f"tol must be a non-negative number, got {tol!r}")
     return int(max_iter), float(tol)
 
 
-def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: float | None = None) -> float:
+def min_margin(
+    X: Array, C: Array, *, xp: ModuleType, working_memory: float | None = None
+) -> float:
     """``min_i (D_i(2) - D_i(1))``: the smallest gap between the two nearest centers.
 
     Chunked; one host sync.  With a single center the margin is ``inf``.
@@ -159,7 +165,7 @@ def _fixed_sigma(
     it = 0
     from .._math.rbf_objectives import soft_stats_impl
 
-    for it in range(1, max_iter + 1):  # noqa: B007 - it is the iteration count afterwards
+    for it in range(1, max_iter + 1):
         st = soft_stats_impl(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
         if update == "fixed_point" or lr == "lloyd":
             # lr="lloyd": eta_j = 1/(2 N_j) lands exactly on the soft centroid (Theorem 2)
@@ -192,8 +198,16 @@ def _fixed_sigma(
         if shift <= tol_abs:
             converged = True
             break
-    _emit(verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label, sigma, it,
-          hist["free_energy"][-1], hist["soft_distortion"][-1], hist["inertia"][-1])
+    _emit(
+        verbose,
+        "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g",
+        label,
+        sigma,
+        it,
+        hist["free_energy"][-1],
+        hist["soft_distortion"][-1],
+        hist["inertia"][-1],
+    )
     return C, it, converged, hist
 
 
@@ -268,9 +282,18 @@ def rbf_kmeans(
         kind = "hard"
     mean = _mean_rows(X, xp=xp)
     C, n_iter, converged, hist = _fixed_sigma(
-        X - mean, C - mean, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter,
-        tol_abs=_tolerance(X, tol, xp=xp), update=update, lr=lr,
-        working_memory=working_memory, verbose=verbose,
+        X - mean,
+        C - mean,
+        w,
+        xp=xp,
+        sigma=sigma,
+        kind=kind,
+        max_iter=max_iter,
+        tol_abs=_tolerance(X, tol, xp=xp),
+        update=update,
+        lr=lr,
+        working_memory=working_memory,
+        verbose=verbose,
     )
     return RBFResult(
         centers=C + mean,
@@ -315,8 +338,9 @@ def default_schedule(
     """
     if init is None:
         Xv, xp = check_data(X)
-        w = check_sample_weight(sample_weight, Xv.shape[0], xp=xp, dtype=Xv.dtype,
-                                device=device_of(Xv), like=Xv)
+        w = check_sample_weight(
+            sample_weight, Xv.shape[0], xp=xp, dtype=Xv.dtype, device=device_of(Xv), like=Xv
+        )
         C = None
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
@@ -332,6 +356,9 @@ def default_schedule(
                 lo = min(lo, m / 2)
     if n_levels is None:
         n_levels = 30
+    if s_c == 0 and sigma_max is None and sigma_min is None:
+        # constant data: every temperature gives the same (hard) answer
+        return np.zeros(1)
     if not (hi > 0 and lo > 0 and np.isfinite(hi) and np.isfinite(lo)):
         raise ValueError(f"schedule bounds must be positive and finite, got {hi}, {lo}")
     if lo > hi:
@@ -413,8 +440,9 @@ def anneal(
             X, C, sample_weight=w, sigma_max=sigma_max, sigma_min=sigma_min, n_levels=n_levels
         )
     else:
-        sigmas = np.asarray(to_host(schedule) if not isinstance(schedule, Sequence)
-                            else schedule, dtype=np.float64).reshape(-1)
+        sigmas = np.asarray(
+            to_host(schedule) if not isinstance(schedule, Sequence) else schedule, dtype=np.float64
+        ).reshape(-1)
         if sigmas.size == 0:
             raise ValueError("schedule must hold at least one temperature")
         for s in sigmas:
@@ -433,15 +461,29 @@ def anneal(
 
     for li, s in enumerate(sigmas):
         level_kind = "hard" if s == 0 else kind
-        Cc, it, _, hist = _fixed_sigma(
-            Xc, Cc, w, xp=xp, sigma=float(s), kind=level_kind, max_iter=max_iter,
-            tol_abs=tol_abs, update=update, lr=lr, working_memory=working_memory,
-            verbose=verbose, label=f"level {li + 1}/{sigmas.size}: ",
+        Cc, it, _, _ = _fixed_sigma(
+            Xc,
+            Cc,
+            w,
+            xp=xp,
+            sigma=float(s),
+            kind=level_kind,
+            max_iter=max_iter,
+            tol_abs=tol_abs,
+            update=update,
+            lr=lr,
+            working_memory=working_memory,
+            verbose=verbose,
+            label=f"level {li + 1}/{sigmas.size}: ",
         )
-        st = soft_stats_impl(Xc, Cc, w, sigma=float(s), kind=level_kind, xp=xp,
-                             working_memory=working_memory)
-        vals = to_host(xp.stack([xp.astype(v, Cc.dtype) for v in
-                                 (st.free_energy, st.soft_distortion, st.inertia)]))
+        st = soft_stats_impl(
+            Xc, Cc, w, sigma=float(s), kind=level_kind, xp=xp, working_memory=working_memory
+        )
+        vals = to_host(
+            xp.stack(
+                [xp.astype(v, Cc.dtype) for v in (st.free_energy, st.soft_distortion, st.inertia)]
+            )
+        )
         obj["free_energy"][li], obj["soft_distortion"][li], obj["inertia"][li] = vals
         path[li] = to_host(Cc + mean)
         iters[li] = it
@@ -454,12 +496,26 @@ def anneal(
             one_hot[li] = bool(margin / s > -np.log(np.finfo(to_host(Cc).dtype).tiny))
     km: KMeansResult | None = None
     if finish:
-        km = kmeans(Xc, k, init=Cc, n_init=1, max_iter=300, tol=0.0, sample_weight=w,
-                    working_memory=working_memory)
+        km = kmeans(
+            Xc,
+            k,
+            init=Cc,
+            n_init=1,
+            max_iter=300,
+            tol=0.0,
+            sample_weight=w,
+            working_memory=working_memory,
+        )
         Cc = km.centers
-        km = KMeansResult(centers=km.centers + mean, labels=km.labels, inertia=km.inertia,
-                          n_iter=km.n_iter, converged=km.converged, history=km.history,
-                          n_init_inertia=km.n_init_inertia)
+        km = KMeansResult(
+            centers=km.centers + mean,
+            labels=km.labels,
+            inertia=km.inertia,
+            n_iter=km.n_iter,
+            converged=km.converged,
+            history=km.history,
+            n_init_inertia=km.n_init_inertia,
+        )
     return AnnealResult(
         centers=Cc + mean,
         sigmas=sigmas,
