@@ -21,20 +21,20 @@ __all__ = [
     "Array",
     "array_namespace",
     "device_of",
+    "from_host",
+    "has_float64",
+    "has_take_along_axis",
+    "is_cupy",
     "is_dask",
     "is_jax",
     "is_numpy",
-    "is_torch",
-    "is_cupy",
     "is_strict",
-    "to_host",
-    "to_scalar",
-    "from_host",
-    "working_dtype",
-    "has_float64",
-    "has_take_along_axis",
+    "is_torch",
     "segment_sum",
     "segment_sum_onehot",
+    "to_host",
+    "to_scalar",
+    "working_dtype",
 ]
 
 
@@ -114,9 +114,9 @@ def to_host(x: Array) -> np.ndarray:
     if mod.startswith("dask"):
         return np.asarray(x.compute())
     if mod.startswith("cupy"):
-        return x.get()  # type: ignore[no-any-return]
+        return x.get()
     if mod.startswith("torch"):
-        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return x.detach().cpu().numpy()
     if mod.startswith("array_api_strict"):
         return np.from_dlpack(x)
     return np.asarray(x)
@@ -208,9 +208,11 @@ def segment_sum_onehot(values: Array, labels: Array, k: int, *, xp: ModuleType) 
 def segment_sum(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Array:
     """Rows of ``values`` summed by ``labels`` into a ``k x d`` array.
 
-    Uses the backend's native scatter-add where there is one (NumPy ``add.at`` via
-    ``bincount``, CuPy ``scatter_add``, torch ``index_add``, JAX ``segment_sum``), else
-    :func:`segment_sum_onehot`.
+    Uses the backend's native scatter-add where there is one (NumPy ``bincount`` over
+    the flattened ``(label, column)`` index, accumulated in float64; CuPy
+    ``scatter_add``; torch ``index_add``; JAX ``segment_sum``), else
+    :func:`segment_sum_onehot`.  Bool/integer ``values`` are not expected (callers pass
+    the working float dtype).
     """
     if values.ndim == 1:
         return segment_sum(values[:, None], labels, k, xp=xp)[:, 0]
@@ -218,24 +220,15 @@ def segment_sum(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Arra
     if is_numpy(xp):
         lab = np.asarray(labels, dtype=np.intp)
         vals = np.asarray(values)
-        if d <= 4:
-            cols = [np.bincount(lab, weights=vals[:, c], minlength=k) for c in range(d)]
-            return np.stack(cols, axis=1).astype(vals.dtype, copy=False)
-        out = np.zeros((k, d), dtype=vals.dtype)
-        # sort once, then contiguous reductions: O(n log n) but vectorised
-        order = np.argsort(lab, kind="stable")
-        sl = lab[order]
-        starts = np.searchsorted(sl, np.arange(k))
-        nonempty = np.bincount(sl, minlength=k) > 0
-        if vals.shape[0]:
-            red = np.add.reduceat(vals[order], starts[nonempty], axis=0)
-            out[nonempty] = red
-        return out
+        # one bincount over the flattened (label, column) index, accumulated in float64
+        flat = (lab[:, None] * d + np.arange(d, dtype=np.intp)).ravel()
+        sums = np.bincount(flat, weights=vals.ravel(), minlength=k * d)
+        return sums.reshape(k, d).astype(vals.dtype, copy=False)
     if is_torch(xp):
         import torch
 
-        out = torch.zeros((k, d), dtype=values.dtype, device=values.device)
-        return out.index_add_(0, labels.to(torch.int64), values)
+        acc = torch.zeros((k, d), dtype=values.dtype, device=values.device)
+        return acc.index_add_(0, labels.to(torch.int64), values)
     if is_jax(xp):
         import jax
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, has_float64, to_host
 from .._chunking import Accumulator, chunk_rows, iter_chunks
-from .._math.distances import _itemsize, assign, labelled_sq_distances, lloyd_sums
+from .._math.distances import _itemsize, assign_inertia, labelled_sq_distances, lloyd_sums
 from .._math.steps import safe_divide_centers
 from .._validation import (
     check_centers,
@@ -240,9 +240,11 @@ def _single_lloyd(
             converged = True
             break
         labels_old = labels
-    if not strict:
-        labels, _ = assign(X, C, xp=xp, working_memory=working_memory)
-    inertia = _labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
+    if strict:
+        inertia = _labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
+    else:
+        labels, inert = assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+        inertia = float(to_host(inert))
     history = {"inertia": np.asarray(inertias), "center_shift": np.asarray(shifts)}
     return C, labels, inertia, i + 1, converged, history
 

@@ -4,22 +4,32 @@ Conventions (SPEC §1): ``D_ij = ||x_i - mu_j||^2`` computed as
 ``||x_i||^2 - 2 x_i . mu_j + ||mu_j||^2`` and clamped at 0.  Every function here walks the
 rows in chunks (:mod:`arbf._chunking`), so no ``n x k`` array is ever held for the whole
 data set.  These functions contain no host synchronisation.
+
+Two layers: :func:`assign`, :func:`assign_inertia` and :func:`lloyd_sums` take a native
+fast path for NumPy inputs (:mod:`arbf._math.fast_numpy`, switched off by
+``ARBF_DISABLE_FAST_PATHS=1``) and otherwise run the pure-standard ``*_pure`` functions,
+which are the tested reference.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from .._backend import Array, segment_sum
+from .._backend import Array, is_numpy, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
+from . import fast_numpy
 
 __all__ = [
-    "sq_norms",
-    "sq_distances",
-    "nearest",
     "assign",
+    "assign_inertia",
+    "assign_inertia_pure",
+    "assign_pure",
     "labelled_sq_distances",
     "lloyd_sums",
+    "lloyd_sums_pure",
+    "nearest",
+    "sq_distances",
+    "sq_norms",
 ]
 
 
@@ -66,8 +76,22 @@ def assign(
     """Nearest-center labels and their exact squared distances, over chunks.
 
     Returns ``(labels, min_sq)`` with ``labels_i = argmin_j D_ij`` (ties to the lowest
-    index) and ``min_sq_i = ||x_i - c_{labels_i}||^2`` computed directly.
+    index) and ``min_sq_i = ||x_i - c_{labels_i}||^2`` computed directly.  NumPy inputs
+    take the native fast path; everything else runs :func:`assign_pure`.
     """
+    if is_numpy(xp) and fast_numpy.applies(X, C):
+        return fast_numpy.assign(X, C, working_memory=working_memory)
+    return assign_pure(X, C, xp=xp, working_memory=working_memory)
+
+
+def assign_pure(
+    X: Array,
+    C: Array,
+    *,
+    xp: ModuleType,
+    working_memory: float | None = None,
+) -> tuple[Array, Array]:
+    """Pure-standard :func:`assign` (the reference)."""
     n, k = X.shape[0], C.shape[0]
     rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
     c_sq = sq_norms(C, xp=xp)
@@ -80,6 +104,50 @@ def assign(
     if len(labels) == 1:
         return labels[0], dists[0]
     return xp.concat(labels), xp.concat(dists)
+
+
+def assign_inertia(
+    X: Array,
+    C: Array,
+    sample_weight: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: float | None = None,
+) -> tuple[Array, Array]:
+    """Nearest-center labels and the inertia w.r.t. ``C``, in one pass over chunks.
+
+    Returns ``(labels, inertia)`` with ``labels`` as in :func:`assign` and
+    ``inertia = sum_i w_i ||x_i - c_{labels_i}||^2`` (a 0-d array; ``w_i = 1`` when
+    ``sample_weight`` is ``None``).  NumPy inputs take the native fast path; everything
+    else runs :func:`assign_inertia_pure`.
+    """
+    if is_numpy(xp) and fast_numpy.applies(X, C, sample_weight):
+        return fast_numpy.assign_inertia(X, C, sample_weight, working_memory=working_memory)
+    return assign_inertia_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)
+
+
+def assign_inertia_pure(
+    X: Array,
+    C: Array,
+    sample_weight: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: float | None = None,
+) -> tuple[Array, Array]:
+    """Pure-standard :func:`assign_inertia` (the reference; compensated over chunks)."""
+    n, k = X.shape[0], C.shape[0]
+    rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
+    c_sq = sq_norms(C, xp=xp)
+    labels = []
+    acc_in = Accumulator(xp)
+    for a, b in iter_chunks(n, rows):
+        Xc = X[a:b, ...]
+        lab = nearest(Xc, C, xp=xp, c_sq=c_sq)
+        labels.append(lab)
+        dist = labelled_sq_distances(Xc, C, lab, xp=xp)
+        acc_in.add(xp.sum(dist if sample_weight is None else dist * sample_weight[a:b]))
+    lab_all = labels[0] if len(labels) == 1 else xp.concat(labels)
+    return lab_all, acc_in.result()
 
 
 def lloyd_sums(
@@ -95,6 +163,24 @@ def lloyd_sums(
     Returns ``(labels, sums, weights, inertia)``: ``labels_i = argmin_j D_ij``,
     ``sums_j = sum_{i: labels_i = j} w_i x_i``, ``weights_j = sum_{i: labels_i = j} w_i``,
     and ``inertia = sum_i w_i ||x_i - c_{labels_i}||^2`` (w.r.t. the *given* centers).
+    NumPy inputs take the native fast path (float64 partial sums); everything else runs
+    :func:`lloyd_sums_pure`.
+    """
+    if is_numpy(xp) and fast_numpy.applies(X, C, sample_weight):
+        return fast_numpy.lloyd_sums(X, C, sample_weight, working_memory=working_memory)
+    return lloyd_sums_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)
+
+
+def lloyd_sums_pure(
+    X: Array,
+    C: Array,
+    sample_weight: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: float | None = None,
+) -> tuple[Array, Array, Array, Array]:
+    """Pure-standard :func:`lloyd_sums` (the reference).
+
     Sums over chunks are compensated (:class:`arbf._chunking.Accumulator`).
     """
     n, k = X.shape[0], C.shape[0]
@@ -128,7 +214,7 @@ def _itemsize(X: Array) -> int:
         return 8 if "64" in str(X.dtype) else 4
 
 
-def _dev(X: Array):  # noqa: ANN202
+def _dev(X: Array):
     from .._backend import device_of
 
     return device_of(X)
