@@ -149,6 +149,18 @@ class TestWhatItShows:
         assert res["checks"][name]["softmax_decays"]
 
 
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_annealing_path_recorded(quick_numpy, name):
+    ds = _dataset(_results(quick_numpy), name)
+    for kind in ("softmax", "entmax15"):
+        a = ds["annealing"][kind]
+        L = len(a["sigmas"])
+        assert np.asarray(a["path"]).shape == (L, ds["k"], ds["d"])
+        assert np.all(np.diff(a["sigmas"]) < 0)
+    # entmax's last level is already exactly the K-Means point the path ends in
+    assert ds["annealing"]["entmax15"]["d_to_final"][-1] <= ds["exact_atol"]
+
+
 def test_torch_gives_the_same_table(quick_numpy, quick_torch):
     a, b = _table(quick_numpy), _table(quick_torch)
     assert [r["dataset"] for r in a] == [r["dataset"] for r in b]

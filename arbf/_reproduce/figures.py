@@ -128,47 +128,43 @@ def _paths(plt: Any, runs: list[DatasetRun], path: Path) -> bool:
     runs2 = [r for r in runs if r.dim == 2]
     if not runs2:
         return False
+    panels = [("sigma_wise", kind) for kind in KINDS]
+    if all(r.annealing for r in runs2):
+        panels += [("annealing", kind) for kind in KINDS]
     fig, axes = plt.subplots(
-        len(KINDS), len(runs2), figsize=(3.2 * len(runs2), 3.2 * len(KINDS)), squeeze=False
+        len(panels), len(runs2), figsize=(3.0 * len(runs2), 3.0 * len(panels)), squeeze=False
     )
     for col, run in enumerate(runs2):
         ref = run.reference
-        for row, kind in enumerate(KINDS):
+        for row, (protocol, kind) in enumerate(panels):
             ax = axes[row, col]
             ax.scatter(run.X[:, 0], run.X[:, 1], s=3, c="0.8", lw=0)
-            sw = run.sigma_wise[kind]
+            if protocol == "sigma_wise":
+                P, star = run.sigma_wise[kind].centers, ref.centers_host
+            else:
+                P, star = run.annealing[kind].path, run.annealing[kind].final
             for j in range(run.k):
-                xy = np.concatenate([ref.init[j : j + 1], sw.centers[:, j, :]])
+                xy = np.concatenate([ref.init[j : j + 1], P[:, j, :]])
                 ax.plot(xy[:, 0], xy[:, 1], "-", color=_COLORS[kind], lw=1.0, alpha=0.9)
                 ax.plot(xy[1:, 0], xy[1:, 1], ".", color=_COLORS[kind], ms=2.5)
-            ax.plot(
-                ref.init[:, 0],
-                ref.init[:, 1],
-                "o",
-                mfc="none",
-                mec="k",
-                ms=6,
-                label="initialisation",
-            )
-            ax.plot(
-                ref.centers_host[:, 0],
-                ref.centers_host[:, 1],
-                "*",
-                color="crimson",
-                ms=13,
-                mec="k",
-                mew=0.5,
-                label="K-Means",
-            )
+            ax.plot(ref.init[:, 0], ref.init[:, 1], "o", mfc="none", mec="k", ms=6,
+                    label="initialisation")  # fmt: skip
+            ax.plot(star[:, 0], star[:, 1], "*", color="crimson", ms=13, mec="k", mew=0.5,
+                    label="K-Means")  # fmt: skip
             ax.set_aspect("equal", adjustable="datalim")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(run.title, fontsize=9)
             if col == 0:
-                ax.set_ylabel(_LABELS[kind])
+                what = "σ-wise" if protocol == "sigma_wise" else "annealing"
+                ax.set_ylabel(f"{_LABELS[kind]}\n{what}", fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle("Center paths as σ falls (from the initialisation ○ to the K-Means solution ★)")
+    fig.suptitle(
+        "Center paths as σ falls, from the initialisation (○) to the K-Means solution (★): "
+        "σ-wise (each σ from the initialisation) and annealing (warm started)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)

@@ -25,6 +25,7 @@ Everything returned lives on the host (NumPy), ready for tables and figures.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,20 @@ class Sweep:
 
 
 @dataclass
+class Annealing:
+    """One warm-started annealing run (A4, :func:`arbf.anneal`) from the initialisation."""
+
+    sigmas: np.ndarray  # (L,)
+    path: np.ndarray  # (L, k, dim) centers at the end of each level
+    final: np.ndarray  # (k, dim) the exact K-Means fixed point it ends in
+    d: np.ndarray  # (L,) max_j discrepancy of each level to ``final``
+    one_hot: np.ndarray  # (L,)
+    sigma_exact: float  # min Δ/2 at ``final``
+    n_iter: np.ndarray  # (L,)
+    inertia: float
+
+
+@dataclass
 class DatasetRun:
     """Everything the table, the figures and the JSON need for one data set."""
 
@@ -111,6 +126,7 @@ class DatasetRun:
     sigma_wise: dict[str, Sweep]
     init_refs: list[Reference]
     init_wise: dict[str, list[Sweep]]
+    annealing: dict[str, Annealing] = field(default_factory=dict)
     wall_time: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -191,6 +207,36 @@ def sweep(
     return out
 
 
+def _anneal(
+    X: Any,
+    ref: Reference,
+    sigmas: np.ndarray,
+    kind: str,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> Annealing:
+    """The annealing path (A4) from ``ref.init`` down ``sigmas``, warm started per level."""
+    xp = array_namespace(X)
+    C0 = from_host(ref.init, xp=xp, device=device_of(X), dtype=X.dtype)
+    a = arbf.anneal(
+        X, C0, kind=kind, schedule=sigmas, max_iter=settings.max_iter, tol=settings.tol
+    )
+    final = to_host(a.centers).astype(np.float64)
+    d = np.array([float(to_host(arbf.centroid_discrepancy(P, final)).max()) for P in a.path])
+    if progress is not None:
+        progress(kind)
+    return Annealing(
+        sigmas=np.asarray(a.sigmas, dtype=np.float64),
+        path=np.asarray(a.path, dtype=np.float64),
+        final=final,
+        d=d,
+        one_hot=np.asarray(a.one_hot, dtype=bool),
+        sigma_exact=float(a.sigma_exact),
+        n_iter=np.asarray(a.n_iter),
+        inertia=float(a.kmeans.inertia) if a.kmeans is not None else math.nan,
+    )
+
+
 def _schedule(sigma_hi: float, sigma_lo: float, n_levels: int) -> np.ndarray:
     return np.geomspace(sigma_hi, sigma_lo, max(2, n_levels))
 
@@ -203,7 +249,7 @@ def _with(grid: np.ndarray, *extra: float) -> np.ndarray:
 
 def n_units(settings: Settings) -> int:
     """Progress units of one data set: one per RBF training run."""
-    return len(KINDS) * ((settings.n_levels + 2) + settings.n_inits * settings.n_levels)
+    return len(KINDS) * ((settings.n_levels + 3) + settings.n_inits * settings.n_levels)
 
 
 def run_dataset(
@@ -262,6 +308,9 @@ def run_dataset(
         kind: [sweep(X, r, grid, kind, settings, progress) for r in init_refs] for kind in KINDS
     }
     timings["init_wise"] = time.perf_counter() - t
+    t = time.perf_counter()
+    annealing = {kind: _anneal(X, ref, grid, kind, settings, progress) for kind in KINDS}
+    timings["annealing"] = time.perf_counter() - t
 
     return DatasetRun(
         name=name,
@@ -280,6 +329,7 @@ def run_dataset(
         sigma_wise=sigma_wise,
         init_refs=init_refs,
         init_wise=init_wise,
+        annealing=annealing,
         wall_time=time.perf_counter() - t0,
         timings=timings,
     )

@@ -74,6 +74,11 @@ COLUMNS = (
     "iterations_softmax",
     "iterations_entmax15",
     "kmeans_iterations",
+    "kmeans_inertia",
+    "anneal_inertia_softmax",
+    "anneal_inertia_entmax15",
+    "monotone_anneal_softmax",
+    "monotone_anneal_entmax15",
     "wall_time_s",
     "backend",
 )
@@ -117,6 +122,13 @@ def summarize(run: DatasetRun) -> dict[str, Any]:
     below = ent.sigmas <= ref.sigma_pred * (1 + 1e-12)
     row["max_d_entmax15_below_pred"] = float(ent_max[below].max()) if below.any() else math.nan
     row["kmeans_iterations"] = ref.n_iter
+    row["kmeans_inertia"] = ref.inertia
+    for kind in KINDS:
+        an = run.annealing.get(kind)
+        row[f"anneal_inertia_{kind}"] = an.inertia if an is not None else math.nan
+        row[f"monotone_anneal_{kind}"] = (
+            monotone_fraction(an.d, run.exact_atol) if an is not None else math.nan
+        )
     row["wall_time_s"] = run.wall_time
     row["backend"] = run.backend
     return row
@@ -142,6 +154,8 @@ def check_rows(runs: list[DatasetRun]) -> dict[str, dict[str, bool]]:
     - ``entmax_else_elsewhere``: at every σ ≤ ``sigma_pred`` where entmax is not exact,
       its run ended at another fixed point, one where some row is not one-hot
       (``σ > min Δ/2`` there) — consistent with Theorem 4;
+    - ``anneal_entmax_exact_below_pred``: along the annealing path (A4) of entmax,
+      every level at σ ≤ min Δ/2 of its final K-Means point is exactly that point;
     - ``softmax_decays``: softmax is not exact at ``sigma_pred`` (Theorem 3: it tends to
       0, never exactly), it ends below ``1e-6 max|X|``, and where it does become 0 in
       floating point (once ``exp(-Δ/σ)`` falls under rounding) that is at a lower σ than
@@ -167,6 +181,16 @@ def check_rows(runs: list[DatasetRun]) -> dict[str, dict[str, bool]]:
             "entmax_exact_at_pred": bool(np.all(e[below_pred] <= run.exact_atol)),
             "entmax_else_elsewhere": bool(
                 np.all((e <= run.exact_atol) | (s > ent.half_margin) | ~below_pred)
+            ),
+            "anneal_entmax_exact_below_pred": bool(
+                "entmax15" not in run.annealing
+                or np.all(
+                    run.annealing["entmax15"].d[
+                        run.annealing["entmax15"].sigmas
+                        <= run.annealing["entmax15"].sigma_exact * (1 + tiny)
+                    ]
+                    <= run.exact_atol
+                )
             ),
             "softmax_decays": bool(
                 soft[at_pred] > run.exact_atol
