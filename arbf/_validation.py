@@ -160,8 +160,13 @@ def check_sample_weight(
             raise ValueError(f"sample_weight must be positive and finite, got {sample_weight}")
         return xp.full((n,), float(sample_weight), dtype=dtype, device=device)
     sw = as_array(sample_weight, "sample_weight")
-    if isinstance(sw, np.ndarray) and not isinstance(like, np.ndarray):
-        sw = from_host(sw, xp=xp, device=device)
+    if isinstance(sw, np.ndarray):
+        if sw.dtype.kind == "c":
+            raise _complex_error("sample_weight", sw.dtype)
+        if sw.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight has unsupported dtype {sw.dtype}; expected numbers")
+        if not isinstance(like, np.ndarray):
+            sw = from_host(sw, xp=xp, device=device)
     swxp = array_namespace(sw)
     if swxp is not xp:
         raise TypeError(
@@ -173,8 +178,6 @@ def check_sample_weight(
         raise ValueError(
             f"sample_weight must be 1-D with n_samples={n} entries, got shape {tuple(sw.shape)}"
         )
-    if isinstance(sw, np.ndarray) and sw.dtype.kind not in "biufc":
-        raise TypeError(f"sample_weight has unsupported dtype {sw.dtype}; expected numbers")
     if xp.isdtype(sw.dtype, "complex floating"):
         raise _complex_error("sample_weight", sw.dtype)
     sw = xp.astype(sw, dtype)

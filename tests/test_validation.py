@@ -157,6 +157,10 @@ class TestSampleWeight:
         with pytest.raises(ValueError, match="Complex data not supported: sample_weight"):
             arbf.kmeans(X_OK, 2, sample_weight=np.ones(5) + 0j)
 
+    def test_strings(self, backend):
+        with pytest.raises(TypeError, match="sample_weight has unsupported dtype <U"):
+            _kmeans(backend, sample_weight=["a", "b", "c", "d", "e"])
+
     @pytest.mark.parametrize("w", [0.0, -1.0, float("nan")])
     def test_bad_scalar(self, w):
         with pytest.raises(ValueError, match="sample_weight must be positive and finite"):
