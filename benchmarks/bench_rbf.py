@@ -1,0 +1,142 @@
+"""Benchmark of the RBF relaxation, peers side by side in one run (issue 3, point 8).
+
+1. ``arbf.entmax15`` on NumPy and PyTorch-CPU against the ``entmax`` package
+   (``entmax.entmax15``, PyTorch) at (rows, k) = (1e6, 16) and (2e5, 256), float32.
+   Target: arbf ≤ 1.0× the entmax package.
+2. One soft Lloyd iteration (softmax and entmax-1.5 responsibilities, ``soft_stats``)
+   against one hard Lloyd iteration (``arbf.kmeans(..., max_iter=1, tol=0)``'s E+M pass,
+   ``lloyd_sums``) on NumPy, at the K-Means benchmark shapes, float32 and float64.
+   Target: soft ≤ 2× hard.
+
+Run: ``python benchmarks/bench_rbf.py [--quick] [--repeats N] [--out FILE.md]``.
+Ratios are what to read: the machine is shared and absolute times are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def _time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up (JIT, caches, page faults of the first allocation)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench_entmax(shapes: list[tuple[int, int]], repeats: int) -> list[dict[str, Any]]:
+    import torch
+
+    import arbf
+
+    try:
+        import entmax as entmax_pkg
+    except ImportError:  # pragma: no cover
+        entmax_pkg = None
+    rows = []
+    for n, k in shapes:
+        z = np.random.default_rng(0).normal(size=(n, k)).astype(np.float32) * 3
+        zt = torch.from_numpy(z.copy())
+        row: dict[str, Any] = {"rows": n, "k": k}
+        row["arbf numpy"] = _time(lambda z=z: arbf.entmax15(z), repeats)
+        row["arbf torch"] = _time(lambda zt=zt: arbf.entmax15(zt), repeats)
+        if entmax_pkg is not None:
+            with torch.no_grad():
+                row["entmax pkg"] = _time(lambda zt=zt: entmax_pkg.entmax15(zt, dim=-1), repeats)
+            ref = entmax_pkg.entmax15(zt, dim=-1).numpy()
+            row["max |Δ|"] = float(np.max(np.abs(np.asarray(arbf.entmax15(z)) - ref)))
+            row["numpy/pkg"] = row["arbf numpy"] / row["entmax pkg"]
+            row["torch/pkg"] = row["arbf torch"] / row["entmax pkg"]
+        rows.append(row)
+    return rows
+
+
+def bench_soft_vs_hard(
+    shapes: list[tuple[int, int, int]], dtypes: list[str], repeats: int
+) -> list[dict[str, Any]]:
+    import array_api_compat.numpy as xp
+
+    from arbf._math.distances import lloyd_sums
+    from arbf._math.rbf_objectives import soft_stats_impl
+
+    rows = []
+    for n, d, k in shapes:
+        for dt in dtypes:
+            rng = np.random.default_rng(0)
+            X = rng.normal(size=(n, d)).astype(dt)
+            C = X[rng.choice(n, k, replace=False)].copy()
+            sigma = float(np.mean(np.var(X, axis=0))) * 0.5
+            row: dict[str, Any] = {"n": n, "d": d, "k": k, "dtype": dt}
+            row["hard"] = _time(lambda X=X, C=C: lloyd_sums(X, C, None, xp=xp), repeats)
+            for kind in ("softmax", "entmax15"):
+                row[kind] = _time(
+                    lambda X=X, C=C, kind=kind: soft_stats_impl(
+                        X, C, None, sigma=sigma, kind=kind, xp=xp
+                    ),
+                    repeats,
+                )
+                row[f"{kind}/hard"] = row[kind] / row["hard"]
+            rows.append(row)
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    for r in rows[1:]:
+        cols += [c for c in r if c not in cols]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="also write the tables as markdown to this file")
+    args = p.parse_args(argv)
+    if args.quick:
+        ent_shapes = [(20000, 16), (4000, 256)]
+        km_shapes = [(20000, 16, 16)]
+        dtypes = ["float32"]
+    else:
+        ent_shapes = [(1_000_000, 16), (200_000, 256)]
+        km_shapes = [(200_000, 32, 64), (100_000, 128, 256), (1_000_000, 16, 16)]
+        dtypes = ["float32", "float64"]
+    head = (
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, numpy {np.__version__}; median of {args.repeats}"
+    )
+    print(head)
+    t1 = table(bench_entmax(ent_shapes, args.repeats))
+    print("\nentmax15 (float32), seconds; ratio = arbf / entmax package\n" + t1)
+    t2 = table(bench_soft_vs_hard(km_shapes, dtypes, args.repeats))
+    print("\none soft vs one hard Lloyd iteration on NumPy, seconds\n" + t2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(f"{head}\n\n### entmax15\n\n{t1}\n\n### soft vs hard iteration\n\n{t2}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The NumPy fast path of the soft statistics equals the pure-standard reference."""
+
+from __future__ import annotations
+
+import array_api_compat.numpy as xpn
+import numpy as np
+import pytest
+
+from arbf._math import fast_numpy, fast_soft_numpy
+from arbf._math.rbf_objectives import soft_stats_impl
+
+pytestmark = pytest.mark.skipif(not fast_numpy.HAVE_NUMBA, reason="numba not installed")
+
+SIGMAS = [0.0, 1e-8, 1e-3, 0.5, 10.0, 1e3]
+
+
+def _data(dtype: str, n: int = 700, d: int = 5, k: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, d)) * 3 + 5).astype(dtype)
+    C = X[rng.choice(n, k, replace=False)].copy()
+    w = rng.uniform(0.0, 2.0, n).astype(dtype)
+    return X, C, w
+
+
+def _pure(X, C, w, sigma, kind):
+    saved = fast_numpy.ENABLED
+    fast_numpy.ENABLED = False
+    try:
+        return soft_stats_impl(X, C, w, sigma=sigma, kind=kind, xp=xpn)
+    finally:
+        fast_numpy.ENABLED = saved
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+@pytest.mark.parametrize("sigma", SIGMAS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fast_equals_pure(dtype, kind, sigma, weighted):
+    X, C, w = _data(dtype)
+    w = w if weighted else None
+    ref = _pure(X, C, w, sigma, kind)
+    got = fast_soft_numpy.soft_stats(X, C, w, sigma=sigma, kind=kind)
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    for name, a, b in zip(ref._fields, ref, got, strict=True):
+        assert b.dtype == np.dtype(dtype), name
+        scale = max(float(np.max(np.abs(a))), 1e-30)
+        assert float(np.max(np.abs(np.asarray(a) - b))) <= rtol * scale, name
+        assert np.all(np.isfinite(b)), name
+
+
+@pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+def test_tiny_budget_readonly_noncontiguous(kind):
+    X, C, w = _data("float64", n=300)
+    Xf = np.asfortranarray(X)
+    Xf.flags.writeable = False
+    C.flags.writeable = False
+    w.flags.writeable = False
+    ref = _pure(X, C, w, 0.7, kind)
+    got = fast_soft_numpy.soft_stats(Xf, C, w, sigma=0.7, kind=kind, working_memory=0.01)
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_entmax_rows_are_exact_threshold():
+    # two centers: p2 = ((sqrt(2 - g^2) - g) / 2)^2 with g = Δ / (2σ) < 1 (SPEC Theorem 4)
+    X = np.array([[0.0], [0.3], [0.45]])
+    C = np.array([[0.0], [1.0]])
+    sigma = 0.6
+    got = fast_soft_numpy.soft_stats(X, C, None, sigma=sigma, kind="entmax15")
+    D = (X - C.T) ** 2
+    g = (D.max(1) - D.min(1)) / (2 * sigma)
+    p2 = np.where(g < 1, ((np.sqrt(2 - g**2) - g) / 2) ** 2, 0.0)
+    mass_far = np.sum(np.where(D[:, 1] > D[:, 0], p2, 1 - p2))
+    np.testing.assert_allclose(got[1][1], mass_far, rtol=1e-12)
