@@ -84,7 +84,7 @@ def bench_soft_vs_hard(
             row["hard"] = _time(lambda X=X, C=C: lloyd_sums(X, C, None, xp=xp), repeats)
             for kind in ("softmax", "entmax15"):
                 row[kind] = _time(
-                    lambda X=X, C=C, kind=kind: soft_stats_impl(
+                    lambda X=X, C=C, kind=kind, sigma=sigma: soft_stats_impl(
                         X, C, None, sigma=sigma, kind=kind, xp=xp
                     ),
                     repeats,

@@ -40,7 +40,7 @@ def applies(X: Any, C: Any, sample_weight: Any, kind: str) -> bool:
     )
 
 
-def _gaps_python(X, G, C, x_sq, c_sq, w, acc):  # type: ignore[no-untyped-def]
+def _gaps_python(X, G, C, x_sq, c_sq, w, acc):
     """Softmax pass 1: on entry ``G = X C^T``; on exit ``G`` holds the gaps
     ``D_ij - D_{i,l_i}`` (>= 0) and ``acc`` gets ``[L, F, J] += w_i d_i`` with the exact
     nearest distance ``d_i``."""
@@ -70,7 +70,7 @@ def _gaps_python(X, G, C, x_sq, c_sq, w, acc):  # type: ignore[no-untyped-def]
     acc[2] += J
 
 
-def _softmax_python(G, E, w, sigma, mass, acc):  # type: ignore[no-untyped-def]
+def _softmax_python(G, E, w, sigma, mass, acc):
     """Softmax pass 2: ``E = exp(-G/σ)`` on entry, ``E_ij = w_i r_ij`` on exit; adds
     ``w_i Σ_j r_ij G_ij`` to L and ``-σ w_i log Σ_j e_ij`` to F, and ``w_i r_ij`` to the
     masses."""
@@ -96,7 +96,7 @@ def _softmax_python(G, E, w, sigma, mass, acc):  # type: ignore[no-untyped-def]
     acc[1] += F
 
 
-def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):  # type: ignore[no-untyped-def]
+def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
     """entmax-1.5 rows: on entry ``G = X C^T``; accumulates sums, masses and
     ``[L, F, J]`` directly (the support is small, so no dense ``r^T X`` product)."""
     m, k = G.shape
