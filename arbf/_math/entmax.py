@@ -94,8 +94,9 @@ def _bisect_tau(y: Array, alpha: float, n_iter: int, *, xp: ModuleType) -> tuple
     for _ in range(n_iter):
         width /= 2.0
         mid = lo + width
-        f = xp.sum(xp.clip(y - mid, 0.0, None) ** inv, axis=-1, keepdims=True) - 1.0
-        lo = xp.where(f >= 0.0, mid, lo)
+        u = xp.clip(y - mid, 0.0, None)
+        p = u * u if inv == 2.0 else (u if inv == 1.0 else u**inv)
+        lo = xp.where(xp.sum(p, axis=-1, keepdims=True) >= 1.0, mid, lo)
     return lo, width
 
 

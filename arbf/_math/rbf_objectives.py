@@ -22,11 +22,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, segment_sum
+from .._backend import Array, device_of, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from .._validation import check_kind, check_sigma
 from .distances import _itemsize, labelled_sq_distances, nearest, sq_distances, sq_norms
-from .responsibilities import check_inputs, gaps, soft_from_gaps
+from .responsibilities import check_inputs, soft_from_gaps
 
 __all__ = [
     "SoftStats",
@@ -84,24 +84,32 @@ def soft_stats_impl(
     c_sq = sq_norms(C, xp=xp)
     hard = sigma == 0 or kind == "hard"
     acc_s, acc_m, acc_l, acc_f, acc_j = (Accumulator(xp) for _ in range(5))
+    ks = xp.arange(k, device=device_of(X))
     for a, b in iter_chunks(n, rows):
         Xc = X[a:b, ...]
         wc = None if w is None else w[a:b]
-        lab = nearest(Xc, C, xp=xp, c_sq=c_sq)
-        d = labelled_sq_distances(Xc, C, lab, xp=xp)
-        j_c = xp.sum(d) if wc is None else xp.sum(wc * d)
-        acc_j.add(j_c)
         if hard:
+            lab = nearest(Xc, C, xp=xp, c_sq=c_sq)  # the labels of arbf.lloyd_step
+            d = labelled_sq_distances(Xc, C, lab, xp=xp)
+            j_c = xp.sum(d) if wc is None else xp.sum(wc * d)
             if wc is None:
                 acc_s.add(segment_sum(Xc, lab, k, xp=xp))
                 acc_m.add(segment_sum(xp.ones_like(d), lab, k, xp=xp))
             else:
                 acc_s.add(segment_sum(Xc * wc[:, None], lab, k, xp=xp))
                 acc_m.add(segment_sum(wc, lab, k, xp=xp))
-            acc_l.add(j_c)
-            acc_f.add(j_c)
+            for acc in (acc_j, acc_l, acc_f):
+                acc.add(j_c)
             continue
-        G = gaps(sq_distances(Xc, C, xp=xp, c_sq=c_sq), xp=xp)
+        D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
+        lab = xp.argmin(D, axis=1)
+        # G = D - D[lab] is >= 0 exactly (D[lab] is the row minimum) and, unlike
+        # D - min(D), its autodiff gradient cancels that of the exact distance d at ties
+        at_lab = lab[:, None] == xp.astype(ks, lab.dtype)[None, :]
+        G = D - xp.sum(xp.where(at_lab, D, xp.zeros_like(D)), axis=1, keepdims=True)
+        d = labelled_sq_distances(Xc, C, lab, xp=xp)
+        j_c = xp.sum(d) if wc is None else xp.sum(wc * d)
+        acc_j.add(j_c)
         R, aux = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
         extra_l = xp.sum(R * G, axis=1)  # L_i - d_i >= 0
         if kind == "softmax":
