@@ -6,9 +6,10 @@ and update (``max_iter=1``, ``tol=0``, ``n_init=1``), then a final assignment an
 inertia of the returned labels (scikit-learn's and arbf's ``fit``; for faiss,
 ``Kmeans.train(niter=1)`` followed by ``index.search(X, 1)``).  The libraries are timed
 in interleaved rounds after a warm-up call each; the table shows the median.  Peak memory
-is the growth of the resident set during one call, measured in a fresh subprocess per
-library and row (``VmHWM`` after ``/proc/self/clear_refs`` is reset, minus ``VmRSS``
-before the call), so it counts every allocator (NumPy, PyTorch, XLA, faiss).
+is the growth of the resident set, measured in a fresh subprocess per library and row:
+``VmHWM`` during a second call (after ``/proc/self/clear_refs`` reset it) minus ``VmRSS``
+before the first call (data built, libraries imported), so it counts every allocator
+(NumPy, PyTorch, XLA, faiss) and what a library keeps after its first call.
 
 Usage::
 
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -162,13 +164,20 @@ def _status_kib(field: str) -> int | None:
 
 
 def peak_rss_delta_mib(run: Callable[[], Any]) -> float | None:
-    """Peak resident-set growth (MiB) during ``run()``: VmHWM after reset minus VmRSS."""
+    """Peak resident-set growth (MiB) of a call of ``run()``, warm-up included.
+
+    The baseline is the resident set before the warm-up call (libraries imported, data
+    built); the peak is ``VmHWM`` during the second call, after ``/proc/self/clear_refs``
+    reset it.  So memory a library keeps after its first call (allocator caches,
+    compiled code) counts, and one-off compilation peaks do not.
+    """
+    before = _status_kib("VmRSS")
+    run()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the VmHWM high-water mark to the current RSS
     except OSError:
         return None
-    before = _status_kib("VmRSS")
     run()
     peak = _status_kib("VmHWM")
     if before is None or peak is None:
@@ -183,7 +192,6 @@ def memory_worker(args: argparse.Namespace) -> None:
     n, d, k = args.shape
     X, C0 = make_data(n, d, k, args.dtype)
     run = make_runner(args.memory_worker, X, C0)
-    run()
     print(json.dumps({"peak_mib": peak_rss_delta_mib(run)}))
 
 
@@ -320,6 +328,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    warnings.simplefilter("ignore")  # ConvergenceWarning etc.: the timing is what matters
     if args.memory_worker:
         memory_worker(args)
         return 0

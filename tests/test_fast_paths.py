@@ -98,6 +98,15 @@ class TestLloydSums:
         np.testing.assert_array_equal(Cr, C)
         np.testing.assert_array_equal(wr, w)
 
+    def test_readonly_memmap_input(self, fast: str, tmp_path) -> None:
+        X, C = _data(1200, 4, 5, "float32")
+        path = tmp_path / "X.npy"
+        np.save(path, X)
+        Xm = np.load(path, mmap_mode="r")
+        assert isinstance(Xm, np.memmap) and not Xm.flags.writeable
+        _check_lloyd(Xm, C, None, working_memory=0.01)
+        np.testing.assert_array_equal(Xm, X)
+
     def test_non_contiguous_inputs(self, fast: str) -> None:
         X, C = _data(1500, 10, 4, "float64")
         _check_lloyd(X[:, ::2], np.asfortranarray(C[:, ::2]), None, working_memory=0.01)
@@ -208,6 +217,7 @@ class TestSwitchesAndBudget:
         assert not fast_numpy.applies(X.astype(np.float32), C)
         assert not fast_numpy.applies(X.astype(np.int64), C.astype(np.int64))
         assert not fast_numpy.applies(X, C, np.ones(3))
+        assert not fast_numpy.applies(np.asmatrix(X), C)
 
     @pytest.mark.parametrize("working_memory", [None, 0.001, 0.5, 64.0])
     @pytest.mark.parametrize("threads", [1, 2, 4])

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, has_float64, to_host
 from .._chunking import Accumulator, chunk_rows, iter_chunks
+from .._math import fast_numpy
 from .._math.distances import _itemsize, assign_inertia, labelled_sq_distances, lloyd_sums
 from .._math.steps import safe_divide_centers
 from .._validation import (
@@ -97,9 +98,12 @@ def _tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
 
 
 def _mean_rows(X: Array, *, xp: ModuleType) -> Array:
+    if fast_numpy.applies(X, X):  # NumPy: chunked float64 column sums (no copy of X)
+        return fast_numpy.mean_rows(X)
     dev = device_of(X)
     if X.dtype == xp.float32 and has_float64(xp, dev):
-        return xp.astype(xp.mean(xp.astype(X, xp.float64), axis=0), X.dtype)
+        # a float64 accumulator without a float64 copy of X
+        return xp.astype(xp.sum(X, axis=0, dtype=xp.float64) / X.shape[0], X.dtype)
     return xp.mean(X, axis=0)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "assign",
     "assign_inertia",
     "lloyd_sums",
+    "mean_rows",
 ]
 
 #: Whether the NumPy fast paths are used (``ARBF_DISABLE_FAST_PATHS=1`` turns them off).
@@ -76,19 +77,24 @@ def applies(X: Any, C: Any, sample_weight: Any = None) -> bool:
     """Whether the fast path handles these arrays (NumPy float32/float64, same dtype)."""
     if not ENABLED:
         return False
-    if type(X) is not np.ndarray or type(C) is not np.ndarray:
+    if not (_plain_ndarray(X) and _plain_ndarray(C)):
         return False
     if X.dtype not in (np.float32, np.float64) or C.dtype != X.dtype:
         return False
     if X.ndim != 2 or C.ndim != 2 or X.shape[1] != C.shape[1] or C.shape[0] < 1:
         return False
     if sample_weight is not None and (
-        type(sample_weight) is not np.ndarray
+        not _plain_ndarray(sample_weight)
         or sample_weight.shape != (X.shape[0],)
         or sample_weight.dtype.kind != "f"
     ):
         return False
     return True
+
+
+def _plain_ndarray(a: Any) -> bool:
+    """An ``ndarray`` or a subclass with array semantics (``np.memmap``), not ``np.matrix``."""
+    return isinstance(a, np.ndarray) and not isinstance(a, np.matrix)
 
 
 # --------------------------------------------------------------------------------------
@@ -175,42 +181,28 @@ def _run_chunks(
 ) -> list[Any]:
     """Run ``work(start, state)`` for every chunk start, over ``threads`` threads.
 
-    Chunks are handed out dynamically (a shared counter), each thread owns one ``state``
-    (buffers and partial sums), and the states are returned for the reduction.
+    Thread ``t`` takes the ``t``-th contiguous block of chunks and owns one ``state``
+    (buffers and partial sums); the states come back in block order, so the caller's
+    reduction -- and hence the result -- does not depend on thread timing.
     """
-    starts = range(0, n, rows)
-    counter = iter(starts) if threads == 1 else _SharedIter(starts)
+    starts = list(range(0, n, rows))
+    bounds = [len(starts) * t // threads for t in range(threads + 1)]
     states = [make_state() for _ in range(threads)]
 
-    def loop(state: Any) -> None:
-        for start in counter:
-            work(start, state)
+    def loop(t: int) -> None:
+        for start in starts[bounds[t] : bounds[t + 1]]:
+            work(start, states[t])
 
     with _single_threaded_blas(threads):
         if threads == 1:
-            loop(states[0])
+            loop(0)
         else:
             pool = _get_pool(threads - 1)
-            futures = [pool.submit(loop, s) for s in states[1:]]
-            loop(states[0])
+            futures = [pool.submit(loop, t) for t in range(1, threads)]
+            loop(0)
             for f in futures:
                 f.result()
     return states
-
-
-class _SharedIter:
-    """A thread-safe iterator over a range (one lock per ``next``)."""
-
-    def __init__(self, r: range) -> None:
-        self._it = iter(r)
-        self._lock = threading.Lock()
-
-    def __iter__(self) -> _SharedIter:
-        return self
-
-    def __next__(self) -> int:
-        with self._lock:
-            return next(self._it)
 
 
 # --------------------------------------------------------------------------------------
@@ -441,7 +433,23 @@ def assign_inertia(
     return labels, np.asarray(inertia, dtype=X.dtype)
 
 
-def center_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(X - mean, mean)`` with the mean accumulated in float64 (no float64 copy of X)."""
-    mean = np.mean(X, axis=0, dtype=np.float64).astype(X.dtype)
-    return np.subtract(X, mean), mean
+def mean_rows(X: np.ndarray) -> np.ndarray:
+    """Column means of ``X`` in ``X``'s dtype, accumulated in float64 over chunks.
+
+    NumPy's own ``X.mean(axis=0)`` walks a tall, narrow array row by row (slow for small
+    ``d``) and ``X.astype(float64)`` would copy all of ``X``; here each cache-sized
+    chunk is (converted to float64 and) summed by a BLAS ``ones @ chunk`` product.
+    """
+    n, d = X.shape
+    rows = max(1, min(n, CACHE_BYTES // (8 * d)))
+    ones = np.ones(rows, dtype=np.float64)
+    buf = None if X.dtype == np.float64 else np.empty((rows, d), dtype=np.float64)
+    total = np.zeros(d, dtype=np.float64)
+    for a in range(0, n, rows):
+        b = min(a + rows, n)
+        chunk = X[a:b]
+        if buf is not None:
+            np.copyto(buf[: b - a], chunk)
+            chunk = buf[: b - a]
+        total += ones[: b - a] @ chunk
+    return (total / n).astype(X.dtype)

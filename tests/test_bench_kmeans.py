@@ -1,0 +1,68 @@
+"""Smoke test of ``benchmarks/bench_kmeans.py`` (tiny shapes; no timing is asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kmeans.py"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("bench_kmeans", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_quick_run_writes_a_table(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bench.md"
+    cmd = [
+        sys.executable,
+        str(BENCH),
+        "--quick",
+        "--repeats",
+        "1",
+        "--runners",
+        "arbf-numpy,arbf-numpy-pure,sklearn",
+        "--no-memory",
+        "--keep-blas-env",  # tests never change OPENBLAS_* (not even in the child)
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert "arbf-numpy / sklearn" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 3000 |")]
+    assert len(rows) == 2  # float32 and float64
+    assert "BLAS" in proc.stdout
+
+
+def test_runners_agree_on_a_tiny_problem() -> None:
+    bench = _load_module()
+    X, C0 = bench.make_data(500, 3, 4, "float64")
+    a = bench.make_runner("arbf-numpy", X, C0)()
+    b = bench.make_runner("arbf-numpy-pure", X, C0)()
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centers, b.centers, rtol=1e-12)
+    if importlib.util.find_spec("sklearn") is not None:
+        km = bench.make_runner("sklearn", X, C0)()
+        np.testing.assert_array_equal(a.labels, km.labels_)
+        np.testing.assert_allclose(a.inertia, km.inertia_, rtol=1e-10)
+    assert bench.available("faiss", "float64") is not None
+
+
+def test_peak_memory_probe_sees_an_allocation() -> None:
+    bench = _load_module()
+    peak = bench.peak_rss_delta_mib(lambda: np.ones(8 * 2**20 // 8 * 4).sum())  # 32 MiB
+    if peak is None:
+        pytest.skip("no /proc/self/clear_refs on this system")
+    assert peak >= 16
