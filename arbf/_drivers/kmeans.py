@@ -209,22 +209,23 @@ def _single_lloyd(
     i = 0
     for i in range(max_iter):
         labels, sums, weights, inert = lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
-        weights_h = to_host(weights)
-        empty = np.flatnonzero(weights_h == 0)
-        if empty.size:
-            sums, weights = _relocate_empty(
-                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
-            )
         C_new = safe_divide_centers(sums, weights, C, xp=xp)
-        if empty.size:
-            C_new = _park_weightless(C_new, weights, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         if labels_old is not None:
             stats.append(xp.astype(xp.all(labels == labels_old), C.dtype))
-        host = to_host(xp.stack(stats))
+        # the one host sync of the iteration: shift, inertia, "labels unchanged", weights
+        host = to_host(xp.concat([xp.stack(stats), xp.astype(weights, C.dtype)]))
         shift, inertia_i = float(host[0]), float(host[1])
         same = labels_old is not None and bool(host[2])
+        empty = np.flatnonzero(host[len(stats) :] == 0)
+        if empty.size:  # rare: relocate empty clusters, then recompute the shift
+            sums, weights = _relocate_empty(
+                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
+            )
+            C_new = _park_weightless(safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp)
+            diff = C_new - C
+            shift = float(to_host(xp.sum(diff * diff)))
         inertias.append(inertia_i)
         shifts.append(shift)
         _emit(verbose, "Iteration %d, inertia %.6g, center shift %.3g", i, inertia_i, shift)
