@@ -298,6 +298,23 @@ class TestProgress:
         assert h["center_shift"][-1] == 0.0
         assert h["inertia"][-1] == pytest.approx(res.inertia, rel=1e-12)
 
+    def test_one_host_sync_per_iteration(self, backend, monkeypatch):
+        calls = []
+        real = kmeans_module.to_host
+
+        def counting(x):
+            calls.append(1)
+            return real(x)
+
+        monkeypatch.setattr(kmeans_module, "to_host", counting)
+        X, C0, _, _ = _case("blobs")
+        counts = []
+        for max_iter in (1, 2):
+            calls.clear()
+            arbf.kmeans(backend.asarray(X), 3, init=backend.asarray(C0), max_iter=max_iter, tol=0)
+            counts.append(len(calls))
+        assert counts[1] - counts[0] == 1
+
     def test_not_converged_at_max_iter(self):
         X, C0, _, _ = _case("blobs")
         res = arbf.kmeans(X, 3, init=C0, max_iter=1, tol=0.0)
