@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, device_of
+from .._chunking import chunk_rows, iter_chunks
+from .._math.distances import _itemsize, sq_distances, sq_norms
 from .._validation import check_centers, check_data
 
 __all__ = [
@@ -262,6 +264,21 @@ class CenterEstimator(BaseEstimator):
             name=self._fitted_attribute,
         )
         return X, C, xp
+
+    def _distances(self, X: Array, C: Array, *, xp: ModuleType) -> Array:
+        """Euclidean (not squared) distances of the rows of ``X`` to ``C``, in chunks.
+
+        The chunk size follows the estimator's ``working_memory`` (MiB) when it has one.
+        """
+        n, k = X.shape[0], C.shape[0]
+        wm = getattr(self, "working_memory", None)
+        rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=wm)
+        c_sq = sq_norms(C, xp=xp)
+        parts = [
+            xp.sqrt(sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq))
+            for a, b in iter_chunks(n, rows)
+        ]
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
     # ---- feature names out (one per center) ------------------------------------------
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import Array, device_of, to_host
-from .._chunking import chunk_rows, iter_chunks
 from .._drivers.kmeans import kmeans
-from .._math.distances import _itemsize, assign, sq_distances, sq_norms
+from .._math.distances import assign
 from .._math.objectives import inertia_impl
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
@@ -185,13 +184,3 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         )
         J = inertia_impl(X, C, w, xp=xp, working_memory=self.working_memory)
         return -float(to_host(J))
-
-    def _distances(self, X: Array, C: Array, *, xp: Any) -> Array:
-        n, k = X.shape[0], C.shape[0]
-        rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=self.working_memory)
-        c_sq = sq_norms(C, xp=xp)
-        parts = [
-            xp.sqrt(sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq))
-            for a, b in iter_chunks(n, rows)
-        ]
-        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
