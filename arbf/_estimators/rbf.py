@@ -24,7 +24,6 @@ from .._validation import (
     check_sigma,
 )
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
-from .kmeans import KMeans
 
 __all__ = ["RBFKMeans"]
 
@@ -91,8 +90,6 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     >>> est.predict_proba(xp.asarray([[0.5]])).shape
     (1, 2)
     """
-
-    _distances = KMeans._distances
 
     cluster_centers_: Array
     labels_: Array
