@@ -203,6 +203,12 @@ def reproduce(
     out = check_output_dir(Path(out))
     settings = QUICK if quick else DEFAULT
 
+    if be.name == "dask" and progress:
+        print(
+            "arbf reproduce: note: on Dask every RBF iteration builds and computes a task "
+            "graph (entmax-1.5 by bisection): expect hours; try --quick --datasets blobs",
+            file=stream if stream is not None else sys.stderr,
+        )
     bar = ProgressBar(n_units(settings) * len(names), stream=stream, enabled=progress)
     t0 = time.perf_counter()
     runs: list[DatasetRun] = []
