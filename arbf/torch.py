@@ -1,0 +1,334 @@
+r"""PyTorch integration: :class:`RBFClustering`, a K-Means / RBF clustering layer.
+
+Importing :mod:`arbf.torch` requires PyTorch (``pip install arbf[torch]``); the core
+``arbf`` package never imports it.
+
+The layer holds k learnable centers :math:`\mu_j` and a temperature σ (σ divides the
+squared distance; a Gaussian of width :math:`s` is :math:`\sigma = 2s^2`).  For a batch of
+codes :math:`x_i` it returns the responsibilities
+
+.. math::
+
+    r_{ij} = \operatorname{map}\big(-D_{i\cdot}/\sigma\big)_j, \qquad
+    D_{ij} = \lVert x_i - \mu_j \rVert^2,
+
+(``map`` = softmax or entmax-1.5) and a clustering loss, by default the free energy
+:math:`F_\sigma = \sum_i w_i \big(\sum_j r_{ij} D_{ij} - \sigma H(r_i)\big)`, whose gradient
+:math:`\nabla_{\mu_j} F_\sigma = 2\sum_i w_i r_{ij} (\mu_j - x_i)` makes a step of size
+:math:`1/(2N_j)` the soft Lloyd step, and which tends to the K-Means inertia as σ → 0.
+The math is the functional core's (:func:`arbf.free_energy`, :func:`arbf.responsibilities`),
+evaluated per sample so that batches, means and weights work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ._backend import array_namespace
+from ._deep.objective import (
+    OBJECTIVES,
+    SampleTerms,
+    reduce_terms,
+    sample_terms,
+    select_objective,
+)
+from ._validation import check_kind
+
+# the compat namespace, resolved once (not inside forward: keeps torch.compile graphs clean)
+_XP = array_namespace(torch.empty(0))
+
+__all__ = ["RBFClustering", "RBFOutput", "SigmaSchedule", "geometric_schedule"]
+
+
+class RBFOutput(NamedTuple):
+    """What :meth:`RBFClustering.forward` returns.
+
+    Attributes
+    ----------
+    responsibilities : Tensor of shape (n, k)
+        :math:`r_{ij}`, rows on the simplex (exact zeros for entmax-1.5).
+    loss : Tensor
+        The reduced clustering loss (0-d unless ``reduction="none"``).
+    """
+
+    responsibilities: torch.Tensor
+    loss: torch.Tensor
+
+
+def _check_positive(value: float, name: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+class RBFClustering(nn.Module):
+    r"""Differentiable K-Means: a normalised Gaussian RBF layer with temperature σ.
+
+    ``forward(x)`` returns the responsibilities :math:`r_{ij}` of the centers for each
+    row of ``x`` and the clustering loss :math:`\sum_i w_i \ell_i` (``reduction="sum"``)
+    or :math:`\sum_i w_i \ell_i / \sum_i w_i` (``"mean"``, the default, as for torch
+    losses), where the per-sample loss :math:`\ell_i` is
+
+    - ``objective="free_energy"`` (default):
+      :math:`F_i = \sum_j r_{ij} D_{ij} - \sigma H(r_i)`, which for softmax is
+      :math:`-\sigma \log \sum_j e^{-D_{ij}/\sigma}` (Shannon :math:`H`; Tsallis-1.5
+      :math:`H(p) = \tfrac43\sum_j (p_j - p_j^{3/2})` for entmax-1.5);
+    - ``objective="distortion"``: :math:`L_i = \sum_j r_{ij} D_{ij}` with the
+      responsibilities held fixed (stop-gradient).  By the envelope theorem its gradients
+      with respect to the centers *and* the inputs equal those of :math:`F_i`; only the
+      value (and the σ-gradient) differ;
+    - ``objective="nll"`` (softmax only): the negative log-likelihood of an equal-weight
+      isotropic Gaussian mixture with variance :math:`\sigma/2`,
+      :math:`F_i/\sigma + \tfrac d2 \log(\pi\sigma) + \log k` — the objective to use with
+      ``learn_sigma=True`` (minimising :math:`F_\sigma` over σ drives σ up, since
+      :math:`\partial F_\sigma/\partial\sigma = -H \le 0`; :math:`L` with stop-gradient
+      does not depend on σ).
+
+    With ``reduction="sum"`` and ``objective="free_energy"`` the loss equals
+    :func:`arbf.free_energy` of the same batch and centers, and its gradient with
+    respect to the centers is :func:`arbf.center_gradient`.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of centers k.
+    n_features : int
+        Dimension d of the inputs (codes).
+    sigma : float, default 1.0
+        Initial temperature, > 0.  Stored as the buffer (or, with ``learn_sigma``, the
+        parameter) ``log_sigma``; change it with :meth:`set_sigma` or a
+        :class:`SigmaSchedule`.  Changing σ does not retrigger ``torch.compile``.
+    kind : {"softmax", "entmax15", "hard"}, default "softmax"
+    objective : {"free_energy", "distortion", "nll"}, default "free_energy"
+    reduction : {"mean", "sum", "none"}, default "mean"
+    learn_sigma : bool, default False
+        Make :math:`\log\sigma` a learnable parameter (use with ``objective="nll"``).
+    centers : Tensor of shape (n_clusters, n_features), optional
+        Initial centers (copied).  Default: standard normal draws; use
+        :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
+    device, dtype : optional
+        Of the parameters, as for any ``nn.Module``.
+
+    Attributes
+    ----------
+    centers : nn.Parameter of shape (n_clusters, n_features)
+    log_sigma : Tensor (buffer) or nn.Parameter, 0-d
+
+    Examples
+    --------
+    >>> import torch
+    >>> from arbf.torch import RBFClustering
+    >>> x = torch.tensor([[0.0], [1.0], [3.0]])
+    >>> layer = RBFClustering(2, 1, sigma=1.0, kind="entmax15", reduction="sum",
+    ...                       centers=torch.tensor([[0.0], [2.0]]))
+    >>> r, loss = layer(x)
+    >>> r
+    tensor([[1.0000, 0.0000],
+            [0.5000, 0.5000],
+            [0.0000, 1.0000]], grad_fn=<MulBackward0>)
+    """
+
+    centers: nn.Parameter
+    log_sigma: torch.Tensor
+
+    def __init__(
+        self,
+        n_clusters: int,
+        n_features: int,
+        *,
+        sigma: float = 1.0,
+        kind: str = "softmax",
+        objective: str = "free_energy",
+        reduction: str = "mean",
+        learn_sigma: bool = False,
+        centers: torch.Tensor | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        if int(n_clusters) < 1 or int(n_features) < 1:
+            raise ValueError("n_clusters and n_features must be >= 1")
+        self.n_clusters = int(n_clusters)
+        self.n_features = int(n_features)
+        self.kind = check_kind(kind)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
+        if objective == "nll" and self.kind != "softmax":
+            raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+        self.objective = objective
+        self.reduction = reduction
+        self.learn_sigma = bool(learn_sigma)
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        if centers is None:
+            init = torch.randn(self.n_clusters, self.n_features, **factory)
+        else:
+            init = torch.as_tensor(centers, **factory).detach().clone()
+            if tuple(init.shape) != (self.n_clusters, self.n_features):
+                raise ValueError(
+                    f"centers must have shape ({self.n_clusters}, {self.n_features}), "
+                    f"got {tuple(init.shape)}"
+                )
+        if not init.is_floating_point():
+            init = init.to(torch.get_default_dtype())
+        self.centers = nn.Parameter(init)
+        log_sigma = torch.tensor(
+            math.log(_check_positive(sigma, "sigma")), dtype=init.dtype, device=init.device
+        )
+        if self.learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @classmethod
+    def from_data(
+        cls,
+        X: torch.Tensor,
+        n_clusters: int,
+        *,
+        random_state: Any = None,
+        n_init: int | str = "auto",
+        **kwargs: Any,
+    ) -> RBFClustering:
+        """A layer whose centers are :func:`arbf.kmeans` of ``X`` (n×d, detached).
+
+        ``kwargs`` go to the constructor; the layer takes the device and dtype of ``X``.
+        """
+        X = torch.as_tensor(X).detach()
+        layer = cls(n_clusters, X.shape[1], device=X.device, dtype=X.dtype, **kwargs)
+        return layer.init_centers_(X, random_state=random_state, n_init=n_init)
+
+    @torch.no_grad()
+    def init_centers_(
+        self, X: torch.Tensor, *, random_state: Any = None, n_init: int | str = "auto"
+    ) -> RBFClustering:
+        """Set the centers, in place, to :func:`arbf.kmeans` of ``X``; returns ``self``."""
+        from ._drivers.kmeans import kmeans
+
+        X = torch.as_tensor(X).detach().to(device=self.centers.device, dtype=self.centers.dtype)
+        res = kmeans(X, self.n_clusters, random_state=random_state, n_init=n_init)
+        self.centers.copy_(torch.as_tensor(res.centers).to(self.centers))
+        return self
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        """The temperature :math:`\\sigma = e^{\\log\\sigma}` (0-d tensor)."""
+        return self.log_sigma.exp()
+
+    @torch.no_grad()
+    def set_sigma(self, value: float) -> None:
+        """Set σ (> 0) in place; no recompilation under ``torch.compile``."""
+        self.log_sigma.fill_(math.log(_check_positive(value, "sigma")))
+
+    def sample_terms(self, x: torch.Tensor) -> SampleTerms:
+        """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``x``.
+
+        See :class:`arbf._deep.objective.SampleTerms`.
+        """
+        x = x.to(self.centers.dtype)
+        return sample_terms(
+            x, self.centers, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach
+        )
+
+    def forward(self, x: torch.Tensor, sample_weight: torch.Tensor | None = None) -> RBFOutput:
+        """Responsibilities of the centers for ``x`` (n×d) and the clustering loss.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, n_features)
+        sample_weight : Tensor of shape (n,), optional
+            Non-negative weights :math:`w_i` (default 1).
+
+        Returns
+        -------
+        RBFOutput
+            ``(responsibilities, loss)``.
+        """
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x must have shape (n, {self.n_features}), got {tuple(x.shape)}")
+        terms = self.sample_terms(x)
+        xp = _XP
+        sigma = self.sigma
+        per_sample = select_objective(
+            terms, self.objective, sigma, n_features=self.n_features,
+            n_clusters=self.n_clusters, xp=xp,
+        )  # fmt: skip
+        w = None if sample_weight is None else sample_weight.to(per_sample.dtype)
+        return RBFOutput(
+            terms.responsibilities, reduce_terms(per_sample, w, self.reduction, xp=xp)
+        )
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest center for each row of ``x`` (ties to the lowest index)."""
+        return torch.cdist(x.to(self.centers.dtype), self.centers).argmin(dim=1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_clusters={self.n_clusters}, n_features={self.n_features}, "
+            f"kind={self.kind!r}, objective={self.objective!r}, "
+            f"reduction={self.reduction!r}, learn_sigma={self.learn_sigma}"
+        )
+
+
+def geometric_schedule(start: float, end: float, n_steps: int) -> list[float]:
+    r"""``n_steps`` temperatures falling geometrically from ``start`` to ``end``.
+
+    :math:`\sigma_t = \sigma_0 (\sigma_{end}/\sigma_0)^{t/(T-1)}`, :math:`t = 0..T-1`.
+    """
+    start, end = _check_positive(start, "start"), _check_positive(end, "end")
+    if n_steps < 1:
+        raise ValueError("n_steps must be >= 1")
+    if n_steps == 1:
+        return [end]
+    ratio = math.log(end / start) / (n_steps - 1)
+    return [start * math.exp(ratio * t) for t in range(n_steps)]
+
+
+class SigmaSchedule:
+    """Drive the σ of an :class:`RBFClustering` along a schedule, like an LR scheduler.
+
+    The layer starts at ``sigmas[0]``; each :meth:`step` moves to the next value and
+    stays at the last one.
+
+    Parameters
+    ----------
+    layer : RBFClustering
+    sigmas : sequence of float
+        The temperatures, e.g. :func:`geometric_schedule`.
+
+    Examples
+    --------
+    >>> from arbf.torch import RBFClustering, SigmaSchedule, geometric_schedule
+    >>> layer = RBFClustering(3, 2)
+    >>> sched = SigmaSchedule(layer, geometric_schedule(1.0, 0.01, 3))
+    >>> [round(float(layer.sigma), 4) for _ in range(3) if sched.step() is None]
+    [0.1, 0.01, 0.01]
+    """
+
+    def __init__(self, layer: RBFClustering, sigmas: Sequence[float]) -> None:
+        if len(sigmas) == 0:
+            raise ValueError("sigmas must not be empty")
+        self.layer = layer
+        self.sigmas = [float(s) for s in sigmas]
+        self.t = 0
+        layer.set_sigma(self.sigmas[0])
+
+    def step(self) -> None:
+        """Advance one step (σ stays at the last value once the schedule is spent)."""
+        self.t = min(self.t + 1, len(self.sigmas) - 1)
+        self.layer.set_sigma(self.sigmas[self.t])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "sigmas": list(self.sigmas)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t, self.sigmas = int(state["t"]), [float(s) for s in state["sigmas"]]
+        self.layer.set_sigma(self.sigmas[self.t])

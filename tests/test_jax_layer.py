@@ -1,0 +1,185 @@
+"""Tests for arbf.jax: init_params, apply, loss, predict under jax.jit and jax.grad."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+
+import arbf  # noqa: E402
+from arbf import jax as ajax  # noqa: E402
+
+KINDS = ("softmax", "entmax15")
+jit_loss = jax.jit(ajax.loss, static_argnames=("kind", "objective", "reduction"))
+
+
+def _data(n=60, d=3, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.normal(size=(n, d))), jnp.asarray(rng.normal(size=(k, d)))
+
+
+class TestAgreesWithCore:
+    @pytest.mark.parametrize("kind", [*KINDS, "hard"])
+    @pytest.mark.parametrize("sigma", [0.05, 0.7, 20.0])
+    def test_free_energy_value_and_center_gradient(self, kind, sigma):
+        X, C = _data()
+        p = ajax.init_params(centers=C, sigma=sigma)
+        value, grad = jax.value_and_grad(jit_loss)(p, X, kind=kind, reduction="sum")
+        ref = arbf.free_energy(np.asarray(X), np.asarray(C), sigma=sigma, kind=kind)
+        np.testing.assert_allclose(float(value), float(ref), rtol=1e-12)
+        G = arbf.center_gradient(np.asarray(X), np.asarray(C), sigma=sigma, kind=kind)
+        np.testing.assert_allclose(np.asarray(grad["centers"]), G, rtol=1e-10, atol=1e-10)
+        R = ajax.apply(p, X, kind=kind)
+        ref_R = arbf.responsibilities(np.asarray(X), np.asarray(C), sigma=sigma, kind=kind)
+        np.testing.assert_allclose(np.asarray(R), ref_R, rtol=1e-10, atol=1e-12)
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_distortion_value_and_stopgrad_gradient(self, kind):
+        X, C = _data(seed=1)
+        p = ajax.init_params(centers=C, sigma=0.5)
+        value, grad = jax.value_and_grad(jit_loss)(
+            p, X, kind=kind, objective="distortion", reduction="sum"
+        )
+        ref = arbf.soft_distortion(np.asarray(X), np.asarray(C), sigma=0.5, kind=kind)
+        np.testing.assert_allclose(float(value), float(ref), rtol=1e-12)
+        G = arbf.center_gradient(np.asarray(X), np.asarray(C), sigma=0.5, kind=kind)
+        np.testing.assert_allclose(np.asarray(grad["centers"]), G, rtol=1e-10, atol=1e-10)
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_input_gradient_matches_envelope_formula(self, kind):
+        X, C = _data(seed=2)
+        p = ajax.init_params(centers=C, sigma=0.3)
+        gX = jax.grad(lambda x: ajax.loss(p, x, kind=kind, reduction="sum"))(X)
+        R = ajax.apply(p, X, kind=kind)
+        np.testing.assert_allclose(np.asarray(gX), np.asarray(2 * (X - R @ C)), atol=1e-9)
+
+    def test_weighted_and_reductions(self):
+        X, C = _data(seed=3)
+        w = jnp.asarray(np.random.default_rng(0).random(X.shape[0]))
+        p = ajax.init_params(centers=C, sigma=0.4)
+        ref = float(arbf.free_energy(np.asarray(X), np.asarray(C), sigma=0.4,
+                                     sample_weight=np.asarray(w)))  # fmt: skip
+        s = ajax.loss(p, X, reduction="sum", sample_weight=w)
+        m = ajax.loss(p, X, reduction="mean", sample_weight=w)
+        np.testing.assert_allclose(float(s), ref, rtol=1e-12)
+        np.testing.assert_allclose(float(m), ref / float(w.sum()), rtol=1e-12)
+        assert ajax.loss(p, X, reduction="none").shape == (X.shape[0],)
+
+    def test_nll(self):
+        X, C = _data(seed=4)
+        sigma = 0.8
+        p = ajax.init_params(centers=C, sigma=sigma)
+        var = sigma / 2
+        D = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+        logp = -D / (2 * var) - 0.5 * 3 * math.log(2 * math.pi * var)
+        ref = -(jax.scipy.special.logsumexp(logp, axis=1) - math.log(4))
+        got = ajax.loss(p, X, objective="nll", reduction="none")
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10)
+
+
+class TestTraining:
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_gradients_reach_encoder_and_centers(self, kind):
+        key = jax.random.PRNGKey(0)
+        W = jax.random.normal(key, (5, 2))
+        x = jax.random.normal(jax.random.PRNGKey(1), (40, 5))
+        p = ajax.init_params(jnp.tanh(x @ W), 3, random_state=0, sigma=0.5)
+
+        def total(W, p):
+            return ajax.loss(p, jnp.tanh(x @ W), kind=kind)
+
+        gW, gp = jax.jit(jax.grad(total, argnums=(0, 1)))(W, p)
+        assert float(jnp.abs(gW).sum()) > 0
+        assert float(jnp.abs(gp["centers"]).sum()) > 0
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_loss_decreases_with_annealing_under_jit(self, kind):
+        rng = np.random.default_rng(0)
+        X = jnp.asarray(np.concatenate(
+            [rng.normal(size=(30, 2)) * 0.3 + m for m in ([0, 0], [3, 0], [0, 3])]
+        ))  # fmt: skip
+        p = ajax.init_params(centers=jnp.asarray(rng.normal(size=(3, 2))), sigma=1.0)
+        sigmas = ajax.geometric_schedule(1.0, 0.05, 100)
+
+        @jax.jit
+        def step(p, t):
+            value, g = jax.value_and_grad(ajax.loss)(p, X, kind=kind, sigma=sigmas[t])
+            return jax.tree_util.tree_map(lambda a, b: a - 0.05 * b, p, g), value
+
+        first = None
+        for t in range(100):
+            p, value = step(p, t)
+            first = value if first is None else first
+        final = ajax.loss(p, X, kind=kind, sigma=0.05)
+        assert float(final) < 0.5 * float(first)
+        assert step._cache_size() <= 2  # σ is traced: no compilation per σ value
+
+    def test_log_sigma_gets_zero_gradient_when_sigma_given(self):
+        X, C = _data(seed=5)
+        p = ajax.init_params(centers=C, sigma=0.4)
+        g = jax.grad(ajax.loss)(p, X, sigma=0.2)
+        assert float(g["log_sigma"]) == 0.0
+        g = jax.grad(ajax.loss)(p, X, objective="nll")
+        assert float(g["log_sigma"]) != 0.0
+
+    def test_entmax_exact_zeros(self):
+        X, C = _data(seed=7)
+        p = ajax.init_params(centers=C, sigma=0.3)
+        R = ajax.apply(p, X, kind="entmax15")
+        assert bool((R == 0).any())
+        np.testing.assert_allclose(np.asarray(R.sum(1)), 1.0, rtol=1e-12)
+        assert bool((ajax.apply(p, X) > 0).all())
+
+
+class TestInitAndPredict:
+    def test_init_from_kmeans_and_predict(self):
+        X, _ = _data(n=80, seed=8)
+        p = ajax.init_params(X, 4, random_state=0, sigma=0.5)
+        ref = arbf.kmeans(np.asarray(X), 4, random_state=0)
+        np.testing.assert_allclose(np.asarray(p["centers"]), ref.centers, rtol=1e-10)
+        np.testing.assert_allclose(float(jnp.exp(p["log_sigma"])), 0.5)
+        np.testing.assert_array_equal(np.asarray(ajax.predict(p, X)), ref.labels)
+
+    @pytest.mark.parametrize(
+        "kwargs", [{"sigma": 0.0}, {"sigma": -1.0}, {}, {"centers": jnp.zeros(3)}]
+    )
+    def test_bad_init(self, kwargs):
+        with pytest.raises(ValueError):
+            ajax.init_params(**kwargs)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"kind": "sparsemax"}, {"objective": "elbo"}, {"reduction": "max"},
+         {"kind": "entmax15", "objective": "nll"}],
+    )  # fmt: skip
+    def test_bad_loss_arguments(self, kwargs):
+        X, C = _data()
+        with pytest.raises(ValueError):
+            ajax.loss(ajax.init_params(centers=C), X, **kwargs)
+
+
+def test_optax_adam_example():
+    optax = pytest.importorskip("optax")
+    rng = np.random.default_rng(1)
+    X = jnp.asarray(rng.normal(size=(90, 2)) + np.repeat([[0, 0], [4, 0], [0, 4]], 30, 0))
+    p = ajax.init_params(X, 3, random_state=0, sigma=1.0)
+    opt = optax.adam(0.05)
+    state = opt.init(p)
+    sigmas = ajax.geometric_schedule(1.0, 0.01, 50)
+
+    @jax.jit
+    def update(p, state, t):
+        g = jax.grad(ajax.loss)(p, X, kind="entmax15", sigma=sigmas[t])
+        upd, state = opt.update(g, state, p)
+        return optax.apply_updates(p, upd), state
+
+    for t in range(50):
+        p, state = update(p, state, t)
+    labels = np.asarray(ajax.predict(p, X))
+    assert len(np.unique(labels)) == 3
