@@ -8,8 +8,6 @@ standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 from ._drivers.init import kmeans_plusplus
 from ._drivers.kmeans import ConvergenceWarning, KMeansResult, kmeans
 from ._drivers.rbf import anneal, rbf_kmeans
-from ._estimators.kmeans import KMeans
-from ._estimators.rbf import RBFKMeans
 from ._math.entmax import entmax15, entmax_bisect, sparsemax
 from ._math.matching import centroid_discrepancy
 from ._math.objectives import inertia
@@ -19,6 +17,24 @@ from ._math.responsibilities import responsibilities
 from ._math.steps import lloyd_step
 
 __version__ = "0.1.0.dev0"
+
+# The estimators import scikit-learn (when installed) for their base classes: load them on
+# first use so that ``import arbf`` stays light.
+_LAZY = {"KMeans": "._estimators.kmeans", "RBFKMeans": "._estimators.rbf"}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'arbf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "ConvergenceWarning",

@@ -28,6 +28,13 @@ try:  # JAX: x64 on, CPU only
 except Exception:  # pragma: no cover - jax not installed
     pass
 
+try:  # small arrays: torch's intra-op threads only contend with the test workers
+    import torch
+
+    torch.set_num_threads(1)
+except Exception:  # pragma: no cover - torch not installed
+    pass
+
 try:
     from hypothesis import HealthCheck, settings
 

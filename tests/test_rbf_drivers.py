@@ -166,6 +166,24 @@ class TestAnneal:
         with pytest.raises(ValueError, match="kind"):
             arbf.anneal(X, INIT, kind="hard")
 
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_merged_centers_split_again(self, kind):
+        X = _mixture(11, sep=12.0)
+        merged = np.repeat(X.mean(axis=0, keepdims=True), 3, axis=0)
+        sched = np.geomspace(200.0, 0.5, 25)
+        res = arbf.anneal(X, merged, kind=kind, schedule=sched, finish=False)
+        last = res.path[-1]
+        assert min(np.linalg.norm(last[i] - last[j]) for i in range(3) for j in range(i)) > 5
+        again = arbf.anneal(X, merged, kind=kind, schedule=sched, finish=False)
+        np.testing.assert_array_equal(again.path, res.path)  # deterministic by default
+        # without symmetry breaking, identical centers are a fixed point of every update
+        stuck = arbf.anneal(X, merged, kind=kind, schedule=sched, finish=False, perturbation=0)
+        np.testing.assert_allclose(stuck.path[-1], merged, atol=1e-9)
+
+    def test_bad_perturbation(self):
+        with pytest.raises(ValueError, match="perturbation"):
+            arbf.anneal(_mixture(), INIT, perturbation=-1.0)
+
     def test_verbose_logs_levels(self, caplog):
         X = _mixture()
         with caplog.at_level("INFO", logger="arbf"):

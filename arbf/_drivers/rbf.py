@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, to_host
+from .._backend import Array, device_of, from_host, to_host
 from .._chunking import chunk_rows, iter_chunks
 from .._math.distances import _itemsize, sq_distances, sq_norms
 from .._math.steps import safe_divide_centers
 from .._validation import (
     check_data,
     check_kind,
+    check_random_state,
     check_sample_weight,
     check_sigma,
     check_x_centers_weights,
@@ -303,6 +304,24 @@ def rbf_kmeans(
     )
 
 
+def _split_coincident(
+    C: Array, radius: float, rng: np.random.Generator, *, xp: ModuleType
+) -> Array:
+    """Move each center within ``radius`` of a lower-numbered one by ``radius`` (random
+    direction).  Host-side on the small ``k x d`` array; returns ``C`` itself when no
+    center moves."""
+    Ch = to_host(C).astype(np.float64)
+    k, d = Ch.shape
+    d2 = np.sum((Ch[:, None, :] - Ch[None, :, :]) ** 2, axis=-1)
+    close = np.tril(d2 < radius * radius, k=-1).any(axis=1)
+    if not close.any():
+        return C
+    step = rng.normal(size=(k, d))
+    step /= np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-300)
+    Ch = Ch + np.where(close[:, None], radius * step, 0.0)
+    return from_host(Ch, xp=xp, device=device_of(C), dtype=C.dtype)
+
+
 def critical_sigma(X: Array, w: Array | None, *, xp: ModuleType) -> float:
     r"""``σ_c = 2 λ_max(Cov_w X)``: above it the softmax fixed point is all centers at the mean.
 
@@ -384,6 +403,8 @@ def anneal(
     update: str = "fixed_point",
     lr: Any = "lloyd",
     finish: bool = True,
+    perturbation: float = 1e-2,
+    random_state: Any = 0,
     working_memory: float | None = None,
     verbose: bool = False,
 ) -> AnnealResult:
@@ -410,6 +431,16 @@ def anneal(
         Per level, as in :func:`rbf_kmeans`.
     finish : bool
         Run hard Lloyd (:func:`arbf.kmeans`, ``tol=0``) from the last level.
+    perturbation : float
+        Symmetry breaking (Rose, Gurewitz & Fox 1990): at the start of each level, a
+        center closer than ``perturbation * sqrt(σ)`` to a lower-numbered one is moved by
+        ``perturbation * sqrt(σ)`` in a random direction.  Coincident centers are a fixed
+        point of every soft update (and near-coincident ones sit at an unstable one whose
+        first steps fall below ``tol``), so without this they never split again once a
+        high temperature has merged them.  ``0`` turns it off.
+    random_state : int, numpy Generator or None
+        Seeds the directions of the perturbations (default 0: ``anneal`` is
+        deterministic; ``None`` draws fresh entropy).
     working_memory : float, optional
     verbose : bool
         Log each level on the ``"arbf"`` logger.
@@ -449,6 +480,11 @@ def anneal(
             check_sigma(float(s))
         if np.any(np.diff(sigmas) > 0):
             raise ValueError("schedule must be non-increasing (annealing lowers σ)")
+    if isinstance(perturbation, bool) or not isinstance(perturbation, numbers.Real):
+        raise ValueError(f"perturbation must be a non-negative number, got {perturbation!r}")
+    if not 0 <= float(perturbation) < np.inf:
+        raise ValueError(f"perturbation must be a non-negative number, got {perturbation!r}")
+    rng = check_random_state(random_state)
     mean = _mean_rows(X, xp=xp)
     Xc, Cc = X - mean, C - mean
     tol_abs = _tolerance(X, tol, xp=xp)
@@ -461,6 +497,8 @@ def anneal(
 
     for li, s in enumerate(sigmas):
         level_kind = "hard" if s == 0 else kind
+        if perturbation > 0 and s > 0:
+            Cc = _split_coincident(Cc, float(perturbation) * float(np.sqrt(s)), rng, xp=xp)
         Cc, it, _, _ = _fixed_sigma(
             Xc,
             Cc,
