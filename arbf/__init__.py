@@ -23,7 +23,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {"KMeans": "._estimators.kmeans", "RBFKMeans": "._estimators.rbf"}
 
 
-def __getattr__(name: str):  # noqa: ANN202 - PEP 562
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 

@@ -78,7 +78,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
-def xp(backend: Backend):  # noqa: ANN201
+def xp(backend: Backend):
     return backend.xp
 
 
