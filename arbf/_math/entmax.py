@@ -65,6 +65,14 @@ def _ranks(y: Array, *, xp: ModuleType) -> Array:
     return xp.arange(1, k + 1, dtype=y.dtype, device=device_of(y))
 
 
+def _index_dtype(xp: ModuleType, x: Array) -> Any:
+    """The namespace's default indexing dtype (int32 on JAX without x64)."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device_of(x))["indexing"]
+    except Exception:  # pragma: no cover - namespace without the inspection API
+        return xp.int64
+
+
 def _entmax15_sqrt_sort(z: Array, *, xp: ModuleType) -> Array:
     """``u = [z/2 - τ]_+`` (so that entmax-1.5 is ``u**2``), exact sort-based algorithm."""
     y = _shifted(z / 2.0, xp=xp)
@@ -75,7 +83,7 @@ def _entmax15_sqrt_sort(z: Array, *, xp: ModuleType) -> Array:
     delta = (1.0 - rho * (mean_sq - mean * mean)) / rho
     # τ for each candidate support size; the support is the set of sizes where τ <= ys
     tau = mean - xp.sqrt(xp.clip(delta, 0.0, None))
-    support = xp.sum(xp.astype(tau <= ys, xp.int64), axis=-1, keepdims=True)
+    support = xp.sum(xp.astype(tau <= ys, _index_dtype(xp, y)), axis=-1, keepdims=True)
     idx = support - 1
     # gather mean and delta (> 0 at the true support size) rather than τ, so that the
     # unselected sqrt(0) never enters the autodiff graph of the result
@@ -181,7 +189,7 @@ def sparsemax_impl(z: Array, *, xp: ModuleType) -> Array:
     ys = xp.sort(y, axis=-1, descending=True)
     rho = _ranks(y, xp=xp)
     cs = xp.cumulative_sum(ys, axis=-1)
-    support = xp.sum(xp.astype(1.0 + rho * ys > cs, xp.int64), axis=-1, keepdims=True)
+    support = xp.sum(xp.astype(1.0 + rho * ys > cs, _index_dtype(xp, y)), axis=-1, keepdims=True)
     cs_s = xp.take_along_axis(cs, support - 1, axis=-1)
     tau = (cs_s - 1.0) / xp.astype(support, y.dtype)
     return xp.clip(y - tau, 0.0, None)
