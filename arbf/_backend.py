@@ -122,6 +122,20 @@ def to_host(x: Array) -> np.ndarray:
     return np.asarray(x)
 
 
+def materialize(*arrays: Array, xp: ModuleType) -> tuple[Array, ...]:
+    """Evaluate lazy arrays once, together, and keep the results (Dask: ``persist``).
+
+    Drivers call this on what an iteration produced (the new centers and the host-bound
+    statistics) so that the next iteration's graph starts from concrete chunks instead
+    of re-running every earlier iteration.  Eager backends return the arrays unchanged.
+    """
+    if is_dask(xp):
+        import dask
+
+        return tuple(dask.persist(*arrays))
+    return arrays
+
+
 def to_scalar(x: Array) -> float:
     """A 0-d array (or scalar) as a Python float (a host sync)."""
     return float(to_host(x).reshape(()))

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, to_host
+from .._backend import Array, device_of, from_host, materialize, to_host
 from .._chunking import chunk_rows, iter_chunks
 from .._math.distances import _itemsize, sq_distances, sq_norms
 from .._math.steps import safe_divide_centers
@@ -175,16 +175,16 @@ def _fixed_sigma(
             grad = 2.0 * (st.mass[:, None] * C - st.sums)
             C_new = C - float(lr) * grad
         diff = C_new - C
-        host = to_host(
-            xp.stack(
-                [
-                    xp.sum(diff * diff),
-                    xp.astype(st.free_energy, C.dtype),
-                    xp.astype(st.soft_distortion, C.dtype),
-                    xp.astype(st.inertia, C.dtype),
-                ]
-            )
+        stats = xp.stack(
+            [
+                xp.sum(diff * diff),
+                xp.astype(st.free_energy, C.dtype),
+                xp.astype(st.soft_distortion, C.dtype),
+                xp.astype(st.inertia, C.dtype),
+            ]
         )
+        C_new, stats = materialize(C_new, stats, xp=xp)  # one evaluation per iteration
+        host = to_host(stats)
         shift = float(host[0])
         hist["center_shift"].append(shift)
         hist["free_energy"].append(float(host[1]))
