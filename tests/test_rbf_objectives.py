@@ -121,7 +121,7 @@ class TestObjectives:
         X, C = (X * scale).astype(dtype), (C * scale).astype(dtype)
         args = (backend.asarray(X), backend.asarray(C))
         J = float(np.sum(w * ((X[:, None].astype(float) - C[None]) ** 2).sum(-1).min(1)))
-        for rel in [1e3, 1.0, 1e-3, 1e-8]:
+        for rel in [1e3, 1e-3, 1e-8]:
             sigma = rel * scale**2
             kw = {"sigma": sigma, "kind": kind, "sample_weight": backend.asarray(w.astype(dtype))}
             for f in (arbf.soft_distortion, arbf.free_energy, arbf.center_gradient):

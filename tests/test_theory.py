@@ -316,6 +316,20 @@ class TestAutodiffTorch:
             expected = _closed_form_entmax_vjp(p.detach().numpy(), dy)
             np.testing.assert_allclose(zt.grad.numpy(), expected, atol=1e-10)
 
+    @pytest.mark.parametrize("alpha", [1.25, 2.0, 3.0])
+    def test_entmax_bisect_vjp_general_alpha(self, rng, alpha):
+        # α-entmax Jacobian: g = p^(2-α) on the support; dz = g dy - g Σ(g dy) / Σ g
+        import torch
+
+        z, dy = rng.normal(size=(6, 5)) * 2, rng.normal(size=(6, 5))
+        zt = torch.tensor(z, requires_grad=True)
+        p = arbf.entmax_bisect(zt, alpha=alpha)
+        (p * torch.tensor(dy)).sum().backward()
+        pn = p.detach().numpy()
+        g = np.power(pn, 2 - alpha, out=np.zeros_like(pn), where=pn > 0)
+        expected = g * dy - g * (g * dy).sum(-1, keepdims=True) / g.sum(-1, keepdims=True)
+        np.testing.assert_allclose(zt.grad.numpy(), expected, atol=1e-9)
+
 
 @pytest.mark.skipif(not _have("jax"), reason="jax not installed")
 class TestAutodiffJax:
