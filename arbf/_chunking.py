@@ -39,7 +39,9 @@ def chunk_rows(
         return max(n, 1)
     budget = DEFAULT_WORKING_MEMORY_MB if working_memory is None else float(working_memory)
     if not budget > 0:
-        raise ValueError(f"working_memory must be a positive number of MiB, got {working_memory!r}")
+        raise ValueError(
+            f"working_memory must be a positive number of MiB, got {working_memory!r}"
+        )
     rows = int(budget * 2**20) // (_TEMPORARIES * max(k, 1) * itemsize)
     return int(min(max(rows, 1), max(n, 1)))
 

@@ -81,8 +81,10 @@ class Backend:
         """``x`` is an array of this backend, on its device, of ``dtype`` when given."""
         import array_api_compat as aac
 
-        assert aac.array_namespace(x) is self.xp or type(x).__module__.split(".")[0] == (
-            type(self.asarray(np.zeros(1))).__module__.split(".")[0]
+        assert (
+            aac.array_namespace(x) is self.xp
+            or type(x).__module__.split(".")[0]
+            == (type(self.asarray(np.zeros(1))).__module__.split(".")[0])
         ), f"{type(x)} is not a {self.name} array"
         if self.device is not None:
             assert str(aac.device(x)) == str(self.device), (aac.device(x), self.device)

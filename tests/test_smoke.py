@@ -12,5 +12,6 @@ def test_kmeans_runs_on_backend(backend):
     got = np.sort(backend.to_numpy(res.centers)[:, 0])
     exp = np.sort([X[:50, 0].mean(), X[50:, 0].mean()])
     np.testing.assert_allclose(got, exp, rtol=1e-10)
-    assert_close(arbf.inertia(backend.asarray(X), res.centers), res.inertia, backend=backend,
-                 rtol=1e-10)
+    assert_close(
+        arbf.inertia(backend.asarray(X), res.centers), res.inertia, backend=backend, rtol=1e-10
+    )
