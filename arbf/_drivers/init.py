@@ -20,6 +20,7 @@ from .._backend import (
     from_host,
     has_float64,
     is_dask,
+    materialize,
     to_host,
 )
 from .._chunking import chunk_rows, iter_chunks
@@ -92,6 +93,8 @@ def kmeans_plusplus_impl(
     closest = _dist_to_rows(
         X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
     )[:, 0]
+    # Dask: keep the n-vectors as concrete chunks so each center's graph is shallow
+    x_sq, closest = materialize(x_sq, closest, xp=xp)
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     for _ in range(1, n_clusters):
         wd = closest if sample_weight is None else closest * sample_weight
@@ -112,7 +115,8 @@ def kmeans_plusplus_impl(
             closest[:, None],
             _dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
         )
-        pots = to_host(_weighted_sum0(D, sample_weight, xp=xp))
+        D, pots_d = materialize(D, _weighted_sum0(D, sample_weight, xp=xp), xp=xp)
+        pots = to_host(pots_d)
         best = int(np.argmin(pots))
         closest = D[:, best]
         indices.append(int(cand_h[best]))

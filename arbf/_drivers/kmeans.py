@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, has_float64, to_host
+from .._backend import Array, device_of, from_host, has_float64, materialize, to_host
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from .._math import fast_numpy
 from .._math.distances import _itemsize, assign_inertia, labelled_sq_distances, lloyd_sums
@@ -214,8 +214,15 @@ def _single_lloyd(
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         if labels_old is not None:
             stats.append(xp.astype(xp.all(labels == labels_old), C.dtype))
+        host_vec = xp.concat([xp.stack(stats), xp.astype(weights, C.dtype)])
+        # Dask: evaluate this iteration's graph once (a tree reduction of the sums, counts
+        # and inertia over the row chunks) and keep the new centers (k x d) and the labels
+        # (distributed, n) as concrete chunks, so iteration t+1 does not re-run 1..t.
+        C_new, labels, sums, weights, host_vec = materialize(
+            C_new, labels, sums, weights, host_vec, xp=xp
+        )
         # the one host sync of the iteration: shift, inertia, "labels unchanged", weights
-        host = to_host(xp.concat([xp.stack(stats), xp.astype(weights, C.dtype)]))
+        host = to_host(host_vec)
         shift, inertia_i = float(host[0]), float(host[1])
         same = labels_old is not None and bool(host[2])
         empty = np.flatnonzero(host[len(stats) :] == 0)
@@ -249,6 +256,7 @@ def _single_lloyd(
         inertia = _labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
     else:
         labels, inert = assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+        labels, inert = materialize(labels, inert, xp=xp)
         inertia = float(to_host(inert))
     history = {"inertia": np.asarray(inertias), "center_shift": np.asarray(shifts)}
     return C, labels, inertia, i + 1, converged, history
@@ -376,7 +384,7 @@ def kmeans(
             runs = 1
 
     tol_abs = _tolerance(X, float(tol), xp=xp)
-    X_mean = _mean_rows(X, xp=xp)
+    (X_mean,) = materialize(_mean_rows(X, xp=xp), xp=xp)  # Dask: one pass, kept
     Xc = X - X_mean
 
     best: tuple[Any, ...] | None = None
