@@ -23,7 +23,7 @@ from .._backend import (
     materialize,
     to_host,
 )
-from .._chunking import chunk_rows, iter_chunks
+from .._chunking import DEFAULT_WORKING_MEMORY_MB, chunk_rows, iter_chunks
 from .._math.distances import _itemsize, sq_distances, sq_norms
 from .._validation import (
     check_data,
@@ -32,7 +32,13 @@ from .._validation import (
     check_sample_weight,
 )
 
-__all__ = ["kmeans_plusplus", "kmeans_plusplus_impl", "random_init_impl"]
+__all__ = [
+    "kmeans_parallel",
+    "kmeans_parallel_impl",
+    "kmeans_plusplus",
+    "kmeans_plusplus_impl",
+    "random_init_impl",
+]
 
 
 def _host_probabilities(sample_weight: Array | None, n: int) -> np.ndarray:
@@ -210,5 +216,242 @@ def kmeans_plusplus(
         rng,
         xp=xp,
         n_local_trials=n_local_trials,
+        working_memory=working_memory,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# k-means|| (Bahmani, Moseley, Vattani, Kumar & Vassilvitskii 2012)
+# --------------------------------------------------------------------------------------
+
+
+def _nearest_candidates(
+    X: Array, cands: Array, *, xp: ModuleType, working_memory: float | None
+) -> Array:
+    """Index of the nearest of ``m`` (possibly many) candidates for every row.
+
+    Eager backends walk the rows in chunks (:func:`arbf._math.distances.assign`).  Dask
+    arrays are one lazy chunk whose row blocks are Dask's own, so the candidates are
+    walked in blocks instead, keeping a running minimum: no ``rows x m`` temporary larger
+    than the memory budget for any ``m``.
+    """
+    from .._math.distances import assign
+
+    if not is_dask(xp):
+        return assign(X, cands, xp=xp, working_memory=working_memory)[0]
+    m = cands.shape[0]
+    rows = max(max(X.chunks[0]), 1)
+    budget = DEFAULT_WORKING_MEMORY_MB if working_memory is None else float(working_memory)
+    block = max(1, min(m, int(budget * 2**20) // (4 * rows * _itemsize(X))))
+    best_d = best_i = None
+    for a in range(0, m, block):
+        b = min(a + block, m)
+        C = cands[a:b, ...]
+        D = sq_norms(C, xp=xp)[None, :] - 2.0 * (X @ C.T)  # ||x||^2 does not change argmin
+        d = xp.min(D, axis=1)
+        i = xp.argmin(D, axis=1) + a
+        if best_d is None:
+            best_d, best_i = d, i
+        else:
+            better = d < best_d  # strict: ties stay with the lower index
+            best_d = xp.where(better, d, best_d)
+            best_i = xp.where(better, i, best_i)
+    return best_i
+
+
+def _candidate_weights(
+    labels: Array, w: Array | None, m: int, *, xp: ModuleType, dtype: Any
+) -> np.ndarray:
+    """``W_c = sum_{i: nearest candidate of x_i is c} w_i`` on the host (one sync)."""
+    if is_dask(xp):
+        import dask.array as da
+
+        return to_host(da.bincount(labels, weights=w, minlength=m)).astype(np.float64)
+    from .._backend import segment_sum
+
+    vals = xp.ones(labels.shape, dtype=dtype, device=device_of(labels)) if w is None else w
+    return to_host(segment_sum(vals, labels, m, xp=xp)).astype(np.float64)
+
+
+def _bernoulli_pick(
+    wd: Array, ell: float, phi: float, rng: np.random.Generator, *, xp: ModuleType
+) -> np.ndarray:
+    """Indices ``i`` kept with probability ``min(1, ell * wd_i / phi)``.
+
+    The uniforms come from the host Generator: drawn on the host for eager backends (one
+    host round trip of the ``n``-vector ``wd``), or from a Dask Generator seeded by it,
+    so on Dask only the ~``ell`` chosen indices leave the cluster.
+    """
+    if is_dask(xp):
+        import dask.array as da
+
+        seed = int(rng.integers(2**63 - 1))
+        u = da.random.default_rng(seed).random(wd.shape[0], chunks=wd.chunks)
+        keep = da.flatnonzero(u * phi < ell * xp.astype(wd, xp.float64))
+        return np.asarray(to_host(keep), dtype=np.int64)
+    wd_h = to_host(wd).astype(np.float64)
+    u = rng.uniform(size=wd_h.shape[0])
+    return np.flatnonzero(u * phi < ell * wd_h).astype(np.int64)
+
+
+def kmeans_parallel_impl(
+    X: Array,
+    n_clusters: int,
+    sample_weight: Array | None,
+    rng: np.random.Generator,
+    *,
+    xp: ModuleType,
+    oversampling_factor: float = 2.0,
+    n_rounds: int = 5,
+    working_memory: float | None = None,
+) -> Array:
+    """k-means|| candidates, then weighted k-means on them on the host (see
+    :func:`kmeans_parallel`).  Returns the centers in the namespace of ``X``."""
+    import warnings
+
+    from .kmeans import kmeans
+
+    n = X.shape[0]
+    dev = device_of(X)
+    ell = float(oversampling_factor) * n_clusters
+    acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
+    first = int(rng.choice(n, p=_host_probabilities(sample_weight, n)))
+    picked = [first]
+    x_sq = sq_norms(X, xp=xp)
+    closest = _dist_to_rows(
+        X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
+    )[:, 0]
+    x_sq, closest = materialize(x_sq, closest, xp=xp)
+    max_rounds = 4 * max(int(n_rounds), 1)
+    r = 0
+    while r < max_rounds:
+        if r >= n_rounds and len(set(picked)) >= n_clusters:
+            break
+        r += 1
+        wd = closest if sample_weight is None else closest * sample_weight
+        wd = xp.astype(wd, acc_dtype)
+        phi = float(to_host(xp.sum(wd)))
+        if not phi > 0:  # every sample sits on a candidate
+            break
+        new = np.setdiff1d(_bernoulli_pick(wd, ell, phi, rng, xp=xp), picked)
+        if new.size == 0:
+            continue
+        picked.extend(int(i) for i in new)
+        rows = xp.take(X, from_host(new, xp=xp, device=dev), axis=0)
+        D = _dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
+        (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
+    idx = np.asarray(picked, dtype=np.int64)
+    cand_h = to_host(xp.take(X, from_host(idx, xp=xp, device=dev), axis=0)).astype(np.float64)
+    _, first_of = np.unique(cand_h, axis=0, return_index=True)
+    keep = np.sort(first_of)  # distinct rows, in the order they were picked
+    idx, cand_h = idx[keep], cand_h[keep]
+    m = idx.shape[0]
+    labels = _nearest_candidates(
+        X,
+        from_host(cand_h, xp=xp, device=dev, dtype=X.dtype),
+        xp=xp,
+        working_memory=working_memory,
+    )
+    wc = _candidate_weights(labels, sample_weight, m, xp=xp, dtype=X.dtype)
+    if m < n_clusters:  # fewer distinct candidates than clusters: pad with data rows
+        p = _host_probabilities(sample_weight, n)
+        p[idx] = 0.0
+        n_pad = min(n_clusters - m, int(np.count_nonzero(p)))
+        if n_pad:
+            extra = np.asarray(
+                rng.choice(n, size=n_pad, replace=False, p=p / p.sum()), dtype=np.int64
+            )
+            rows_h = to_host(xp.take(X, from_host(extra, xp=xp, device=dev), axis=0))
+            cand_h = np.concatenate([cand_h, rows_h.astype(np.float64)])
+            wc = np.concatenate([wc, np.full(n_pad, 1e-12 * max(wc.sum(), 1.0))])
+        while cand_h.shape[0] < n_clusters:  # fewer distinct rows than clusters
+            cand_h = np.concatenate([cand_h, cand_h[: n_clusters - cand_h.shape[0]]])
+            wc = np.concatenate([wc, wc[: n_clusters - wc.shape[0]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = kmeans(cand_h, n_clusters, sample_weight=wc, n_init=1, random_state=rng)
+    return from_host(np.asarray(res.centers), xp=xp, device=dev, dtype=X.dtype)
+
+
+def kmeans_parallel(
+    X: Any,
+    n_clusters: int,
+    /,
+    *,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    oversampling_factor: float = 2.0,
+    n_rounds: int = 5,
+    working_memory: float | None = None,
+) -> Array:
+    r"""Choose initial centers with k-means|| (scalable k-means++).
+
+    Bahmani et al. (2012), "Scalable K-Means++", weight-aware.  Start from one sample
+    drawn with probability :math:`w_i/\sum w`; then, for ``n_rounds`` rounds, with
+    :math:`D_i = \min_{c \in \mathcal C} \lVert x_i - c\rVert^2` the squared distance
+    to the current candidate set :math:`\mathcal C` and
+    :math:`\varphi = \sum_i w_i D_i`, add every sample independently with probability
+
+    .. math:: \min\bigl(1,\ \ell\, w_i D_i / \varphi\bigr), \qquad
+              \ell = \text{oversampling\_factor} \times k .
+
+    Each round is one pass over the data (the ``n``-vector :math:`D` is updated with the
+    distances to the new candidates only).  About :math:`1 + \ell \cdot` ``n_rounds``
+    candidates result; each gets the weight :math:`W_c = \sum_{i \to c} w_i` of the
+    samples nearest to it, and weighted k-means (greedy k-means++ then Lloyd) on the small
+    weighted candidate set, on the host, gives the ``k`` centers.  Rounds continue past
+    ``n_rounds`` while there are fewer than ``k`` distinct candidates.
+
+    Random numbers come from the host Generator.  On eager backends the uniforms are
+    drawn on the host (one round trip of an ``n``-vector per round, against one per
+    *center* for k-means++); on Dask they are drawn on the workers from a Generator
+    seeded by it, so only the chosen indices travel, and the result differs from the
+    other backends' for the same seed.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    n_clusters : int
+    sample_weight : array of shape (n_samples,), optional
+    random_state : int, numpy Generator or None
+    oversampling_factor : float, default=2.0
+        :math:`\ell / k`.
+    n_rounds : int, default=5
+    working_memory : float, optional
+        Memory budget in MiB for one chunk.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+        In the namespace, device and floating dtype of ``X``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> from arbf._drivers.init import kmeans_parallel
+    >>> X = xp.asarray([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]])
+    >>> C = kmeans_parallel(X, 2, random_state=0)
+    >>> sorted(float(v) for v in C[:, 0])
+    [0.0, 9.0]
+    """
+    X, xp = check_data(X)
+    n_clusters = check_n_clusters(n_clusters, X.shape[0])
+    w = check_sample_weight(
+        sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+    )
+    rng = check_random_state(random_state)
+    if not (isinstance(oversampling_factor, int | float) and oversampling_factor > 0):
+        raise ValueError(f"oversampling_factor must be > 0, got {oversampling_factor!r}")
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, numbers.Integral) or n_rounds < 1:
+        raise ValueError(f"n_rounds must be a positive integer, got {n_rounds!r}")
+    return kmeans_parallel_impl(
+        X,
+        n_clusters,
+        w,
+        rng,
+        xp=xp,
+        oversampling_factor=float(oversampling_factor),
+        n_rounds=int(n_rounds),
         working_memory=working_memory,
     )

@@ -28,7 +28,7 @@ from .._validation import (
     check_random_state,
     check_sample_weight,
 )
-from .init import kmeans_plusplus_impl, random_init_impl
+from .init import kmeans_parallel_impl, kmeans_plusplus_impl, random_init_impl
 
 __all__ = ["ConvergenceWarning", "KMeansResult", "kmeans"]
 
@@ -322,9 +322,12 @@ def kmeans(
         Any Array API array (NumPy, CuPy, PyTorch, JAX, Dask, ...); lists are converted
         with NumPy.  Integer and bool input is promoted to the default float.
     n_clusters : int
-    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable
-        A callable is called as ``init(X, n_clusters, random_state=rng)`` with the
-        (uncentred) data and a NumPy Generator, and must return centers.
+    init : {"k-means++", "k-means||", "random"}, array (n_clusters, n_features) or callable
+        "k-means||" is the scalable k-means++ of Bahmani et al. (2012): a few passes over
+        the data instead of one per center (:func:`arbf._drivers.init.kmeans_parallel`;
+        for data that do not fit one memory, e.g. Dask).  A callable is called as
+        ``init(X, n_clusters, random_state=rng)`` with the (uncentred) data and a NumPy
+        Generator, and must return centers.
     n_init : "auto" or int
         "auto" means 1 for "k-means++" and arrays, 10 for "random" and callables.
     max_iter : int
@@ -368,9 +371,10 @@ def kmeans(
     runs = _resolve_n_init(n_init, init)
 
     is_array_init = not isinstance(init, str) and not callable(init)
-    if isinstance(init, str) and init not in ("k-means++", "random"):
+    if isinstance(init, str) and init not in ("k-means++", "k-means||", "random"):
         raise ValueError(
-            f"init must be 'k-means++', 'random', an array or a callable, got {init!r}"
+            "init must be 'k-means++', 'k-means||', 'random', an array or a callable, "
+            f"got {init!r}"
         )
     if is_array_init:
         C_init = check_centers(init, n_clusters, d, xp=xp, dtype=X.dtype, device=dev, like=X)
@@ -409,6 +413,8 @@ def kmeans(
             C0, _ = kmeans_plusplus_impl(
                 Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory
             )
+        elif init == "k-means||":
+            C0 = kmeans_parallel_impl(Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory)
         else:
             C0, _ = random_init_impl(Xc, n_clusters, w, rng, xp=xp)
         out = _single_lloyd(
