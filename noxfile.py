@@ -75,6 +75,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site (warnings are errors): ``docs/_build/html``."""
-    session.install("-e", ".[docs]")
+    """Build the documentation site (warnings are errors): ``docs/_build/html``.
+
+    PyTorch and JAX are installed so that ``arbf.torch`` and ``arbf.jax`` are documented.
+    """
+    session.install("-e", ".[docs]", TORCH, JAX)
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
