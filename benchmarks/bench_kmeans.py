@@ -6,10 +6,11 @@ and update (``max_iter=1``, ``tol=0``, ``n_init=1``), then a final assignment an
 inertia of the returned labels (scikit-learn's and arbf's ``fit``; for faiss,
 ``Kmeans.train(niter=1)`` followed by ``index.search(X, 1)``).  The libraries are timed
 in interleaved rounds after a warm-up call each; the table shows the median.  Peak memory
-is the growth of the resident set, measured in a fresh subprocess per library and row:
-``VmHWM`` during a second call (after ``/proc/self/clear_refs`` reset it) minus ``VmRSS``
-before the first call (data built, libraries imported), so it counts every allocator
-(NumPy, PyTorch, XLA, faiss) and what a library keeps after its first call.
+is the growth of the resident set during one full-size call, measured in a fresh
+subprocess per library and row after a warm-up call on a small problem of the same
+``d``, ``k`` and dtype (imports and compilation paid): ``VmHWM`` after the call (reset
+through ``/proc/self/clear_refs`` before it) minus ``VmRSS`` before it.  It counts every
+allocator (NumPy, PyTorch, XLA, faiss), but not the input data, which exist before.
 
 Usage::
 
@@ -164,20 +165,17 @@ def _status_kib(field: str) -> int | None:
 
 
 def peak_rss_delta_mib(run: Callable[[], Any]) -> float | None:
-    """Peak resident-set growth (MiB) of a call of ``run()``, warm-up included.
+    """Peak resident-set growth (MiB) during ``run()``.
 
-    The baseline is the resident set before the warm-up call (libraries imported, data
-    built); the peak is ``VmHWM`` during the second call, after ``/proc/self/clear_refs``
-    reset it.  So memory a library keeps after its first call (allocator caches,
-    compiled code) counts, and one-off compilation peaks do not.
+    ``VmHWM`` (reset to the current RSS through ``/proc/self/clear_refs``) after the call
+    minus ``VmRSS`` before it; ``None`` where ``/proc`` does not offer this.
     """
-    before = _status_kib("VmRSS")
-    run()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the VmHWM high-water mark to the current RSS
     except OSError:
         return None
+    before = _status_kib("VmRSS")
     run()
     peak = _status_kib("VmHWM")
     if before is None or peak is None:
@@ -186,11 +184,17 @@ def peak_rss_delta_mib(run: Callable[[], Any]) -> float | None:
 
 
 def memory_worker(args: argparse.Namespace) -> None:
-    """Subprocess mode: build the data, warm up, measure one call, print MiB as JSON."""
+    """Subprocess mode: warm up on a small problem, measure one full call, print JSON.
+
+    The warm-up (same ``d``, ``k`` and dtype, few rows) pays imports and compilation, so
+    the number is what the full-size call itself adds to the resident set.
+    """
     if args.memory_worker == "arbf-jax":
         _configure_jax()
     n, d, k = args.shape
     X, C0 = make_data(n, d, k, args.dtype)
+    Xs, Cs = make_data(max(4 * k, 256), d, k, args.dtype, seed=1)
+    make_runner(args.memory_worker, Xs, Cs)()
     run = make_runner(args.memory_worker, X, C0)
     print(json.dumps({"peak_mib": peak_rss_delta_mib(run)}))
 
@@ -400,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             f.write(
                 f"Median of {args.repeats} interleaved rounds after one warm-up; times in ms "
                 "for one Lloyd iteration + final assignment + inertia. Peak MiB: resident "
-                "set growth during one call, in a fresh subprocess.\n\n"
+                "set growth during one full-size call, in a fresh subprocess after a "
+                "small warm-up call.\n\n"
             )
             f.write(md + "\n")
     return 0
