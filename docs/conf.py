@@ -117,6 +117,39 @@ html_sidebars = {
 html_css_files = ["arbf.css"]
 
 
+# -- class pages: the class's own API, not what it inherits from other projects ------------
+def _foreign_inherited() -> dict[str, list[str]]:
+    """For each public class, the members it inherits from classes outside arbf.
+
+    ``templates/autosummary/class.rst`` leaves them out (``torch.nn.Module``'s fifty
+    methods, scikit-learn's ``BaseEstimator`` plumbing) but keeps what arbf's own base
+    classes provide (``fit`` of a shared base, ``get_params`` of the fallback base).
+    """
+    import importlib
+    import inspect
+
+    out: dict[str, list[str]] = {}
+    for modname in ("arbf", "arbf.datasets", "arbf.torch", "arbf.jax", "arbf._drivers.rbf"):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        for name in getattr(mod, "__all__", []):
+            cls = getattr(mod, name, None)
+            if not inspect.isclass(cls):
+                continue
+            foreign = []
+            for member in dir(cls):
+                owner = next((c for c in cls.__mro__ if member in vars(c)), None)
+                if owner is not None and not owner.__module__.startswith("arbf"):
+                    foreign.append(member)
+            out[f"{cls.__module__}.{name}"] = out[f"{modname}.{name}"] = foreign
+    return out
+
+
+autosummary_context = {"foreign_inherited": _foreign_inherited()}
+
+
 # -- every public name must be on the API page ---------------------------------------------
 def _check_api_coverage(app, env, docnames):
     """Warn (an error under ``-W``) for a name of ``arbf.__all__`` missing from api.rst."""
