@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from .._backend import Array, device_of, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from .._validation import check_kind, check_sigma
+from . import fast_soft_numpy
 from .distances import _itemsize, labelled_sq_distances, nearest, sq_distances, sq_norms
 from .responsibilities import check_inputs, soft_from_gaps
 
@@ -78,7 +79,17 @@ def soft_stats_impl(
     Lloyd statistics (labels from :func:`arbf._math.distances.nearest`, as in
     :func:`arbf.lloyd_step`) with ``L = F = J``.  Chunk totals are compensated sums; no
     host sync, so the function is safe inside ``jax.jit`` and lazy on Dask.
+
+    NumPy float inputs take the native fast path of
+    :mod:`arbf._math.fast_soft_numpy` (same arithmetic; this function is its tested
+    reference).
     """
+    if fast_soft_numpy.applies(X, C, w, "hard" if sigma == 0 else kind):
+        return SoftStats(
+            *fast_soft_numpy.soft_stats(
+                X, C, w, sigma=sigma, kind=kind, working_memory=working_memory
+            )
+        )
     n, k = X.shape[0], C.shape[0]
     rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
     c_sq = sq_norms(C, xp=xp)
