@@ -65,9 +65,23 @@ def _same_device(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
+def is_traced(x: Any) -> bool:
+    """Whether ``x`` is a JAX tracer (under ``jax.jit``/``jax.grad``: no values, no device)."""
+    if not type(x).__module__.startswith("jax"):
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
 def check_same_device(*arrays: Any) -> Any:
-    """Return the common device of ``arrays``; raise ``ValueError`` if they differ."""
-    arrs = [a for a in arrays if a is not None]
+    """Return the common device of ``arrays``; raise ``ValueError`` if they differ.
+
+    Traced JAX arrays have no device and are left out of the comparison.
+    """
+    arrs = [a for a in arrays if a is not None and not is_traced(a)]
+    if not arrs:
+        return None
     dev = device_of(arrs[0])
     for a in arrs[1:]:
         other = device_of(a)

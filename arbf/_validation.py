@@ -20,6 +20,7 @@ from ._backend import (
     device_of,
     from_host,
     is_dask,
+    is_traced,
     to_host,
     working_dtype,
 )
@@ -68,6 +69,12 @@ def as_array(x: Any, name: str = "X") -> Any:
 
 
 def _check_finite(x: Array, name: str, xp: ModuleType) -> None:
+    if is_traced(x):  # under jax.jit/grad values cannot be read; the math stays NaN-safe
+        return
+    # a finite sum proves every entry finite (NaN and inf propagate); only when it is not
+    # (a non-finite entry, or a sum that overflows) is the elementwise scan needed
+    if bool(to_host(xp.isfinite(xp.sum(x)))):
+        return
     if not bool(to_host(xp.all(xp.isfinite(x)))):
         raise ValueError(f"{name} contains NaN or infinity")
 
@@ -182,6 +189,8 @@ def check_sample_weight(
         raise _complex_error("sample_weight", sw.dtype)
     sw = xp.astype(sw, dtype)
     _check_finite(sw, "sample_weight", xp)
+    if is_traced(sw):
+        return sw
     mn, total = to_host(xp.stack([xp.min(sw), xp.sum(sw)]))
     if mn < 0:
         raise ValueError("sample_weight contains negative values; weights must be >= 0")

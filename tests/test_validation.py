@@ -209,7 +209,7 @@ class TestInit:
 
     @pytest.mark.parametrize("init", ["kmeans++", "Random", ""])
     def test_bad_string(self, init):
-        with pytest.raises(ValueError, match="init must be 'k-means\\+\\+', 'random'"):
+        with pytest.raises(ValueError, match=r"init must be 'k-means\+\+',.* 'random'"):
             arbf.kmeans(X_OK, 2, init=init)
 
     def test_host_numpy_init_is_moved_to_the_data(self, backend):

@@ -33,6 +33,7 @@ from .._backend import (
     array_namespace,
     device_of,
     has_take_along_axis,
+    is_traced,
     to_host,
     working_dtype,
 )
@@ -228,7 +229,7 @@ def _prepare(z: Any, axis: Any, name: str = "z") -> tuple[Array, ModuleType, Any
     out_dtype = dt if xp.isdtype(dt, "real floating") else wdt
     if wdt != dt:
         z = xp.astype(z, wdt)
-    if not _is_traced(z):
+    if not is_traced(z):
         bad = xp.any(xp.isnan(z) | (z == float("inf")))
         if bool(to_host(bad)):
             raise ValueError(f"{name} contains NaN or +inf; scores must be finite (or -inf)")
@@ -243,15 +244,6 @@ def _finish(p: Array, xp: ModuleType, out_dtype: Any, axis: int) -> Array:
     if p.dtype != out_dtype:
         p = xp.astype(p, out_dtype)
     return p
-
-
-def _is_traced(x: Any) -> bool:
-    """Whether ``x`` is a JAX tracer (its values cannot be read on the host)."""
-    if not type(x).__module__.startswith("jax"):
-        return False
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
 
 
 def entmax15(z: Any, /, *, axis: int = -1) -> Array:

@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 
 from .._backend import Array, device_of, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
-from .._validation import check_kind, check_sigma
+from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import fast_soft_numpy
 from .distances import _itemsize, labelled_sq_distances, nearest, sq_distances, sq_norms
-from .responsibilities import check_inputs, soft_from_gaps
+from .responsibilities import soft_from_gaps
 
 __all__ = [
     "SoftStats",
@@ -158,7 +158,7 @@ def _stats(
 ) -> tuple[Array, SoftStats]:
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp = check_inputs(X, centers, sample_weight)
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     return C, soft_stats_impl(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )

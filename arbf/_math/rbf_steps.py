@@ -16,9 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from .._backend import Array
-from .._validation import check_kind, check_sigma
+from .._validation import check_kind, check_sigma, check_x_centers_weights
 from .rbf_objectives import center_gradient_impl, soft_stats_impl
-from .responsibilities import check_inputs
 from .steps import safe_divide_centers
 
 __all__ = ["gradient_step", "gradient_step_impl", "soft_lloyd_step", "soft_lloyd_step_impl"]
@@ -133,7 +132,7 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp = check_inputs(X, centers, sample_weight)
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     return soft_lloyd_step_impl(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )
@@ -200,7 +199,7 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = _check_lr(lr)
-    X, C, w, xp = check_inputs(X, centers, sample_weight)
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     return gradient_step_impl(
         X, C, w, sigma=sigma, kind=kind, lr=lr, xp=xp, working_memory=working_memory
     )

@@ -20,11 +20,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .._backend import Array, array_namespace, device_of, working_dtype
+from .._backend import Array, device_of
 from .._chunking import chunk_rows, iter_chunks
-from .._validation import as_array, check_kind, check_sigma, check_x_centers_weights
+from .._validation import check_kind, check_sigma, check_x_centers_weights
 from .distances import _itemsize, sq_distances, sq_norms
-from .entmax import _is_traced, entmax15_sqrt_impl
+from .entmax import entmax15_sqrt_impl
 
 __all__ = ["gaps", "onehot", "responsibilities", "responsibilities_impl", "soft_from_gaps"]
 
@@ -69,40 +69,6 @@ def responsibilities_impl(D: Array, *, sigma: float, kind: str, xp: ModuleType) 
         return onehot(xp.argmin(D, axis=1), D.shape[1], dtype=D.dtype, xp=xp)
     R, _ = soft_from_gaps(gaps(D, xp=xp), sigma=sigma, kind=kind, xp=xp)
     return R
-
-
-def check_inputs(
-    X: Any, centers: Any, sample_weight: Any = None
-) -> tuple[Array, Array, Array | None, ModuleType]:
-    """:func:`arbf._validation.check_x_centers_weights`, tolerant of JAX tracers.
-
-    Under ``jax.grad``/``jax.jit`` the values (and device) of traced arrays cannot be
-    inspected, so for them only metadata is checked (ndim, shapes, dtypes) and the
-    arrays are cast to the working dtype of ``X``.
-    """
-    if not any(_is_traced(a) for a in (X, centers, sample_weight)):
-        return check_x_centers_weights(X, centers, sample_weight)
-    X = as_array(X, "X")
-    C = as_array(centers, "centers")
-    xp = array_namespace(X, C, sample_weight)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be a non-empty 2-D array, got shape {tuple(X.shape)}")
-    if C.ndim != 2 or C.shape[0] < 1 or C.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"centers must have shape (n_clusters, {X.shape[1]}), got {tuple(C.shape)}"
-        )
-    dt = working_dtype(xp, X.dtype)
-    X = xp.astype(X, dt) if X.dtype != dt else X
-    C = xp.astype(C, dt)
-    w = None
-    if sample_weight is not None:
-        w = xp.astype(xp.asarray(sample_weight), dt)
-        if w.ndim != 1 or w.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"sample_weight must be 1-D with n_samples={X.shape[0]} entries, "
-                f"got shape {tuple(w.shape)}"
-            )
-    return X, C, w, xp
 
 
 def responsibilities(
@@ -165,7 +131,7 @@ def responsibilities(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, _, xp = check_inputs(X, centers)
+    X, C, _, xp = check_x_centers_weights(X, centers)
     n, k = X.shape[0], C.shape[0]
     rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
     c_sq = sq_norms(C, xp=xp)
