@@ -3,7 +3,7 @@
 Usage: ``python docs/check_examples.py [PAGE.md ...]`` (default: the pages this script
 knows).  Each page's ```` ```python ```` blocks run in order in one namespace, after a
 prelude that defines the placeholder names the guides use (``X``, ``C``, ``w`` ...).
-Blocks that need a GPU (CuPy, CUDA) or a user's own model (``encoder(``) are skipped,
+Blocks that need a GPU (CuPy, CUDA), a cluster (``Client(``) or a user's own model are skipped,
 and the Dask example runs on a smaller array.  Exits 1 if any block raises.
 """
 
@@ -39,7 +39,7 @@ k = 3
 X_train, X_test = X, X[:100]
 X_np, C_np = X, C
 """
-SKIP = ("import cupy", 'device="cuda"', ".cuda()", "encoder(batch)")
+SKIP = ("import cupy", 'device="cuda"', ".cuda()", "encoder(batch)", "Client(")
 SMALLER = {"200_000": "5_000", "chunks=(50_000, 8)": "chunks=(1_000, 8)"}
 
 
