@@ -173,3 +173,36 @@ class TestFaults:
         np.testing.assert_allclose(np.asarray(got.centers.compute()), ref.centers, rtol=1e-12)
         assert got.inertia == pytest.approx(ref.inertia, rel=1e-12)
         client.wait_for_workers(2, timeout=60)  # the nanny restarts the worker
+
+
+class TestDaskFastPath:
+    """The one-task-per-block Lloyd pass (``arbf._math.fast_dask``) equals the generic one."""
+
+    @pytest.mark.parametrize("dtype", ["float64", "float32"])
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_same_as_generic_path(self, monkeypatch, dtype, weighted):
+        from arbf._math import fast_dask, fast_numpy
+
+        Xt = X.astype(dtype)
+        w = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0]) if weighted else None
+        Xd = _dask(Xt)
+        wd = None if w is None else _dask(w.astype(dtype))
+        assert fast_dask.applies(Xd, Xd[:5], wd)
+        fast = arbf.kmeans(Xd, 5, init=C0.astype(dtype), sample_weight=wd, max_iter=5, tol=0)
+        monkeypatch.setattr(fast_numpy, "ENABLED", False)
+        assert not fast_dask.applies(Xd, Xd[:5], wd)
+        slow = arbf.kmeans(Xd, 5, init=C0.astype(dtype), sample_weight=wd, max_iter=5, tol=0)
+        rtol = 1e-12 if dtype == "float64" else 1e-5
+        np.testing.assert_array_equal(fast.labels.compute(), slow.labels.compute())
+        np.testing.assert_allclose(fast.centers.compute(), slow.centers.compute(), rtol=rtol)
+        assert fast.inertia == pytest.approx(slow.inertia, rel=rtol)
+        assert fast.centers.dtype == Xd.dtype and fast.labels.dtype == slow.labels.dtype
+
+    def test_not_for_several_column_chunks(self):
+        from arbf._math import fast_dask
+
+        Xd = da.from_array(X, chunks=(300, 1))
+        assert not fast_dask.applies(Xd, Xd[:5])
+        res = arbf.kmeans(Xd, 5, init=C0, max_iter=3, tol=0)
+        ref = arbf.kmeans(X, 5, init=C0, max_iter=3, tol=0)
+        np.testing.assert_array_equal(res.labels.compute(), ref.labels)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, has_float64, materialize, to_host
 from .._chunking import Accumulator, chunk_rows, iter_chunks
-from .._math import fast_numpy
+from .._math import fast_dask, fast_numpy
 from .._math.distances import _itemsize, assign_inertia, labelled_sq_distances, lloyd_sums
 from .._math.steps import safe_divide_centers
 from .._validation import (
@@ -208,7 +208,12 @@ def _single_lloyd(
     strict = converged = False
     i = 0
     for i in range(max_iter):
-        labels, sums, weights, inert = lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
+        if fast_dask.applies(X, C, w):  # Dask: one task per row block, tree-reduced
+            labels, sums, weights, inert = fast_dask.lloyd_sums(X, C, w)
+        else:
+            labels, sums, weights, inert = lloyd_sums(
+                X, C, w, xp=xp, working_memory=working_memory
+            )
         C_new = safe_divide_centers(sums, weights, C, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]

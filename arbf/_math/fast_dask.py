@@ -1,0 +1,117 @@
+"""Native Dask fast path for the fused Lloyd pass: one task per row block.
+
+The pure-standard :func:`arbf._math.distances.lloyd_sums` on a Dask array builds about
+twenty small tasks per row block (distances, argmin, the one-hot segment sum, the
+inertia), and on a ``distributed`` cluster the per-task overhead then dominates.  Here
+each row block runs :func:`arbf._math.fast_numpy.lloyd_sums` (the NumPy fast path: chunked
+BLAS distances, float64 partial sums) in *one* task that returns the block's labels and
+its ``(sums, weights, inertia)`` partials packed in one vector; the partials are summed
+across blocks by Dask's tree reduction.  Nothing of size ``n x k`` exists beyond one
+block's chunked temporaries, and no data leaves the workers.  No host sync.
+
+Applies to Dask arrays of NumPy-backed float32/float64 blocks with a single column chunk
+(CuPy-backed Dask arrays take the generic path); ``ARBF_DISABLE_FAST_PATHS=1`` turns it
+off like the NumPy fast paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import fast_numpy
+
+__all__ = ["applies", "lloyd_sums"]
+
+
+def applies(X: Any, C: Any, sample_weight: Any = None) -> bool:
+    """Whether the Dask fast path handles these arrays."""
+    if not fast_numpy.ENABLED:
+        return False
+    if not type(X).__module__.startswith("dask"):
+        return False
+    import dask.array as da
+
+    if not isinstance(X, da.Array) or X.ndim != 2 or X.numblocks[1] != 1:
+        return False
+    if not isinstance(getattr(X, "_meta", None), np.ndarray):
+        return False
+    if X.dtype not in (np.float32, np.float64) or C.dtype != X.dtype or C.ndim != 2:
+        return False
+    if sample_weight is not None and (
+        not isinstance(sample_weight, da.Array)
+        or sample_weight.ndim != 1
+        or not isinstance(getattr(sample_weight, "_meta", None), np.ndarray)
+    ):
+        return False
+    return True
+
+
+def _block(Xb: np.ndarray, Cb: np.ndarray, wb: np.ndarray | None = None) -> np.ndarray:
+    """Labels, then sums (k*d), weights (k) and inertia of one row block, packed."""
+    k, d = Cb.shape
+    n_b = Xb.shape[0]
+    out = np.zeros(n_b + k * (d + 2), dtype=np.float64)
+    if n_b == 0:
+        return out
+    Xb = np.asarray(Xb)
+    labels, sums, weights, inertia = fast_numpy.lloyd_sums(Xb, np.asarray(Cb), wb)
+    out[:n_b] = labels
+    out[n_b : n_b + k * d] = sums.reshape(-1)
+    out[n_b + k * d : n_b + k * (d + 1)] = weights
+    out[n_b + k * (d + 1)] = inertia
+    return out
+
+
+def _labels_of(b: np.ndarray, m: int) -> np.ndarray:
+    return b[: b.shape[0] - m].astype(np.int64)
+
+
+def _stats_of(b: np.ndarray, m: int) -> np.ndarray:
+    return b[b.shape[0] - m :][None, :]
+
+
+def lloyd_sums(X: Any, C: Any, sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
+    """``(labels, sums, weights, inertia)`` as :func:`arbf._math.distances.lloyd_sums`.
+
+    ``labels`` is a Dask ``int64`` vector chunked like the rows of ``X``; the others are
+    small Dask arrays in ``X.dtype`` (one block each).
+    """
+    import dask.array as da
+
+    k, d = C.shape
+    m = k * (d + 2)
+    Cd = C if isinstance(C, da.Array) else da.from_array(np.asarray(C))
+    if Cd.numblocks != (1, 1):
+        Cd = Cd.rechunk(Cd.shape)
+    args: list[Any] = [X, "ij", Cd, "kj"]
+    if sample_weight is not None:
+        args += [sample_weight, "i"]
+    packed = da.blockwise(
+        _block,
+        "i",
+        *args,
+        dtype=np.float64,
+        concatenate=True,
+        adjust_chunks={"i": lambda c: c + m},
+        meta=np.empty((0,), dtype=np.float64),
+    )
+    rows = X.chunks[0]
+    labels = da.map_blocks(
+        _labels_of, packed, m, chunks=(rows,), dtype=np.int64, meta=np.empty((0,), np.int64)
+    )
+    parts = da.map_blocks(
+        _stats_of,
+        packed,
+        m,
+        chunks=((1,) * len(rows), (m,)),
+        new_axis=[1],
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+    )
+    total = da.sum(parts, axis=0)
+    sums = da.reshape(total[: k * d], (k, d)).astype(X.dtype)
+    weights = total[k * d : k * (d + 1)].astype(X.dtype)
+    inertia = total[k * (d + 1)].astype(X.dtype)
+    return labels, sums, weights, inertia
