@@ -6,27 +6,28 @@ Compares, over several seeds, on the 1797 × 64 digits (pixels / 16):
 - ``ae+kmeans``: the two-stage baseline — train the autoencoder alone, then
   :func:`arbf.kmeans` on its codes;
 - ``joint-softmax`` / ``joint-entmax15``: from that same pretrained autoencoder and
-  K-Means centers, train encoder, decoder and centers jointly on
+  those K-Means centers, train encoder, decoder and an :class:`arbf.torch.RBFClustering`
+  layer jointly on
 
   .. math::
 
-      \mathcal L = \underbrace{\tfrac1n\sum_i \lVert x_i - g(z_i)\rVert^2}_{\text{reconstruction}}
-      + \lambda\, \underbrace{\tfrac1n \sum_i F_\sigma(z_i; \mu)}_{\text{clustering}}
-      + \beta\, \underbrace{\sum_j \bar r_j \log(k\,\bar r_j)}_{\text{balance}},
+      \mathcal L = \tfrac1n\sum_i \lVert x_i - g(z_i)\rVert^2
+      + \lambda\, \tfrac1n \sum_i F_\sigma(z_i; \mu)
+      + \beta \sum_j \bar r_j \log(k\,\bar r_j),
       \qquad z_i = \frac{f(x_i)}{\lVert f(x_i)\rVert},
 
-  with σ annealed geometrically (:class:`arbf.torch.SigmaSchedule`), where
-  :math:`\bar r_j` is the mean responsibility of center j over the batch.
+  (reconstruction, clustering free energy, optional balance term with :math:`\bar r_j`
+  the mean responsibility of center j over the batch; default β = 0), with σ annealed
+  geometrically per minibatch from ``sigma_start`` to ``sigma_end`` times the mean
+  within-cluster squared distance :math:`d_0` of the initial K-Means on the codes.
 
-Collapse is prevented by the three other ingredients: the codes live on the unit sphere
-(the clustering loss cannot be lowered by shrinking every code and center to a point, as
-it can for free codes, where :math:`F_\sigma \to -\sigma n \log k` as everything meets),
-the reconstruction term keeps the codes informative (a constant code cannot reconstruct
-the digits), and the balance term (the KL divergence of the mean responsibilities from
-uniform) stops all codes from gathering around one or a few centers.  The schedule starts
-at a σ of the order of the within-cluster spread, so early on the responsibilities are
-soft and every center receives gradient, and ends in the nearly hard regime (for
-entmax-1.5, exactly hard for all well-separated codes), where the loss is K-Means'.
+Collapse (all codes and centers meeting, where :math:`F_\sigma` of free codes falls
+without bound in scale, and with unit codes still falls as codes gather) is prevented by
+unit-norm codes (no shrinking to a point), the reconstruction term (a code that does not
+separate digits cannot reconstruct them), centers started at a K-Means solution, and a
+schedule that starts *below* the scale at which the soft assignments merge clusters
+(:math:`0.2\,d_0`; above the critical temperature the free energy's only stationary
+point has all centers at the mean).  See ``docs/deep_digits.md``.
 
 Requires PyTorch and scikit-learn (``load_digits`` and the NMI/ARI metrics); the core
 library does not.
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 METHODS = ("kmeans-raw", "ae+kmeans", "joint-softmax", "joint-entmax15")
+CODES = ("sphere", "standardise", "both", "free")
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,20 @@ class DeepDigitsConfig:
     n_clusters: int = 10
     code_dim: int = 10
     hidden: tuple[int, ...] = (256, 128)
-    codes: str = "standardise"  # or "sphere"
+    codes: str = "sphere"  # unit norm; "standardise" (BatchNorm), "both" or "free" (none)
     pretrain_epochs: int = 100
     joint_epochs: int = 60
     batch_size: int = 128
     lr: float = 1e-3
-    weight_clustering: float = 1.0  # λ
-    weight_balance: float = 1.0  # β
-    sigma_start: float = 0.3
-    sigma_end: float = 0.01
+    weight_reconstruction: float = 1.0
+    weight_clustering: float = 0.1  # λ
+    weight_balance: float = 0.0  # β
+    sigma_start: float = 0.2  # × d0, the mean within-cluster squared distance of the codes
+    sigma_end: float = 0.02  # × d0
     kinds: tuple[str, ...] = ("softmax", "entmax15")
     n_samples: int | None = None  # a subset, for smoke tests
     kmeans_n_init: int = 10
-    threads: int | None = None
+    threads: int | None = 1  # torch CPU threads (the networks are tiny)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,8 +144,10 @@ def _autoencoder(n_in: int, cfg: DeepDigitsConfig) -> tuple[Any, Any]:
         norm = UnitNorm()
     elif cfg.codes == "both":
         norm = nn.Sequential(nn.BatchNorm1d(cfg.code_dim, affine=False), UnitNorm())
+    elif cfg.codes == "free":
+        norm = nn.Identity()
     else:
-        raise ValueError(f"codes must be 'standardise' or 'sphere'; got {cfg.codes!r}")
+        raise ValueError(f"codes must be one of {CODES}; got {cfg.codes!r}")
     return nn.Sequential(*mlp(sizes), norm), nn.Sequential(*mlp(sizes[::-1]))
 
 
@@ -223,7 +228,9 @@ def train_joint(
             rbar = r.mean(dim=0)
             balance = torch.sum(rbar * torch.log(rbar * cfg.n_clusters + 1e-12))
             loss = (
-                reconstruction + cfg.weight_clustering * clustering + cfg.weight_balance * balance
+                cfg.weight_reconstruction * reconstruction
+                + cfg.weight_clustering * clustering
+                + cfg.weight_balance * balance
             )
             opt.zero_grad()
             loss.backward()
@@ -261,14 +268,15 @@ def run_experiment(cfg: DeepDigitsConfig) -> dict[str, Any]:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     X, y = _load(cfg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     per_seed = {seed: _one_seed(X, y, seed, cfg) for seed in cfg.seeds}
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "config": asdict(cfg),
         "per_seed": per_seed,
         "summary": summarise(per_seed),
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
     }
 
 
@@ -307,12 +315,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     d = DeepDigitsConfig()
-    p.add_argument("--seeds", type=int, default=len(d.seeds), help="number of seeds (default 5)")
+    p.add_argument("--seeds", type=int, default=len(d.seeds), help="number of seeds (5)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (0)")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs)
     p.add_argument("--joint-epochs", type=int, default=d.joint_epochs)
-    p.add_argument("--sigma-start", type=float, default=d.sigma_start)
-    p.add_argument("--sigma-end", type=float, default=d.sigma_end)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--codes", choices=CODES, default=d.codes, help="code normalisation")
+    p.add_argument("--weight-reconstruction", type=float, default=d.weight_reconstruction)
+    p.add_argument("--weight-clustering", type=float, default=d.weight_clustering, help="λ")
+    p.add_argument("--weight-balance", type=float, default=d.weight_balance, help="β")
+    p.add_argument(
+        "--sigma-start", type=float, default=d.sigma_start, help="first σ, in units of d0"
+    )
+    p.add_argument("--sigma-end", type=float, default=d.sigma_end, help="last σ, units of d0")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (1)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds), for smoke tests")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results")
     return p
@@ -321,9 +336,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> DeepDigitsConfig:
     """The :class:`DeepDigitsConfig` for parsed command-line ``args``."""
     cfg = DeepDigitsConfig(
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         pretrain_epochs=args.pretrain_epochs,
         joint_epochs=args.joint_epochs,
+        codes=args.codes,
+        weight_reconstruction=args.weight_reconstruction,
+        weight_clustering=args.weight_clustering,
+        weight_balance=args.weight_balance,
         sigma_start=args.sigma_start,
         sigma_end=args.sigma_end,
         threads=args.threads,
@@ -346,7 +365,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     res = run_experiment(cfg)
     print(format_table(res["summary"]))
-    print(f"\n{len(cfg.seeds)} seeds, wall time {res['wall_seconds']:.1f} s")
+    print(
+        f"\nseeds {cfg.seeds[0]}-{cfg.seeds[-1]}: wall time {res['wall_seconds']:.1f} s, "
+        f"CPU time {res['cpu_seconds']:.1f} s (all threads)"
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(res, indent=2, default=str))
     return 0
