@@ -160,6 +160,34 @@ def _check_api_coverage(app, env, docnames):
         logger.warning("public name arbf.%s is not on the API reference page", name)
 
 
+def _private_sibling(app, env, node, contnode):
+    """Accept ``:func:`name``` in a docstring when ``name`` is a private sibling.
+
+    Public functions live in private modules (``arbf._drivers.rbf.anneal``); their
+    docstrings may name a helper of the same module (``default_schedule``) that has no
+    page.  Such a reference renders as code without a link.  A bare name that is *not* in
+    the docstring's module still warns (a typo, or a helper that was renamed).
+    """
+    import importlib
+
+    target = node.get("reftarget", "")
+    source = node.source or ""
+    if node.get("refdomain") != "py" or "." in target or "docstring of " not in source:
+        return None
+    owner = source.rsplit("docstring of ", 1)[1].split(":")[0]
+    parts = owner.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            module = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        if hasattr(module, target):
+            return contnode
+        break
+    return None
+
+
 def setup(app):
     app.connect("env-before-read-docs", _check_api_coverage)
+    app.connect("missing-reference", _private_sibling)
     return {"parallel_read_safe": True}
