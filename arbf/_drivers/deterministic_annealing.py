@@ -1,0 +1,776 @@
+r"""Deterministic annealing with splitting by critical temperatures (Rose et al.).
+
+The centers start as one center at the (weighted) mean of the data.  At every
+temperature σ the free energy :math:`F_\sigma` is minimised by fixed-point (soft Lloyd)
+iterations, warm started; then each center's *critical temperature* is computed from
+the top eigenpair of its responsibility-weighted covariance, and every center whose
+critical temperature lies above σ is split in two along its principal axis, until there
+are ``n_clusters`` centers.  The temperature then jumps straight to just below the next
+critical temperature (levels where nothing would change are skipped) and, once all
+centers exist, cools geometrically until the soft and hard distortions agree; hard
+Lloyd iterations finish the job.
+
+The loop synchronises with the host once per fixed-point iteration (center shift and
+objectives) and once per level for the principal axes; the arithmetic is the chunked,
+array-API code of :mod:`arbf._math`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import Array, device_of, from_host, segment_sum, to_host
+from .._chunking import Accumulator, chunk_rows, iter_chunks
+from .._math.distances import _itemsize, sq_distances, sq_norms
+from .._math.rbf_objectives import soft_stats_impl
+from .._math.responsibilities import soft_from_gaps
+from .._math.steps import safe_divide_centers
+from .._validation import (
+    check_data,
+    check_kind,
+    check_n_clusters,
+    check_random_state,
+    check_sample_weight,
+)
+from .kmeans import KMeansResult, _emit, _mean_rows, kmeans
+
+__all__ = [
+    "DeterministicAnnealingResult",
+    "anneal_init",
+    "critical_factor",
+    "deterministic_annealing",
+]
+
+logger = logging.getLogger("arbf")
+
+
+def critical_factor(kind: str) -> float:
+    r"""The constant :math:`c` in the critical temperature :math:`\sigma_c = c\,\lambda`.
+
+    Two coincident centers sharing a cluster whose responsibility-weighted covariance
+    has largest eigenvalue :math:`\lambda` (direction :math:`v`) separate when σ falls
+    below :math:`c\lambda`.  Perturb them to :math:`\mu \pm \epsilon v`; a sample with
+    :math:`u_i = (x_i - \mu)\cdot v` sees the logit difference
+    :math:`\delta z_i = 4\epsilon u_i/\sigma`, and the responsibility of the first center
+    moves by :math:`s\,\delta z_i` with :math:`s` the diagonal of the Jacobian of the
+    map at two equal logits: :math:`s = 1/4` for softmax (:math:`p(1-p)`) and
+    :math:`s = 1/(2\sqrt2)` for entmax-1.5 (:math:`\sqrt p - p/\sum_l\sqrt{p_l}` with
+    :math:`p = 1/2`).  The soft centroid then moves to
+    :math:`\epsilon \cdot 8 s \lambda / \sigma` along v: the merged point is unstable iff
+    :math:`\sigma < 8 s \lambda`, i.e. :math:`c = 2` for softmax (Rose, Gurewitz & Fox
+    1990, with σ dividing the squared distance) and :math:`c = 2\sqrt2` for entmax-1.5.
+    """
+    kind = check_kind(kind, ("softmax", "entmax15"))
+    return 2.0 if kind == "softmax" else 2.0 * math.sqrt(2.0)
+
+
+@dataclass
+class DeterministicAnnealingResult:
+    """What :func:`arbf.deterministic_annealing` returns.
+
+    Attributes
+    ----------
+    centers : array (n_clusters, n_features)
+        Final centers (after hard Lloyd when ``finish=True``), in the namespace, device
+        and dtype of ``X``.
+    sigmas : numpy array (L,)
+        The temperature of each level, non-increasing.
+    n_centers : numpy int array (L,)
+        Number of centers at the end of each level.
+    n_iter : numpy int array (L,)
+        Fixed-point iterations spent at each level (all rounds of splitting included).
+    objectives : dict of numpy arrays (L,)
+        ``"free_energy"``, ``"soft_distortion"``, ``"inertia"`` at the end of each level.
+    splits : list of (float, int, float)
+        One ``(sigma, center, sigma_critical)`` per split: the temperature at which
+        center ``center`` was split and its predicted critical temperature
+        :math:`c\\lambda_j` (:func:`critical_factor`).
+    sigma_critical : float
+        :math:`c\\,\\lambda_{\\max}(\\mathrm{Cov}_w X)`: where the first split happens.
+    n_passes : int
+        Passes over the data during annealing (fixed-point and principal-axis passes).
+    kmeans : KMeansResult or None
+        The final hard Lloyd run (``finish=True``).
+    """
+
+    centers: Array
+    sigmas: np.ndarray
+    n_centers: np.ndarray
+    n_iter: np.ndarray
+    objectives: dict[str, np.ndarray]
+    splits: list[tuple[float, int, float]] = field(default_factory=list)
+    sigma_critical: float = float("nan")
+    n_passes: int = 0
+    kmeans: KMeansResult | None = None
+
+
+def _principal_axes_pass(
+    X: Array,
+    C: Array,
+    V: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    xp: ModuleType,
+    working_memory: float | None,
+) -> tuple[Array, Array]:
+    r"""One power-iteration product with every center's weighted covariance.
+
+    Returns ``(A, N)`` with :math:`A_j = \sum_i w_i r_{ij} (x_i - \mu_j)
+    \big((x_i - \mu_j)\cdot v_j\big)` and :math:`N_j = \sum_i w_i r_{ij}`, so that
+    :math:`A_j / N_j = \Sigma_j v_j`.  One chunked pass, no host sync.
+    """
+    n, k = X.shape[0], C.shape[0]
+    rows = chunk_rows(n, 2 * k, _itemsize(X), xp=xp, working_memory=working_memory)
+    c_sq = sq_norms(C, xp=xp)
+    cv = xp.sum(C * V, axis=1)
+    acc_a, acc_n = Accumulator(xp), Accumulator(xp)
+    for a, b in iter_chunks(n, rows):
+        Xc = X[a:b, ...]
+        D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
+        G = D - xp.min(D, axis=1, keepdims=True)
+        G = xp.where(G > 0, G, xp.zeros_like(G))
+        R, _ = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
+        if w is not None:
+            R = R * w[a:b, None]
+        RU = R * (Xc @ V.T - cv[None, :])
+        acc_a.add(RU.T @ Xc - xp.sum(RU, axis=0)[:, None] * C)
+        acc_n.add(xp.sum(R, axis=0))
+    return acc_a.result(), acc_n.result()
+
+
+def _top_eigen(
+    X: Array,
+    C: Array,
+    V: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    n_power: int,
+    xp: ModuleType,
+    working_memory: float | None,
+) -> tuple[Array, np.ndarray, np.ndarray]:
+    """``n_power`` warm-started power iterations; returns ``(V, lam, mass)``, two on host.
+
+    ``lam_j`` is the Rayleigh quotient of the last iterate (a lower bound on the largest
+    eigenvalue of center j's weighted covariance).  One host sync.
+    """
+    rq = mass = None
+    for _ in range(n_power):
+        A, N = _principal_axes_pass(
+            X, C, V, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+        )
+        rq = xp.sum(A * V, axis=1)
+        mass = N
+        norm = xp.sqrt(xp.sum(A * A, axis=1))
+        ok = norm > 0
+        V = xp.where(ok[:, None], A / xp.where(ok, norm, xp.ones_like(norm))[:, None], V)
+    assert rq is not None and mass is not None
+    host = to_host(xp.stack([rq, mass])).astype(np.float64)
+    rq_h, n_h = host[0], host[1]
+    lam = np.where(n_h > 0, rq_h / np.where(n_h > 0, n_h, 1.0), 0.0)
+    return V, np.maximum(lam, 0.0), n_h
+
+
+def _check_positive(name: str, value: Any, *, upper: float | None = None) -> float:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(float(value))
+        and float(value) > 0
+        and (upper is None or float(value) < upper)
+    )
+    if not ok:
+        bound = f" and < {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must be a number > 0{bound}, got {value!r}")
+    return float(value)
+
+
+def _check_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _merge_coincident(C_h: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the centers to keep: of each group closer than ``sqrt(threshold)``, the
+    first (single linkage, on host, k x k)."""
+    m = C_h.shape[0]
+    if m < 2:
+        return np.arange(m)
+    sq = (C_h * C_h).sum(1)
+    D = sq[:, None] + sq[None, :] - 2.0 * (C_h @ C_h.T)
+    close = D <= threshold
+    parent = np.arange(m)
+    for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
+        ri, rj = i, j
+        while parent[ri] != ri:
+            ri = parent[ri]
+        while parent[rj] != rj:
+            rj = parent[rj]
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([_root(parent, i) for i in range(m)])
+    return np.flatnonzero(roots == np.arange(m))
+
+
+def _root(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        i = int(parent[i])
+    return int(i)
+
+
+def _anneal_impl(
+    X: Array,
+    k: int,
+    w: Array | None,
+    rng: np.random.Generator,
+    *,
+    xp: ModuleType,
+    kind: str,
+    cooling: float,
+    max_iter: int,
+    tol: float,
+    hard_tol: float,
+    n_power: int,
+    split_distance: float,
+    merge_tol: float,
+    max_rounds: int,
+    working_memory: float | None,
+    verbose: bool,
+) -> tuple[Array, dict[str, Any]]:
+    """The annealing loop on (centred) ``X``; returns centers and the record."""
+    d = X.shape[1]
+    dev, dtype = device_of(X), X.dtype
+    c = critical_factor(kind)
+    C = xp.zeros((1, d), dtype=dtype, device=dev)
+    v0 = rng.standard_normal((1, d))
+    V = from_host(v0 / np.linalg.norm(v0), xp=xp, device=dev, dtype=dtype)
+    rec: dict[str, Any] = {
+        "sigmas": [],
+        "n_centers": [],
+        "n_iter": [],
+        "free_energy": [],
+        "soft_distortion": [],
+        "inertia": [],
+        "splits": [],
+        "merges": [],
+        "sigma_critical": float("nan"),
+        "n_passes": 0,
+    }
+
+    def converge(C: Array, s: float) -> tuple[Array, int, np.ndarray]:
+        host = np.zeros(4)
+        it = 0
+        for it in range(1, max_iter + 1):  # noqa: B007
+            st = soft_stats_impl(X, C, w, sigma=s, kind=kind, xp=xp, working_memory=working_memory)
+            C_new = safe_divide_centers(st.sums, st.mass, C, xp=xp)
+            diff = C_new - C
+            host = to_host(
+                xp.stack(
+                    [
+                        xp.sum(diff * diff),
+                        xp.astype(st.free_energy, dtype),
+                        xp.astype(st.soft_distortion, dtype),
+                        xp.astype(st.inertia, dtype),
+                    ]
+                )
+            ).astype(np.float64)
+            C = C_new
+            if not np.isfinite(host[0]):
+                raise FloatingPointError(f"non-finite center update at sigma={s:g}")
+            if host[0] <= tol * s * C.shape[0]:
+                break
+        rec["n_passes"] += it
+        return C, it, host
+
+    # one center: the weighted mean, whatever the temperature; its critical temperature
+    C, _, host = converge(C, 1.0)
+    V, lam, mass = _top_eigen(
+        X,
+        C,
+        V,
+        w,
+        sigma=1.0,
+        kind=kind,
+        n_power=max(n_power, 3),
+        xp=xp,
+        working_memory=working_memory,
+    )
+    rec["n_passes"] += max(n_power, 3)
+    rec["sigma_critical"] = float(c * lam[0])
+    sigma = cooling * rec["sigma_critical"]
+    level = 0
+    while k > 1 and sigma > 0:
+        level += 1
+        iters = 0
+        for _round in range(max_rounds):
+            C, it, host = converge(C, sigma)
+            iters += it
+            m = C.shape[0]
+            if m > 1:
+                keep = _merge_coincident(to_host(C).astype(np.float64), merge_tol * sigma)
+                if keep.size < m:
+                    rec["merges"].append((float(sigma), m - int(keep.size)))
+                    idx = from_host(keep, xp=xp, device=dev)
+                    C, V = xp.take(C, idx, axis=0), xp.take(V, idx, axis=0)
+                    m = C.shape[0]
+            if m >= k:
+                lam = np.zeros(m)
+                break
+            V, lam, mass = _top_eigen(
+                X,
+                C,
+                V,
+                w,
+                sigma=sigma,
+                kind=kind,
+                n_power=n_power,
+                xp=xp,
+                working_memory=working_memory,
+            )
+            rec["n_passes"] += n_power
+            crit = c * lam
+            cand = np.flatnonzero(crit > sigma)
+            if cand.size == 0:
+                break
+            # the most distortion-reducing splits first when slots are short
+            cand = cand[np.argsort(-(mass[cand] * lam[cand]), kind="stable")][: k - m]
+            C_h = to_host(C).astype(np.float64)
+            V_h = to_host(V).astype(np.float64)
+            new_c, new_v = [], []
+            for j in cand:
+                step = split_distance * math.sqrt(lam[j]) * V_h[j]
+                new_c.append(C_h[j] - step)
+                C_h[j] = C_h[j] + step
+                r = rng.standard_normal(d)
+                r -= (r @ V_h[j]) * V_h[j]  # the children's next axis: across the split
+                nr = np.linalg.norm(r)
+                r = r / nr if nr > 0 else V_h[j]
+                new_v.append(r)
+                V_h[j] = r
+                rec["splits"].append((float(sigma), int(j), float(crit[j])))
+            C = from_host(np.vstack([C_h, *new_c]), xp=xp, device=dev, dtype=dtype)
+            V = from_host(np.vstack([V_h, *new_v]), xp=xp, device=dev, dtype=dtype)
+            _emit(verbose, "sigma %.4g: split %d center(s), now %d", sigma, cand.size, C.shape[0])
+        m = C.shape[0]
+        rec["sigmas"].append(sigma)
+        rec["n_centers"].append(m)
+        rec["n_iter"].append(iters)
+        rec["free_energy"].append(host[1])
+        rec["soft_distortion"].append(host[2])
+        rec["inertia"].append(host[3])
+        _emit(
+            verbose,
+            "level %d: sigma %.4g, %d centers, %d iteration(s), F %.6g, L %.6g, J %.6g",
+            level,
+            sigma,
+            m,
+            iters,
+            host[1],
+            host[2],
+            host[3],
+        )
+        # ---- the next temperature ------------------------------------------------
+        if m >= k:
+            L, J = host[2], host[3]
+            if L - J <= hard_tol * J or J <= 0:
+                break
+            sigma *= cooling
+            continue
+        top = float(c * np.max(lam))
+        if not top > 0:
+            # no cluster has any spread left (fewer distinct points than clusters):
+            # duplicate the first center and let Lloyd's relocation place the copies
+            extra = xp.concat([C[:1, ...]] * (k - m), axis=0)
+            C = xp.concat([C, extra], axis=0)
+            break
+        # skip the levels where nothing splits: jump just below the next critical σ
+        sigma = cooling * min(sigma, top)
+    return C, rec
+
+
+def _utility_pass(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per center: its utility :math:`U_j = \sum_{l_i = j} w_i (D_{i(2)} - D_{i(1)})` (the
+    inertia lost if it were removed) and its error :math:`E_j = \sum_{l_i=j} w_i
+    D_{i(1)}`.  One chunked pass, one host sync."""
+    n, k = X.shape[0], C.shape[0]
+    rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
+    c_sq = sq_norms(C, xp=xp)
+    ks = xp.arange(k, device=device_of(X))
+    acc_u, acc_e = Accumulator(xp), Accumulator(xp)
+    for a, b in iter_chunks(n, rows):
+        D = sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq)
+        lab = xp.argmin(D, axis=1)
+        d1 = xp.min(D, axis=1)
+        inf = xp.asarray(float("inf"), dtype=D.dtype, device=device_of(D))
+        d2 = xp.min(xp.where(xp.astype(ks, lab.dtype)[None, :] == lab[:, None], inf, D), axis=1)
+        gap, err = d2 - d1, d1
+        if w is not None:
+            gap, err = gap * w[a:b], err * w[a:b]
+        acc_u.add(segment_sum(gap, lab, k, xp=xp))
+        acc_e.add(segment_sum(err, lab, k, xp=xp))
+    host = to_host(xp.stack([acc_u.result(), acc_e.result()])).astype(np.float64)
+    return host[0], host[1]
+
+
+def _swap_refine(
+    X: Array,
+    C: Array,
+    w: Array | None,
+    rng: np.random.Generator,
+    *,
+    xp: ModuleType,
+    max_fail: int,
+    working_memory: float | None,
+) -> tuple[Array, int, int]:
+    """Utility-based center swaps between Lloyd runs (after Fritzke's k-means-u*).
+
+    From a K-Means fixed point: move the center of least utility (removing it costs
+    least inertia) next to the center of largest error, split that cluster in two along
+    a random direction at its RMS radius, run Lloyd; keep the result if the inertia fell,
+    else try the next-least useful center.  Stops after ``max_fail`` failures in a row.
+    Returns ``(C, n_tried, n_accepted)``.
+    """
+    k, d = C.shape
+    if k < 2:
+        return C, 0, 0
+    dev, dtype = device_of(X), X.dtype
+    res = kmeans(X, k, init=C, n_init=1, sample_weight=w, working_memory=working_memory)
+    C, best = res.centers, res.inertia
+    util, err = _utility_pass(X, C, w, xp=xp, working_memory=working_memory)
+    mass: np.ndarray | None = None
+    tried = accepted = fails = 0
+    order = list(np.argsort(util, kind="stable"))
+    while fails < max_fail and order:
+        j_min = int(order.pop(0))
+        e = err.copy()
+        e[j_min] = -np.inf
+        j_max = int(np.argmax(e))
+        if mass is None:
+            st = soft_stats_impl(
+                X, C, w, sigma=0.0, kind="hard", xp=xp, working_memory=working_memory
+            )
+            mass = to_host(st.mass).astype(np.float64)
+        radius = math.sqrt(err[j_max] / mass[j_max]) if mass[j_max] > 0 else 0.0
+        u = rng.standard_normal(d)
+        u *= 0.5 * radius / max(float(np.linalg.norm(u)), 1e-300)
+        C_h = to_host(C).astype(np.float64)
+        C_h[j_min] = C_h[j_max] - u
+        C_h[j_max] = C_h[j_max] + u
+        trial = kmeans(
+            X,
+            k,
+            init=from_host(C_h, xp=xp, device=dev, dtype=dtype),
+            n_init=1,
+            sample_weight=w,
+            working_memory=working_memory,
+        )
+        tried += 1
+        if trial.inertia < best * (1 - 1e-12):
+            C, best = trial.centers, trial.inertia
+            accepted += 1
+            fails = 0
+            util, err = _utility_pass(X, C, w, xp=xp, working_memory=working_memory)
+            mass = None
+            order = list(np.argsort(util, kind="stable"))
+        else:
+            fails += 1
+    return C, tried, accepted
+
+
+def deterministic_annealing(
+    X: Any,
+    n_clusters: int,
+    /,
+    *,
+    kind: str = "softmax",
+    sample_weight: Any = None,
+    random_state: Any = None,
+    cooling: float = 0.8,
+    max_iter: int = 20,
+    tol: float = 1e-3,
+    hard_tol: float = 1e-2,
+    n_power: int = 1,
+    split_distance: float = 0.5,
+    merge_tol: float = 0.01,
+    max_rounds: int = 4,
+    refine: int = 3,
+    max_samples: int | str | None = "auto",
+    finish: bool = True,
+    working_memory: float | None = None,
+    verbose: bool = False,
+) -> DeterministicAnnealingResult:
+    r"""K-Means by deterministic annealing, splitting centers at critical temperatures.
+
+    Deterministic annealing (Rose, Gurewitz & Fox 1990; Rose 1998) minimises the free
+    energy of the normalised RBF network,
+    :math:`F_\sigma(\mu) = \sum_i w_i \big(\sum_j r_{ij} D_{ij} - \sigma H(r_i)\big)`,
+    :math:`D_{ij} = \lVert x_i - \mu_j\rVert^2`, while the temperature σ falls, so that
+    the centers follow the minimum from the convex high-temperature regime (one center
+    at the mean) down to K-Means (σ → 0), instead of starting in the basin of whatever
+    local minimum a random seeding lands in.
+
+    *Fixed points.*  At each σ, soft Lloyd iterations
+    :math:`\mu_j \leftarrow \sum_i w_i r_{ij} x_i / N_j` (Lemma 1) run, warm started,
+    until :math:`\sum_j \lVert\Delta\mu_j\rVert^2 \le` ``tol`` :math:`\cdot\,\sigma\,m`
+    (``m`` centers; σ is the squared length scale) or ``max_iter`` iterations.
+
+    *Splitting at critical temperatures.*  A center whose responsibility-weighted
+    covariance :math:`\Sigma_j = \sum_i w_i r_{ij}(x_i - \mu_j)(x_i - \mu_j)^\top / N_j`
+    has largest eigenvalue :math:`\lambda_j` would split, if it had a coincident twin,
+    once :math:`\sigma < \sigma_{c,j} = c\,\lambda_j`, with :math:`c = 2` for softmax and
+    :math:`c = 2\sqrt 2` for entmax-1.5 (:func:`critical_factor` derives both).  So the
+    algorithm keeps one center per effective cluster, estimates :math:`\lambda_j` and its
+    eigenvector :math:`v_j` by warm-started power iteration (``n_power`` chunked passes
+    per level), and replaces every center with :math:`\sigma_{c,j} > \sigma` by the pair
+    :math:`\mu_j \pm \delta\sqrt{\lambda_j}\,v_j` (``split_distance`` δ), the largest
+    :math:`N_j\lambda_j` (most distortion-reducing) first when fewer than ``n_clusters``
+    slots remain; then it converges again at the same σ and repeats (at most
+    ``max_rounds`` times).  Centers that have run together (squared distance below
+    ``merge_tol`` :math:`\cdot\,\sigma`: one effective cluster above its critical
+    temperature) are merged, which frees their slot for a later split.  The first split
+    is at :math:`\sigma_c = c\,\lambda_{\max}(\mathrm{Cov}_w X)`.
+
+    *Schedule from the data.*  The next temperature is
+    :math:`\sigma \leftarrow \gamma \min(\sigma, \max_j \sigma_{c,j})` (``cooling``
+    γ): the start and every step come from the predicted critical temperatures, and the
+    levels at which no center would split are skipped.  Once all ``n_clusters`` centers
+    exist it cools by γ per level until the soft and hard distortions agree,
+    :math:`L_\sigma - J \le` ``hard_tol`` :math:`\cdot J`, and hands over to Lloyd.
+    With entmax-1.5 this hand-over is exact: a sample whose two nearest centers differ
+    by :math:`\Delta_i \ge 2\sigma` has a one-hot row, and once
+    :math:`\sigma \le \min_i\Delta_i/2` the annealing step *is* Lloyd's step
+    (Theorem 4), so the low-temperature levels are left to the (cheaper) hard iterations.
+
+    *After the annealing* (``refine``): utility-based center swaps between Lloyd runs
+    (after Fritzke's k-means-u*): the center whose removal costs least inertia is moved
+    into the cluster of largest error, which is split along a random direction; the
+    Lloyd result is kept if its inertia is lower.  It stops after ``refine`` failed swaps
+    in a row (0: no swaps).  ``finish=True`` then runs hard Lloyd (:func:`arbf.kmeans`,
+    ``tol=0``) to an exact K-Means fixed point.
+
+    The annealing runs on a uniform subsample of ``max_samples`` rows when ``X`` has
+    more ("auto": :math:`\max(2000, 20k)`); the swaps and Lloyd use all the data.
+
+    The loop synchronises with the host once per fixed-point iteration (shift and
+    objectives) and once per level (the principal axes, and the k×d centers when they
+    split or merge).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Any Array API array.
+    n_clusters : int
+    kind : {"softmax", "entmax15"}, default "softmax"
+        The responsibilities.
+    sample_weight : array of shape (n_samples,), optional
+        Non-negative weights (annealing, swaps and Lloyd).
+    random_state : int, numpy Generator or None
+        Seeds the power-iteration starts, the subsample and the swap directions.
+    cooling : float in (0, 1), default 0.8
+        γ, the factor between levels and below each critical temperature.
+    max_iter : int, default 20
+        Fixed-point iterations per round at one temperature.
+    tol : float, default 1e-3
+        Per-level stopping tolerance, relative to σ.
+    hard_tol : float, default 1e-2
+        Hand over to Lloyd when :math:`L_\sigma - J \le` ``hard_tol`` :math:`\cdot J`.
+    n_power : int, default 1
+        Warm-started power iterations per level for the principal axes.
+    split_distance : float, default 0.5
+        δ: the two children start at :math:`\mu_j \pm \delta\sqrt{\lambda_j}\,v_j`.
+    merge_tol : float, default 0.01
+        Centers closer than :math:`\sqrt{\text{merge\_tol}\cdot\sigma}` are merged.
+    max_rounds : int, default 4
+        Split-and-converge rounds at one temperature.
+    refine : int, default 3
+        Failed center swaps in a row before stopping; 0 turns the swaps off.
+    max_samples : int, "auto" or None, default "auto"
+        Anneal on a uniform subsample of this many rows (None: all rows).
+    finish : bool, default True
+        Run hard Lloyd to convergence at the end.
+    working_memory : float, optional
+        Memory budget in MiB for one chunk.
+    verbose : bool
+        Log every level and split on the ``"arbf"`` logger.
+
+    Returns
+    -------
+    DeterministicAnnealingResult
+
+    See Also
+    --------
+    anneal_init : the same, returning the centers for :func:`arbf.kmeans`
+        (``init="anneal"``).
+    arbf.anneal : annealing given centers along a fixed schedule.
+
+    References
+    ----------
+    K. Rose, E. Gurewitz, G. Fox, "Statistical mechanics and phase transitions in
+    clustering", Phys. Rev. Lett. 65 (1990).  K. Rose, "Deterministic annealing for
+    clustering, compression, classification, regression, and related optimization
+    problems", Proc. IEEE 86 (1998).  B. Fritzke, "The k-means-u* algorithm: non-local
+    jumps and greedy retries improve k-means++ clustering", arXiv:1706.09059 (2017).
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0], [1.0], [10.0], [11.0], [20.0], [21.0]])
+    >>> res = arbf.deterministic_annealing(X, 3, random_state=0)
+    >>> xp.sort(res.centers, axis=0)
+    Array([[ 0.5],
+           [10.5],
+           [20.5]], dtype=array_api_strict.float64)
+    >>> res.kmeans.inertia
+    1.5
+    """
+    Xv, xp = check_data(X)
+    n = Xv.shape[0]
+    k = check_n_clusters(n_clusters, n)
+    kind = check_kind(kind, ("softmax", "entmax15"))
+    cooling = _check_positive("cooling", cooling, upper=1.0)
+    tol = _check_positive("tol", tol)
+    hard_tol = _check_positive("hard_tol", hard_tol)
+    split_distance = _check_positive("split_distance", split_distance)
+    merge_tol = _check_positive("merge_tol", merge_tol)
+    max_iter = _check_int("max_iter", max_iter)
+    max_rounds = _check_int("max_rounds", max_rounds)
+    if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
+        raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
+    n_power = _check_int("n_power", n_power)
+    if isinstance(max_samples, str):
+        if max_samples != "auto":
+            raise ValueError(
+                f"max_samples must be 'auto', None or an integer, got {max_samples!r}"
+            )
+        max_samples = max(2000, 20 * k)
+    elif max_samples is not None:
+        max_samples = max(_check_int("max_samples", max_samples), k)
+    dev = device_of(Xv)
+    w = check_sample_weight(sample_weight, n, xp=xp, dtype=Xv.dtype, device=dev, like=Xv)
+    rng = check_random_state(random_state)
+    mean = _mean_rows(Xv, xp=xp)
+    Xc = Xv - mean
+    Xa, wa = Xc, w
+    if max_samples is not None and n > max_samples:
+        # anneal on a uniform subsample (weights kept); swaps and Lloyd see all the data
+        idx = from_host(np.sort(rng.choice(n, size=max_samples, replace=False)), xp=xp, device=dev)
+        Xa = xp.take(Xc, idx, axis=0)
+        wa = None if w is None else xp.take(w, idx, axis=0)
+    C, rec = _anneal_impl(
+        Xa,
+        k,
+        wa,
+        rng,
+        xp=xp,
+        kind=kind,
+        cooling=cooling,
+        max_iter=max_iter,
+        tol=tol,
+        hard_tol=hard_tol,
+        n_power=n_power,
+        split_distance=split_distance,
+        merge_tol=merge_tol,
+        max_rounds=max_rounds,
+        working_memory=working_memory,
+        verbose=verbose,
+    )
+    if refine:
+        C, n_tried, n_acc = _swap_refine(
+            Xc, C, w, rng, xp=xp, max_fail=int(refine), working_memory=working_memory
+        )
+        rec["swaps"] = (n_tried, n_acc)
+    km: KMeansResult | None = None
+    if finish:
+        km = kmeans(
+            Xc,
+            k,
+            init=C,
+            n_init=1,
+            max_iter=300,
+            tol=0.0,
+            sample_weight=w,
+            working_memory=working_memory,
+        )
+        C = km.centers
+        km = KMeansResult(
+            centers=km.centers + mean,
+            labels=km.labels,
+            inertia=km.inertia,
+            n_iter=km.n_iter,
+            converged=km.converged,
+            history=km.history,
+            n_init_inertia=km.n_init_inertia,
+        )
+    return DeterministicAnnealingResult(
+        centers=C + mean,
+        sigmas=np.asarray(rec["sigmas"], dtype=np.float64),
+        n_centers=np.asarray(rec["n_centers"], dtype=np.int64),
+        n_iter=np.asarray(rec["n_iter"], dtype=np.int64),
+        objectives={
+            name: np.asarray(rec[name], dtype=np.float64)
+            for name in ("free_energy", "soft_distortion", "inertia")
+        },
+        splits=rec["splits"],
+        sigma_critical=rec["sigma_critical"],
+        n_passes=int(rec["n_passes"]),
+        kmeans=km,
+    )
+
+
+def anneal_init(
+    X: Any,
+    n_clusters: int,
+    /,
+    *,
+    kind: str = "softmax",
+    sample_weight: Any = None,
+    random_state: Any = None,
+    **options: Any,
+) -> Array:
+    """Initial centers for K-Means by deterministic annealing (``init="anneal"``).
+
+    :func:`deterministic_annealing` with ``finish=False``: the centers at the end of the
+    annealing (and of the center swaps, unless ``refine=0``), for Lloyd's algorithm to
+    finish.  ``options`` are passed on (``cooling``, ``max_iter``, ``tol``,
+    ``hard_tol``, ``n_power``, ``split_distance``, ``merge_tol``, ``max_rounds``,
+    ``refine``, ``max_samples``, ``working_memory``, ``verbose``).
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+        In the namespace, device and dtype of ``X``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0], [1.0], [10.0], [11.0]])
+    >>> C = arbf.anneal_init(X, 2)
+    >>> arbf.kmeans(X, 2, init=C).inertia
+    1.0
+    """
+    if "finish" in options:
+        raise TypeError("anneal_init() got an unexpected keyword argument 'finish'")
+    return deterministic_annealing(
+        X,
+        n_clusters,
+        kind=kind,
+        sample_weight=sample_weight,
+        random_state=random_state,
+        finish=False,
+        **options,
+    ).centers
