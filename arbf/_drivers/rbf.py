@@ -455,12 +455,13 @@ def anneal(
     >>> import arbf
     >>> X = xp.asarray([[0.0], [1.0], [10.0], [11.0]])
     >>> res = arbf.anneal(X, xp.asarray([[4.0], [6.0]]), kind="entmax15",
-    ...                   schedule=[10.0, 1.0, 0.1])
-    >>> res.centers
-    Array([[ 0.5],
-           [10.5]], dtype=array_api_strict.float64)
-    >>> [bool(b) for b in res.one_hot]
-    [False, True, True]
+    ...                   schedule=[100.0, 10.0, 1.0])
+    >>> res.path[:, :, 0].round(2)  # merged near the mean at σ = 100, split by σ = 10
+    array([[ 5.49,  5.51],
+           [10.5 ,  0.5 ],
+           [10.5 ,  0.5 ]])
+    >>> [bool(b) for b in res.one_hot], res.sigma_exact
+    ([False, True, True], 45.0)
     """
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
