@@ -147,7 +147,7 @@ def apply(params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None) -
     >>> import jax.numpy as jnp
     >>> from arbf import jax as ajax
     >>> p = ajax.init_params(centers=jnp.asarray([[0.0], [2.0]]), sigma=1.0)
-    >>> ajax.apply(p, jnp.asarray([[0.0], [1.0], [3.0]]), kind="entmax15").tolist()
+    >>> ajax.apply(p, jnp.asarray([[0.0], [1.0], [3.0]]), kind="entmax15").round(4).tolist()
     [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
     """
     return sample_terms_of(params, X, kind=kind, sigma=sigma).responsibilities
