@@ -243,6 +243,7 @@ class RBFClustering(nn.Module):
         Parameters
         ----------
         x : Tensor of shape (n, n_features)
+            Cast to the dtype of the centers.
         sample_weight : Tensor of shape (n,), optional
             Non-negative weights :math:`w_i` (default 1).
 

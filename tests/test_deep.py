@@ -91,3 +91,16 @@ def test_smoke_run_of_the_pipeline(tmp_path, capsys):
         for metric in ("acc", "nmi", "ari"):
             mean, std = res["summary"][m][metric]
             assert -1.0 <= mean <= 1.0 and std >= 0.0
+
+
+def test_core_import_pulls_in_no_framework():
+    """``import arbf`` never imports torch, JAX or scikit-learn (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, arbf, arbf._deep.digits, arbf._deep.objective; "
+        "print(sorted(m for m in ('torch', 'jax', 'sklearn', 'optax') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
