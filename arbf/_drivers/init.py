@@ -176,6 +176,12 @@ def kmeans_plusplus(
     random_state : int, numpy Generator or None
         Seeds one host NumPy Generator: the same seed gives the same centers on every
         backend.
+
+        k-means++ is sequential: one pass over the data and one host sync per center.
+        On Dask the cumulative sums of the sampling weights are formed on the host, so
+        each center also moves an ``n``-vector to the client: fine for moderate ``n``;
+        for data that do not fit one memory use k-means|| (``init="k-means||"``,
+        :func:`kmeans_parallel`), a few passes in all.
     n_local_trials : int, optional
         Candidates per center (default ``2 + floor(ln k)``).
     working_memory : float, optional
@@ -239,6 +245,10 @@ def _nearest_candidates(
 
     if not is_dask(xp):
         return assign(X, cands, xp=xp, working_memory=working_memory)[0]
+    from .._math import fast_dask
+
+    if fast_dask.applies(X, cands):  # one task per row block
+        return fast_dask.nearest_labels(X, cands)
     m = cands.shape[0]
     rows = max(max(X.chunks[0]), 1)
     budget = DEFAULT_WORKING_MEMORY_MB if working_memory is None else float(working_memory)

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fast_numpy
 
-__all__ = ["applies", "lloyd_sums"]
+__all__ = ["applies", "lloyd_sums", "nearest_labels"]
 
 
 def applies(X: Any, C: Any, sample_weight: Any = None) -> bool:
@@ -115,3 +115,30 @@ def lloyd_sums(X: Any, C: Any, sample_weight: Any = None) -> tuple[Any, Any, Any
     weights = total[k * d : k * (d + 1)].astype(X.dtype)
     inertia = total[k * (d + 1)].astype(X.dtype)
     return labels, sums, weights, inertia
+
+
+def _labels_block(Xb: np.ndarray, Cb: np.ndarray) -> np.ndarray:
+    if Xb.shape[0] == 0:
+        return np.zeros((0,), dtype=np.int64)
+    return fast_numpy.assign(np.asarray(Xb), np.asarray(Cb))[0].astype(np.int64)
+
+
+def nearest_labels(X: Any, C: Any) -> Any:
+    """Index of the nearest row of ``C`` for every row of ``X`` (ties to the lowest), one
+    task per row block (NumPy fast path inside, chunked over rows for any ``k``)."""
+    import dask.array as da
+
+    Cd = C if isinstance(C, da.Array) else da.from_array(np.asarray(C))
+    if Cd.numblocks != (1, 1):
+        Cd = Cd.rechunk(Cd.shape)
+    return da.blockwise(
+        _labels_block,
+        "i",
+        X,
+        "ij",
+        Cd,
+        "kj",
+        dtype=np.int64,
+        concatenate=True,
+        meta=np.empty((0,), dtype=np.int64),
+    )
