@@ -3,9 +3,9 @@
 Same data (Gaussian blobs), same ``batch_size``, ``max_iter``, ``max_no_improvement``
 and k-means++ initialisation on ``init_size`` samples, ``n_init=1``, several seeds.  For
 each library: median fit time, steps taken, and the final inertia on the *full* data
-(mean over the seeds, and relative to full-batch Lloyd K-Means, best of 10 k-means++ starts).  Extra
-rows: arbf's ``MiniBatchRBFKMeans`` (softmax, σ annealed geometrically) and a streaming
-run (``partial_fit`` over pieces of ``--piece`` rows, one pass).
+(mean over the seeds, and relative to full-batch Lloyd K-Means, best of 10 k-means++
+starts).  Extra rows: arbf's ``MiniBatchRBFKMeans`` (softmax, σ annealed geometrically)
+and a streaming run (``partial_fit`` over pieces of ``--piece`` rows, one pass).
 
 Usage::
 
@@ -145,7 +145,8 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines = [
         f"n = {r['n']:,}, d = {r['d']}, k = {r['k']} Gaussian blobs, batch_size = "
         f"{r['batch_size']}, max_iter = {r['max_iter']}, max_no_improvement = 10, "
-        f"k-means++ init, mean over {r['seeds']} seeds; streaming pieces of {r['piece']} rows.",
+        f"k-means++ init, mean over {r['seeds']} seeds; streaming pieces of {r['piece']} rows; "
+        f"BLAS/OpenMP threads: {r.get('threads', 'default')}.",
         "",
         "| estimator | time (s) | time / sklearn | steps | inertia | inertia / full K-Means |",
         "|---|---:|---:|---:|---:|---:|",
@@ -168,6 +169,7 @@ def main() -> None:
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--piece", type=int, default=4096)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="limit BLAS/OpenMP threads")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_* pins")
     p.add_argument("--out", default=None)
@@ -175,7 +177,14 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.n, args.d, args.k, args.seeds, args.max_iter = 5000, 4, 5, 1, 5
-    res = run(args)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):  # BLAS and OpenMP (scikit-learn)
+            res = run(args)
+    else:
+        res = run(args)
+    res["threads"] = args.threads or "default"
     md = to_markdown(res)
     print(md)
     if args.out:
