@@ -88,6 +88,17 @@ class TestFixedPoint:
         res = deterministic_annealing(X, 3, random_state=0, **FAST)
         backend.check_same_kind(res.centers, dtype=backend.xp.float32)
 
+    def test_subsampled_annealing_still_ends_at_fixed_point(self, backend):
+        X = backend.asarray(_mixture(3))
+        res = deterministic_annealing(X, 3, random_state=0, max_samples=40, **FAST)
+        assert_close(
+            arbf.lloyd_step(X, res.centers),
+            backend.to_numpy(res.centers),
+            backend=backend,
+            rtol=1e-10,
+            atol=1e-10,
+        )
+
     def test_sample_weight_equals_repetition(self):
         X = _mixture(1, 20)
         w = np.ones(X.shape[0])
@@ -207,6 +218,8 @@ class TestBadInput:
             ({"max_rounds": 0}, ValueError, "max_rounds"),
             ({"refine": -1}, ValueError, "refine"),
             ({"refine": True}, ValueError, "refine"),
+            ({"max_samples": "all"}, ValueError, "max_samples"),
+            ({"max_samples": 0}, ValueError, "max_samples"),
             ({"random_state": "seed"}, ValueError, "random_state"),
         ],
     )
@@ -243,3 +256,25 @@ class TestBadInput:
     def test_anneal_init_rejects_finish(self):
         with pytest.raises(TypeError, match="finish"):
             anneal_init(_mixture(), 3, finish=True)
+
+
+class TestBenchmark:
+    def test_quick_run_prints_table_and_summary(self):
+        pytest.importorskip("sklearn")
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_anneal_quality.py"
+        proc = subprocess.run(
+            [sys.executable, str(bench), "--quick", "--keep-blas-env"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+        assert "| instance" in out and "km++ x10" in out and "DA ent" in out
+        summaries = [line for line in out.splitlines() if line.startswith("SUMMARY")]
+        assert len(summaries) == 5
+        assert all("instances" in line and "wall time" in line for line in summaries)

@@ -5,10 +5,11 @@ temperature σ the free energy :math:`F_\sigma` is minimised by fixed-point (sof
 iterations, warm started; then each center's *critical temperature* is computed from
 the top eigenpair of its responsibility-weighted covariance, and every center whose
 critical temperature lies above σ is split in two along its principal axis, until there
-are ``n_clusters`` centers.  The temperature then jumps straight to just below the next
-critical temperature (levels where nothing would change are skipped) and, once all
-centers exist, cools geometrically until the soft and hard distortions agree; hard
-Lloyd iterations finish the job.
+are ``n_clusters`` centers (centers that run together are merged, freeing their slot).
+The temperature then jumps straight to just below the next critical temperature
+(levels where nothing would change are skipped) and, once all centers exist, cools
+geometrically until the soft and hard distortions agree; utility-based center swaps
+between hard Lloyd runs finish the job.
 
 The loop synchronises with the host once per fixed-point iteration (center shift and
 objectives) and once per level for the principal axes; the arithmetic is the chunked,
@@ -562,7 +563,8 @@ def deterministic_annealing(
     ``tol=0``) to an exact K-Means fixed point.
 
     The annealing runs on a uniform subsample of ``max_samples`` rows when ``X`` has
-    more ("auto": :math:`\max(2000, 20k)`); the swaps and Lloyd use all the data.
+    more ("auto": :math:`\max(2000, 20k, 125d)` rows, enough per cluster and per feature);
+    the swaps and Lloyd use all the data.
 
     The loop synchronises with the host once per fixed-point iteration (shift and
     objectives) and once per level (the principal axes, and the k×d centers when they
@@ -656,7 +658,7 @@ def deterministic_annealing(
             raise ValueError(
                 f"max_samples must be 'auto', None or an integer, got {max_samples!r}"
             )
-        max_samples = max(2000, 20 * k)
+        max_samples = max(2000, 20 * k, 125 * Xv.shape[1])
     elif max_samples is not None:
         max_samples = max(_check_int("max_samples", max_samples), k)
     dev = device_of(Xv)
