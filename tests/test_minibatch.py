@@ -69,6 +69,26 @@ class TestStep:
         N, S = backend.to_numpy(st.mass), backend.to_numpy(st.sums)
         assert_close(C1, C0 - 1e-3 * 2 * (N[:, None] * C0 - S), backend=backend, rtol=1e-10)
 
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    def test_step_has_no_host_sync(self, kind):
+        """The step traces under ``jax.jit`` (a host sync would raise while tracing)."""
+        jax = pytest.importorskip("jax")
+        import array_api_compat
+
+        jnp = jax.numpy
+        xp = array_api_compat.array_namespace(jnp.zeros(1))
+        sigma = 0.0 if kind == "hard" else 2.0
+
+        def step(Xb, C, m):
+            C1, m1, st = minibatch_step(Xb, C, m, None, sigma=sigma, kind=kind, xp=xp)
+            return C1, m1, st.free_energy
+
+        Xj, Cj = jnp.asarray(X), jnp.asarray(C0)
+        m = jnp.zeros(3, dtype=Xj.dtype)
+        got = jax.jit(step)(Xj, Cj, m)
+        ref = step(Xj, Cj, m)
+        np.testing.assert_allclose(np.asarray(got[0]), np.asarray(ref[0]), rtol=1e-10)
+
 
 class TestEstimatorsOnBackends:
     @pytest.mark.parametrize("cls", [MiniBatchKMeans, MiniBatchRBFKMeans])
