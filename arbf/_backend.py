@@ -150,6 +150,23 @@ def materialize(*arrays: Array, xp: ModuleType) -> tuple[Array, ...]:
     return arrays
 
 
+def map_rows(fn: Any, x: Array, *, xp: ModuleType) -> Array:
+    """Apply a row-wise (last-axis) function ``fn(block, xp=...)``.
+
+    Lazy chunked backends (Dask) evaluate ``fn`` once per block of rows with the NumPy
+    namespace (one task per block, instead of a graph node per elementary operation);
+    every other backend calls ``fn(x, xp=xp)`` directly.  ``fn`` must treat rows
+    independently and keep the shape.
+    """
+    if is_dask(xp):
+        import array_api_compat.numpy as npx
+
+        if x.ndim and x.numblocks[-1] != 1:
+            x = x.rechunk({x.ndim - 1: -1})
+        return x.map_blocks(lambda b: fn(b, xp=npx), dtype=x.dtype)
+    return fn(x, xp=xp)
+
+
 def to_scalar(x: Array) -> float:
     """A 0-d array (or scalar) as a Python float (a host sync)."""
     return float(to_host(x).reshape(()))

@@ -34,6 +34,7 @@ from .._backend import (
     device_of,
     has_take_along_axis,
     is_traced,
+    map_rows,
     to_host,
     working_dtype,
 )
@@ -167,6 +168,11 @@ def entmax15_sqrt_impl(z: Array, *, xp: ModuleType) -> Array:
     """
     if has_take_along_axis(xp) and hasattr(xp, "cumulative_sum"):
         return _entmax15_sqrt_sort(z, xp=xp)
+    return map_rows(_entmax15_sqrt_bisect, z, xp=xp)
+
+
+def _entmax15_sqrt_bisect(z: Array, *, xp: ModuleType) -> Array:
+    """``u = sqrt(entmax15(z))`` by bisection (backends without ``take_along_axis``)."""
     y = _shifted(z / 2.0, xp=xp)
     # the bisection only has to find the support: an entry within 2**-32 of τ carries
     # p <= 2**-64, and τ is then exact from the support's closed form
@@ -182,10 +188,14 @@ def entmax15_impl(z: Array, *, xp: ModuleType) -> Array:
     return u * u
 
 
+def _sparsemax_bisect(z: Array, *, xp: ModuleType) -> Array:
+    return entmax_bisect_impl(z, alpha=2.0, xp=xp)
+
+
 def sparsemax_impl(z: Array, *, xp: ModuleType) -> Array:
     """Exact sparsemax along the last axis (sort-based; bisection without ``take_along_axis``)."""
     if not (has_take_along_axis(xp) and hasattr(xp, "cumulative_sum")):
-        return entmax_bisect_impl(z, alpha=2.0, xp=xp)
+        return map_rows(_sparsemax_bisect, z, xp=xp)
     y = _shifted(z, xp=xp)
     ys = xp.sort(y, axis=-1, descending=True)
     rho = _ranks(y, xp=xp)
@@ -346,7 +356,8 @@ def entmax_bisect(z: Any, /, *, alpha: float = 1.5, axis: int = -1, n_iter: int 
     if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
     zl, xp, out_dtype, axis = _prepare(z, axis)
-    p = entmax_bisect_impl(zl, alpha=alpha, n_iter=int(n_iter), xp=xp)
+    steps = int(n_iter)
+    p = map_rows(lambda b, xp: entmax_bisect_impl(b, alpha=alpha, n_iter=steps, xp=xp), zl, xp=xp)
     return _finish(p, xp, out_dtype, axis)
 
 
