@@ -5,9 +5,14 @@ responsibilities) relaxes K-Means; both are written once against the Python Arra
 standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 """
 
-from ._drivers.init import kmeans_plusplus
+from ._drivers.deterministic_annealing import (
+    DeterministicAnnealingResult,
+    anneal_init,
+    deterministic_annealing,
+)
+from ._drivers.init import kmeans_parallel, kmeans_plusplus
 from ._drivers.kmeans import ConvergenceWarning, KMeansResult, kmeans
-from ._drivers.rbf import anneal, rbf_kmeans
+from ._drivers.rbf import AnnealResult, RBFResult, anneal, rbf_kmeans
 from ._math.entmax import entmax15, entmax_bisect, sparsemax
 from ._math.matching import centroid_discrepancy
 from ._math.objectives import inertia
@@ -20,7 +25,12 @@ __version__ = "0.1.0.dev0"
 
 # The estimators import scikit-learn (when installed) for their base classes: load them on
 # first use so that ``import arbf`` stays light.
-_LAZY = {"KMeans": "._estimators.kmeans", "RBFKMeans": "._estimators.rbf"}
+_LAZY = {
+    "KMeans": "._estimators.kmeans",
+    "RBFKMeans": "._estimators.rbf",
+    "MiniBatchKMeans": "._estimators.minibatch",
+    "MiniBatchRBFKMeans": "._estimators.minibatch",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -38,19 +48,27 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AnnealResult",
     "ConvergenceWarning",
+    "DeterministicAnnealingResult",
     "KMeans",
     "KMeansResult",
+    "MiniBatchKMeans",
+    "MiniBatchRBFKMeans",
     "RBFKMeans",
+    "RBFResult",
     "anneal",
+    "anneal_init",
     "center_gradient",
     "centroid_discrepancy",
+    "deterministic_annealing",
     "entmax15",
     "entmax_bisect",
     "free_energy",
     "gradient_step",
     "inertia",
     "kmeans",
+    "kmeans_parallel",
     "kmeans_plusplus",
     "lloyd_step",
     "rbf_kmeans",

@@ -25,6 +25,7 @@ PAGES = [
     "user_guide/entmax.md",
     "user_guide/deep_learning.md",
     "user_guide/dask.md",
+    "user_guide/scale_out.md",
 ]
 PRELUDE = """
 import numpy as np

@@ -371,9 +371,10 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         Final temperature of a geometric schedule in ``fit`` (None: σ fixed).
     kind : {"softmax", "entmax15"}, default="softmax"
     lr : "lloyd" or float, default="lloyd"
-    init, max_iter, batch_size, verbose, compute_labels, random_state, tol, \
-max_no_improvement, init_size, n_init, working_memory
+    init, max_iter, batch_size, verbose, compute_labels, random_state, tol
         As in :class:`MiniBatchKMeans`; early stopping watches the batch free energy.
+    max_no_improvement, init_size, n_init, working_memory
+        As in :class:`MiniBatchKMeans`.
 
     Attributes
     ----------
