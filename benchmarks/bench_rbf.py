@@ -27,15 +27,21 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
-def _time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up (JIT, caches, page faults of the first allocation)
-    ts = []
+
+def _interleaved(runners: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median seconds per call; the runners alternate within each round (after a warm-up
+    call each), so every one sees the same machine load."""
+    for run in runners.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def bench_entmax(shapes: list[tuple[int, int]], repeats: int) -> list[dict[str, Any]]:
@@ -52,11 +58,15 @@ def bench_entmax(shapes: list[tuple[int, int]], repeats: int) -> list[dict[str, 
         z = np.random.default_rng(0).normal(size=(n, k)).astype(np.float32) * 3
         zt = torch.from_numpy(z.copy())
         row: dict[str, Any] = {"rows": n, "k": k}
-        row["arbf numpy"] = _time(lambda z=z: arbf.entmax15(z), repeats)
-        row["arbf torch"] = _time(lambda zt=zt: arbf.entmax15(zt), repeats)
+        runners: dict[str, Callable[[], Any]] = {
+            "arbf numpy": lambda z=z: arbf.entmax15(z),
+            "arbf torch": lambda zt=zt: arbf.entmax15(zt),
+        }
         if entmax_pkg is not None:
-            with torch.no_grad():
-                row["entmax pkg"] = _time(lambda zt=zt: entmax_pkg.entmax15(zt, dim=-1), repeats)
+            runners["entmax pkg"] = lambda zt=zt: entmax_pkg.entmax15(zt, dim=-1)
+        with torch.no_grad():
+            row.update(_interleaved(runners, repeats))
+        if entmax_pkg is not None:
             ref = entmax_pkg.entmax15(zt, dim=-1).numpy()
             row["max |Δ|"] = float(np.max(np.abs(np.asarray(arbf.entmax15(z)) - ref)))
             row["numpy/pkg"] = row["arbf numpy"] / row["entmax pkg"]
@@ -81,14 +91,15 @@ def bench_soft_vs_hard(
             C = X[rng.choice(n, k, replace=False)].copy()
             sigma = float(np.mean(np.var(X, axis=0))) * 0.5
             row: dict[str, Any] = {"n": n, "d": d, "k": k, "dtype": dt}
-            row["hard"] = _time(lambda X=X, C=C: lloyd_sums(X, C, None, xp=xp), repeats)
+            runners: dict[str, Callable[[], Any]] = {
+                "hard": lambda X=X, C=C: lloyd_sums(X, C, None, xp=xp)
+            }
             for kind in ("softmax", "entmax15"):
-                row[kind] = _time(
-                    lambda X=X, C=C, kind=kind, sigma=sigma: soft_stats_impl(
-                        X, C, None, sigma=sigma, kind=kind, xp=xp
-                    ),
-                    repeats,
+                runners[kind] = lambda X=X, C=C, kind=kind, sigma=sigma: soft_stats_impl(
+                    X, C, None, sigma=sigma, kind=kind, xp=xp
                 )
+            row.update(_interleaved(runners, repeats))
+            for kind in ("softmax", "entmax15"):
                 row[f"{kind}/hard"] = row[kind] / row["hard"]
             rows.append(row)
     return rows
@@ -114,7 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", help="also write the tables as markdown to this file")
+    p.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (by default this process re-runs "
+        "itself without them: they pin OpenBLAS to a slow kernel on this hardware)",
+    )
     args = p.parse_args(argv)
+    blas_env = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    if blas_env and not args.keep_blas_env:
+        env = {k: v for k, v in os.environ.items() if k not in blas_env}
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
     if args.quick:
         ent_shapes = [(20000, 16), (4000, 256)]
         km_shapes = [(20000, 16, 16)]
@@ -125,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         dtypes = ["float32", "float64"]
     head = (
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, numpy {np.__version__}; median of {args.repeats}"
+        f"{platform.python_version()}, numpy {np.__version__}; median of {args.repeats} "
+        f"interleaved rounds; OpenBLAS env: {[v for v in _BLAS if v in os.environ]}"
     )
     print(head)
     t1 = table(bench_entmax(ent_shapes, args.repeats))
