@@ -150,6 +150,38 @@ def materialize(*arrays: Array, xp: ModuleType) -> tuple[Array, ...]:
     return arrays
 
 
+def host_view(x: Array) -> np.ndarray | None:
+    """A zero-copy NumPy view of ``x`` when one exists and is safe to compute with.
+
+    NumPy arrays are returned as they are; CPU torch tensors that do not require a
+    gradient (and are not being traced by ``torch.compile``) as ``Tensor.numpy()``.
+    Anything else gives ``None`` (the caller then stays in the array's own namespace),
+    so native NumPy kernels can serve torch CPU without breaking autograd.
+    """
+    if type(x) is np.ndarray:
+        return x
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        if (
+            x.device.type == "cpu"
+            and not x.requires_grad
+            and not torch.compiler.is_compiling()
+            and x.dtype in (torch.float32, torch.float64)
+        ):
+            return x.numpy()  # type: ignore[no-any-return]
+    return None
+
+
+def like_view(a: np.ndarray, x: Array) -> Array:
+    """``a`` (host) as an array of ``x``'s kind, without a copy (inverse of host_view)."""
+    if type(x) is np.ndarray:
+        return a
+    import torch
+
+    return torch.from_numpy(a)
+
+
 def map_rows(fn: Any, x: Array, *, xp: ModuleType) -> Array:
     """Apply a row-wise (last-axis) function ``fn(block, xp=...)``.
 
