@@ -40,18 +40,17 @@ def applies(X: Any, C: Any, sample_weight: Any, kind: str) -> bool:
     )
 
 
-def _gaps_python(X, G, C, x_sq, c_sq, w, acc):
+def _gaps_python(X, G, E, C, c_sq, w, neg_inv, acc):
     """Softmax pass 1: on entry ``G = X C^T``; on exit ``G`` holds the gaps
-    ``D_ij - D_{i,l_i}`` (>= 0) and ``acc`` gets ``[L, F, J] += w_i d_i`` with the exact
-    nearest distance ``d_i``."""
+    ``D_ij - D_{i,l_i}`` (>= 0), ``E`` the logits ``-G/σ`` (``neg_inv = -1/σ``), and
+    ``acc`` gets ``[L, F, J] += w_i d_i`` with the exact nearest distance ``d_i``."""
     m, k = G.shape
     d = X.shape[1]
     has_w = w.shape[0] > 0
     J = 0.0
     for i in range(m):
-        xi = x_sq[i]
-        for j in range(k):  # separate simple loops: LLVM vectorises them
-            G[i, j] = max(xi + c_sq[j] - 2.0 * G[i, j], 0.0)
+        for j in range(k):  # scores ||c_j||^2 - 2 x.c_j; ||x||^2 cancels in the gaps
+            G[i, j] = c_sq[j] - 2.0 * G[i, j]
         best = G[i, 0]
         for j in range(1, k):
             best = min(best, G[i, j])
@@ -59,7 +58,9 @@ def _gaps_python(X, G, C, x_sq, c_sq, w, acc):
         while G[i, lab] != best:  # first minimum: ties to the lowest index
             lab += 1
         for j in range(k):
-            G[i, j] = G[i, j] - best  # exactly 0 at lab
+            g = G[i, j] - best  # exactly 0 at lab
+            G[i, j] = g
+            E[i, j] = g * neg_inv
         dist = 0.0
         for c in range(d):
             t = np.float64(X[i, c]) - np.float64(C[lab, c])
@@ -96,7 +97,7 @@ def _softmax_python(G, E, w, sigma, mass, acc):
     acc[1] += F
 
 
-def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
+def _entmax_python(X, G, C, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
     """entmax-1.5 rows: on entry ``G = X C^T``; accumulates sums, masses and
     ``[L, F, J]`` directly (the support is small, so no dense ``r^T X`` product)."""
     m, k = G.shape
@@ -107,9 +108,8 @@ def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
     J = 0.0
     inv2s = 0.5 / sigma
     for i in range(m):
-        xi = x_sq[i]
-        for j in range(k):  # separate simple loops: LLVM vectorises them
-            drow[j] = max(xi + c_sq[j] - 2.0 * G[i, j], 0.0)
+        for j in range(k):  # scores ||c_j||^2 - 2 x.c_j; ||x||^2 cancels in the gaps
+            drow[j] = c_sq[j] - 2.0 * G[i, j]
         best = drow[0]
         for j in range(1, k):
             best = min(best, drow[j])
@@ -127,11 +127,34 @@ def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
         # convex and decreasing there, so the iterates stay left and increase), stopping
         # as soon as the exact root for the current support (the sort-based formula for
         # that support size) is consistent with that support.
-        for j in range(k):
-            drow[j] = drow[j] - best
-            ybuf[j] = -drow[j] * inv2s
+        # gaps, scores y = -gap/(2σ) and the first Newton pass (at t = -1) in one sweep
         tau = -1.0
+        cnt = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        min_in = np.inf
+        max_out = -np.inf
+        for j in range(k):
+            g = drow[j] - best
+            drow[j] = g
+            y = -g * inv2s
+            ybuf[j] = y
+            if y > tau:
+                cnt += 1.0
+                s1 += y
+                s2 += y * y
+                min_in = min(min_in, y)
+            else:
+                max_out = max(max_out, y)
         for _ in range(200):
+            mean = s1 / cnt
+            delta = (1.0 - (s2 - s1 * mean)) / cnt
+            tq = mean - math.sqrt(delta if delta > 0.0 else 0.0)
+            if min_in >= tq and max_out <= tq:
+                tau = tq
+                break
+            f = s2 - 2.0 * tau * s1 + cnt * tau * tau - 1.0
+            tau = tau + f / (2.0 * (s1 - cnt * tau))
             cnt = 0.0
             s1 = 0.0
             s2 = 0.0
@@ -143,18 +166,9 @@ def _entmax_python(X, G, C, x_sq, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
                     cnt += 1.0
                     s1 += y
                     s2 += y * y
-                    if y < min_in:
-                        min_in = y
-                elif y > max_out:
-                    max_out = y
-            mean = s1 / cnt
-            delta = (1.0 - (s2 - s1 * mean)) / cnt
-            tq = mean - math.sqrt(delta if delta > 0.0 else 0.0)
-            if min_in >= tq and max_out <= tq:
-                tau = tq
-                break
-            f = s2 - 2.0 * tau * s1 + cnt * tau * tau - 1.0
-            tau = tau + f / (2.0 * (s1 - cnt * tau))
+                    min_in = min(min_in, y)
+                else:
+                    max_out = max(max_out, y)
         extra = 0.0
         ent = 0.0
         for j in range(k):
@@ -239,7 +253,7 @@ def soft_stats(
         n, 2 * k if softmax else k, d, dtype.itemsize, working_memory
     )
     x_contig = X.flags.c_contiguous
-    neg_inv = np.asarray(-1.0 / sigma, dtype=dtype)
+    neg_inv = -1.0 / float(sigma)
 
     def make_state() -> _State:
         st = _State(rows, k, d, dtype, softmax)
@@ -256,12 +270,10 @@ def soft_stats(
             Xc = st.xbuf[:m]
         G = st.G[:m]
         np.matmul(Xc, CT, out=G)
-        x_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
         wc = empty_w if w is None else w[a:b]
         if softmax:
-            kern["gaps"](Xc, G, C, x_sq, c_sq, wc, st.acc)
             E = st.E[:m]
-            np.multiply(G, neg_inv, out=E)
+            kern["gaps"](Xc, G, E, C, c_sq, wc, neg_inv, st.acc)
             np.exp(E, out=E)  # vectorised; the nearest center gives exp(0) = 1
             kern["softmax"](G, E, wc, float(sigma), st.mass, st.acc)
             st.sums += E.T @ Xc
@@ -270,7 +282,6 @@ def soft_stats(
                 Xc,
                 G,
                 C,
-                x_sq,
                 c_sq,
                 wc,
                 float(sigma),
