@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the PNG figures (no matplotlib needed)",
     )
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ._deep import digits
+
+    digits.add_parser(sub)
     return parser
 
 
@@ -90,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "deep-digits":
+        from ._deep import digits
+
+        return digits.run(args)
     from ._reproduce.runner import ReproduceError, reproduce
 
     command = "python -m arbf " + " ".join(shlex.quote(a) for a in args_list)
