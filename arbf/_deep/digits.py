@@ -364,6 +364,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"arbf deep-digits: needs torch and scikit-learn ({exc})") from None
     cfg = config_from_args(args)
     res = run_experiment(cfg)
+    if args.quick:
+        print("--quick: a smoke run (300 samples, a few epochs); the numbers mean nothing")
     print(format_table(res["summary"]))
     print(
         f"\nseeds {cfg.seeds[0]}-{cfg.seeds[-1]}: wall time {res['wall_seconds']:.1f} s, "
