@@ -45,7 +45,7 @@ class TestAgreesWithCore:
         R, loss = layer(X)
         loss.backward()
         np.testing.assert_allclose(
-            float(loss), float(arbf.free_energy(X, C, sigma=sigma, kind=kind)), rtol=1e-12
+            loss.item(), float(arbf.free_energy(X, C, sigma=sigma, kind=kind)), rtol=1e-12
         )
         G = arbf.center_gradient(X, C, sigma=sigma, kind=kind)
         torch.testing.assert_close(layer.centers.grad, G, rtol=1e-10, atol=1e-10)
@@ -59,7 +59,7 @@ class TestAgreesWithCore:
         _, loss = layer(X)
         loss.backward()
         np.testing.assert_allclose(
-            float(loss), float(arbf.soft_distortion(X, C, sigma=0.5, kind=kind)), rtol=1e-12
+            loss.item(), float(arbf.soft_distortion(X, C, sigma=0.5, kind=kind)), rtol=1e-12
         )
         # with the responsibilities held fixed the gradient is that of F (envelope theorem)
         G = arbf.center_gradient(X, C, sigma=0.5, kind=kind)
@@ -83,8 +83,8 @@ class TestAgreesWithCore:
         s = RBFClustering(4, 3, sigma=0.4, reduction="sum", centers=C, dtype=torch.float64)
         m = RBFClustering(4, 3, sigma=0.4, reduction="mean", centers=C, dtype=torch.float64)
         ref = float(arbf.free_energy(X, C, sigma=0.4, sample_weight=w))
-        np.testing.assert_allclose(float(s(X, w).loss), ref, rtol=1e-12)
-        np.testing.assert_allclose(float(m(X, w).loss), ref / float(w.sum()), rtol=1e-12)
+        np.testing.assert_allclose(s(X, w).loss.item(), ref, rtol=1e-12)
+        np.testing.assert_allclose(m(X, w).loss.item(), ref / float(w.sum()), rtol=1e-12)
         n = RBFClustering(4, 3, sigma=0.4, reduction="none", centers=C, dtype=torch.float64)
         assert n(X).loss.shape == (X.shape[0],)
 
@@ -129,7 +129,7 @@ class TestGradientsAndTraining:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         assert losses[-1] < 0.5 * losses[0]
 
     def test_lloyd_step_size_gives_soft_centroids(self):
@@ -153,7 +153,7 @@ class TestGradientsAndTraining:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        assert float(layer.sigma) < 5.0
+        assert layer.sigma.detach().item() < 5.0
 
     def test_entmax_gives_exact_zeros_and_one_hot_at_small_sigma(self):
         X, C = _data(seed=7)
@@ -181,7 +181,7 @@ class TestStateAndSchedule:
         b = RBFClustering(3, 2, sigma=1.0, learn_sigma=learn_sigma, objective=objective)
         b.load_state_dict(torch.load(buf))
         torch.testing.assert_close(b.centers, a.centers)
-        np.testing.assert_allclose(float(b.sigma), 0.25, rtol=1e-6)
+        np.testing.assert_allclose(b.sigma.detach().item(), 0.25, rtol=1e-6)
         assert set(a.state_dict()) == {"centers", "log_sigma"}
 
     def test_sigma_schedule(self):
@@ -189,10 +189,10 @@ class TestStateAndSchedule:
         sigmas = geometric_schedule(1.0, 1e-3, 4)
         np.testing.assert_allclose(sigmas, [1.0, 0.1, 0.01, 1e-3])
         sched = SigmaSchedule(layer, sigmas)
-        np.testing.assert_allclose(float(layer.sigma), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(layer.sigma.detach().item(), 1.0, rtol=1e-6)
         for expected in (0.1, 0.01, 1e-3, 1e-3):
             sched.step()
-            np.testing.assert_allclose(float(layer.sigma), expected, rtol=1e-5)
+            np.testing.assert_allclose(layer.sigma.detach().item(), expected, rtol=1e-5)
         state = sched.state_dict()
         other = SigmaSchedule(RBFClustering(2, 2), sigmas)
         other.load_state_dict(state)
@@ -237,7 +237,7 @@ def test_device(device, kind):
     assert R.device.type == device and loss.device.type == device
     assert layer.centers.grad.device.type == device
     ref = arbf.free_energy(X.cpu(), C.cpu(), sigma=0.5, kind=kind) / X.shape[0]
-    np.testing.assert_allclose(float(loss), float(ref), rtol=1e-5)
+    np.testing.assert_allclose(loss.item(), float(ref), rtol=1e-5)
 
 
 @pytest.mark.slow
