@@ -278,3 +278,33 @@ class TestBenchmark:
         summaries = [line for line in out.splitlines() if line.startswith("SUMMARY")]
         assert len(summaries) == 5
         assert all("instances" in line and "wall time" in line for line in summaries)
+
+
+class TestKMeansInitAnneal:
+    def test_kmeans_init_anneal(self, backend):
+        X = backend.asarray(_mixture(4))
+        res = arbf.kmeans(X, 3, init="anneal", random_state=0)
+        backend.check_same_kind(res.centers, dtype=backend.xp.float64)
+        assert len(res.n_init_inertia) == 1  # n_init="auto" means one run
+        ref = deterministic_annealing(X, 3, random_state=0)
+        assert res.inertia == pytest.approx(ref.kmeans.inertia, rel=1e-9)
+
+    def test_kmeans_init_anneal_n_init(self):
+        X = _mixture(4)
+        res = arbf.kmeans(X, 3, init="anneal", n_init=2, random_state=0)
+        assert len(res.n_init_inertia) == 2
+
+    def test_estimator_init_anneal(self, backend):
+        X = backend.asarray(_mixture(4))
+        km = arbf.KMeans(n_clusters=3, init="anneal", random_state=0).fit(X)
+        backend.check_same_kind(km.cluster_centers_, dtype=backend.xp.float64)
+        assert km.inertia_ == pytest.approx(
+            arbf.kmeans(X, 3, init="anneal", random_state=0).inertia, rel=1e-12
+        )
+
+    def test_beats_kmeanspp_through_kmeans(self):
+        X = _pairs_of_clusters()
+        single = [arbf.kmeans(X, 24, n_init=1, random_state=s).inertia for s in range(10)]
+        assert arbf.kmeans(X, 24, init="anneal", random_state=0).inertia <= min(single) * (
+            1 + 1e-4
+        )

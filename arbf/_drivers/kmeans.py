@@ -327,14 +327,19 @@ def kmeans(
         Any Array API array (NumPy, CuPy, PyTorch, JAX, Dask, ...); lists are converted
         with NumPy.  Integer and bool input is promoted to the default float.
     n_clusters : int
-    init : {"k-means++", "k-means||", "random"}, array (n_clusters, n_features) or callable
+    init : {"k-means++", "k-means||", "random", "anneal"}, array or callable
+        An array has shape (n_clusters, n_features).
         "k-means||" is the scalable k-means++ of Bahmani et al. (2012): a few passes over
         the data instead of one per center (:func:`arbf._drivers.init.kmeans_parallel`;
-        for data that do not fit one memory, e.g. Dask).  A callable is called as
+        for data that do not fit one memory, e.g. Dask).  "anneal" is deterministic
+        annealing with splitting at critical temperatures, then center swaps
+        (:func:`arbf._drivers.deterministic_annealing.anneal_init`, default options):
+        slower than one k-means++ run, usually lower inertia than ten.  A callable is called as
         ``init(X, n_clusters, random_state=rng)`` with the (uncentred) data and a NumPy
         Generator, and must return centers.
     n_init : "auto" or int
-        "auto" means 1 for "k-means++" and arrays, 10 for "random" and callables.
+        "auto" means 1 for "k-means++", "k-means||", "anneal" and arrays, 10 for
+        "random" and callables.
     max_iter : int
     tol : float
         Relative tolerance (scaled by the mean feature variance).
@@ -376,9 +381,10 @@ def kmeans(
     runs = _resolve_n_init(n_init, init)
 
     is_array_init = not isinstance(init, str) and not callable(init)
-    if isinstance(init, str) and init not in ("k-means++", "k-means||", "random"):
+    if isinstance(init, str) and init not in ("k-means++", "k-means||", "random", "anneal"):
         raise ValueError(
-            "init must be 'k-means++', 'k-means||', 'random', an array or a callable, "
+            "init must be 'k-means++', 'k-means||', 'random', 'anneal', an array or a "
+            "callable, "
             f"got {init!r}"
         )
     if is_array_init:
@@ -420,6 +426,12 @@ def kmeans(
             )
         elif init == "k-means||":
             C0 = kmeans_parallel_impl(Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory)
+        elif init == "anneal":
+            from .deterministic_annealing import anneal_init  # imports this module
+
+            C0 = anneal_init(
+                Xc, n_clusters, sample_weight=w, random_state=rng, working_memory=working_memory
+            )
         else:
             C0, _ = random_init_impl(Xc, n_clusters, w, rng, xp=xp)
         out = _single_lloyd(

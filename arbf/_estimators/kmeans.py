@@ -28,11 +28,12 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     ----------
     n_clusters : int, default=8
         Number of clusters.
-    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable
-        Initial centers; a callable is called as ``init(X, n_clusters,
+    init : {"k-means++", "random", "anneal"}, array (n_clusters, n_features) or callable
+        Initial centers; "anneal" is deterministic annealing then center swaps (see
+        :func:`arbf.kmeans`); a callable is called as ``init(X, n_clusters,
         random_state=rng)``.
     n_init : "auto" or int, default="auto"
-        Number of runs; "auto" is 1 for "k-means++" and arrays, 10 otherwise.
+        Number of runs; "auto" is 1 for "k-means++", "anneal" and arrays, 10 otherwise.
     max_iter : int, default=300
         Maximum number of Lloyd iterations of one run.
     tol : float, default=1e-4
