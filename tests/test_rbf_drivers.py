@@ -154,6 +154,9 @@ class TestAnneal:
         assert s[0] == pytest.approx(2 * np.linalg.eigvalsh(cov)[-1])
         assert s[-1] <= min(1e-3 * s[0], min_margin(X, INIT, xp=np) / 2) * (1 + 1e-12)
         assert np.all(np.diff(s) < 0) and s.size == 30
+        # entmax-1.5 merged centers split at 2√2 λ_max, not 2 λ_max
+        s_ent = default_schedule(X, INIT, kind="entmax15")
+        assert s_ent[0] == pytest.approx(2 * np.sqrt(2) * np.linalg.eigvalsh(cov)[-1])
 
     def test_bad_schedule(self):
         X = _mixture()

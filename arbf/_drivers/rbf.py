@@ -27,6 +27,7 @@ from .._validation import (
     check_sigma,
     check_x_centers_weights,
 )
+from .deterministic_annealing import critical_factor
 from .kmeans import KMeansResult, _emit, _mean_rows, _tolerance, kmeans
 
 __all__ = ["AnnealResult", "RBFResult", "anneal", "default_schedule", "rbf_kmeans"]
@@ -342,6 +343,7 @@ def default_schedule(
     init: Any = None,
     /,
     *,
+    kind: str = "softmax",
     sample_weight: Any = None,
     sigma_max: float | None = None,
     sigma_min: float | None = None,
@@ -349,8 +351,9 @@ def default_schedule(
 ) -> np.ndarray:
     r"""The default geometric σ schedule, chosen from the data.
 
-    It starts at the critical temperature :math:`\sigma_c = 2\lambda_{\max}(\mathrm{Cov}\,X)`
-    (where the first split happens) and ends at
+    It starts at the critical temperature :math:`\sigma_c = c\,\lambda_{\max}(\mathrm{Cov}\,X)`
+    where the first split happens (:math:`c = 2` for softmax, :math:`2\sqrt2` for
+    entmax-1.5: :func:`arbf._drivers.deterministic_annealing.critical_factor`) and ends at
     :math:`\sigma_{\min} = \min(\min_i \Delta_i/2,\ 10^{-3}\sigma_c)` evaluated at ``init``
     (below :math:`\min\Delta/2` entmax-1.5 is exactly hard), with ``n_levels`` (default
     30) geometrically spaced levels.  Returns a host NumPy array, decreasing.
@@ -363,7 +366,7 @@ def default_schedule(
         C = None
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
-    s_c = critical_sigma(Xv, w, xp=xp)
+    s_c = critical_sigma(Xv, w, xp=xp) * critical_factor(kind) / 2.0
     hi = float(sigma_max) if sigma_max is not None else s_c
     if sigma_min is not None:
         lo = float(sigma_min)
@@ -469,7 +472,13 @@ def anneal(
     max_iter, tol = _check_iter_tol(max_iter, tol)
     if schedule is None:
         sigmas = default_schedule(
-            X, C, sample_weight=w, sigma_max=sigma_max, sigma_min=sigma_min, n_levels=n_levels
+            X,
+            C,
+            kind=kind,
+            sample_weight=w,
+            sigma_max=sigma_max,
+            sigma_min=sigma_min,
+            n_levels=n_levels,
         )
     else:
         sigmas = np.asarray(
