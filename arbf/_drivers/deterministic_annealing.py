@@ -40,7 +40,7 @@ from .._validation import (
     check_random_state,
     check_sample_weight,
 )
-from .kmeans import KMeansResult, _emit, _mean_rows, kmeans
+from .kmeans import KMeansResult, _emit, _mean_rows, finish_lloyd, kmeans
 
 __all__ = [
     "DeterministicAnnealingResult",
@@ -697,26 +697,7 @@ def deterministic_annealing(
         rec["swaps"] = (n_tried, n_acc)
     km: KMeansResult | None = None
     if finish:
-        km = kmeans(
-            Xc,
-            k,
-            init=C,
-            n_init=1,
-            max_iter=300,
-            tol=0.0,
-            sample_weight=w,
-            working_memory=working_memory,
-        )
-        C = km.centers
-        km = KMeansResult(
-            centers=km.centers + mean,
-            labels=km.labels,
-            inertia=km.inertia,
-            n_iter=km.n_iter,
-            converged=km.converged,
-            history=km.history,
-            n_init_inertia=km.n_init_inertia,
-        )
+        C, km = finish_lloyd(Xc, C, w, mean, working_memory=working_memory)
     return DeterministicAnnealingResult(
         centers=C + mean,
         sigmas=np.asarray(rec["sigmas"], dtype=np.float64),

@@ -6,6 +6,7 @@ convergence and find empty clusters); the arithmetic is in :mod:`arbf._math`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import warnings
@@ -466,3 +467,19 @@ def kmeans(
         history=history,
         n_init_inertia=all_inertia,
     )
+
+
+def finish_lloyd(
+    Xc: Array, C: Array, w: Array | None, mean: Array, *, working_memory: float | None
+) -> tuple[Array, KMeansResult]:
+    """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``), on data ``Xc``
+    centred by ``mean``; the annealing drivers end with it.
+
+    Returns the final centers in the centred coordinates and the :class:`KMeansResult`
+    in the data's own coordinates.
+    """
+    km = kmeans(
+        Xc, C.shape[0], init=C, n_init=1, max_iter=300, tol=0.0, sample_weight=w,
+        working_memory=working_memory,
+    )  # fmt: skip
+    return km.centers, dataclasses.replace(km, centers=km.centers + mean)

@@ -28,7 +28,7 @@ from .._validation import (
     check_x_centers_weights,
 )
 from .deterministic_annealing import critical_factor
-from .kmeans import KMeansResult, _emit, _mean_rows, _tolerance, kmeans
+from .kmeans import KMeansResult, _emit, _mean_rows, _tolerance, finish_lloyd
 
 __all__ = ["AnnealResult", "RBFResult", "anneal", "default_schedule", "rbf_kmeans"]
 
@@ -544,26 +544,7 @@ def anneal(
             one_hot[li] = bool(margin / s > -np.log(np.finfo(to_host(Cc).dtype).tiny))
     km: KMeansResult | None = None
     if finish:
-        km = kmeans(
-            Xc,
-            k,
-            init=Cc,
-            n_init=1,
-            max_iter=300,
-            tol=0.0,
-            sample_weight=w,
-            working_memory=working_memory,
-        )
-        Cc = km.centers
-        km = KMeansResult(
-            centers=km.centers + mean,
-            labels=km.labels,
-            inertia=km.inertia,
-            n_iter=km.n_iter,
-            converged=km.converged,
-            history=km.history,
-            n_init_inertia=km.n_init_inertia,
-        )
+        Cc, km = finish_lloyd(Xc, Cc, w, mean, working_memory=working_memory)
     return AnnealResult(
         centers=Cc + mean,
         sigmas=sigmas,
