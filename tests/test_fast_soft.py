@@ -74,6 +74,98 @@ def test_entmax_rows_are_exact_threshold():
     np.testing.assert_allclose(got[1][1], mass_far, rtol=1e-12)
 
 
+def test_vectorised_exp_is_within_one_ulp_of_numpy():
+    numba = pytest.importorskip("numba")
+    fast_soft_numpy._get_kernels()
+    parts = fast_soft_numpy._exp_parts
+
+    @numba.njit
+    def run(v, out, bits_buf):
+        bits = bits_buf.view(np.int64)
+        for i in range(v.shape[0]):
+            p, b = parts(v[i])
+            out[i] = p
+            bits[i] = b
+        for i in range(v.shape[0]):
+            out[i] *= bits_buf[i]
+
+    rng = np.random.default_rng(0)
+    v = np.concatenate(
+        [
+            -np.linspace(0.0, 1200.0, 400_001),  # through the subnormals to 0
+            -np.abs(rng.normal(size=200_000)) * np.logspace(-14, 3, 200_000),
+            [0.0, -0.0, -5e-324, -1e-300, -708.39, -745.13, -745.14, -1e308, -np.inf],
+        ]
+    )
+    got = np.empty_like(v)
+    run(v, got, np.empty_like(v))
+    ref = np.exp(v)
+    normal = ref >= np.finfo(np.float64).tiny
+    ulps = np.abs(got - ref)[normal] / np.spacing(ref[normal])
+    assert float(ulps.max()) <= 1.0
+    # gradual underflow: subnormal results within one subnormal step, then exactly 0
+    assert float(np.abs(got - ref)[~normal].max()) <= 5e-324
+    assert np.all(got[v < -746.0] == 0.0) and np.all(np.isfinite(got))
+
+
+def test_softmax_far_center_mass_to_a_few_ulps():
+    # logits near -600: the in-kernel exp must keep its Cody-Waite reduction (no
+    # reassociation), or the far center's mass is off by ~100 ulps
+    x = np.arange(64) / 64.0  # scores, gaps and logits below are all exact
+    X = x[:, None]
+    C = np.array([[0.0], [30.0]])
+    sigma = 2.0
+    _, mass, *_ = fast_soft_numpy.soft_stats(X, C, None, sigma=sigma, kind="softmax")
+    g = 900.0 - 60.0 * x  # gap to the far center (the near one is nearest)
+    ref = np.sum(np.exp(-g / sigma) / (1.0 + np.exp(-g / sigma)))
+    assert ref < 1e-180
+    np.testing.assert_allclose(mass[1], ref, rtol=4e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("k", "d"), [(4, 3), (40, 96)])
+@pytest.mark.parametrize("sigma", [1e-3, 0.3, 3.0, 300.0])
+def test_entmax_sparse_and_dense_sums(dtype, k, d, sigma):
+    # small k, d: the dense product; large d with a small support: the sparse update
+    X, C, w = _data(dtype, n=900, d=d, k=k, seed=k)
+    ref = _pure(X, C, w, sigma, "entmax15")
+    got = fast_soft_numpy.soft_stats(X, C, w, sigma=sigma, kind="entmax15")
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    for name, a, b in zip(ref._fields, ref, got, strict=True):
+        scale = max(float(np.max(np.abs(a))), 1e-30)
+        assert float(np.max(np.abs(np.asarray(a) - b))) <= rtol * scale, name
+
+
+@pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+def test_many_chunks_over_threads(kind, monkeypatch):
+    # many chunks per thread: the softmax log-sums are taken in several batches
+    monkeypatch.setattr(fast_numpy, "_n_threads", lambda: 2)
+    X, C, w = _data("float64", n=25_000, d=200, k=4, seed=3)
+    ref = _pure(X, C, w, 40.0, kind)
+    got = fast_soft_numpy.soft_stats(X, C, w, sigma=40.0, kind=kind)
+    again = fast_soft_numpy.soft_stats(X, C, w, sigma=40.0, kind=kind)
+    for a, b, c in zip(ref, got, again, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * float(np.max(np.abs(a))))
+        np.testing.assert_array_equal(b, c)  # thread timing does not change the result
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("budget", [None, 0.05])
+def test_entmax_one_hot_is_the_hard_pass_bit_for_bit(dtype, weighted, budget, monkeypatch):
+    # every gap >= 2σ: entmax-1.5 is one-hot (SPEC Theorem 4), and the pass is the hard one
+    monkeypatch.setattr(fast_numpy, "_n_threads", lambda: 2)
+    X, C, w = _data(dtype, n=6000, d=7, k=5, seed=4)
+    w = w if weighted else None
+    sums, mass, L, F, J = fast_soft_numpy.soft_stats(
+        X, C, w, sigma=1e-9, kind="entmax15", working_memory=budget
+    )
+    _, h_sums, h_mass, h_inertia = fast_numpy.lloyd_sums(X, C, w, working_memory=budget)
+    np.testing.assert_array_equal(sums, h_sums)
+    np.testing.assert_array_equal(mass, h_mass)
+    assert J == L == F == h_inertia
+
+
 class TestEntmax15Rows:
     """The compiled entmax-1.5 row kernel equals the sort-based reference."""
 

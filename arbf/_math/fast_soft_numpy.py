@@ -4,13 +4,22 @@ The pure-standard :func:`arbf._math.rbf_objectives.soft_stats_impl` is the teste
 reference; for NumPy float32/float64 inputs it dispatches here.  The arithmetic is the
 same — gaps :math:`G_{ij} = D_{ij} - D_{i,l_i}` to the nearest center :math:`l_i`, the
 exact nearest distance :math:`d_i = \lVert x_i - \mu_{l_i}\rVert^2`, responsibilities from
-the gaps (softmax, entmax-1.5 by the exact sort-based threshold, or one-hot), then
+the gaps (softmax, or entmax-1.5 by its exact threshold), then
 :math:`L_i = d_i + \sum_j r_{ij}G_{ij}`, :math:`F_i = d_i - \sigma\log\sum_j e^{-G_{ij}/\sigma}`
-(softmax) or :math:`F_i = L_i - \sigma\,\tfrac43\sum_j (r_{ij} - r_{ij}^{3/2})` (entmax-1.5)
-— organised as the hard fast path of :mod:`arbf._math.fast_numpy` is: cache-sized chunks
-over a few threads, one reused ``rows x k`` buffer per thread holding ``X_c C^T`` and then
-``w_i r_ij`` in place, a compiled ``nogil`` row kernel (numba, the ``arbf[fast]`` extra),
-and the soft sums as one BLAS product ``(w r)^T X_c`` per chunk.  Partial sums are float64.
+(softmax) or :math:`F_i = L_i - \sigma\,\tfrac43\sum_j (r_{ij} - r_{ij}^{3/2})` (entmax-1.5).
+
+Organisation (measured on the benchmark shapes, ``benchmarks/bench_rbf.py``): cache-sized
+chunks of rows over a few threads, as the hard fast path of :mod:`arbf._math.fast_numpy`;
+per chunk one BLAS product ``C X_c^T`` into a *transposed* ``k x rows`` buffer, one
+compiled ``nogil`` kernel (numba, the ``arbf[fast]`` extra) whose loops all run along the
+rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product
+``(w r)^T X_c`` (entmax-1.5 with a small support adds its few nonzeros directly instead).
+The exponentials are computed in the kernel by a vectorisable ``exp`` (Cody–Waite
+reduction, degree-13 Taylor polynomial, exponent bits written directly; 1 ulp against
+NumPy's, with gradual underflow), so the kernel and the two products are the only calls
+per chunk and the threads rarely wait for the GIL.  ``Σ_i w_i log Σ_j e_ij`` for the
+softmax free energy is taken over many chunks at once with NumPy's ``log``.  Partial sums
+are float64.
 
 Without numba this path is not used (the pure path is already vectorised NumPy).
 """
@@ -40,155 +49,281 @@ def applies(X: Any, C: Any, sample_weight: Any, kind: str) -> bool:
     )
 
 
-def _gaps_python(X, G, E, C, c_sq, w, neg_inv, acc):
-    """Softmax pass 1: on entry ``G = X C^T``; on exit ``G`` holds the gaps
-    ``D_ij - D_{i,l_i}`` (>= 0), ``E`` the logits ``-G/σ`` (``neg_inv = -1/σ``), and
-    ``acc`` gets ``[L, F, J] += w_i d_i`` with the exact nearest distance ``d_i``."""
-    m, k = G.shape
+# --------------------------------------------------------------------------------------
+# a vectorisable exp (the kernels inline it; compiled without reassociation)
+# --------------------------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that q * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_TWO_M600 = 2.0**-600
+# 1/i! for the Taylor polynomial of e^r, |r| <= ln(2)/2 (truncation error < 1e-17)
+_E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
+    1.0 / math.factorial(i) for i in range(3, 14)
+)
+
+
+def _exp_parts_python(v):
+    """``e^v = p · 2^e`` for ``v <= 0``: returns ``p`` and the float64 bit pattern of
+    ``2^e`` (as int64), so a caller writes the bits, reads them back as a float and
+    multiplies — branch-free, hence vectorised.  ``v = q ln 2 + r`` with
+    ``q = round(v / ln 2)`` (Cody–Waite: the two-part ``ln 2`` keeps ``r`` exact to
+    rounding), ``e^r`` by Horner.  Results below the normal range take ``2^-600`` into
+    ``p`` first (gradual underflow, one rounding); ``v < -1100`` gives 0.  Must be
+    compiled without reassociation, which would merge the two parts of ``ln 2``."""
+    v = max(v, -1100.0)
+    q = math.floor(v * _LOG2E + 0.5)
+    r = (v - q * _LN2_HI) - q * _LN2_LO
+    p = _E12 + r * _E13  # Horner, highest degree first
+    p = _E11 + r * p
+    p = _E10 + r * p
+    p = _E9 + r * p
+    p = _E8 + r * p
+    p = _E7 + r * p
+    p = _E6 + r * p
+    p = _E5 + r * p
+    p = _E4 + r * p
+    p = _E3 + r * p
+    p = 0.5 + r * p
+    p = 1.0 + r * p
+    p = 1.0 + r * p
+    low = q < -1000.0
+    p = p * (_TWO_M600 if low else 1.0)
+    bits = (np.int64(q + (600.0 if low else 0.0)) + 1023) << 52
+    return p, bits
+
+
+_exp_parts: Any = None  # the compiled _exp_parts_python, set by _get_kernels
+
+
+# --------------------------------------------------------------------------------------
+# strict (no fast-math) pieces: the hard path's arithmetic, operation for operation, so a
+# one-hot chunk gives its sums, weights and inertia bit for bit
+# --------------------------------------------------------------------------------------
+
+
+def _nearest_inertia_python(X, C, lab, w, m):
+    """``Σ_i w_i ||x_i - c_{l_i}||^2`` over the first ``m`` rows, in the order and rounding
+    of :func:`arbf._math.fast_numpy._chunk_python`."""
     d = X.shape[1]
     has_w = w.shape[0] > 0
-    J = 0.0
+    tot = 0.0
     for i in range(m):
-        for j in range(k):  # scores ||c_j||^2 - 2 x.c_j; ||x||^2 cancels in the gaps
-            G[i, j] = c_sq[j] - 2.0 * G[i, j]
-        best = G[i, 0]
-        for j in range(1, k):
-            best = min(best, G[i, j])
-        lab = 0
-        while G[i, lab] != best:  # first minimum: ties to the lowest index
-            lab += 1
-        for j in range(k):
-            g = G[i, j] - best  # exactly 0 at lab
-            G[i, j] = g
-            E[i, j] = g * neg_inv
+        li = lab[i]
         dist = 0.0
         for c in range(d):
-            t = np.float64(X[i, c]) - np.float64(C[lab, c])
+            t = np.float64(X[i, c]) - np.float64(C[li, c])
             dist += t * t
-        J += (np.float64(w[i]) if has_w else 1.0) * dist
+        tot += (np.float64(w[i]) if has_w else 1.0) * dist
+    return tot
+
+
+def _onehot_sums_python(X, lab, w, m, sums, mass):
+    """``mass[l_i] += w_i``, ``sums[l_i] += w_i x_i`` row by row, as the hard path."""
+    d = X.shape[1]
+    has_w = w.shape[0] > 0
+    for i in range(m):
+        li = lab[i]
+        wi = np.float64(w[i]) if has_w else 1.0
+        mass[li] += wi
+        for c in range(d):
+            sums[li, c] += wi * np.float64(X[i, c])
+
+
+_nearest_inertia: Any = None  # compiled by _get_kernels
+_onehot_sums: Any = None
+
+
+# --------------------------------------------------------------------------------------
+# the chunk kernel
+# --------------------------------------------------------------------------------------
+
+
+def _chunk_python(
+    X, GT, E, C, c_sq, w, scale, softmax, sigma, best, lab, scr, s_out, mass, sums, acc
+):
+    """Soft statistics of one chunk, on the transposed ``k x m`` layout (rows of the
+    chunk along the contiguous axis: every loop over ``i`` below vectorises).
+
+    On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J]`` (and the rest of
+    L and F) and, for every center, the soft mass.  Then either leaves the weighted
+    responsibilities ``w_i r_ij`` for the caller's product with ``X_c`` and returns True
+    (softmax in ``E``, entmax-1.5 in ``GT``), or adds that product to ``sums`` itself and
+    returns False (entmax-1.5 with a small support; a one-hot chunk exactly as the hard
+    pass).  ``scale`` is ``-1/σ`` (softmax) or ``-1/(2σ)`` (entmax-1.5).  Softmax writes
+    ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out`` (the caller adds ``-σ w_i log S_i`` to F).
+    ``best``, ``lab`` (length >= m) and ``scr`` (float64, ``8 x`` >= m) are scratch."""
+    k, m = GT.shape
+    d = X.shape[1]
+    has_w = w.shape[0] > 0
+    # scores ||c_j||^2 - 2 x.c_j (||x||^2 cancels in the gaps), rounded in X's dtype as
+    # the hard path's, and their first minimum (ties to the lowest index)
+    c0 = c_sq[0]
+    for i in range(m):
+        g = GT[0, i]
+        v = c0 - (g + g)
+        GT[0, i] = v
+        best[i] = v
+        lab[i] = 0
+    for j in range(1, k):
+        cj = c_sq[j]
+        for i in range(m):
+            g = GT[j, i]
+            v = cj - (g + g)
+            GT[j, i] = v
+            b = best[i]
+            lt = v < b
+            best[i] = v if lt else b
+            lab[i] = j if lt else lab[i]
+    # exact nearest distances
+    J = _nearest_inertia(X, C, lab, w, m)
     acc[0] += J
     acc[1] += J
     acc[2] += J
-
-
-def _softmax_python(G, E, w, sigma, mass, acc):
-    """Softmax pass 2: ``E = exp(-G/σ)`` on entry, ``E_ij = w_i r_ij`` on exit; adds
-    ``w_i Σ_j r_ij G_ij`` to L and ``-σ w_i log Σ_j e_ij`` to F, and ``w_i r_ij`` to the
-    masses."""
-    m, k = G.shape
-    has_w = w.shape[0] > 0
-    L = 0.0
-    F = 0.0
+    ext = scr[0]
     for i in range(m):
-        s = 0.0
+        ext[i] = 0.0
+    if softmax:
+        S = scr[1]
+        P = scr[2]
+        B = scr[3]
+        Bi = B.view(np.int64)
+        for i in range(m):
+            S[i] = 0.0
         for j in range(k):
-            s += np.float64(E[i, j])
-        wi = np.float64(w[i]) if has_w else 1.0
-        scale = wi / s
-        extra = 0.0
+            for i in range(m):
+                g = GT[j, i] - best[i]  # exactly 0 at the nearest center
+                GT[j, i] = g
+                p, bits = _exp_parts(np.float64(g) * scale)
+                P[i] = p
+                Bi[i] = bits
+            for i in range(m):
+                E[j, i] = P[i] * B[i]
+                S[i] += np.float64(E[j, i])
+        for i in range(m):
+            s_out[i] = S[i]
+            S[i] = (np.float64(w[i]) if has_w else 1.0) / S[i]
         for j in range(k):
-            r = np.float64(E[i, j]) * scale
-            extra += r * np.float64(G[i, j])
-            E[i, j] = r
-            mass[j] += r
-        L += extra
-        F -= wi * sigma * math.log(s)
-    acc[0] += L
-    acc[1] += F
-
-
-def _entmax_python(X, G, C, c_sq, w, sigma, sums, mass, acc, drow, ybuf):
-    """entmax-1.5 rows: on entry ``G = X C^T``; accumulates sums, masses and
-    ``[L, F, J]`` directly (the support is small, so no dense ``r^T X`` product)."""
-    m, k = G.shape
-    d = X.shape[1]
-    has_w = w.shape[0] > 0
-    L = 0.0
-    F = 0.0
-    J = 0.0
-    inv2s = 0.5 / sigma
+            mj = 0.0
+            for i in range(m):
+                r = np.float64(E[j, i]) * S[i]
+                E[j, i] = r
+                ext[i] += r * np.float64(GT[j, i])
+                mj += r
+            mass[j] += mj
+        L = 0.0
+        for i in range(m):
+            L += ext[i]
+        acc[0] += L
+        return True
+    # entmax-1.5: p_ij = [y_ij - tau_i]_+^2 with y = -G/(2σ) (max 0) and tau_i the root of
+    # Σ_j [y_ij - tau]_+^2 = 1: Newton on that convex decreasing function from tau = -1
+    # (left of the root, so the iterates increase), stopping as soon as the exact root for
+    # the current support (the sort-based formula for that support size) is consistent
+    # with that support.  The first sweep (at tau = -1) runs here over all rows at once;
+    # most rows finish there, the rest continue one by one.  The scores y replace the
+    # gaps in ``GT``, and then the weighted probabilities replace the scores (``E`` is
+    # not used).
+    cnt = scr[1]
+    s1 = scr[2]
+    s2 = scr[3]
+    lo = scr[4]
+    tau = scr[5]
+    ent = scr[6]
     for i in range(m):
-        for j in range(k):  # scores ||c_j||^2 - 2 x.c_j; ||x||^2 cancels in the gaps
-            drow[j] = c_sq[j] - 2.0 * G[i, j]
-        best = drow[0]
-        for j in range(1, k):
-            best = min(best, drow[j])
-        lab = 0
-        while drow[lab] != best:  # first minimum: ties to the lowest index
-            lab += 1
-        dist = 0.0
-        for c in range(d):
-            t = np.float64(X[i, c]) - np.float64(C[lab, c])
-            dist += t * t
-        wi = np.float64(w[i]) if has_w else 1.0
-        J += wi * dist
-        # p = [z/2 - tau]_+^2 for z = -gaps/σ, sum p = 1.  The threshold: Newton on
-        # f(t) = sum_j [y_j - t]_+^2 - 1 from t = max y - 1 = -1 (left of the root; f is
-        # convex and decreasing there, so the iterates stay left and increase), stopping
-        # as soon as the exact root for the current support (the sort-based formula for
-        # that support size) is consistent with that support.
-        # gaps, scores y = -gap/(2σ) and the first Newton pass (at t = -1) in one sweep
-        tau = -1.0
-        cnt = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        min_in = np.inf
-        max_out = -np.inf
-        for j in range(k):
-            g = drow[j] - best
-            drow[j] = g
-            y = -g * inv2s
-            ybuf[j] = y
-            if y > tau:
-                cnt += 1.0
-                s1 += y
-                s2 += y * y
-                min_in = min(min_in, y)
-            else:
-                max_out = max(max_out, y)
+        cnt[i] = 0.0
+        s1[i] = 0.0
+        s2[i] = 0.0
+        lo[i] = 0.0  # y = 0 (the nearest center) is always inside
+    for j in range(k):
+        for i in range(m):
+            GT[j, i] = np.float64(GT[j, i] - best[i]) * scale
+            y = np.float64(GT[j, i])  # as stored
+            inside = y > -1.0
+            yi = y if inside else 0.0
+            cnt[i] += 1.0 if inside else 0.0
+            s1[i] += yi
+            s2[i] += yi * yi
+            lo[i] = min(lo[i], yi)
+    n_onehot = 0.0
+    for i in range(m):
+        n_onehot += 1.0 if cnt[i] == 1.0 else 0.0
+    if n_onehot == m:
+        # every row one-hot (every gap >= 2σ): exactly the hard pass, bit for bit
+        _onehot_sums(X, lab, w, m, sums, mass)
+        return False
+    for i in range(m):
+        t = -1.0
+        n_in = cnt[i]
+        a1 = s1[i]
+        a2 = s2[i]
+        least = lo[i]
+        top_out = -1.0  # every y outside is <= -1
         for _ in range(200):
-            mean = s1 / cnt
-            delta = (1.0 - (s2 - s1 * mean)) / cnt
+            mean = a1 / n_in
+            delta = (1.0 - (a2 - a1 * mean)) / n_in
             tq = mean - math.sqrt(delta if delta > 0.0 else 0.0)
-            if min_in >= tq and max_out <= tq:
-                tau = tq
+            if least >= tq and top_out <= tq:
+                t = tq
                 break
-            f = s2 - 2.0 * tau * s1 + cnt * tau * tau - 1.0
-            tau = tau + f / (2.0 * (s1 - cnt * tau))
-            cnt = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            min_in = np.inf
-            max_out = -np.inf
+            f = a2 - 2.0 * t * a1 + n_in * t * t - 1.0
+            t = t + f / (2.0 * (a1 - n_in * t))
+            n_in = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            least = np.inf
+            top_out = -np.inf
             for j in range(k):
-                y = ybuf[j]
-                if y > tau:
-                    cnt += 1.0
-                    s1 += y
-                    s2 += y * y
-                    min_in = min(min_in, y)
+                y = np.float64(GT[j, i])
+                if y > t:
+                    n_in += 1.0
+                    a1 += y
+                    a2 += y * y
+                    least = min(least, y)
                 else:
-                    max_out = max(max_out, y)
-        extra = 0.0
-        ent = 0.0
-        for j in range(k):
-            u = ybuf[j] - tau
-            if u > 0.0:
-                p = u * u
-                extra += p * drow[j]
-                ent += p - p * u
-                wp = wi * p
-                mass[j] += wp
-                for c in range(d):
-                    sums[j, c] += wp * np.float64(X[i, c])
-        L += wi * (dist + extra)
-        F += wi * (dist + extra - sigma * (4.0 / 3.0) * ent)
+                    top_out = max(top_out, y)
+        tau[i] = t
+        ent[i] = 0.0
+    to_gap = 1.0 / scale  # G = -2σ y
+    nnz = 0.0
+    for j in range(k):
+        mj = 0.0
+        for i in range(m):
+            y = np.float64(GT[j, i])
+            u = y - tau[i]
+            pos = u > 0.0
+            u = u if pos else 0.0
+            nnz += 1.0 if pos else 0.0
+            p = u * u
+            ext[i] += p * (y * to_gap)
+            ent[i] += p - p * u
+            wp = p * (np.float64(w[i]) if has_w else 1.0)
+            GT[j, i] = wp
+            mj += wp
+        mass[j] += mj
+    L = 0.0
+    F = 0.0
+    c43 = sigma * (4.0 / 3.0)
+    for i in range(m):
+        wi = np.float64(w[i]) if has_w else 1.0
+        L += wi * ext[i]
+        F += wi * (ext[i] - c43 * ent[i])
     acc[0] += L
     acc[1] += F
-    acc[2] += J
+    # rough cycle counts: a scan plus a short row update per nonzero, against the dense
+    # product at BLAS speed
+    if k * m + nnz * (d / 8.0 + 4.0) >= k * m * d * X.itemsize / 128.0:
+        return True
+    for j in range(k):
+        for i in range(m):
+            p = np.float64(GT[j, i])
+            if p != 0.0:
+                for c in range(d):
+                    sums[j, c] += p * np.float64(X[i, c])
+    return False
 
 
-# reassociation lets LLVM vectorise the row reductions; no-NaN/no-inf flags are not used
+# reassociation lets LLVM vectorise the reductions; no-NaN/no-inf flags are not used
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 _kernels: dict[str, Any] = {}
@@ -196,28 +331,45 @@ _kernel_lock = threading.Lock()
 
 
 def _get_kernels() -> dict[str, Any]:
+    global _exp_parts, _nearest_inertia, _onehot_sums
     if not _kernels:
         with _kernel_lock:
             if not _kernels:
                 import numba
 
+                # helpers first: the kernel resolves (and inlines) them when compiled
+                _exp_parts = numba.njit(
+                    nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"}
+                )(_exp_parts_python)
+                # fastmath must be given explicitly: numba lets a callee that leaves it
+                # unset inherit the caller's flags
+                strict = numba.njit(nogil=True, cache=True, fastmath=False)
+                _nearest_inertia = strict(_nearest_inertia_python)
+                _onehot_sums = strict(_onehot_sums_python)
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-                _kernels["gaps"] = jit(_gaps_python)
-                _kernels["softmax"] = jit(_softmax_python)
-                _kernels["entmax15"] = jit(_entmax_python)
+                _kernels["chunk"] = jit(_chunk_python)
     return _kernels
 
 
 class _State:
-    def __init__(self, rows: int, k: int, d: int, dtype: Any, softmax: bool) -> None:
-        self.G = np.empty((rows, k), dtype=dtype)
-        self.E = np.empty((rows, k), dtype=dtype) if softmax else self.G[:0]
+    """One thread's buffers and float64 partial sums."""
+
+    def __init__(self, rows: int, k: int, d: int, dtype: Any, s_rows: int, softmax: bool) -> None:
+        self.GT = np.empty((k, rows), dtype=dtype)
+        # entmax-1.5 overwrites the gaps with its scores: one k x rows buffer
+        self.E = np.empty((k, rows), dtype=dtype) if softmax else self.GT
+        self.best = np.empty(rows, dtype=dtype)
+        self.lab = np.empty(rows, dtype=np.intp)
+        self.scr = np.empty((8, rows), dtype=np.float64)
+        self.prod = np.empty((k, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
         self.acc = np.zeros(3, dtype=np.float64)
-        self.drow = np.empty(k, dtype=np.float64)
-        self.ybuf = np.empty(k, dtype=np.float64)
         self.xbuf: np.ndarray | None = None
+        # softmax row sums S_i of rows [s_start, s_start + s_len), logged in batches
+        self.s_buf = np.empty(s_rows, dtype=np.float64)
+        self.s_start = 0
+        self.s_len = 0
 
 
 def soft_stats(
@@ -234,32 +386,46 @@ def soft_stats(
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
-    if sigma == 0 or kind == "hard":
+    if sigma == 0 or kind == "hard" or not math.isfinite(1.0 / float(sigma)):
         _, sums, wsum, inertia = _fast.lloyd_sums(
             X, C, sample_weight, working_memory=working_memory
         )
         return sums, wsum, inertia, inertia.copy(), inertia.copy()
     softmax = kind == "softmax"
+    sigma = float(sigma)
     C = np.ascontiguousarray(C)
-    c_sq = np.sum(C * C, axis=1).astype(np.float64)
-    CT = C.T
+    c_sq = np.sum(C * C, axis=1)  # in X's dtype, as the hard path's
     w = None
     if sample_weight is not None:
         w = np.ascontiguousarray(sample_weight)
     empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
-    kern = _get_kernels()
-    # softmax holds two rows x k buffers per thread: budget them as 2k columns
+    kernel = _get_kernels()["chunk"]
+    # softmax holds two k x rows buffers per thread: budget them as 2k columns.
+    # entmax-1.5 holds one, and chunks exactly as the hard path (a one-hot pass then
+    # reproduces the hard pass bit for bit, partial sums included)
     rows, threads = _fast._chunk_plan(
         n, 2 * k if softmax else k, d, dtype.itemsize, working_memory
     )
+    budget = _fast.DEFAULT_WORKING_MEMORY_MB if working_memory is None else working_memory
+    # the softmax row sums of up to 32 chunks are logged at once (<= 1/8 of the budget)
+    s_chunks = int(min(32, max(1, budget * 2**20 / (64 * threads * rows))))
+    s_rows = rows * s_chunks if softmax else 0
     x_contig = X.flags.c_contiguous
-    neg_inv = -1.0 / float(sigma)
+    scale = -1.0 / sigma if softmax else -0.5 / sigma
 
     def make_state() -> _State:
-        st = _State(rows, k, d, dtype, softmax)
+        st = _State(rows, k, d, dtype, s_rows, softmax)
         if not x_contig:
             st.xbuf = np.empty((rows, d), dtype=dtype)
         return st
+
+    def flush(st: _State) -> None:
+        if st.s_len:
+            logs = np.log(st.s_buf[: st.s_len])
+            a = st.s_start
+            total = logs.sum() if w is None else np.dot(w[a : a + st.s_len], logs)
+            st.acc[1] -= sigma * float(total)
+            st.s_len = 0
 
     def work(a: int, st: _State) -> None:
         b = min(a + rows, n)
@@ -268,31 +434,36 @@ def soft_stats(
         if st.xbuf is not None:
             np.copyto(st.xbuf[:m], Xc)
             Xc = st.xbuf[:m]
-        G = st.G[:m]
-        np.matmul(Xc, CT, out=G)
         wc = empty_w if w is None else w[a:b]
-        if softmax:
-            E = st.E[:m]
-            kern["gaps"](Xc, G, E, C, c_sq, wc, neg_inv, st.acc)
-            np.exp(E, out=E)  # vectorised; the nearest center gives exp(0) = 1
-            kern["softmax"](G, E, wc, float(sigma), st.mass, st.acc)
-            st.sums += E.T @ Xc
+        # a partial last chunk gets fresh contiguous buffers
+        GT = st.GT if m == rows else np.empty((k, m), dtype=dtype)
+        if not softmax:
+            E = GT
+        elif m == rows:
+            E = st.E
         else:
-            kern["entmax15"](
-                Xc,
-                G,
-                C,
-                c_sq,
-                wc,
-                float(sigma),
-                st.sums,
-                st.mass,
-                st.acc,
-                st.drow,
-                st.ybuf,
-            )
+            E = np.empty((k, m), dtype=dtype)
+        # np.dot rather than np.matmul: for the k x m @ m x d product matmul did not run
+        # in parallel across threads (measured); dot does
+        np.dot(C, Xc.T, out=GT)
+        s_out = st.s_buf[:0]
+        if softmax:
+            if st.s_len + m > s_rows:
+                flush(st)
+            if not st.s_len:
+                st.s_start = a
+            s_out = st.s_buf[st.s_len : st.s_len + m]
+            st.s_len += m
+        dense = kernel(
+            Xc, GT, E, C, c_sq, wc, scale, softmax, sigma, st.best, st.lab, st.scr,
+            s_out, st.mass, st.sums, st.acc,
+        )  # fmt: skip
+        if dense:
+            st.sums += np.dot(E, Xc, out=st.prod)
 
     states = _fast._run_chunks(n, rows, threads, work, make_state)
+    for st in states:
+        flush(st)
     sums, mass, acc = states[0].sums, states[0].mass, states[0].acc
     for st in states[1:]:
         sums += st.sums
