@@ -5,8 +5,9 @@
    Target: arbf ≤ 1.0× the entmax package.
 2. One soft Lloyd iteration (softmax and entmax-1.5 responsibilities, ``soft_stats``)
    against one hard Lloyd iteration (``arbf.kmeans(..., max_iter=1, tol=0)``'s E+M pass,
-   ``lloyd_sums``) on NumPy, at the K-Means benchmark shapes, float32 and float64.
-   Target: soft ≤ 2× hard.
+   ``lloyd_sums``) on NumPy, at the K-Means benchmark shapes, float32 and float64; σ is
+   half the mean feature variance, and for "entmax15 1-hot" 1e-12 times that (every row
+   one-hot).  Target: soft ≤ 2× hard.
 
 Run: ``python benchmarks/bench_rbf.py [--quick] [--repeats N] [--out FILE.md]``.
 Ratios are what to read: the machine is shared and absolute times are noisy.
@@ -98,8 +99,12 @@ def bench_soft_vs_hard(
                 runners[kind] = lambda X=X, C=C, kind=kind, sigma=sigma: soft_stats_impl(
                     X, C, None, sigma=sigma, kind=kind, xp=xp
                 )
+            # below the exact temperature every entmax-1.5 row is one-hot (Theorem 4)
+            runners["entmax15 1-hot"] = lambda X=X, C=C, sigma=sigma: soft_stats_impl(
+                X, C, None, sigma=sigma * 1e-12, kind="entmax15", xp=xp
+            )
             row.update(_interleaved(runners, repeats))
-            for kind in ("softmax", "entmax15"):
+            for kind in ("softmax", "entmax15", "entmax15 1-hot"):
                 row[f"{kind}/hard"] = row[kind] / row["hard"]
             rows.append(row)
     return rows

@@ -13,7 +13,9 @@ chunks of rows over a few threads, as the hard fast path of :mod:`arbf._math.fas
 per chunk one BLAS product ``C X_c^T`` into a *transposed* ``k x rows`` buffer, one
 compiled ``nogil`` kernel (numba, the ``arbf[fast]`` extra) whose loops all run along the
 rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product
-``(w r)^T X_c`` (entmax-1.5 with a small support adds its few nonzeros directly instead).
+``(w r)^T X_c`` (entmax-1.5 with a small support adds its few nonzeros directly instead,
+and a chunk where every entmax-1.5 row is one-hot is accumulated with the hard path's own
+arithmetic and chunking, so it equals the hard pass bit for bit).
 The exponentials are computed in the kernel by a vectorisable ``exp`` (Cody–Waite
 reduction, degree-13 Taylor polynomial, exponent bits written directly; 1 ulp against
 NumPy's, with gradual underflow), so the kernel and the two products are the only calls
@@ -130,7 +132,8 @@ def _onehot_sums_python(X, lab, w, m, sums, mass):
             sums[li, c] += wi * np.float64(X[i, c])
 
 
-_nearest_inertia: Any = None  # compiled by _get_kernels
+_nearest_inertia: Any = None  # compiled by _get_kernels (strict)
+_nearest_inertia_fast: Any = None  # the same, with the kernels' fast-math flags
 _onehot_sums: Any = None
 
 
@@ -175,15 +178,14 @@ def _chunk_python(
             lt = v < b
             best[i] = v if lt else b
             lab[i] = j if lt else lab[i]
-    # exact nearest distances
-    J = _nearest_inertia(X, C, lab, w, m)
-    acc[0] += J
-    acc[1] += J
-    acc[2] += J
     ext = scr[0]
     for i in range(m):
         ext[i] = 0.0
     if softmax:
+        J = _nearest_inertia_fast(X, C, lab, w, m)  # exact nearest distances
+        acc[0] += J
+        acc[1] += J
+        acc[2] += J
         S = scr[1]
         P = scr[2]
         B = scr[3]
@@ -248,8 +250,17 @@ def _chunk_python(
     n_onehot = 0.0
     for i in range(m):
         n_onehot += 1.0 if cnt[i] == 1.0 else 0.0
-    if n_onehot == m:
-        # every row one-hot (every gap >= 2σ): exactly the hard pass, bit for bit
+    one_hot = n_onehot == m
+    # exact nearest distances; a one-hot chunk (every gap >= 2σ) is exactly the hard
+    # pass, bit for bit
+    if one_hot:
+        J = _nearest_inertia(X, C, lab, w, m)
+    else:
+        J = _nearest_inertia_fast(X, C, lab, w, m)
+    acc[0] += J
+    acc[1] += J
+    acc[2] += J
+    if one_hot:
         _onehot_sums(X, lab, w, m, sums, mass)
         return False
     for i in range(m):
@@ -331,7 +342,7 @@ _kernel_lock = threading.Lock()
 
 
 def _get_kernels() -> dict[str, Any]:
-    global _exp_parts, _nearest_inertia, _onehot_sums
+    global _exp_parts, _nearest_inertia, _nearest_inertia_fast, _onehot_sums
     if not _kernels:
         with _kernel_lock:
             if not _kernels:
@@ -345,6 +356,11 @@ def _get_kernels() -> dict[str, Any]:
                 # unset inherit the caller's flags
                 strict = numba.njit(nogil=True, cache=True, fastmath=False)
                 _nearest_inertia = strict(_nearest_inertia_python)
+                # not cached: numba's cache would not tell it from the strict variant
+                # (same function); the kernels that inline it are cached
+                _nearest_inertia_fast = numba.njit(nogil=True, fastmath=_FASTMATH)(
+                    _nearest_inertia_python
+                )
                 _onehot_sums = strict(_onehot_sums_python)
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
                 _kernels["chunk"] = jit(_chunk_python)
