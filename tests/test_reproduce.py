@@ -105,6 +105,12 @@ class TestOutput:
             assert d["reference"]["kmeans_agreement"] <= d["exact_atol"], d["dataset"]
 
 
+def _fast_paths_on() -> bool:
+    from arbf._math import fast_numpy
+
+    return fast_numpy.ENABLED and fast_numpy.HAVE_NUMBA and fast_numpy.USE_NUMBA
+
+
 class TestWhatItShows:
     """Issue 4, point 5, checked on the --quick output of every data set."""
 
@@ -119,6 +125,8 @@ class TestWhatItShows:
         # Theorem 4 along Lloyd's trajectory: exactly Lloyd, hence exactly K-Means
         assert np.any(s <= traj * (1 + 1e-12))
         assert np.all(e[s <= traj * (1 + 1e-12)] <= atol)
+        if _fast_paths_on():  # the NumPy fast paths reproduce Lloyd bit for bit there
+            assert np.all(e[s <= traj * (1 + 1e-12)] == 0.0)
         # ... and c* is no entmax fixed point above min Δ/2: never exact there
         assert np.all(e[s > pred * (1 + 1e-12)] > atol)
         # at or below min Δ/2: exact, unless the run ended at another non-one-hot point

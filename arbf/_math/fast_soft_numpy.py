@@ -132,9 +132,33 @@ def _onehot_sums_python(X, lab, w, m, sums, mass):
             sums[li, c] += wi * np.float64(X[i, c])
 
 
+def _sparse_sums_python(P, X, lab, n_sup, m, sums, mass):
+    """``mass[j] += P_ji``, ``sums[j] += P_ji x_i`` over the nonzeros of the first ``m``
+    columns of ``P``, row by row (the hard path's order and rounding, so one-hot rows add
+    exactly what the hard pass adds).  A row with support size ``n_sup[i] == 1`` has its
+    only nonzero at its nearest center ``lab[i]``."""
+    k = P.shape[0]
+    d = X.shape[1]
+    for i in range(m):
+        if n_sup[i] == 1.0:
+            j = lab[i]
+            p = np.float64(P[j, i])
+            mass[j] += p
+            for c in range(d):
+                sums[j, c] += p * np.float64(X[i, c])
+        else:
+            for j in range(k):
+                p = np.float64(P[j, i])
+                if p != 0.0:
+                    mass[j] += p
+                    for c in range(d):
+                        sums[j, c] += p * np.float64(X[i, c])
+
+
 _nearest_inertia: Any = None  # compiled by _get_kernels (strict)
 _nearest_inertia_fast: Any = None  # the same, with the kernels' fast-math flags
 _onehot_sums: Any = None
+_sparse_sums: Any = None
 
 
 # --------------------------------------------------------------------------------------
@@ -232,6 +256,7 @@ def _chunk_python(
     lo = scr[4]
     tau = scr[5]
     ent = scr[6]
+    n_sup = scr[7]
     for i in range(m):
         cnt[i] = 0.0
         s1[i] = 0.0
@@ -263,6 +288,7 @@ def _chunk_python(
     if one_hot:
         _onehot_sums(X, lab, w, m, sums, mass)
         return False
+    supp = 0.0  # support sizes, summed
     for i in range(m):
         t = -1.0
         n_in = cnt[i]
@@ -295,23 +321,29 @@ def _chunk_python(
                     top_out = max(top_out, y)
         tau[i] = t
         ent[i] = 0.0
+        n_sup[i] = n_in
+        supp += n_in
+    # the soft sums: row by row over the nonzeros, in the hard pass's order and rounding
+    # (so the few rows with a second center barely perturb an otherwise hard pass), when
+    # the support is small -- about one center per row, or cheaper than the dense
+    # product by rough cycle counts (a scan plus a short row update per nonzero, against
+    # BLAS speed); else the caller's dense product
+    sparse = supp <= 2.0 * m or k * m + supp * (d / 8.0 + 4.0) < k * m * d * X.itemsize / 128.0
     to_gap = 1.0 / scale  # G = -2σ y
-    nnz = 0.0
     for j in range(k):
         mj = 0.0
         for i in range(m):
             y = np.float64(GT[j, i])
             u = y - tau[i]
-            pos = u > 0.0
-            u = u if pos else 0.0
-            nnz += 1.0 if pos else 0.0
+            u = u if u > 0.0 else 0.0
             p = u * u
             ext[i] += p * (y * to_gap)
             ent[i] += p - p * u
             wp = p * (np.float64(w[i]) if has_w else 1.0)
             GT[j, i] = wp
             mj += wp
-        mass[j] += mj
+        if not sparse:
+            mass[j] += mj
     L = 0.0
     F = 0.0
     c43 = sigma * (4.0 / 3.0)
@@ -321,16 +353,9 @@ def _chunk_python(
         F += wi * (ext[i] - c43 * ent[i])
     acc[0] += L
     acc[1] += F
-    # rough cycle counts: a scan plus a short row update per nonzero, against the dense
-    # product at BLAS speed
-    if k * m + nnz * (d / 8.0 + 4.0) >= k * m * d * X.itemsize / 128.0:
+    if not sparse:
         return True
-    for j in range(k):
-        for i in range(m):
-            p = np.float64(GT[j, i])
-            if p != 0.0:
-                for c in range(d):
-                    sums[j, c] += p * np.float64(X[i, c])
+    _sparse_sums(GT, X, lab, n_sup, m, sums, mass)
     return False
 
 
@@ -342,7 +367,7 @@ _kernel_lock = threading.Lock()
 
 
 def _get_kernels() -> dict[str, Any]:
-    global _exp_parts, _nearest_inertia, _nearest_inertia_fast, _onehot_sums
+    global _exp_parts, _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums
     if not _kernels:
         with _kernel_lock:
             if not _kernels:
@@ -362,6 +387,7 @@ def _get_kernels() -> dict[str, Any]:
                     _nearest_inertia_python
                 )
                 _onehot_sums = strict(_onehot_sums_python)
+                _sparse_sums = strict(_sparse_sums_python)
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
