@@ -2,15 +2,16 @@
 against scikit-learn's ``KMeans`` and faiss-cpu, side by side in one run.
 
 Every library does the same work from the same initial centers ``C0``: one assignment
-and update (``max_iter=1``, ``tol=0``, ``n_init=1``), then a final assignment and the
-inertia of the returned labels (scikit-learn's and arbf's ``fit``; for faiss,
-``Kmeans.train(niter=1)`` followed by ``index.search(X, 1)``).  The libraries are timed
-in interleaved rounds after a warm-up call each; the table shows the median.  Peak memory
-is the growth of the resident set during one full-size call, measured in a fresh
-subprocess per library and row after a warm-up call on a small problem of the same
-``d``, ``k`` and dtype (imports and compilation paid): ``VmHWM`` after the call (reset
-through ``/proc/self/clear_refs`` before it) minus ``VmRSS`` before it.  It counts every
-allocator (NumPy, PyTorch, XLA, faiss), but not the input data, which exist before.
+and update (``max_iter=1``, ``tol=0``, ``n_init=1``; ``--iters N`` for N of them), then a
+final assignment and the inertia of the returned labels (scikit-learn's and arbf's
+``fit``; for faiss, ``Kmeans.train(niter=N)`` followed by ``index.search(X, 1)``).
+The libraries are timed in interleaved rounds after a warm-up call each; the table shows
+the median.  Peak memory is the growth of the resident set during one full-size call,
+measured in a fresh subprocess per library and row after a warm-up call on a small
+problem of the same ``d``, ``k`` and dtype (imports and compilation paid): ``VmHWM`` after
+the call (reset through ``/proc/self/clear_refs`` before it) minus ``VmRSS`` before it.
+It counts every allocator (NumPy, PyTorch, XLA, faiss), but not the input data, which
+exist before.
 
 Usage::
 
@@ -80,11 +81,11 @@ def available(name: str, dtype: str) -> str | None:
     return None
 
 
-def make_runner(name: str, X: np.ndarray, C0: np.ndarray) -> Callable[[], Any]:
-    """A zero-argument callable doing one Lloyd iteration + final E-step + inertia."""
+def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Callable[[], Any]:
+    """A zero-argument callable doing ``iters`` Lloyd iterations + final E-step + inertia."""
     n, d = X.shape
     k = C0.shape[0]
-    kw: dict[str, Any] = {"init": None, "n_init": 1, "max_iter": 1, "tol": 0.0}
+    kw: dict[str, Any] = {"init": None, "n_init": 1, "max_iter": iters, "tol": 0.0}
     if name in ("arbf-numpy", "arbf-numpy-pure"):
         import arbf
         from arbf._math import fast_numpy
@@ -125,7 +126,7 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray) -> Callable[[], Any]:
         from sklearn.cluster import KMeans
 
         return lambda: KMeans(
-            n_clusters=k, init=C0, n_init=1, max_iter=1, tol=0.0, algorithm="lloyd"
+            n_clusters=k, init=C0, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd"
         ).fit(X)
     if name == "faiss":
         import faiss
@@ -134,7 +135,7 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray) -> Callable[[], Any]:
             km = faiss.Kmeans(
                 d,
                 k,
-                niter=1,
+                niter=iters,
                 nredo=1,
                 seed=0,
                 verbose=False,
@@ -194,12 +195,14 @@ def memory_worker(args: argparse.Namespace) -> None:
     n, d, k = args.shape
     X, C0 = make_data(n, d, k, args.dtype)
     Xs, Cs = make_data(max(4 * k, 256), d, k, args.dtype, seed=1)
-    make_runner(args.memory_worker, Xs, Cs)()
-    run = make_runner(args.memory_worker, X, C0)
+    make_runner(args.memory_worker, Xs, Cs, args.iters)()
+    run = make_runner(args.memory_worker, X, C0, args.iters)
     print(json.dumps({"peak_mib": peak_rss_delta_mib(run)}))
 
 
-def measure_memory(name: str, shape: tuple[int, int, int], dtype: str) -> float | None:
+def measure_memory(
+    name: str, shape: tuple[int, int, int], dtype: str, iters: int = 1
+) -> float | None:
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -209,6 +212,8 @@ def measure_memory(name: str, shape: tuple[int, int, int], dtype: str) -> float 
         *map(str, shape),
         "--dtype",
         dtype,
+        "--iters",
+        str(iters),
     ]
     env = {**os.environ, _REEXEC_FLAG: "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -322,6 +327,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated subset")
     p.add_argument("--shapes", help="override: 'n,d,k;n,d,k'")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument(
+        "--iters",
+        type=int,
+        default=1,
+        help="Lloyd iterations per fit (default 1: the per-iteration work plus each "
+        "library's fixed cost; 10 shows the cost of longer fits)",
+    )
     p.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_*")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     p.add_argument("--shape", type=int, nargs=3, help=argparse.SUPPRESS)
@@ -372,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             runners: dict[str, Callable[[], Any]] = {}
             for nm in names:
                 if available(nm, dtype) is None:
-                    runners[nm] = make_runner(nm, X, C0)
+                    runners[nm] = make_runner(nm, X, C0, args.iters)
             t = time_row(runners, args.repeats)
             ratio = (
                 f"{t['arbf-numpy'] / t['sklearn']:.2f}"
@@ -385,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_memory:
                 del runners
                 row += [
-                    _fmt_mib(measure_memory(nm, (n, d, k), dtype))
+                    _fmt_mib(measure_memory(nm, (n, d, k), dtype, args.iters))
                     if available(nm, dtype) is None
                     else "—"
                     for nm in names
@@ -403,9 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             f.write("\n".join(f"- {line}" for line in notes) + "\n\n")
             f.write(
                 f"Median of {args.repeats} interleaved rounds after one warm-up; times in ms "
-                "for one Lloyd iteration + final assignment + inertia. Peak MiB: resident "
-                "set growth during one full-size call, in a fresh subprocess after a "
-                "small warm-up call.\n\n"
+                f"for {args.iters} Lloyd iteration(s) + final assignment + inertia. Peak MiB: "
+                "resident set growth during one full-size call, in a fresh subprocess "
+                "after a small warm-up call.\n\n"
             )
             f.write(md + "\n")
     return 0

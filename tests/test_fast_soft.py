@@ -108,6 +108,41 @@ def test_vectorised_exp_is_within_one_ulp_of_numpy():
     assert np.all(got[v < -746.0] == 0.0) and np.all(np.isfinite(got))
 
 
+def test_vectorised_exp_float32_is_within_one_ulp_of_numpy():
+    numba = pytest.importorskip("numba")
+    fast_soft_numpy._get_kernels()
+    parts = fast_soft_numpy._exp_parts32
+
+    @numba.njit
+    def run(v, out, bits_buf):
+        bits = bits_buf.view(np.int32)
+        for i in range(v.shape[0]):
+            p, b = parts(v[i])
+            out[i] = p
+            bits[i] = b
+        for i in range(v.shape[0]):
+            out[i] *= bits_buf[i]
+
+    rng = np.random.default_rng(1)
+    v = np.concatenate(
+        [
+            -np.linspace(0.0, 110.0, 400_001),  # through the subnormals to 0
+            -np.abs(rng.normal(size=200_000)) * np.logspace(-7, 2, 200_000),
+            [0.0, -0.0, -1e-45, -87.33, -103.2, -103.3, -1e38, -np.inf],
+        ]
+    ).astype(np.float32)
+    got = np.empty_like(v)
+    run(v, got, np.empty_like(v))
+    ref = np.exp(v.astype(np.float64))  # the exact value, then its float32 rounding
+    ref32 = ref.astype(np.float32)
+    normal = ref32 >= np.finfo(np.float32).tiny
+    ulps = np.abs(got.astype(np.float64) - ref)[normal] / np.spacing(ref32[normal])
+    assert float(ulps.max()) <= 1.0
+    sub_step = float(np.finfo(np.float32).smallest_subnormal)
+    assert float(np.abs(got.astype(np.float64) - ref)[~normal].max()) <= sub_step
+    assert np.all(got[v < -104.0] == 0.0) and np.all(np.isfinite(got))
+
+
 def test_softmax_far_center_mass_to_a_few_ulps():
     # logits near -600: the in-kernel exp must keep its Cody-Waite reduction (no
     # reassociation), or the far center's mass is off by ~100 ulps

@@ -244,6 +244,21 @@ def _chunk_numpy(
         st.sums += (G.T @ Xc).astype(np.float64, copy=False)
 
 
+def _sq_dist_python(X, C, i, j):
+    """``||x_i - c_j||^2`` in float64.  Compiled with reassociation, so the sum over the
+    features vectorises (a strict sequential sum is a latency-bound chain that doubled
+    the kernel's time); every kernel that needs the exact nearest distance calls this
+    one helper, so they agree to the bit."""
+    dist = 0.0
+    for c in range(X.shape[1]):
+        t = np.float64(X[i, c]) - np.float64(C[j, c])
+        dist += t * t
+    return dist
+
+
+_sq_dist: Any = None  # the compiled _sq_dist_python, set by _get_numba_kernel
+
+
 def _chunk_python(X, G, C, c_sq, w, labels, min_sq, sums, wsum, inertia, do_sums):
     """Fused argmin, exact distance and weighted accumulation for one chunk (compiled).
 
@@ -268,10 +283,7 @@ def _chunk_python(X, G, C, c_sq, w, labels, min_sq, sums, wsum, inertia, do_sums
                 best = v
                 lab = j
         labels[i] = lab
-        dist = 0.0
-        for c in range(d):
-            t = np.float64(X[i, c]) - np.float64(C[lab, c])
-            dist += t * t
+        dist = _sq_dist(X, C, i, lab)
         if want_min:
             min_sq[i] = dist
         wi = np.float64(w[i]) if has_w else 1.0
@@ -292,10 +304,25 @@ def _get_numba_kernel() -> Any:
     if _numba_kernel is None:
         with _lock:
             if _numba_kernel is None:
+                get_sq_dist()
                 import numba
 
                 _numba_kernel = numba.njit(nogil=True, cache=True)(_chunk_python)
     return _numba_kernel
+
+
+def get_sq_dist() -> Any:
+    """The compiled :func:`_sq_dist_python` (also used by the soft-statistics kernels)."""
+    global _sq_dist
+    if _sq_dist is None:
+        import numba
+
+        # fastmath given explicitly (numba lets a callee that leaves it unset inherit
+        # its caller's flags); reassociation only where it is wanted, the feature sum
+        _sq_dist = numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})(
+            _sq_dist_python
+        )
+    return _sq_dist
 
 
 class _State:

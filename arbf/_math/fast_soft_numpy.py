@@ -97,6 +97,39 @@ def _exp_parts_python(v):
 
 _exp_parts: Any = None  # the compiled _exp_parts_python, set by _get_kernels
 
+# float32: the same scheme in float32 arithmetic (16 lanes per AVX-512 vector)
+_F_LOG2E = np.float32(1.4426950408889634)
+_F_LN2_HI = np.float32(0.693359375)  # 8 significant bits: q * _F_LN2_HI is exact
+_F_LN2_LO = np.float32(-2.12194440e-4)
+_F_TWO_M64 = np.float32(2.0**-64)
+_F_HALF = np.float32(0.5)
+_F_ONE = np.float32(1.0)
+# 1/i!, i = 2..7: truncation error < 6e-9 for |r| <= ln(2)/2
+_F2, _F3, _F4, _F5, _F6, _F7 = (np.float32(1.0 / math.factorial(i)) for i in range(2, 8))
+
+
+def _exp_parts32_python(v):
+    """float32 version of :func:`_exp_parts_python` (``v <= 0``): ``(p, bits)`` with
+    ``bits`` the float32 bit pattern (int32) of ``2^e``; results below the normal range
+    take ``2^-64`` into ``p`` first; ``v < -104`` gives 0."""
+    v = max(v, np.float32(-104.0))
+    q = np.floor(v * _F_LOG2E + _F_HALF)
+    r = (v - q * _F_LN2_HI) - q * _F_LN2_LO
+    p = _F6 + r * _F7
+    p = _F5 + r * p
+    p = _F4 + r * p
+    p = _F3 + r * p
+    p = _F2 + r * p
+    p = _F_ONE + r * p
+    p = _F_ONE + r * p
+    low = q < np.float32(-125.0)
+    p = p * (_F_TWO_M64 if low else _F_ONE)
+    bits = (np.int32(q + (np.float32(64.0) if low else np.float32(0.0))) + np.int32(127)) << 23
+    return p, bits
+
+
+_exp_parts32: Any = None  # compiled by _get_kernels
+
 
 # --------------------------------------------------------------------------------------
 # strict (no fast-math) pieces: the hard path's arithmetic, operation for operation, so a
@@ -106,18 +139,15 @@ _exp_parts: Any = None  # the compiled _exp_parts_python, set by _get_kernels
 
 def _nearest_inertia_python(X, C, lab, w, m):
     """``Σ_i w_i ||x_i - c_{l_i}||^2`` over the first ``m`` rows, in the order and rounding
-    of :func:`arbf._math.fast_numpy._chunk_python`."""
-    d = X.shape[1]
+    of :func:`arbf._math.fast_numpy._chunk_python` (the same distance helper)."""
     has_w = w.shape[0] > 0
     tot = 0.0
     for i in range(m):
-        li = lab[i]
-        dist = 0.0
-        for c in range(d):
-            t = np.float64(X[i, c]) - np.float64(C[li, c])
-            dist += t * t
-        tot += (np.float64(w[i]) if has_w else 1.0) * dist
+        tot += (np.float64(w[i]) if has_w else 1.0) * _sq_dist(X, C, i, lab[i])
     return tot
+
+
+_sq_dist: Any = None  # fast_numpy's compiled distance helper, set by _get_kernels
 
 
 def _onehot_sums_python(X, lab, w, m, sums, mass):
@@ -167,7 +197,24 @@ _sparse_sums: Any = None
 
 
 def _chunk_python(
-    X, GT, E, C, c_sq, w, scale, softmax, sigma, best, lab, scr, s_out, mass, sums, acc
+    X,
+    GT,
+    E,
+    C,
+    c_sq,
+    w,
+    scale,
+    scale32,
+    softmax,
+    sigma,
+    best,
+    lab,
+    scr,
+    scr32,
+    s_out,
+    mass,
+    sums,
+    acc,
 ):
     """Soft statistics of one chunk, on the transposed ``k x m`` layout (rows of the
     chunk along the contiguous axis: every loop over ``i`` below vectorises).
@@ -179,7 +226,9 @@ def _chunk_python(
     returns False (entmax-1.5 with a small support; a one-hot chunk exactly as the hard
     pass).  ``scale`` is ``-1/σ`` (softmax) or ``-1/(2σ)`` (entmax-1.5).  Softmax writes
     ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out`` (the caller adds ``-σ w_i log S_i`` to F).
-    ``best``, ``lab`` (length >= m) and ``scr`` (float64, ``8 x`` >= m) are scratch."""
+    ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
+    (length >= m), ``scr`` (float64, ``8 x`` >= m) and ``scr32`` (float32, ``2 x`` >= m
+    for float32 softmax) are scratch."""
     k, m = GT.shape
     d = X.shape[1]
     has_w = w.shape[0] > 0
@@ -214,18 +263,32 @@ def _chunk_python(
         P = scr[2]
         B = scr[3]
         Bi = B.view(np.int64)
+        P32 = scr32[0]
+        B32 = scr32[1]
+        Bi32 = B32.view(np.int32)
         for i in range(m):
             S[i] = 0.0
         for j in range(k):
-            for i in range(m):
-                g = GT[j, i] - best[i]  # exactly 0 at the nearest center
-                GT[j, i] = g
-                p, bits = _exp_parts(np.float64(g) * scale)
-                P[i] = p
-                Bi[i] = bits
-            for i in range(m):
-                E[j, i] = P[i] * B[i]
-                S[i] += np.float64(E[j, i])
+            if X.itemsize == 4:  # float32 exponentials in float32 arithmetic
+                for i in range(m):
+                    g = GT[j, i] - best[i]  # exactly 0 at the nearest center
+                    GT[j, i] = g
+                    p32, bits32 = _exp_parts32(np.float32(g) * scale32)
+                    P32[i] = p32
+                    Bi32[i] = bits32
+                for i in range(m):
+                    E[j, i] = P32[i] * B32[i]
+                    S[i] += np.float64(E[j, i])
+            else:
+                for i in range(m):
+                    g = GT[j, i] - best[i]
+                    GT[j, i] = g
+                    p, bits = _exp_parts(np.float64(g) * scale)
+                    P[i] = p
+                    Bi[i] = bits
+                for i in range(m):
+                    E[j, i] = P[i] * B[i]
+                    S[i] += np.float64(E[j, i])
         for i in range(m):
             s_out[i] = S[i]
             S[i] = (np.float64(w[i]) if has_w else 1.0) / S[i]
@@ -325,10 +388,10 @@ def _chunk_python(
         supp += n_in
     # the soft sums: row by row over the nonzeros, in the hard pass's order and rounding
     # (so the few rows with a second center barely perturb an otherwise hard pass), when
-    # the support is small -- about one center per row, or cheaper than the dense
-    # product by rough cycle counts (a scan plus a short row update per nonzero, against
+    # the support is small -- at most 1.1 centers per row on average, or cheaper than
+    # the dense product by rough cycle counts (a scan plus a short row update per nonzero, against
     # BLAS speed); else the caller's dense product
-    sparse = supp <= 2.0 * m or k * m + supp * (d / 8.0 + 4.0) < k * m * d * X.itemsize / 128.0
+    sparse = supp <= 1.1 * m or k * m + supp * (d / 8.0 + 4.0) < k * m * d * X.itemsize / 128.0
     to_gap = 1.0 / scale  # G = -2σ y
     for j in range(k):
         mj = 0.0
@@ -367,16 +430,24 @@ _kernel_lock = threading.Lock()
 
 
 def _get_kernels() -> dict[str, Any]:
-    global _exp_parts, _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums
+    global \
+        _exp_parts, \
+        _exp_parts32, \
+        _nearest_inertia, \
+        _nearest_inertia_fast, \
+        _onehot_sums, \
+        _sparse_sums
+    global _sq_dist
     if not _kernels:
         with _kernel_lock:
             if not _kernels:
                 import numba
 
                 # helpers first: the kernel resolves (and inlines) them when compiled
-                _exp_parts = numba.njit(
-                    nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"}
-                )(_exp_parts_python)
+                _sq_dist = _fast.get_sq_dist()
+                exp_jit = numba.njit(nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"})
+                _exp_parts = exp_jit(_exp_parts_python)
+                _exp_parts32 = exp_jit(_exp_parts32_python)
                 # fastmath must be given explicitly: numba lets a callee that leaves it
                 # unset inherit the caller's flags
                 strict = numba.njit(nogil=True, cache=True, fastmath=False)
@@ -403,6 +474,7 @@ class _State:
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
         self.scr = np.empty((8, rows), dtype=np.float64)
+        self.scr32 = np.empty((2, rows if softmax and dtype == np.float32 else 0), np.float32)
         self.prod = np.empty((k, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
@@ -454,6 +526,7 @@ def soft_stats(
     s_rows = rows * s_chunks if softmax else 0
     x_contig = X.flags.c_contiguous
     scale = -1.0 / sigma if softmax else -0.5 / sigma
+    scale32 = np.float32(max(scale, -float(np.finfo(np.float32).max)))
 
     def make_state() -> _State:
         st = _State(rows, k, d, dtype, s_rows, softmax)
@@ -497,8 +570,8 @@ def soft_stats(
             s_out = st.s_buf[st.s_len : st.s_len + m]
             st.s_len += m
         dense = kernel(
-            Xc, GT, E, C, c_sq, wc, scale, softmax, sigma, st.best, st.lab, st.scr,
-            s_out, st.mass, st.sums, st.acc,
+            Xc, GT, E, C, c_sq, wc, scale, scale32, softmax, sigma, st.best, st.lab,
+            st.scr, st.scr32, s_out, st.mass, st.sums, st.acc,
         )  # fmt: skip
         if dense:
             st.sums += np.dot(E, Xc, out=st.prod)
