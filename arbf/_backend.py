@@ -150,13 +150,14 @@ def materialize(*arrays: Array, xp: ModuleType) -> tuple[Array, ...]:
     return arrays
 
 
-def host_view(x: Array) -> np.ndarray | None:
+def host_view(x: Array, *, floats_only: bool = True) -> np.ndarray | None:
     """A zero-copy NumPy view of ``x`` when one exists and is safe to compute with.
 
     NumPy arrays are returned as they are; CPU torch tensors that do not require a
-    gradient (and are not being traced by ``torch.compile``) as ``Tensor.numpy()``.
-    Anything else gives ``None`` (the caller then stays in the array's own namespace),
-    so native NumPy kernels can serve torch CPU without breaking autograd.
+    gradient (and are not being traced by ``torch.compile``) as ``Tensor.numpy()`` --
+    float32/float64 ones only, unless ``floats_only=False``.  Anything else gives
+    ``None`` (the caller then stays in the array's own namespace), so native NumPy
+    kernels can serve torch CPU without breaking autograd.
     """
     if type(x) is np.ndarray:
         return x
@@ -167,10 +168,25 @@ def host_view(x: Array) -> np.ndarray | None:
             x.device.type == "cpu"
             and not x.requires_grad
             and not torch.compiler.is_compiling()
-            and x.dtype in (torch.float32, torch.float64)
+            and (not floats_only or x.dtype in (torch.float32, torch.float64))
         ):
-            return x.numpy()
+            try:
+                return x.numpy()
+            except RuntimeError:  # e.g. a lazily negated view: no NumPy view exists
+                return None
     return None
+
+
+def host_views(*arrays: Array | None) -> tuple[np.ndarray | None, ...] | None:
+    """:func:`host_view` of every array (``None`` entries stay ``None``), or ``None``
+    unless each of them has one and they are all of one kind (all NumPy, or all torch)."""
+    present = [a for a in arrays if a is not None]
+    if len({type(a) for a in present}) > 1:
+        return None
+    views = tuple(None if a is None else host_view(a) for a in arrays)
+    if any(v is None for a, v in zip(arrays, views, strict=True) if a is not None):
+        return None
+    return views
 
 
 def like_view(a: np.ndarray, x: Array) -> Array:

@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, has_float64, materialize, to_host
+from .._backend import (
+    Array,
+    device_of,
+    from_host,
+    has_float64,
+    host_view,
+    like_view,
+    materialize,
+    to_host,
+)
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from .._math import fast_dask, fast_numpy
 from .._math.distances import _itemsize, assign_inertia, labelled_sq_distances, lloyd_sums
@@ -99,8 +108,10 @@ def _tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
 
 
 def _mean_rows(X: Array, *, xp: ModuleType) -> Array:
-    if fast_numpy.applies(X, X):  # NumPy: chunked float64 column sums (no copy of X)
-        return fast_numpy.mean_rows(X)
+    hX = host_view(X)  # NumPy, or a CPU torch tensor needing no gradient
+    if hX is not None and fast_numpy.applies(hX, hX):
+        # chunked float64 column sums (no copy of X)
+        return like_view(fast_numpy.mean_rows(hX), X)
     dev = device_of(X)
     if X.dtype == xp.float32 and has_float64(xp, dev):
         # a float64 accumulator without a float64 copy of X
@@ -218,8 +229,15 @@ def _single_lloyd(
         C_new = safe_divide_centers(sums, weights, C, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
+        # labels on the host (NumPy, CPU torch): compared there, without a device pass
+        h_labels = host_view(labels, floats_only=False)
+        same_host = None
         if labels_old is not None:
-            stats.append(xp.astype(xp.all(labels == labels_old), C.dtype))
+            h_old = host_view(labels_old, floats_only=False)
+            if h_labels is not None and h_old is not None:
+                same_host = bool(np.array_equal(h_labels, h_old))
+            else:
+                stats.append(xp.astype(xp.all(labels == labels_old), C.dtype))
         host_vec = xp.concat([xp.stack(stats), xp.astype(weights, C.dtype)])
         # Dask: evaluate this iteration's graph once (a tree reduction of the sums, counts
         # and inertia over the row chunks) and keep the new centers (k x d) and the labels
@@ -230,7 +248,10 @@ def _single_lloyd(
         # the one host sync of the iteration: shift, inertia, "labels unchanged", weights
         host = to_host(host_vec)
         shift, inertia_i = float(host[0]), float(host[1])
-        same = labels_old is not None and bool(host[2])
+        if same_host is not None:
+            same = same_host
+        else:
+            same = labels_old is not None and bool(host[2])
         empty = np.flatnonzero(host[len(stats) :] == 0)
         if empty.size:  # rare: relocate empty clusters, then recompute the shift
             sums, weights = _relocate_empty(
@@ -450,7 +471,8 @@ def kmeans(
             best = out
     assert best is not None
     C, labels, inertia, n_iter, converged, history = best
-    distinct = int(np.unique(to_host(labels)).size)
+    # labels are in [0, n_clusters): a bincount is several times cheaper than np.unique
+    distinct = int(np.count_nonzero(np.bincount(to_host(labels), minlength=n_clusters)))
     if distinct < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({distinct}) found smaller than n_clusters "

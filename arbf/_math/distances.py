@@ -14,8 +14,9 @@ which are the tested reference.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
-from .._backend import Array, is_numpy, segment_sum
+from .._backend import Array, host_views, like_view, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from . import fast_numpy
 
@@ -66,6 +67,19 @@ def labelled_sq_distances(X: Array, C: Array, labels: Array, *, xp: ModuleType) 
     return xp.sum(diff * diff, axis=1)
 
 
+def _fast_views(X: Array, C: Array, w: Array | None) -> tuple[Any, Any, Any] | None:
+    """Zero-copy NumPy views of ``(X, C, w)`` for the native fast path, or ``None``.
+
+    NumPy arrays qualify as they are, and so do CPU torch tensors that do not require a
+    gradient (:func:`arbf._backend.host_view`): the fast path then serves PyTorch on the
+    CPU too, and its results come back as tensors sharing the NumPy buffers.
+    """
+    views = host_views(X, C, w)
+    if views is None or not fast_numpy.applies(*views):
+        return None
+    return views[0], views[1], views[2]
+
+
 def assign(
     X: Array,
     C: Array,
@@ -79,8 +93,9 @@ def assign(
     index) and ``min_sq_i = ||x_i - c_{labels_i}||^2`` computed directly.  NumPy inputs
     take the native fast path; everything else runs :func:`assign_pure`.
     """
-    if is_numpy(xp) and fast_numpy.applies(X, C):
-        return fast_numpy.assign(X, C, working_memory=working_memory)
+    if (v := _fast_views(X, C, None)) is not None:
+        labels, min_sq = fast_numpy.assign(v[0], v[1], working_memory=working_memory)
+        return like_view(labels, X), like_view(min_sq, X)
     return assign_pure(X, C, xp=xp, working_memory=working_memory)
 
 
@@ -121,8 +136,9 @@ def assign_inertia(
     ``sample_weight`` is ``None``).  NumPy inputs take the native fast path; everything
     else runs :func:`assign_inertia_pure`.
     """
-    if is_numpy(xp) and fast_numpy.applies(X, C, sample_weight):
-        return fast_numpy.assign_inertia(X, C, sample_weight, working_memory=working_memory)
+    if (v := _fast_views(X, C, sample_weight)) is not None:
+        labels, inertia = fast_numpy.assign_inertia(*v, working_memory=working_memory)
+        return like_view(labels, X), like_view(inertia, X)
     return assign_inertia_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)
 
 
@@ -166,8 +182,9 @@ def lloyd_sums(
     NumPy inputs take the native fast path (float64 partial sums); everything else runs
     :func:`lloyd_sums_pure`.
     """
-    if is_numpy(xp) and fast_numpy.applies(X, C, sample_weight):
-        return fast_numpy.lloyd_sums(X, C, sample_weight, working_memory=working_memory)
+    if (v := _fast_views(X, C, sample_weight)) is not None:
+        out = fast_numpy.lloyd_sums(*v, working_memory=working_memory)
+        return tuple(like_view(a, X) for a in out)
     return lloyd_sums_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)
 
 
