@@ -74,14 +74,40 @@ def test_entmax_rows_are_exact_threshold():
     np.testing.assert_allclose(got[1][1], mass_far, rtol=1e-12)
 
 
-def test_vectorised_exp_is_within_one_ulp_of_numpy():
+_EXP_CASES = {
+    # dtype: (helper, bits dtype, seed, grid end through the subnormals to 0, log-range
+    #         of the random scales, special values, below this the result is exactly 0)
+    "float64": (
+        "_exp_parts",
+        np.int64,
+        0,
+        1200.0,
+        (-14, 3),
+        [0.0, -0.0, -5e-324, -1e-300, -708.39, -745.13, -745.14, -1e308, -np.inf],
+        -746.0,
+    ),
+    "float32": (
+        "_exp_parts32",
+        np.int32,
+        1,
+        110.0,
+        (-7, 2),
+        [0.0, -0.0, -1e-45, -87.33, -103.2, -103.3, -1e38, -np.inf],
+        -104.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", list(_EXP_CASES))
+def test_vectorised_exp_is_within_one_ulp_of_numpy(dtype):
     numba = pytest.importorskip("numba")
+    name, bits_dtype, seed, end, (lo, hi), special, zero_below = _EXP_CASES[dtype]
     fast_soft_numpy._get_kernels()
-    parts = fast_soft_numpy._exp_parts
+    parts = getattr(fast_soft_numpy, name)
 
     @numba.njit
     def run(v, out, bits_buf):
-        bits = bits_buf.view(np.int64)
+        bits = bits_buf.view(bits_dtype)
         for i in range(v.shape[0]):
             p, b = parts(v[i])
             out[i] = p
@@ -89,58 +115,24 @@ def test_vectorised_exp_is_within_one_ulp_of_numpy():
         for i in range(v.shape[0]):
             out[i] *= bits_buf[i]
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     v = np.concatenate(
         [
-            -np.linspace(0.0, 1200.0, 400_001),  # through the subnormals to 0
-            -np.abs(rng.normal(size=200_000)) * np.logspace(-14, 3, 200_000),
-            [0.0, -0.0, -5e-324, -1e-300, -708.39, -745.13, -745.14, -1e308, -np.inf],
+            -np.linspace(0.0, end, 400_001),
+            -np.abs(rng.normal(size=200_000)) * np.logspace(lo, hi, 200_000),
+            special,
         ]
-    )
+    ).astype(dtype)
     got = np.empty_like(v)
     run(v, got, np.empty_like(v))
-    ref = np.exp(v)
-    normal = ref >= np.finfo(np.float64).tiny
-    ulps = np.abs(got - ref)[normal] / np.spacing(ref[normal])
-    assert float(ulps.max()) <= 1.0
+    ref = np.exp(v.astype(np.float64))  # the exact value (float64), then its rounding
+    ref_r = ref.astype(dtype)
+    normal = ref_r >= np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    assert float((err[normal] / np.spacing(ref_r[normal])).max()) <= 1.0
     # gradual underflow: subnormal results within one subnormal step, then exactly 0
-    assert float(np.abs(got - ref)[~normal].max()) <= 5e-324
-    assert np.all(got[v < -746.0] == 0.0) and np.all(np.isfinite(got))
-
-
-def test_vectorised_exp_float32_is_within_one_ulp_of_numpy():
-    numba = pytest.importorskip("numba")
-    fast_soft_numpy._get_kernels()
-    parts = fast_soft_numpy._exp_parts32
-
-    @numba.njit
-    def run(v, out, bits_buf):
-        bits = bits_buf.view(np.int32)
-        for i in range(v.shape[0]):
-            p, b = parts(v[i])
-            out[i] = p
-            bits[i] = b
-        for i in range(v.shape[0]):
-            out[i] *= bits_buf[i]
-
-    rng = np.random.default_rng(1)
-    v = np.concatenate(
-        [
-            -np.linspace(0.0, 110.0, 400_001),  # through the subnormals to 0
-            -np.abs(rng.normal(size=200_000)) * np.logspace(-7, 2, 200_000),
-            [0.0, -0.0, -1e-45, -87.33, -103.2, -103.3, -1e38, -np.inf],
-        ]
-    ).astype(np.float32)
-    got = np.empty_like(v)
-    run(v, got, np.empty_like(v))
-    ref = np.exp(v.astype(np.float64))  # the exact value, then its float32 rounding
-    ref32 = ref.astype(np.float32)
-    normal = ref32 >= np.finfo(np.float32).tiny
-    ulps = np.abs(got.astype(np.float64) - ref)[normal] / np.spacing(ref32[normal])
-    assert float(ulps.max()) <= 1.0
-    sub_step = float(np.finfo(np.float32).smallest_subnormal)
-    assert float(np.abs(got.astype(np.float64) - ref)[~normal].max()) <= sub_step
-    assert np.all(got[v < -104.0] == 0.0) and np.all(np.isfinite(got))
+    assert float(err[~normal].max()) <= float(np.finfo(dtype).smallest_subnormal)
+    assert np.all(got[v < zero_below] == 0.0) and np.all(np.isfinite(got))
 
 
 def test_softmax_far_center_mass_to_a_few_ulps():

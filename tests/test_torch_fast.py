@@ -100,10 +100,10 @@ def test_mixed_kinds_and_non_views_are_not_served(monkeypatch):
     X, C, _ = _data("float64", n=200)
     calls = _Count(monkeypatch, fast_numpy, "lloyd_sums")
     # a NumPy array with a tensor: no common kind, the pure path
-    assert distances._fast_views(torch.from_numpy(X), C, None) is None
+    assert distances.fast_views(torch.from_numpy(X), C, None) is None
     # integer tensors have no float view
     assert (
-        distances._fast_views(torch.from_numpy(X).to(torch.int64), torch.from_numpy(C), None)
+        distances.fast_views(torch.from_numpy(X).to(torch.int64), torch.from_numpy(C), None)
         is None
     )
     assert calls.n == 0

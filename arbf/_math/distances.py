@@ -67,7 +67,7 @@ def labelled_sq_distances(X: Array, C: Array, labels: Array, *, xp: ModuleType) 
     return xp.sum(diff * diff, axis=1)
 
 
-def _fast_views(X: Array, C: Array, w: Array | None) -> tuple[Any, Any, Any] | None:
+def fast_views(X: Array, C: Array, w: Array | None) -> tuple[Any, Any, Any] | None:
     """Zero-copy NumPy views of ``(X, C, w)`` for the native fast path, or ``None``.
 
     NumPy arrays qualify as they are, and so do CPU torch tensors that do not require a
@@ -93,7 +93,7 @@ def assign(
     index) and ``min_sq_i = ||x_i - c_{labels_i}||^2`` computed directly.  NumPy inputs
     take the native fast path; everything else runs :func:`assign_pure`.
     """
-    if (v := _fast_views(X, C, None)) is not None:
+    if (v := fast_views(X, C, None)) is not None:
         labels, min_sq = fast_numpy.assign(v[0], v[1], working_memory=working_memory)
         return like_view(labels, X), like_view(min_sq, X)
     return assign_pure(X, C, xp=xp, working_memory=working_memory)
@@ -136,7 +136,7 @@ def assign_inertia(
     ``sample_weight`` is ``None``).  NumPy inputs take the native fast path; everything
     else runs :func:`assign_inertia_pure`.
     """
-    if (v := _fast_views(X, C, sample_weight)) is not None:
+    if (v := fast_views(X, C, sample_weight)) is not None:
         labels, inertia = fast_numpy.assign_inertia(*v, working_memory=working_memory)
         return like_view(labels, X), like_view(inertia, X)
     return assign_inertia_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)
@@ -182,7 +182,7 @@ def lloyd_sums(
     NumPy inputs take the native fast path (float64 partial sums); everything else runs
     :func:`lloyd_sums_pure`.
     """
-    if (v := _fast_views(X, C, sample_weight)) is not None:
+    if (v := fast_views(X, C, sample_weight)) is not None:
         out = fast_numpy.lloyd_sums(*v, working_memory=working_memory)
         return tuple(like_view(a, X) for a in out)
     return lloyd_sums_pure(X, C, sample_weight, xp=xp, working_memory=working_memory)

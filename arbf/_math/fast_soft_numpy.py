@@ -192,6 +192,66 @@ _sparse_sums: Any = None
 
 
 # --------------------------------------------------------------------------------------
+# the entmax-1.5 threshold of one row (shared by the chunk kernel and entmax15_rows)
+# --------------------------------------------------------------------------------------
+
+
+def _support_root_python(n_in, a1, a2):
+    """The smaller root ``τ`` of ``Σ_{j∈S} (y_j - τ)^2 = 1`` for a support ``S`` of size
+    ``n_in`` with ``Σ y_j = a1`` and ``Σ y_j^2 = a2`` (the sort-based formula)."""
+    mean = a1 / n_in
+    delta = (1.0 - (a2 - a1 * mean)) / n_in
+    return mean - math.sqrt(delta if delta > 0.0 else 0.0)
+
+
+def _entmax_tau_python(y):
+    """``(τ, support size)`` with ``Σ_j [y_j - τ]_+^2 = 1`` for scores ``y`` whose maximum
+    is 0: Newton on that convex decreasing function from ``τ = -1`` (left of the root, so
+    the iterates increase), stopping as soon as the exact root for the current support is
+    consistent with that support."""
+    t = -1.0
+    n_in = 0.0
+    for _ in range(200):
+        n_in = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        least = np.inf
+        top_out = -np.inf
+        for j in range(y.shape[0]):
+            v = np.float64(y[j])
+            if v > t:
+                n_in += 1.0
+                a1 += v
+                a2 += v * v
+                least = min(least, v)
+            else:
+                top_out = max(top_out, v)
+        tq = _support_root(n_in, a1, a2)
+        if least >= tq and top_out <= tq:
+            return tq, n_in
+        f = a2 - 2.0 * t * a1 + n_in * t * t - 1.0
+        t = t + f / (2.0 * (a1 - n_in * t))
+    return t, n_in
+
+
+_support_root: Any = None  # compiled by _threshold_helpers
+_entmax_tau: Any = None
+
+
+def _threshold_helpers() -> None:
+    """Compile the two threshold helpers (before any kernel that calls them)."""
+    global _support_root, _entmax_tau
+    if _entmax_tau is None:
+        import numba
+
+        # strict, and fastmath set explicitly: numba lets a callee that leaves it unset
+        # inherit its caller's flags
+        strict = numba.njit(nogil=True, cache=True, fastmath=False)
+        _support_root = strict(_support_root_python)
+        _entmax_tau = strict(_entmax_tau_python)
+
+
+# --------------------------------------------------------------------------------------
 # the chunk kernel
 # --------------------------------------------------------------------------------------
 
@@ -353,35 +413,13 @@ def _chunk_python(
         return False
     supp = 0.0  # support sizes, summed
     for i in range(m):
-        t = -1.0
-        n_in = cnt[i]
-        a1 = s1[i]
-        a2 = s2[i]
-        least = lo[i]
-        top_out = -1.0  # every y outside is <= -1
-        for _ in range(200):
-            mean = a1 / n_in
-            delta = (1.0 - (a2 - a1 * mean)) / n_in
-            tq = mean - math.sqrt(delta if delta > 0.0 else 0.0)
-            if least >= tq and top_out <= tq:
-                t = tq
-                break
-            f = a2 - 2.0 * t * a1 + n_in * t * t - 1.0
-            t = t + f / (2.0 * (a1 - n_in * t))
-            n_in = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            least = np.inf
-            top_out = -np.inf
-            for j in range(k):
-                y = np.float64(GT[j, i])
-                if y > t:
-                    n_in += 1.0
-                    a1 += y
-                    a2 += y * y
-                    least = min(least, y)
-                else:
-                    top_out = max(top_out, y)
+        # the first sweep's root; every y outside is <= -1
+        tq = _support_root(cnt[i], s1[i], s2[i])
+        if lo[i] >= tq and -1.0 <= tq:
+            t = tq
+            n_in = cnt[i]
+        else:  # Newton, one row
+            t, n_in = _entmax_tau(GT[:, i])
         tau[i] = t
         ent[i] = 0.0
         n_sup[i] = n_in
@@ -389,9 +427,10 @@ def _chunk_python(
     # the soft sums: row by row over the nonzeros, in the hard pass's order and rounding
     # (so the few rows with a second center barely perturb an otherwise hard pass), when
     # the support is small -- at most 1.1 centers per row on average, or cheaper than
-    # the dense product by rough cycle counts (a scan plus a short row update per nonzero, against
-    # BLAS speed); else the caller's dense product
-    sparse = supp <= 1.1 * m or k * m + supp * (d / 8.0 + 4.0) < k * m * d * X.itemsize / 128.0
+    # the dense product by rough cycle counts (a scan plus a short row update per
+    # nonzero, against BLAS speed); else the caller's dense product
+    scan_cost = k * m + supp * (d / 8.0 + 4.0)
+    sparse = supp <= 1.1 * m or scan_cost < k * m * d * X.itemsize / 128.0
     to_gap = 1.0 / scale  # G = -2σ y
     for j in range(k):
         mj = 0.0
@@ -445,6 +484,7 @@ def _get_kernels() -> dict[str, Any]:
 
                 # helpers first: the kernel resolves (and inlines) them when compiled
                 _sq_dist = _fast.get_sq_dist()
+                _threshold_helpers()
                 exp_jit = numba.njit(nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"})
                 _exp_parts = exp_jit(_exp_parts_python)
                 _exp_parts32 = exp_jit(_exp_parts32_python)
@@ -599,40 +639,20 @@ def soft_stats(
 
 
 def _entmax15_rows_python(z, out):
-    """``out_i = entmax15(z_i)`` for each row: the threshold τ of ``y = (z - max z)/2`` by
-    Newton from ``τ = -1`` with the exact support check (as in the soft-statistics
-    kernel); ``-inf`` scores get 0."""
+    """``out_i = entmax15(z_i)`` for each row: the threshold τ of ``y = (z - max z)/2``
+    by :func:`_entmax_tau_python` (as in the soft-statistics kernel); ``-inf`` scores
+    get 0."""
     m, k = z.shape
+    y = np.empty(k, dtype=np.float64)
     for i in range(m):
         mx = -np.inf
         for j in range(k):
             mx = max(mx, np.float64(z[i, j]))
-        tau = -1.0
-        for _ in range(200):
-            cnt = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            min_in = np.inf
-            max_out = -np.inf
-            for j in range(k):
-                y = (np.float64(z[i, j]) - mx) * 0.5
-                if y > tau:
-                    cnt += 1.0
-                    s1 += y
-                    s2 += y * y
-                    min_in = min(min_in, y)
-                else:
-                    max_out = max(max_out, y)
-            mean = s1 / cnt
-            delta = (1.0 - (s2 - s1 * mean)) / cnt
-            tq = mean - math.sqrt(delta if delta > 0.0 else 0.0)
-            if min_in >= tq and max_out <= tq:
-                tau = tq
-                break
-            f = s2 - 2.0 * tau * s1 + cnt * tau * tau - 1.0
-            tau = tau + f / (2.0 * (s1 - cnt * tau))
         for j in range(k):
-            u = (np.float64(z[i, j]) - mx) * 0.5 - tau
+            y[j] = (np.float64(z[i, j]) - mx) * 0.5
+        tau, _ = _entmax_tau(y)
+        for j in range(k):
+            u = y[j] - tau
             out[i, j] = u * u if u > 0.0 else 0.0
 
 
@@ -658,6 +678,7 @@ def entmax15_rows(z: np.ndarray) -> np.ndarray:
     if not _row_kernels:
         with _kernel_lock:
             if not _row_kernels:
+                _threshold_helpers()
                 import numba
 
                 _row_kernels["entmax15"] = numba.njit(nogil=True, cache=True)(

@@ -22,11 +22,18 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, device_of, host_views, like_view, segment_sum
+from .._backend import Array, device_of, like_view, segment_sum
 from .._chunking import Accumulator, chunk_rows, iter_chunks
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import fast_soft_numpy
-from .distances import _itemsize, labelled_sq_distances, nearest, sq_distances, sq_norms
+from .distances import (
+    _itemsize,
+    fast_views,
+    labelled_sq_distances,
+    nearest,
+    sq_distances,
+    sq_norms,
+)
 from .responsibilities import soft_from_gaps
 
 __all__ = [
@@ -84,15 +91,10 @@ def soft_stats_impl(
     zero-copy views), take the native fast path of :mod:`arbf._math.fast_soft_numpy`
     (same arithmetic; this function is its tested reference).
     """
-    views = host_views(X, C, w)  # NumPy, or CPU torch tensors needing no gradient
-    if views is not None:
-        hX, hC, hw = views
-        if hX is not None and hC is not None:
-            if fast_soft_numpy.applies(hX, hC, hw, "hard" if sigma == 0 else kind):
-                out = fast_soft_numpy.soft_stats(
-                    hX, hC, hw, sigma=sigma, kind=kind, working_memory=working_memory
-                )
-                return SoftStats(*(like_view(a, X) for a in out))
+    v = fast_views(X, C, w)  # NumPy, or CPU torch tensors needing no gradient
+    if v is not None and fast_soft_numpy.applies(*v, "hard" if sigma == 0 else kind):
+        out = fast_soft_numpy.soft_stats(*v, sigma=sigma, kind=kind, working_memory=working_memory)
+        return SoftStats(*(like_view(a, X) for a in out))
     n, k = X.shape[0], C.shape[0]
     rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
     c_sq = sq_norms(C, xp=xp)
