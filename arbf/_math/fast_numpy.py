@@ -246,7 +246,7 @@ def _chunk_numpy(
 
 def _sq_dist_python(X, C, i, j):
     """``||x_i - c_j||^2`` in float64.  Compiled with reassociation, so the sum over the
-    features vectorises (a strict sequential sum is a latency-bound chain that doubled
+    features vectorises (a strict sequential sum is a latency-bound chain that dominated
     the kernel's time); every kernel that needs the exact nearest distance calls this
     one helper, so they agree to the bit."""
     dist = 0.0
