@@ -59,11 +59,12 @@ def tests_backend(session: nox.Session, backend: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format) and mypy."""
-    session.install("-e", ".", "ruff", "mypy")
+    """ruff (lint + format), mypy, and the layer contracts (import-linter)."""
+    session.install("-e", ".", "ruff", "mypy", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session

@@ -5,21 +5,23 @@ responsibilities) relaxes K-Means; both are written once against the Python Arra
 standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 """
 
-from ._drivers.deterministic_annealing import (
-    DeterministicAnnealingResult,
-    anneal_init,
-    deterministic_annealing,
-)
+from ._config import Config, config_context, get_config, set_config
+from ._drivers.deterministic_annealing import anneal_init, deterministic_annealing
 from ._drivers.init import kmeans_parallel, kmeans_plusplus
-from ._drivers.kmeans import ConvergenceWarning, KMeansResult, kmeans
-from ._drivers.rbf import AnnealResult, RBFResult, anneal, rbf_kmeans
+from ._drivers.kmeans import kmeans
+from ._drivers.rbf import anneal, rbf_kmeans
+from ._drivers.results import (
+    AnnealResult,
+    DeterministicAnnealingResult,
+    KMeansResult,
+    MiniBatchResult,
+    RBFResult,
+)
 from ._math.entmax import entmax15, entmax_bisect, sparsemax
 from ._math.matching import centroid_discrepancy
-from ._math.objectives import inertia
-from ._math.rbf_objectives import center_gradient, free_energy, soft_distortion
-from ._math.rbf_steps import gradient_step, soft_lloyd_step
+from ._math.objectives import center_gradient, free_energy, inertia, soft_distortion
 from ._math.responsibilities import responsibilities
-from ._math.steps import lloyd_step
+from ._math.steps import gradient_step, lloyd_step, soft_lloyd_step
 
 __version__ = "0.1.0.dev0"
 
@@ -34,6 +36,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "ConvergenceWarning":  # subclasses scikit-learn's: created on first use
+        from ._messages import convergence_warning
+
+        return convergence_warning()
     if name in _LAZY:
         import importlib
 
@@ -44,27 +50,31 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"ConvergenceWarning"})
 
 
 __all__ = [
     "AnnealResult",
+    "Config",
     "ConvergenceWarning",
     "DeterministicAnnealingResult",
     "KMeans",
     "KMeansResult",
     "MiniBatchKMeans",
     "MiniBatchRBFKMeans",
+    "MiniBatchResult",
     "RBFKMeans",
     "RBFResult",
     "anneal",
     "anneal_init",
     "center_gradient",
     "centroid_discrepancy",
+    "config_context",
     "deterministic_annealing",
     "entmax15",
     "entmax_bisect",
     "free_energy",
+    "get_config",
     "gradient_step",
     "inertia",
     "kmeans",
@@ -73,6 +83,7 @@ __all__ = [
     "lloyd_step",
     "rbf_kmeans",
     "responsibilities",
+    "set_config",
     "soft_distortion",
     "soft_lloyd_step",
     "sparsemax",

@@ -1,14 +1,13 @@
-"""The backend seam: the one module that talks to ``array_api_compat``.
+"""The backend layer: the one module that talks to ``array_api_compat``.
 
 Everything else in :mod:`arbf` asks this module for the namespace of its arrays, their
-device, the working floating dtype, how to move small results to the host, and for the
-few operations where a backend has a native fast path that the standard lacks (a
-segment-sum).  Arrows point here and never out of here.
+device and the memory free on it, the working floating dtype, zero-copy host views, and
+how to move small results to the host.  It decides nothing about which implementation of
+an operation runs (that is :mod:`arbf._math.seam`).  Arrows point here and never out.
 """
 
 from __future__ import annotations
 
-import math
 from types import ModuleType
 from typing import Any
 
@@ -20,20 +19,27 @@ Array = Any
 __all__ = [
     "Array",
     "array_namespace",
+    "check_same_device",
+    "device_free_memory",
     "device_of",
     "from_host",
     "has_float64",
     "has_take_along_axis",
+    "host_view",
+    "host_views",
+    "is_array",
     "is_cupy",
     "is_dask",
     "is_jax",
     "is_numpy",
     "is_strict",
     "is_torch",
-    "segment_sum",
-    "segment_sum_onehot",
+    "is_traced",
+    "itemsize",
+    "like_view",
+    "map_rows",
+    "materialize",
     "to_host",
-    "to_scalar",
     "working_dtype",
 ]
 
@@ -54,6 +60,11 @@ def array_namespace(*arrays: Any) -> ModuleType:
         raise TypeError(
             f"arrays from different array libraries cannot be mixed: {', '.join(kinds)}"
         ) from exc
+
+
+def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array of a library that array-api-compat knows."""
+    return bool(aac.is_array_api_obj(x))
 
 
 def device_of(x: Array) -> Any:
@@ -153,14 +164,15 @@ def materialize(*arrays: Array, xp: ModuleType) -> tuple[Array, ...]:
 def host_view(x: Array, *, floats_only: bool = True) -> np.ndarray | None:
     """A zero-copy NumPy view of ``x`` when one exists and is safe to compute with.
 
-    NumPy arrays are returned as they are; CPU torch tensors that do not require a
-    gradient (and are not being traced by ``torch.compile``) as ``Tensor.numpy()`` --
-    float32/float64 ones only, unless ``floats_only=False``.  Anything else gives
-    ``None`` (the caller then stays in the array's own namespace), so native NumPy
-    kernels can serve torch CPU without breaking autograd.
+    NumPy arrays (and subclasses with array semantics such as ``np.memmap``; not
+    ``np.matrix``) are returned as plain ``ndarray`` views; CPU torch tensors that do not
+    require a gradient (and are not being traced by ``torch.compile``) as
+    ``Tensor.numpy()`` -- float32/float64 ones only, unless ``floats_only=False``.
+    Anything else gives ``None`` (the caller then stays in the array's own namespace), so
+    native NumPy kernels can serve torch CPU without breaking autograd.
     """
-    if type(x) is np.ndarray:
-        return x
+    if isinstance(x, np.ndarray):
+        return None if isinstance(x, np.matrix) else np.asarray(x)
     if type(x).__module__.startswith("torch"):
         import torch
 
@@ -180,8 +192,8 @@ def host_view(x: Array, *, floats_only: bool = True) -> np.ndarray | None:
 def host_views(*arrays: Array | None) -> tuple[np.ndarray | None, ...] | None:
     """:func:`host_view` of every array (``None`` entries stay ``None``), or ``None``
     unless each of them has one and they are all of one kind (all NumPy, or all torch)."""
-    present = [a for a in arrays if a is not None]
-    if len({type(a) for a in present}) > 1:
+    kinds = {np.ndarray if isinstance(a, np.ndarray) else type(a) for a in arrays}
+    if len(kinds - {type(None)}) > 1:
         return None
     views = tuple(None if a is None else host_view(a) for a in arrays)
     if any(v is None for a, v in zip(arrays, views, strict=True) if a is not None):
@@ -191,7 +203,7 @@ def host_views(*arrays: Array | None) -> tuple[np.ndarray | None, ...] | None:
 
 def like_view(a: np.ndarray, x: Array) -> Array:
     """``a`` (host) as an array of ``x``'s kind, without a copy (inverse of host_view)."""
-    if type(x) is np.ndarray:
+    if isinstance(x, np.ndarray):
         return a
     import torch
 
@@ -213,11 +225,6 @@ def map_rows(fn: Any, x: Array, *, xp: ModuleType) -> Array:
             x = x.rechunk({x.ndim - 1: -1})
         return x.map_blocks(lambda b: fn(b, xp=npx), dtype=x.dtype)
     return fn(x, xp=xp)
-
-
-def to_scalar(x: Array) -> float:
-    """A 0-d array (or scalar) as a Python float (a host sync)."""
-    return float(to_host(x).reshape(()))
 
 
 def from_host(a: np.ndarray, *, xp: ModuleType, device: Any = None, dtype: Any = None) -> Array:
@@ -274,76 +281,49 @@ def working_dtype(xp: ModuleType, dtype: Any, device: Any = None) -> Any:
     raise TypeError(f"unsupported dtype {dtype!r}: expected a real numeric array")
 
 
-def eps(xp: ModuleType, dtype: Any) -> float:
-    return float(xp.finfo(dtype).eps)
-
-
 def has_take_along_axis(xp: ModuleType) -> bool:
     """Whether ``xp.take_along_axis`` exists and works (missing on Dask)."""
     return hasattr(xp, "take_along_axis") and not is_dask(xp)
 
 
-# --------------------------------------------------------------------------------------
-# segment sums: sum_{i : labels_i = j} values_i  (values n x d, labels n) -> k x d
-# --------------------------------------------------------------------------------------
+def itemsize(x: Array) -> int:
+    """Bytes per element of ``x``'s dtype."""
+    try:
+        return int(x.dtype.itemsize)
+    except AttributeError:
+        return 8 if "64" in str(x.dtype) else 4
 
 
-def segment_sum_onehot(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Array:
-    """Pure-standard segment sum: ``onehot(labels)^T @ values`` (the tested reference).
+def device_free_memory(x: Array) -> tuple[int, int] | None:
+    """``(free, total)`` bytes of the GPU that holds ``x``, or ``None`` (CPU, unknown).
 
-    Builds an ``n_chunk x k`` one-hot matrix, so callers pass one chunk at a time.
+    Asks the array's own library: ``torch.cuda.mem_get_info`` for CUDA tensors, CuPy's
+    ``cudaMemGetInfo`` for CuPy arrays, the device's ``memory_stats`` for JAX on a GPU.
     """
-    ks = xp.arange(k, dtype=labels.dtype, device=device_of(labels))
-    onehot = xp.astype(labels[:, None] == ks[None, :], values.dtype)
-    return onehot.T @ values
+    mod = type(x).__module__
+    try:
+        if mod.startswith("torch"):
+            dev = x.device
+            if dev.type == "cuda":
+                import torch
 
+                free, total = torch.cuda.mem_get_info(dev)
+                return int(free), int(total)
+            return None
+        if mod.startswith("cupy"):  # pragma: no cover - needs a GPU
+            import cupy
 
-def segment_sum(values: Array, labels: Array, k: int, *, xp: ModuleType) -> Array:
-    """Rows of ``values`` summed by ``labels`` into a ``k x d`` array.
-
-    Uses the backend's native scatter-add where there is one (NumPy ``bincount`` over
-    the flattened ``(label, column)`` index, accumulated in float64; CuPy
-    ``scatter_add``; torch ``index_add``; JAX ``segment_sum``), else
-    :func:`segment_sum_onehot`.  Bool/integer ``values`` are not expected (callers pass
-    the working float dtype).
-    """
-    if values.ndim == 1:
-        return segment_sum(values[:, None], labels, k, xp=xp)[:, 0]
-    d = values.shape[1]
-    if is_numpy(xp):
-        lab = np.asarray(labels, dtype=np.intp)
-        vals = np.asarray(values)
-        # one bincount over the flattened (label, column) index, accumulated in float64
-        flat = (lab[:, None] * d + np.arange(d, dtype=np.intp)).ravel()
-        sums = np.bincount(flat, weights=vals.ravel(), minlength=k * d)
-        return sums.reshape(k, d).astype(vals.dtype, copy=False)
-    if is_torch(xp):
-        import torch
-
-        acc = torch.zeros((k, d), dtype=values.dtype, device=values.device)
-        return acc.index_add_(0, labels.to(torch.int64), values)
-    if is_jax(xp):
-        import jax
-
-        return jax.ops.segment_sum(values, labels, num_segments=k)
-    if is_cupy(xp):  # pragma: no cover - needs a GPU
-        import cupy
-        import cupyx
-
-        out = cupy.zeros((k, d), dtype=values.dtype)
-        cupyx.scatter_add(out, labels, values)
-        return out
-    return segment_sum_onehot(values, labels, k, xp=xp)
-
-
-def isfinite_all(x: Array, *, xp: ModuleType) -> bool:
-    """Whether every entry of ``x`` is finite (a host sync)."""
-    return bool(to_host(xp.all(xp.isfinite(x))))
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def log(x: float) -> float:
-    return math.log(x)
+            with cupy.cuda.Device(x.device.id):
+                free, total = cupy.cuda.runtime.memGetInfo()
+            return int(free), int(total)
+        if mod.startswith("jax"):
+            dev = next(iter(x.devices())) if hasattr(x, "devices") else None
+            if dev is None or dev.platform != "gpu":
+                return None
+            stats = dev.memory_stats() or {}  # pragma: no cover - needs a GPU
+            total = int(stats.get("bytes_limit", 0))  # pragma: no cover
+            if total:  # pragma: no cover
+                return total - int(stats.get("bytes_in_use", 0)), total
+    except Exception:  # pragma: no cover - a backend without the query
+        return None
+    return None

@@ -1,16 +1,25 @@
 """Input validation shared by every public function.
 
 Each check raises an exception whose message names the argument and the problem, so bad
-input never reaches the math (no crash deep inside, no silent NaN).
+input never reaches the math (no crash deep inside, no silent NaN).  One error type per
+kind of mistake: a value of the wrong *type* (a string for a number, a bool for an
+integer, a float for a count) is a :class:`TypeError`; a value of the right type that is
+out of range or not among the options is a :class:`ValueError`.
+
+Scalar options are declared, not hand-checked: :func:`check_param` takes the value and
+its constraints (:class:`Interval`, :class:`Options`, :data:`NONE`, :data:`BOOLEAN`,
+:data:`CALLABLE`), e.g. ``check_param("max_iter", v, Interval(numbers.Integral, 1))``.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import array_api_compat as aac
 import numpy as np
 
 from ._backend import (
@@ -19,22 +28,151 @@ from ._backend import (
     check_same_device,
     device_of,
     from_host,
-    is_dask,
+    is_array,
     is_traced,
     to_host,
     working_dtype,
 )
 
 __all__ = [
+    "BOOLEAN",
+    "CALLABLE",
+    "NONE",
+    "Interval",
+    "Options",
     "as_array",
     "check_centers",
     "check_data",
+    "check_fit_inputs",
     "check_kind",
+    "check_lr",
     "check_n_clusters",
+    "check_param",
     "check_random_state",
     "check_sample_weight",
     "check_sigma",
+    "check_x_centers_weights",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# scalar options, declared
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Numbers of type ``kind`` (``numbers.Integral`` or ``numbers.Real``; never bool)
+    between ``low`` and ``high`` (``None``: unbounded), ``closed`` on
+    ``"both"``/``"left"``/``"right"``/``"neither"`` side(s).  Reals must be finite."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+
+    def accepts_type(self, value: Any) -> bool:
+        if isinstance(value, bool | np.bool_):
+            return False
+        if self.kind is numbers.Integral:
+            return isinstance(value, numbers.Integral)
+        return isinstance(value, numbers.Real)
+
+    def accepts(self, value: Any) -> bool:
+        v = float(value)
+        if not math.isfinite(v):
+            return False
+        left = self.closed in ("both", "left")
+        right = self.closed in ("both", "right")
+        if self.low is not None and (v < self.low or (v == self.low and not left)):
+            return False
+        return self.high is None or not (v > self.high or (v == self.high and not right))
+
+    def normalize(self, value: Any) -> Any:
+        return int(value) if self.kind is numbers.Integral else float(value)
+
+    def __str__(self) -> str:
+        integral = self.kind is numbers.Integral
+        noun = "integer" if integral else "number"
+        lo, hi = self.low, self.high
+        if hi is None and lo is not None:
+            if lo == 0 and self.closed in ("neither", "right"):
+                return f"a positive {noun}"
+            if lo == 0:
+                return f"a non-negative {noun}"
+            if lo == 1 and integral:
+                return "a positive integer"
+            op = ">=" if self.closed in ("both", "left") else ">"
+            return f"{'an' if integral else 'a'} {noun} {op} {lo:g}"
+        if lo is None and hi is None:
+            return f"{'an' if integral else 'a'} {noun}" + ("" if integral else " (finite)")
+        left = "[" if self.closed in ("both", "left") and lo is not None else "("
+        right = "]" if self.closed in ("both", "right") and hi is not None else ")"
+        a = "-inf" if lo is None else f"{lo:g}"
+        b = "inf" if hi is None else f"{hi:g}"
+        return f"{'an' if integral else 'a'} {noun} in {left}{a}, {b}{right}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of the given strings."""
+
+    values: tuple[str, ...]
+
+    def __init__(self, *values: str) -> None:
+        object.__setattr__(self, "values", tuple(values))
+
+    def accepts_type(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+    def accepts(self, value: Any) -> bool:
+        return value in self.values
+
+    def normalize(self, value: Any) -> Any:
+        return str(value)
+
+    def __str__(self) -> str:
+        quoted = [repr(v) for v in self.values]
+        return quoted[0] if len(quoted) == 1 else "one of " + ", ".join(quoted)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A type-only constraint (``None``, a bool, a callable)."""
+
+    name: str
+    test: Callable[[Any], bool]
+
+    def accepts_type(self, value: Any) -> bool:
+        return self.test(value)
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+    def normalize(self, value: Any) -> Any:
+        return bool(value) if self.name == "True or False" else value
+
+    def __str__(self) -> str:
+        return self.name
+
+
+NONE = _Kind("None", lambda v: v is None)
+BOOLEAN = _Kind("True or False", lambda v: isinstance(v, bool | np.bool_))
+CALLABLE = _Kind("a callable", callable)
+
+
+def check_param(name: str, value: Any, *constraints: Any) -> Any:
+    """``value`` if it satisfies one of ``constraints`` (normalised: ``int``/``float``/
+    ``str``), else a :class:`TypeError` (no constraint takes its type) or a
+    :class:`ValueError` (one does, but not this value) naming ``name`` and what it must be.
+    """
+    typed = [c for c in constraints if c.accepts_type(value)]
+    for c in typed:
+        if c.accepts(value):
+            return c.normalize(value)
+    allowed = " or ".join(str(c) for c in constraints)
+    err = ValueError if typed else TypeError
+    raise err(f"{name} must be {allowed}, got {value!r}")
 
 
 def _is_sparse(x: Any) -> bool:
@@ -60,7 +198,7 @@ def as_array(x: Any, name: str = "X") -> Any:
             f"Sparse data was passed for {name}, but dense data is required. "
             "Use '.toarray()' to convert to a dense array."
         )
-    if aac.is_array_api_obj(x) and not isinstance(x, np.generic):
+    if is_array(x) and not isinstance(x, np.generic):
         return x
     try:
         return np.asarray(x)
@@ -142,11 +280,7 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
 
 def check_n_clusters(n_clusters: Any, n_samples: int) -> int:
     """``n_clusters`` must be an integer with ``1 <= n_clusters <= n_samples``."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
-        raise TypeError(f"n_clusters must be an integer, got {n_clusters!r}")
-    n_clusters = int(n_clusters)
-    if n_clusters < 1:
-        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
+    n_clusters = check_param("n_clusters", n_clusters, Interval(numbers.Integral, 1))
     if n_clusters > n_samples:
         raise ValueError(f"n_samples={n_samples} should be >= n_clusters={n_clusters}")
     return n_clusters
@@ -257,37 +391,62 @@ def check_random_state(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return np.random.default_rng(int(random_state))
-    raise ValueError(
+    raise TypeError(
         f"random_state must be None, an int, a numpy Generator or RandomState, "
         f"got {random_state!r}"
     )
 
 
-def check_sigma(sigma: Any, *, allow_zero: bool = True) -> float:
-    """σ must be a finite real number, > 0 (or == 0 meaning hard when allowed)."""
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+def real_scalar(value: Any, name: str) -> Any:
+    """A real number given as a Python/NumPy number or a 0-d real array (read on the
+    host) -> ``float``; anything else (a string, a bool, a complex, a non-scalar array)
+    is returned unchanged for :func:`check_param` to reject."""
+    if isinstance(value, bool | np.bool_ | str | bytes) or isinstance(value, numbers.Real):
+        return value
+    if is_array(value) or isinstance(value, np.generic):
         try:
-            sigma = float(to_host(sigma).reshape(()))
-        except Exception as exc:
-            raise TypeError(f"sigma must be a real number, got {sigma!r}") from exc
-    sigma = float(sigma)
-    if not np.isfinite(sigma) or sigma < 0 or (sigma == 0 and not allow_zero):
-        lo = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"sigma must be finite and {lo}, got {sigma}")
-    return sigma
+            host = to_host(value)
+        except Exception:  # pragma: no cover - an exotic array without a host copy
+            return value
+        if host.shape == () and host.dtype.kind in "iuf":
+            return float(host)
+    return value
+
+
+def check_sigma(sigma: Any, *, allow_zero: bool = True, name: str = "sigma") -> float:
+    """σ must be a finite real number (a 0-d real array is read), ``>= 0`` (``0`` meaning
+    hard) or ``> 0`` when ``allow_zero`` is False.  Strings and bools are refused."""
+    closed = "both" if allow_zero else "right"
+    return check_param(name, real_scalar(sigma, name), Interval(numbers.Real, 0, None, closed))
+
+
+def check_lr(lr: Any) -> float | str:
+    """The step size: ``"lloyd"`` (:math:`\\eta_j = 1/(2N_j)`) or a positive number."""
+    return check_param("lr", lr, Options("lloyd"), Interval(numbers.Real, 0, None, "neither"))
 
 
 _KINDS = ("softmax", "entmax15", "hard")
 
 
 def check_kind(kind: Any, allowed: tuple[str, ...] = _KINDS) -> str:
-    if kind not in allowed:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, allowed))}; got {kind!r}")
-    return str(kind)
+    """``kind`` must be one of ``allowed``."""
+    return str(check_param("kind", kind, Options(*allowed)))
 
 
-def is_lazy(xp: ModuleType) -> bool:
-    return is_dask(xp)
+def check_fit_inputs(
+    X: Any, n_clusters: Any, sample_weight: Any = None, random_state: Any = None
+) -> tuple[Array, ModuleType, int, Array | None, np.random.Generator]:
+    """The inputs of every clustering entry point: ``(X, xp, n_clusters, w, rng)``.
+
+    ``X`` as :func:`check_data`, ``n_clusters`` as :func:`check_n_clusters`, the weights
+    as :func:`check_sample_weight` (in ``X``'s namespace, device and dtype) and one host
+    Generator (:func:`check_random_state`).
+    """
+    X, xp = check_data(X)
+    n = X.shape[0]
+    k = check_n_clusters(n_clusters, n)
+    w = check_sample_weight(sample_weight, n, xp=xp, dtype=X.dtype, device=device_of(X), like=X)
+    return X, xp, k, w, check_random_state(random_state)
 
 
 def check_x_centers_weights(
@@ -300,7 +459,7 @@ def check_x_centers_weights(
     """
     X_in = as_array(X, "X")
     C_in = as_array(centers, centers_name)
-    if aac.is_array_api_obj(X_in) and aac.is_array_api_obj(C_in):
+    if is_array(X_in) and is_array(C_in):
         # mixed libraries are an error, except plain NumPy centers/weights (host data)
         if not isinstance(C_in, np.ndarray) or isinstance(X_in, np.ndarray):
             array_namespace(X_in, C_in)

@@ -20,16 +20,16 @@ default sizes and numbers of clusters used by ``python -m arbf reproduce``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import array_api_compat as aac
 import numpy as np
 
-from ._backend import Array, from_host, has_float64
-from ._validation import check_random_state
+from ._backend import Array, array_namespace, from_host, has_float64
+from ._validation import Interval, check_param, check_random_state
 
 __all__ = [
     "DATASETS",
@@ -52,9 +52,9 @@ __all__ = [
 def _namespace(xp: Any) -> ModuleType:
     """The array-api-compat namespace for a module such as ``torch`` or ``jax.numpy``."""
     if xp is None:
-        return aac.array_namespace(np.empty(0))
+        return array_namespace(np.empty(0))
     try:
-        return aac.array_namespace(xp.asarray([0.0]))
+        return array_namespace(xp.asarray([0.0]))
     except Exception as exc:
         raise TypeError(
             f"xp must be an array namespace such as numpy or torch, got {xp!r}"
@@ -81,11 +81,7 @@ def _index_dtype(xp: ModuleType, device: Any) -> Any:
 
 
 def _check_n(n_samples: Any, minimum: int) -> int:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples < minimum:
-        raise ValueError(f"n_samples must be at least {minimum}, got {n_samples}")
-    return int(n_samples)
+    return int(check_param("n_samples", n_samples, Interval(numbers.Integral, minimum)))
 
 
 def _split(n_samples: int, proportions: Sequence[float]) -> list[int]:
@@ -422,8 +418,7 @@ def make_circles(
     (40, 2)
     """
     n = _check_n(n_samples, 2)
-    if not 0.0 < factor < 1.0:
-        raise ValueError(f"factor must be in (0, 1), got {factor}")
+    factor = check_param("factor", factor, Interval(numbers.Real, 0, 1, "neither"))
     rng = check_random_state(random_state)
     n_out, n_in = _split(n, [1.0, 1.0])
     t_out = rng.uniform(0.0, 2.0 * np.pi, n_out)

@@ -20,7 +20,7 @@ and ``reduction`` are Python strings: mark them static under :func:`jax.jit`
 (``static_argnames``) or bind them with :func:`functools.partial`.
 
 The math is the functional core's (:func:`arbf.free_energy`, :func:`arbf.responsibilities`)
-evaluated per sample (:mod:`arbf._deep.objective`); with ``reduction="sum"`` the loss
+evaluated per sample (:mod:`arbf._math.core.terms`); with ``reduction="sum"`` the loss
 equals :func:`arbf.free_energy` and its center gradient :func:`arbf.center_gradient`.
 """
 
@@ -33,14 +33,15 @@ import jax
 import jax.numpy as jnp
 
 from ._backend import array_namespace
-from ._deep.objective import (
+from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    geometric,
     reduce_terms,
     sample_terms,
     select_objective,
 )
-from ._validation import check_kind
+from ._validation import Options, check_kind, check_param, check_sigma
 
 __all__ = ["apply", "geometric_schedule", "init_params", "loss", "predict", "sample_terms_of"]
 
@@ -90,9 +91,7 @@ def init_params(
     dict
         ``{"centers": jax.Array (k, d), "log_sigma": jax.Array ()}``.
     """
-    sigma = float(sigma)
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be finite and > 0, got {sigma}")
+    sigma = check_sigma(sigma, allow_zero=False)
     if centers is None:
         if X is None or n_clusters is None:
             raise ValueError("give either centers or X and n_clusters")
@@ -209,8 +208,7 @@ def loss(
     [[-1.0], [-1.0]]
     """
     kind = check_kind(kind)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
+    objective = check_param("objective", objective, Options(*OBJECTIVES))
     if objective == "nll" and kind != "softmax":
         raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
     s = _sigma(params, sigma)
@@ -236,6 +234,4 @@ def geometric_schedule(start: float, end: float, n_steps: int) -> Any:
     """
     if not (start > 0 and end > 0 and n_steps >= 1):
         raise ValueError("start and end must be > 0 and n_steps >= 1")
-    if n_steps == 1:
-        return jnp.asarray([float(end)])
-    return jnp.geomspace(float(start), float(end), int(n_steps))
+    return jnp.asarray(geometric(start, end, n_steps) if n_steps > 1 else [float(end)])

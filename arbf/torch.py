@@ -23,6 +23,7 @@ evaluated per sample so that batches, means and weights work.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -30,14 +31,15 @@ import torch
 from torch import nn
 
 from ._backend import array_namespace
-from ._deep.objective import (
+from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    geometric,
     reduce_terms,
     sample_terms,
     select_objective,
 )
-from ._validation import check_kind
+from ._validation import BOOLEAN, Interval, Options, check_kind, check_param
 
 # the compat namespace, resolved once (not inside forward: keeps torch.compile graphs clean)
 _XP = array_namespace(torch.empty(0))
@@ -61,10 +63,7 @@ class RBFOutput(NamedTuple):
 
 
 def _check_positive(value: float, name: str) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
+    return float(check_param(name, value, Interval(numbers.Real, 0, None, "neither")))
 
 
 class RBFClustering(nn.Module):
@@ -152,20 +151,14 @@ class RBFClustering(nn.Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        if int(n_clusters) < 1 or int(n_features) < 1:
-            raise ValueError("n_clusters and n_features must be >= 1")
-        self.n_clusters = int(n_clusters)
-        self.n_features = int(n_features)
+        self.n_clusters = check_param("n_clusters", n_clusters, Interval(numbers.Integral, 1))
+        self.n_features = check_param("n_features", n_features, Interval(numbers.Integral, 1))
         self.kind = check_kind(kind)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
-        if objective == "nll" and self.kind != "softmax":
+        self.objective = check_param("objective", objective, Options(*OBJECTIVES))
+        if self.objective == "nll" and self.kind != "softmax":
             raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
-        self.objective = objective
-        self.reduction = reduction
-        self.learn_sigma = bool(learn_sigma)
+        self.reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
+        self.learn_sigma = check_param("learn_sigma", learn_sigma, BOOLEAN)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         if centers is None:
             init = torch.randn(self.n_clusters, self.n_features, **factory)
@@ -230,7 +223,7 @@ class RBFClustering(nn.Module):
     def sample_terms(self, x: torch.Tensor) -> SampleTerms:
         """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``x``.
 
-        See :class:`arbf._deep.objective.SampleTerms`.
+        See :class:`arbf._math.core.terms.SampleTerms`.
         """
         x = x.to(self.centers.dtype)
         return sample_terms(
@@ -285,12 +278,8 @@ def geometric_schedule(start: float, end: float, n_steps: int) -> list[float]:
     :math:`\sigma_t = \sigma_0 (\sigma_{end}/\sigma_0)^{t/(T-1)}`, :math:`t = 0..T-1`.
     """
     start, end = _check_positive(start, "start"), _check_positive(end, "end")
-    if n_steps < 1:
-        raise ValueError("n_steps must be >= 1")
-    if n_steps == 1:
-        return [end]
-    ratio = math.log(end / start) / (n_steps - 1)
-    return [start * math.exp(ratio * t) for t in range(n_steps)]
+    n_steps = check_param("n_steps", n_steps, Interval(numbers.Integral, 1))
+    return [float(s) for s in (geometric(start, end, n_steps) if n_steps > 1 else [end])]
 
 
 class SigmaSchedule:

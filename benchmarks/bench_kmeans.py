@@ -88,16 +88,12 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Cal
     kw: dict[str, Any] = {"init": None, "n_init": 1, "max_iter": iters, "tol": 0.0}
     if name in ("arbf-numpy", "arbf-numpy-pure"):
         import arbf
-        from arbf._math import fast_numpy
 
         enabled = name == "arbf-numpy"
 
         def run() -> Any:
-            old, fast_numpy.ENABLED = fast_numpy.ENABLED, enabled
-            try:
+            with arbf.config_context(fast_paths=enabled):
                 return arbf.kmeans(X, k, **{**kw, "init": C0})
-            finally:
-                fast_numpy.ENABLED = old
 
         return run
     if name == "arbf-torch":

@@ -81,8 +81,8 @@ def bench_soft_vs_hard(
 ) -> list[dict[str, Any]]:
     import array_api_compat.numpy as xp
 
-    from arbf._math.distances import lloyd_sums
-    from arbf._math.rbf_objectives import soft_stats_impl
+    from arbf._math.seam import lloyd_sums
+    from arbf._math.seam import soft_stats as soft_stats_impl
 
     rows = []
     for n, d, k in shapes:

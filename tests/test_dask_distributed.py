@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._drivers import kmeans as kmeans_module
+from arbf._drivers import engine as kmeans_module
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -95,7 +95,7 @@ class TestFlatIterations:
         real = kmeans_module.materialize
 
         def recording(*arrays, xp):
-            if len(arrays) == 5:  # the per-iteration call in _single_lloyd
+            if len(arrays) == 5:  # the per-iteration call in the engine's lloyd
                 keys = {k for a in arrays for k in dict(a.__dask_graph__())}
                 sizes.append(len(keys))
             return real(*arrays, xp=xp)
@@ -176,22 +176,22 @@ class TestFaults:
 
 
 class TestDaskFastPath:
-    """The one-task-per-block Lloyd pass (``arbf._math.fast_dask``) equals the generic one."""
+    """The one-task-per-block Lloyd pass (``arbf._math.kernels.dask``) equals the pure one."""
 
     @pytest.mark.parametrize("dtype", ["float64", "float32"])
     @pytest.mark.parametrize("weighted", [False, True])
-    def test_same_as_generic_path(self, monkeypatch, dtype, weighted):
-        from arbf._math import fast_dask, fast_numpy
+    def test_same_as_generic_path(self, dtype, weighted):
+        from arbf._math import seam
 
         Xt = X.astype(dtype)
         w = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0]) if weighted else None
         Xd = _dask(Xt)
         wd = None if w is None else _dask(w.astype(dtype))
-        assert fast_dask.applies(Xd, Xd[:5], wd)
+        assert seam.route(Xd, Xd[:5], wd)[0] == "dask"
         fast = arbf.kmeans(Xd, 5, init=C0.astype(dtype), sample_weight=wd, max_iter=5, tol=0)
-        monkeypatch.setattr(fast_numpy, "ENABLED", False)
-        assert not fast_dask.applies(Xd, Xd[:5], wd)
-        slow = arbf.kmeans(Xd, 5, init=C0.astype(dtype), sample_weight=wd, max_iter=5, tol=0)
+        with arbf.config_context(fast_paths=False):
+            assert seam.route(Xd, Xd[:5], wd)[0] == "pure"
+            slow = arbf.kmeans(Xd, 5, init=C0.astype(dtype), sample_weight=wd, max_iter=5, tol=0)
         rtol = 1e-12 if dtype == "float64" else 1e-5
         np.testing.assert_array_equal(fast.labels.compute(), slow.labels.compute())
         np.testing.assert_allclose(fast.centers.compute(), slow.centers.compute(), rtol=rtol)
@@ -199,10 +199,10 @@ class TestDaskFastPath:
         assert fast.centers.dtype == Xd.dtype and fast.labels.dtype == slow.labels.dtype
 
     def test_not_for_several_column_chunks(self):
-        from arbf._math import fast_dask
+        from arbf._math import seam
 
         Xd = da.from_array(X, chunks=(300, 1))
-        assert not fast_dask.applies(Xd, Xd[:5])
+        assert seam.route(Xd, Xd[:5])[0] == "pure"
         res = arbf.kmeans(Xd, 5, init=C0, max_iter=3, tol=0)
         ref = arbf.kmeans(X, 5, init=C0, max_iter=3, tol=0)
         np.testing.assert_array_equal(res.labels.compute(), ref.labels)

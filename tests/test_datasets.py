@@ -112,11 +112,11 @@ def test_blob_centers_are_separated():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"n_samples": 2}, ValueError, "at least 3"),
+        ({"n_samples": 2}, ValueError, "n_samples must be an integer >= 3"),
         ({"n_samples": 10.0}, TypeError, "n_samples"),
         ({"n_samples": 10, "dtype": "int64"}, ValueError, "floating"),
         ({"n_samples": 10, "dtype": "float128x"}, ValueError, "not a dtype"),
-        ({"n_samples": 10, "random_state": "seed"}, ValueError, "random_state"),
+        ({"n_samples": 10, "random_state": "seed"}, TypeError, "random_state"),
         ({"n_samples": 10, "xp": object()}, TypeError, "namespace"),
     ],
 )

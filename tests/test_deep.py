@@ -10,7 +10,7 @@ import pytest
 
 import arbf
 from arbf._backend import array_namespace
-from arbf._deep.objective import reduce_terms, sample_terms, select_objective
+from arbf._math.core.terms import reduce_terms, sample_terms, select_objective
 
 xpn = array_namespace(np.empty(0))
 
@@ -99,7 +99,7 @@ def test_core_import_pulls_in_no_framework():
     import sys
 
     code = (
-        "import sys, arbf, arbf._deep.digits, arbf._deep.objective; "
+        "import sys, arbf, arbf._deep.digits, arbf._math.core.terms; "
         "print(sorted(m for m in ('torch', 'jax', 'sklearn', 'optax') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -200,6 +200,8 @@ class TestDeterminism:
 
 
 class TestBadInput:
+    """A wrong type is a TypeError, a wrong value a ValueError; both name the parameter."""
+
     @pytest.mark.parametrize(
         ("kwargs", "error", "match"),
         [
@@ -211,16 +213,18 @@ class TestBadInput:
             ({"tol": -1.0}, ValueError, "tol"),
             ({"hard_tol": 0}, ValueError, "hard_tol"),
             ({"split_distance": -0.5}, ValueError, "split_distance"),
-            ({"merge_tol": True}, ValueError, "merge_tol"),
+            ({"merge_tol": True}, TypeError, "merge_tol"),
             ({"max_iter": 0}, ValueError, "max_iter"),
-            ({"max_iter": 2.5}, ValueError, "max_iter"),
+            ({"max_iter": 2.5}, TypeError, "max_iter"),
             ({"n_power": 0}, ValueError, "n_power"),
             ({"max_rounds": 0}, ValueError, "max_rounds"),
             ({"refine": -1}, ValueError, "refine"),
-            ({"refine": True}, ValueError, "refine"),
+            ({"refine": True}, TypeError, "refine"),
             ({"max_samples": "all"}, ValueError, "max_samples"),
             ({"max_samples": 0}, ValueError, "max_samples"),
-            ({"random_state": "seed"}, ValueError, "random_state"),
+            ({"random_state": "seed"}, TypeError, "random_state"),
+            ({"verbose": "yes"}, TypeError, "verbose"),
+            ({"finish": 1}, TypeError, "finish"),
         ],
     )
     def test_options(self, kwargs, error, match):

@@ -1,9 +1,10 @@
-"""The native NumPy fast paths (:mod:`arbf._math.fast_numpy`) against the pure path.
+"""The compiled hard kernels (:mod:`arbf._math.kernels.hard`, through the seam) against
+the pure reference.
 
-The pure-standard functions (``*_pure`` in :mod:`arbf._math.distances`) are the
-reference: labels must agree exactly (ties to the lowest index), sums and inertia to the
-dtype's tolerance.  Each case runs with the compiled kernel (numba, when installed) and
-with the NumPy-only kernel, with one and with two worker threads.
+The functions of :mod:`arbf._math.core.distances` are the reference (called directly:
+they never dispatch): labels must agree exactly (ties to the lowest index), sums and
+inertia to the dtype's tolerance.  Each case runs with one and with two worker threads
+(``config_context(n_threads=...)``).
 """
 
 from __future__ import annotations
@@ -17,23 +18,19 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._math import distances, fast_numpy
+from arbf._math import seam
+from arbf._math.core import distances as ref_distances
+from arbf._math.kernels import runtime
 
-KERNELS = ["numba", "numpy"]
 THREADS = [1, 2]
 
 
-@pytest.fixture(
-    params=[(kern, th) for kern in KERNELS for th in THREADS], ids=lambda p: f"{p[0]}-{p[1]}thr"
-)
-def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    kern, threads = request.param
-    if kern == "numba" and not fast_numpy.HAVE_NUMBA:
+@pytest.fixture(params=THREADS, ids=lambda t: f"{t}thr")
+def fast(request: pytest.FixtureRequest):
+    if not runtime.HAVE_NUMBA:
         pytest.skip("numba not installed")
-    monkeypatch.setattr(fast_numpy, "ENABLED", True)
-    monkeypatch.setattr(fast_numpy, "USE_NUMBA", kern == "numba")
-    monkeypatch.setattr(fast_numpy, "_n_threads", lambda: threads)
-    return kern
+    with arbf.config_context(fast_paths=True, n_threads=request.param) as cfg:
+        yield cfg
 
 
 def _rtol(dtype: np.dtype) -> float:
@@ -58,9 +55,9 @@ def _readonly(*arrays: np.ndarray) -> list[np.ndarray]:
 
 
 def _check_lloyd(X, C, w, *, working_memory=None):
-    assert fast_numpy.applies(X, C, w)
-    got = distances.lloyd_sums(X, C, w, xp=xpn, working_memory=working_memory)
-    ref = distances.lloyd_sums_pure(X, C, w, xp=xpn, working_memory=working_memory)
+    assert seam.route(X, C, w)[0] == "host"
+    got = seam.lloyd_sums(X, C, w, xp=xpn, working_memory=working_memory)
+    ref = ref_distances.lloyd_sums(X, C, w, xp=xpn, working_memory=working_memory)
     rtol = _rtol(X.dtype)
     np.testing.assert_array_equal(got[0], ref[0])
     assert got[0].dtype == ref[0].dtype
@@ -76,7 +73,7 @@ def _check_lloyd(X, C, w, *, working_memory=None):
 class TestLloydSums:
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
     @pytest.mark.parametrize("weighted", [False, True])
-    def test_matches_pure(self, fast: str, dtype: str, weighted: bool) -> None:
+    def test_matches_pure(self, fast, dtype: str, weighted: bool) -> None:
         X, C = _data(3000, 7, 9, dtype)
         w = None
         if weighted:
@@ -84,12 +81,12 @@ class TestLloydSums:
         _check_lloyd(X, C, w)
 
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
-    def test_many_chunks(self, fast: str, dtype: str) -> None:
+    def test_many_chunks(self, fast, dtype: str) -> None:
         X, C = _data(5000, 5, 6, dtype)
         w = np.random.default_rng(2).uniform(0, 2, size=X.shape[0]).astype(dtype)
         _check_lloyd(X, C, w, working_memory=0.005)  # a few dozen rows per chunk
 
-    def test_readonly_inputs_not_written(self, fast: str) -> None:
+    def test_readonly_inputs_not_written(self, fast) -> None:
         X, C = _data(2000, 4, 5, "float64")
         w = np.random.default_rng(3).uniform(0.5, 1.5, size=X.shape[0])
         Xr, Cr, wr = _readonly(X, C, w)
@@ -98,7 +95,7 @@ class TestLloydSums:
         np.testing.assert_array_equal(Cr, C)
         np.testing.assert_array_equal(wr, w)
 
-    def test_readonly_memmap_input(self, fast: str, tmp_path) -> None:
+    def test_readonly_memmap_input(self, fast, tmp_path) -> None:
         X, C = _data(1200, 4, 5, "float32")
         path = tmp_path / "X.npy"
         np.save(path, X)
@@ -107,12 +104,12 @@ class TestLloydSums:
         _check_lloyd(Xm, C, None, working_memory=0.01)
         np.testing.assert_array_equal(Xm, X)
 
-    def test_non_contiguous_inputs(self, fast: str) -> None:
+    def test_non_contiguous_inputs(self, fast) -> None:
         X, C = _data(1500, 10, 4, "float64")
         _check_lloyd(X[:, ::2], np.asfortranarray(C[:, ::2]), None, working_memory=0.01)
         _check_lloyd(np.asfortranarray(X), C, None)
 
-    def test_ties_go_to_the_lowest_index(self, fast: str) -> None:
+    def test_ties_go_to_the_lowest_index(self, fast) -> None:
         # integer data: every distance is exact, so ties are exact ties
         X = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [1.0, 1.0], [3.0, 3.0]] * 40)
         C = np.array([[2.0, 0.0], [0.0, 0.0], [2.0, 0.0], [1.0, 2.0], [1.0, 0.0]])
@@ -122,7 +119,7 @@ class TestLloydSums:
         np.testing.assert_array_equal(labels[:5], [1, 4, 0, 3, 3])
         assert not np.any(labels == 2)
 
-    def test_empty_cluster_and_single_center(self, fast: str) -> None:
+    def test_empty_cluster_and_single_center(self, fast) -> None:
         X, C = _data(500, 3, 3, "float64")
         C = np.concatenate([C, np.full((1, 3), 1e6)])
         _, sums, weights, _ = _check_lloyd(X, C, None)
@@ -130,14 +127,14 @@ class TestLloydSums:
         _check_lloyd(X, C[:1], None)
         _check_lloyd(X[:1], C[:1], None)
 
-    def test_float32_agrees_with_float64_reference(self, fast: str) -> None:
+    def test_float32_agrees_with_float64_reference(self, fast) -> None:
         # offset data make float32 accumulation hard; the fast path sums in float64
         X64, C64 = _data(200_000, 4, 3, "float64", seed=5)
         X64 += 100.0
         C64 += 100.0
         w64 = np.random.default_rng(6).uniform(0.5, 2.0, size=X64.shape[0])
         X, C, w = X64.astype(np.float32), C64.astype(np.float32), w64.astype(np.float32)
-        labels, sums, weights, inertia = distances.lloyd_sums(X, C, w, xp=xpn, working_memory=0.05)
+        labels, sums, weights, inertia = seam.lloyd_sums(X, C, w, xp=xpn, working_memory=0.05)
         # float64 reference with the same labels, from the float32 data
         Xd, Cd, wd = X.astype(np.float64), C.astype(np.float64), w.astype(np.float64)
         ref_sums = np.zeros((3, 4))
@@ -151,22 +148,22 @@ class TestLloydSums:
 
 class TestAssign:
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
-    def test_assign_matches_pure(self, fast: str, dtype: str) -> None:
+    def test_assign_matches_pure(self, fast, dtype: str) -> None:
         X, C = _data(4000, 6, 11, dtype)
         Xr, Cr = _readonly(X, C)
-        labels, min_sq = distances.assign(Xr, Cr, xp=xpn, working_memory=0.02)
-        ref_l, ref_d = distances.assign_pure(Xr, Cr, xp=xpn, working_memory=0.02)
+        labels, min_sq = seam.assign(Xr, Cr, xp=xpn, working_memory=0.02)
+        ref_l, ref_d = ref_distances.assign(Xr, Cr, xp=xpn, working_memory=0.02)
         np.testing.assert_array_equal(labels, ref_l)
         assert min_sq.dtype == ref_d.dtype
         np.testing.assert_allclose(min_sq, ref_d, rtol=10 * _rtol(X.dtype), atol=1e-6)
 
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
     @pytest.mark.parametrize("weighted", [False, True])
-    def test_assign_inertia_matches_pure(self, fast: str, dtype: str, weighted: bool) -> None:
+    def test_assign_inertia_matches_pure(self, fast, dtype: str, weighted: bool) -> None:
         X, C = _data(4000, 6, 11, dtype)
         w = np.random.default_rng(4).uniform(0, 2, X.shape[0]).astype(dtype) if weighted else None
-        labels, inertia = distances.assign_inertia(X, C, w, xp=xpn, working_memory=0.02)
-        ref_l, ref_i = distances.assign_inertia_pure(X, C, w, xp=xpn, working_memory=0.02)
+        labels, inertia = seam.assign_inertia(X, C, w, xp=xpn, working_memory=0.02)
+        ref_l, ref_i = ref_distances.assign_inertia(X, C, w, xp=xpn, working_memory=0.02)
         np.testing.assert_array_equal(labels, ref_l)
         assert inertia.shape == () and inertia.dtype == X.dtype
         np.testing.assert_allclose(inertia, ref_i, rtol=_rtol(X.dtype))
@@ -174,14 +171,12 @@ class TestAssign:
 
 class TestKMeansEndToEnd:
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
-    def test_fast_and_pure_fits_agree(
-        self, fast: str, dtype: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_fast_and_pure_fits_agree(self, fast, dtype: str) -> None:
         X, C = _data(3000, 5, 7, dtype, seed=7)
         w = np.random.default_rng(8).uniform(0.5, 2, X.shape[0]).astype(dtype)
         got = arbf.kmeans(X, 7, init=C, sample_weight=w, max_iter=20, working_memory=0.05)
-        monkeypatch.setattr(fast_numpy, "ENABLED", False)
-        ref = arbf.kmeans(X, 7, init=C, sample_weight=w, max_iter=20, working_memory=0.05)
+        with arbf.config_context(fast_paths=False):
+            ref = arbf.kmeans(X, 7, init=C, sample_weight=w, max_iter=20, working_memory=0.05)
         np.testing.assert_array_equal(got.labels, ref.labels)
         assert got.n_iter == ref.n_iter
         rtol = 1e-10 if dtype == "float64" else 1e-5
@@ -189,44 +184,62 @@ class TestKMeansEndToEnd:
         np.testing.assert_allclose(got.inertia, ref.inertia, rtol=rtol)
 
 
-class TestSwitchesAndBudget:
-    def test_module_flag_turns_the_fast_path_off(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        def boom(*args, **kwargs):
-            raise AssertionError("fast path used while disabled")
+class TestLabelledInertia:
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_equals_assign_inertia_bit_for_bit(self, fast, dtype: str, weighted: bool) -> None:
+        """The engine's inertia after strict convergence (labelled) and the score's
+        (assign) are one number: same chunks, same float64 accumulation."""
+        X, C = _data(5000, 6, 9, dtype, seed=11)
+        w = np.random.default_rng(5).uniform(0, 2, X.shape[0]).astype(dtype) if weighted else None
+        labels, inertia = seam.assign_inertia(X, C, w, xp=xpn, working_memory=0.05)
+        got = seam.labelled_inertia(X, C, labels, w, xp=xpn, working_memory=0.05)
+        assert got.dtype == X.dtype and float(got) == float(inertia)
+        ref = ref_distances.labelled_inertia(X, C, labels, w, xp=xpn, working_memory=0.05)
+        np.testing.assert_allclose(got, ref, rtol=_rtol(X.dtype))
 
-        monkeypatch.setattr(fast_numpy, "ENABLED", False)
-        monkeypatch.setattr(fast_numpy, "lloyd_sums", boom)
-        monkeypatch.setattr(fast_numpy, "assign", boom)
-        monkeypatch.setattr(fast_numpy, "assign_inertia", boom)
+    def test_other_labels(self, fast) -> None:
+        X, C = _data(800, 3, 4, "float64", seed=12)
+        labels = np.random.default_rng(0).integers(0, 4, size=800)
+        got = seam.labelled_inertia(X, C, labels, None, xp=xpn)
+        np.testing.assert_allclose(got, np.sum((X - C[labels]) ** 2), rtol=1e-12)
+
+
+class TestSwitchesAndBudget:
+    def test_config_turns_the_fast_path_off(self) -> None:
         X, C = _data(100, 2, 3, "float64")
-        distances.lloyd_sums(X, C, None, xp=xpn)
-        distances.assign(X, C, xp=xpn)
-        distances.assign_inertia(X, C, None, xp=xpn)
+        with arbf.config_context(fast_paths=False):
+            assert seam.route(X, C)[0] == "pure"
+            got = seam.lloyd_sums(X, C, None, xp=xpn)
+        ref = ref_distances.lloyd_sums(X, C, None, xp=xpn)
+        for g, r in zip(got, ref, strict=True):  # the reference, exactly
+            np.testing.assert_array_equal(g, r)
 
     def test_environment_variable_turns_the_fast_path_off(self) -> None:
-        code = "from arbf._math import fast_numpy as f; print(f.ENABLED)"
+        code = "import arbf; print(arbf.get_config().fast_paths)"
         env = {**os.environ, "ARBF_DISABLE_FAST_PATHS": "1"}
         out = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == "False"
 
-    def test_applies_only_to_numpy_float_arrays(self) -> None:
+    def test_route_only_for_numpy_float_arrays(self) -> None:
         X, C = _data(10, 2, 2, "float64")
-        assert fast_numpy.applies(X, C) or not fast_numpy.ENABLED
-        assert not fast_numpy.applies(X.astype(np.float32), C)
-        assert not fast_numpy.applies(X.astype(np.int64), C.astype(np.int64))
-        assert not fast_numpy.applies(X, C, np.ones(3))
-        assert not fast_numpy.applies(np.asmatrix(X), C)
+        with arbf.config_context(fast_paths=True):
+            assert seam.route(X, C)[0] == ("host" if runtime.HAVE_NUMBA else "pure")
+            assert seam.route(X.astype(np.float32), C)[0] == "pure"
+            assert seam.route(X.astype(np.int64), C.astype(np.int64))[0] == "pure"
+            assert seam.route(X, C, np.ones(3))[0] == "pure"
+            assert seam.route(np.asmatrix(X), C)[0] == "pure"
 
     @pytest.mark.parametrize("working_memory", [None, 0.001, 0.5, 64.0])
     @pytest.mark.parametrize("threads", [1, 2, 4])
     def test_chunk_temporaries_fit_the_budget(
-        self, working_memory: float | None, threads: int, monkeypatch: pytest.MonkeyPatch
+        self, working_memory: float | None, threads: int
     ) -> None:
-        monkeypatch.setattr(fast_numpy, "_n_threads", lambda: threads)
         for n, d, k in [(1_000_000, 16, 16), (100_000, 128, 256), (50, 3, 2)]:
-            rows, used = fast_numpy._chunk_plan(n, k, d, 8, working_memory)
+            with arbf.config_context(n_threads=threads):
+                rows, used = runtime.chunk_plan(n, k, d, 8, working_memory)
             assert 1 <= rows <= n and 1 <= used <= threads
             budget = (64.0 if working_memory is None else working_memory) * 2**20
             if rows > 1:
@@ -234,4 +247,4 @@ class TestSwitchesAndBudget:
 
     def test_bad_working_memory(self) -> None:
         with pytest.raises(ValueError, match="working_memory"):
-            fast_numpy._chunk_plan(10, 2, 2, 8, 0.0)
+            runtime.chunk_plan(10, 2, 2, 8, 0.0)

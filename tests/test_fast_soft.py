@@ -1,4 +1,6 @@
-"""The NumPy fast path of the soft statistics equals the pure-standard reference."""
+"""The compiled soft-statistics kernel (:mod:`arbf._math.kernels.soft`) equals the pure
+reference (:func:`arbf._math.core.soft.soft_stats`, called directly: it never dispatches).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import array_api_compat.numpy as xpn
 import numpy as np
 import pytest
 
-from arbf._math import fast_numpy, fast_soft_numpy
-from arbf._math.rbf_objectives import soft_stats_impl
+import arbf
+from arbf._math.core.soft import soft_stats as soft_stats_ref
+from arbf._math.kernels import exp as kexp
+from arbf._math.kernels import hard, runtime
+from arbf._math.kernels import soft as fast_soft
+from arbf._math.kernels.entmax import entmax15_rows
 
-pytestmark = pytest.mark.skipif(not fast_numpy.HAVE_NUMBA, reason="numba not installed")
+pytestmark = pytest.mark.skipif(not runtime.HAVE_NUMBA, reason="numba not installed")
 
 SIGMAS = [0.0, 1e-8, 1e-3, 0.5, 10.0, 1e3]
 
@@ -23,12 +29,7 @@ def _data(dtype: str, n: int = 700, d: int = 5, k: int = 6, seed: int = 0):
 
 
 def _pure(X, C, w, sigma, kind):
-    saved = fast_numpy.ENABLED
-    fast_numpy.ENABLED = False
-    try:
-        return soft_stats_impl(X, C, w, sigma=sigma, kind=kind, xp=xpn)
-    finally:
-        fast_numpy.ENABLED = saved
+    return soft_stats_ref(X, C, w, sigma=sigma, kind=kind, xp=xpn)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -39,7 +40,7 @@ def test_fast_equals_pure(dtype, kind, sigma, weighted):
     X, C, w = _data(dtype)
     w = w if weighted else None
     ref = _pure(X, C, w, sigma, kind)
-    got = fast_soft_numpy.soft_stats(X, C, w, sigma=sigma, kind=kind)
+    got = fast_soft.soft_stats(X, C, w, sigma=sigma, kind=kind)
     rtol = 1e-10 if dtype == "float64" else 1e-4
     for name, a, b in zip(ref._fields, ref, got, strict=True):
         assert b.dtype == np.dtype(dtype), name
@@ -56,7 +57,7 @@ def test_tiny_budget_readonly_noncontiguous(kind):
     C.flags.writeable = False
     w.flags.writeable = False
     ref = _pure(X, C, w, 0.7, kind)
-    got = fast_soft_numpy.soft_stats(Xf, C, w, sigma=0.7, kind=kind, working_memory=0.01)
+    got = fast_soft.soft_stats(Xf, C, w, sigma=0.7, kind=kind, working_memory=0.01)
     for a, b in zip(ref, got, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
 
@@ -66,7 +67,7 @@ def test_entmax_rows_are_exact_threshold():
     X = np.array([[0.0], [0.3], [0.45]])
     C = np.array([[0.0], [1.0]])
     sigma = 0.6
-    got = fast_soft_numpy.soft_stats(X, C, None, sigma=sigma, kind="entmax15")
+    got = fast_soft.soft_stats(X, C, None, sigma=sigma, kind="entmax15")
     D = (X - C.T) ** 2
     g = (D.max(1) - D.min(1)) / (2 * sigma)
     p2 = np.where(g < 1, ((np.sqrt(2 - g**2) - g) / 2) ** 2, 0.0)
@@ -102,8 +103,8 @@ _EXP_CASES = {
 def test_vectorised_exp_is_within_one_ulp_of_numpy(dtype):
     numba = pytest.importorskip("numba")
     name, bits_dtype, seed, end, (lo, hi), special, zero_below = _EXP_CASES[dtype]
-    fast_soft_numpy._get_kernels()
-    parts = getattr(fast_soft_numpy, name)
+    kexp.compiled()
+    parts = getattr(kexp, name)
 
     @numba.njit
     def run(v, out, bits_buf):
@@ -142,7 +143,7 @@ def test_softmax_far_center_mass_to_a_few_ulps():
     X = x[:, None]
     C = np.array([[0.0], [30.0]])
     sigma = 2.0
-    _, mass, *_ = fast_soft_numpy.soft_stats(X, C, None, sigma=sigma, kind="softmax")
+    _, mass, *_ = fast_soft.soft_stats(X, C, None, sigma=sigma, kind="softmax")
     g = 900.0 - 60.0 * x  # gap to the far center (the near one is nearest)
     ref = np.sum(np.exp(-g / sigma) / (1.0 + np.exp(-g / sigma)))
     assert ref < 1e-180
@@ -156,7 +157,7 @@ def test_entmax_sparse_and_dense_sums(dtype, k, d, sigma):
     # small k, d: the dense product; large d with a small support: the sparse update
     X, C, w = _data(dtype, n=900, d=d, k=k, seed=k)
     ref = _pure(X, C, w, sigma, "entmax15")
-    got = fast_soft_numpy.soft_stats(X, C, w, sigma=sigma, kind="entmax15")
+    got = fast_soft.soft_stats(X, C, w, sigma=sigma, kind="entmax15")
     rtol = 1e-10 if dtype == "float64" else 1e-4
     for name, a, b in zip(ref._fields, ref, got, strict=True):
         scale = max(float(np.max(np.abs(a))), 1e-30)
@@ -164,13 +165,13 @@ def test_entmax_sparse_and_dense_sums(dtype, k, d, sigma):
 
 
 @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
-def test_many_chunks_over_threads(kind, monkeypatch):
+def test_many_chunks_over_threads(kind):
     # many chunks per thread: the softmax log-sums are taken in several batches
-    monkeypatch.setattr(fast_numpy, "_n_threads", lambda: 2)
     X, C, w = _data("float64", n=25_000, d=200, k=4, seed=3)
     ref = _pure(X, C, w, 40.0, kind)
-    got = fast_soft_numpy.soft_stats(X, C, w, sigma=40.0, kind=kind)
-    again = fast_soft_numpy.soft_stats(X, C, w, sigma=40.0, kind=kind)
+    with arbf.config_context(n_threads=2):
+        got = fast_soft.soft_stats(X, C, w, sigma=40.0, kind=kind)
+        again = fast_soft.soft_stats(X, C, w, sigma=40.0, kind=kind)
     for a, b, c in zip(ref, got, again, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * float(np.max(np.abs(a))))
         np.testing.assert_array_equal(b, c)  # thread timing does not change the result
@@ -179,15 +180,15 @@ def test_many_chunks_over_threads(kind, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("budget", [None, 0.05])
-def test_entmax_one_hot_is_the_hard_pass_bit_for_bit(dtype, weighted, budget, monkeypatch):
+def test_entmax_one_hot_is_the_hard_pass_bit_for_bit(dtype, weighted, budget):
     # every gap >= 2σ: entmax-1.5 is one-hot (SPEC Theorem 4), and the pass is the hard one
-    monkeypatch.setattr(fast_numpy, "_n_threads", lambda: 2)
     X, C, w = _data(dtype, n=6000, d=7, k=5, seed=4)
     w = w if weighted else None
-    sums, mass, L, F, J = fast_soft_numpy.soft_stats(
-        X, C, w, sigma=1e-9, kind="entmax15", working_memory=budget
-    )
-    _, h_sums, h_mass, h_inertia = fast_numpy.lloyd_sums(X, C, w, working_memory=budget)
+    with arbf.config_context(n_threads=2):
+        sums, mass, L, F, J = fast_soft.soft_stats(
+            X, C, w, sigma=1e-9, kind="entmax15", working_memory=budget
+        )
+        _, h_sums, h_mass, h_inertia = hard.lloyd_sums(X, C, w, working_memory=budget)
     np.testing.assert_array_equal(sums, h_sums)
     np.testing.assert_array_equal(mass, h_mass)
     assert J == L == F == h_inertia
@@ -198,16 +199,16 @@ class TestEntmax15Rows:
 
     @staticmethod
     def _reference(z):
-        from arbf._math.entmax import entmax15_impl
+        from arbf._math.core.entmax import entmax15
 
-        return entmax15_impl(np.asarray(z, dtype=np.float64), xp=xpn)
+        return entmax15(np.asarray(z, dtype=np.float64), xp=xpn)
 
     @pytest.mark.parametrize("dtype", ["float64", "float32"])
     @pytest.mark.parametrize("k", [1, 2, 7, 64])
     @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e3, 1e8])
     def test_equals_sort_based(self, dtype, k, scale):
         z = (np.random.default_rng(k).normal(size=(300, k)) * scale).astype(dtype)
-        got = fast_soft_numpy.entmax15_rows(z)
+        got = entmax15_rows(z)
         assert got.dtype == np.dtype(dtype)
         tol = 1e-12 if dtype == "float64" else 1e-6
         np.testing.assert_allclose(got, self._reference(z), rtol=0, atol=tol)
@@ -217,7 +218,7 @@ class TestEntmax15Rows:
         z = np.array(
             [[3.0, 3.0, 3.0, 3.0], [0.0, -np.inf, -np.inf, 1.0], [-np.inf, 2.0, -np.inf, -np.inf]]
         )
-        got = fast_soft_numpy.entmax15_rows(z)
+        got = entmax15_rows(z)
         np.testing.assert_allclose(got[0], 0.25)
         assert got[1, 1] == got[1, 2] == 0 and got[2].tolist() == [0.0, 1.0, 0.0, 0.0]
         np.testing.assert_allclose(got, self._reference(z), atol=1e-12)

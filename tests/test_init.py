@@ -119,9 +119,11 @@ class TestKMeansPlusPlus:
         assert isinstance(idx, np.ndarray)
         assert idx.dtype == np.int64
 
-    @pytest.mark.parametrize("bad", [0, -1, 1.5, "3", True])
-    def test_bad_n_local_trials(self, bad):
-        with pytest.raises(ValueError, match="n_local_trials"):
+    @pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (-1, ValueError),
+                                                (1.5, TypeError), ("3", TypeError),
+                                                (True, TypeError)])  # fmt: skip
+    def test_bad_n_local_trials(self, bad, error):
+        with pytest.raises(error, match="n_local_trials"):
             arbf.kmeans_plusplus(_blobs(), 3, n_local_trials=bad)
 
 

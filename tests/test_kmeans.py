@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import warnings
 
 import numpy as np
 import pytest
 
 import arbf
-from arbf._drivers import kmeans as kmeans_module
+from arbf._drivers import engine as kmeans_module
+from arbf._drivers.results import KMeansResult
 from tests.backends import assert_close
 
 sklearn_cluster = pytest.importorskip("sklearn.cluster")
@@ -205,10 +207,10 @@ class TestInitAndRestarts:
         )
 
         def fake(X, w, C0, **kw):
-            out = next(outs)
-            return (C0, *out[1:])
+            _, labels, inertia, n_iter, converged, history = next(outs)
+            return KMeansResult(C0, labels, inertia, n_iter, converged, history)
 
-        monkeypatch.setattr(kmeans_module, "_single_lloyd", fake)
+        monkeypatch.setattr(kmeans_module, "lloyd", fake)
         X = np.array([[0.0], [0.1], [5.0], [5.1]])
         res = arbf.kmeans(X, 2, init="random", n_init=4, random_state=0)
         assert res.n_iter == 4
@@ -223,7 +225,7 @@ class TestInitAndRestarts:
             ]
         )
         monkeypatch.setattr(
-            kmeans_module, "_single_lloyd", lambda X, w, C0, **kw: (C0, *next(outs)[1:])
+            kmeans_module, "lloyd", lambda X, w, C0, **kw: KMeansResult(C0, *next(outs)[1:])
         )
         res = arbf.kmeans(np.array([[0.0], [0.1], [5.0], [5.1]]), 2, init="random", n_init=2)
         assert res.n_iter == 2
@@ -265,21 +267,31 @@ class TestProgress:
         with pytest.warns(arbf.ConvergenceWarning, match=r"distinct clusters \(3\).*\(4\)"):
             arbf.kmeans(backend.asarray(X), 4, init=backend.asarray(C0))
 
-    def test_verbose_logs_each_iteration(self, caplog):
+    def test_verbose_prints_each_iteration(self, capsys, caplog):
+        """scikit-learn's lines, printed to stdout (not logged) at the time of the call."""
         X, C0, _, _ = _case("blobs")
-        caplog.set_level(logging.INFO, logger="arbf")
+        caplog.set_level(logging.DEBUG, logger="arbf")
         res = arbf.kmeans(X, 3, init=C0, verbose=True)
-        msgs = [r.getMessage() for r in caplog.records if r.name == "arbf"]
-        its = [m for m in msgs if m.startswith("Iteration")]
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == "Initialization complete"
+        its = [m for m in lines if m.startswith("Iteration")]
         assert len(its) == res.n_iter
-        assert "inertia" in its[0] and "center shift" in its[0]
-        assert any(m.startswith("Converged at iteration") for m in msgs)
+        assert its[0] == f"Iteration 0, inertia {res.history['inertia'][0]}."
+        assert lines[-1] == f"Converged at iteration {res.n_iter - 1}: strict convergence."
+        assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+        arbf.kmeans(X, 3, init=C0, verbose=True, tol=1e3)
+        assert re.search(r"center shift .* within tolerance", capsys.readouterr().out)
 
-    def test_not_verbose_logs_nothing_at_info(self, caplog):
+    def test_not_verbose_prints_nothing(self, capsys, caplog):
         X, C0, _, _ = _case("blobs")
         caplog.set_level(logging.INFO, logger="arbf")
         arbf.kmeans(X, 3, init=C0)
+        assert capsys.readouterr().out == ""
         assert not [r for r in caplog.records if r.name == "arbf" and r.levelno >= logging.INFO]
+
+    def test_the_library_adds_only_a_null_handler(self):
+        handlers = logging.getLogger("arbf").handlers
+        assert [type(h) for h in handlers] == [logging.NullHandler]
 
     def test_history_and_converged(self, backend):
         X, C0, _, _ = _case("blobs")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._drivers.init import kmeans_parallel
+from arbf import kmeans_parallel
 
 
 def _blobs(n_per: int = 50, k: int = 6, seed: int = 0) -> np.ndarray:
@@ -70,10 +70,12 @@ class TestKMeansParallel:
         assert {tuple(r) for r in np.round(C, 12)} == {(1.0, 0.0), (0.0, 1.0)}
 
     @pytest.mark.parametrize(
-        "kw", [{"oversampling_factor": 0}, {"n_rounds": 0}, {"n_rounds": 1.5}]
-    )
-    def test_bad_params(self, kw):
-        with pytest.raises(ValueError):
+        ("kw", "error"),
+        [({"oversampling_factor": 0}, ValueError), ({"n_rounds": 0}, ValueError),
+         ({"n_rounds": 1.5}, TypeError), ({"oversampling_factor": "2"}, TypeError)],
+    )  # fmt: skip
+    def test_bad_params(self, kw, error):
+        with pytest.raises(error, match=next(iter(kw))):
             kmeans_parallel(X, 3, **kw)
 
     def test_quality_comparable_to_kmeanspp(self):

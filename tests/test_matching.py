@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._math.matching import linear_assignment
+from arbf._math.core.matching import linear_assignment
 from tests.backends import assert_close
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._math.rbf_objectives import SoftStats, soft_stats_impl
+from arbf._math.core.soft import SoftStats
+from arbf._math.seam import soft_stats as soft_stats_impl
 from tests.backends import assert_close
 
 KINDS = ["softmax", "entmax15", "hard"]

@@ -106,9 +106,10 @@ class TestOutput:
 
 
 def _fast_paths_on() -> bool:
-    from arbf._math import fast_numpy
+    import arbf
+    from arbf._math.kernels import runtime
 
-    return fast_numpy.ENABLED and fast_numpy.HAVE_NUMBA and fast_numpy.USE_NUMBA
+    return arbf.get_config().fast_paths and runtime.HAVE_NUMBA
 
 
 class TestWhatItShows:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._math.responsibilities import responsibilities_impl
+from arbf._math.core.responsibilities import from_distances as responsibilities_impl
 from tests.backends import assert_close
 
 KINDS = ["softmax", "entmax15", "hard"]

@@ -1,5 +1,6 @@
-"""CPU torch tensors that need no gradient take the NumPy fast paths, through zero-copy
-views; tensors that require a gradient (and non-CPU tensors) keep the pure path."""
+"""CPU torch tensors that need no gradient take the compiled kernels (the seam's "host"
+route), through zero-copy views; tensors that require a gradient (and non-CPU tensors)
+keep the pure path."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import numpy as np
 import pytest
 
 import arbf
-from arbf._math import distances, fast_numpy, fast_soft_numpy
-from arbf._math.rbf_objectives import soft_stats_impl
+from arbf._math import seam
+from arbf._math.kernels import hard, runtime
+from arbf._math.kernels import soft as fast_soft
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.skipif(not fast_numpy.HAVE_NUMBA, reason="numba not installed")
+pytestmark = pytest.mark.skipif(not runtime.HAVE_NUMBA, reason="numba not installed")
 
 
 def _data(dtype: str = "float64", n: int = 3000, d: int = 5, k: int = 7, seed: int = 0):
@@ -36,12 +38,8 @@ class _Count:
 
 
 def _pure(fn):
-    saved = fast_numpy.ENABLED
-    fast_numpy.ENABLED = False
-    try:
+    with arbf.config_context(fast_paths=False):
         return fn()
-    finally:
-        fast_numpy.ENABLED = saved
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -51,21 +49,22 @@ def test_lloyd_sums_and_assignment(dtype, weighted, monkeypatch):
     w = w if weighted else None
     Xt, Ct = torch.from_numpy(X), torch.from_numpy(C)
     wt = None if w is None else torch.from_numpy(w)
-    calls = _Count(monkeypatch, fast_numpy, "lloyd_sums")
-    got = distances.lloyd_sums(Xt, Ct, wt, xp=xpt)
+    calls = _Count(monkeypatch, hard, "lloyd_sums")
+    assert seam.route(Xt, Ct, wt)[0] == "host"
+    got = seam.lloyd_sums(Xt, Ct, wt, xp=xpt)
     assert calls.n == 1
-    ref_np = distances.lloyd_sums(X, C, w, xp=np)  # the same fast path on NumPy
-    ref_pure = _pure(lambda: distances.lloyd_sums(Xt, Ct, wt, xp=xpt))
+    ref_np = seam.lloyd_sums(X, C, w, xp=np)  # the same kernel on NumPy
+    ref_pure = _pure(lambda: seam.lloyd_sums(Xt, Ct, wt, xp=xpt))
     tol = 1e-10 if dtype == "float64" else 1e-4
     for g, a, b in zip(got, ref_np, ref_pure, strict=True):
         assert isinstance(g, torch.Tensor) and g.device.type == "cpu"
         assert g.dtype == b.dtype
         np.testing.assert_array_equal(g.numpy(), a)
         np.testing.assert_allclose(g.numpy(), b.numpy(), rtol=tol, atol=tol)
-    labels, inertia = distances.assign_inertia(Xt, Ct, wt, xp=xpt)
+    labels, inertia = seam.assign_inertia(Xt, Ct, wt, xp=xpt)
     assert labels.dtype == torch.int64 and inertia.ndim == 0
     np.testing.assert_array_equal(labels.numpy(), got[0].numpy())
-    labels, min_sq = distances.assign(Xt, Ct, xp=xpt)
+    labels, min_sq = seam.assign(Xt, Ct, xp=xpt)
     assert min_sq.dtype == Xt.dtype and labels.shape == (X.shape[0],)
 
 
@@ -73,11 +72,11 @@ def test_lloyd_sums_and_assignment(dtype, weighted, monkeypatch):
 def test_soft_stats(kind, monkeypatch):
     X, C, w = _data("float64")
     Xt, Ct, wt = (torch.from_numpy(a) for a in (X, C, w))
-    calls = _Count(monkeypatch, fast_soft_numpy, "soft_stats")
-    got = soft_stats_impl(Xt, Ct, wt, sigma=0.7, kind=kind, xp=xpt)
+    calls = _Count(monkeypatch, fast_soft, "soft_stats")
+    got = seam.soft_stats(Xt, Ct, wt, sigma=0.7, kind=kind, xp=xpt)
     assert calls.n == 1
-    ref = soft_stats_impl(X, C, w, sigma=0.7, kind=kind, xp=np)
-    pure = _pure(lambda: soft_stats_impl(Xt, Ct, wt, sigma=0.7, kind=kind, xp=xpt))
+    ref = seam.soft_stats(X, C, w, sigma=0.7, kind=kind, xp=np)
+    pure = _pure(lambda: seam.soft_stats(Xt, Ct, wt, sigma=0.7, kind=kind, xp=xpt))
     for g, a, b in zip(got, ref, pure, strict=True):
         assert isinstance(g, torch.Tensor) and g.dtype == torch.float64
         np.testing.assert_array_equal(g.numpy(), a)
@@ -88,7 +87,7 @@ def test_requires_grad_keeps_the_differentiable_path(monkeypatch):
     X, C, _ = _data("float64", n=300)
     Xt = torch.from_numpy(X)
     Ct = torch.from_numpy(C).requires_grad_(True)
-    calls = _Count(monkeypatch, fast_soft_numpy, "soft_stats")
+    calls = _Count(monkeypatch, fast_soft, "soft_stats")
     F = arbf.free_energy(Xt, Ct, sigma=0.7, kind="softmax")
     assert calls.n == 0 and F.requires_grad
     (g,) = torch.autograd.grad(F, Ct)
@@ -96,17 +95,14 @@ def test_requires_grad_keeps_the_differentiable_path(monkeypatch):
     np.testing.assert_allclose(g.numpy(), ref.numpy(), rtol=1e-8, atol=1e-10)
 
 
-def test_mixed_kinds_and_non_views_are_not_served(monkeypatch):
+def test_mixed_kinds_and_non_views_are_not_served():
     X, C, _ = _data("float64", n=200)
-    calls = _Count(monkeypatch, fast_numpy, "lloyd_sums")
     # a NumPy array with a tensor: no common kind, the pure path
-    assert distances.fast_views(torch.from_numpy(X), C, None) is None
+    assert seam.route(torch.from_numpy(X), C) == ("pure", None)
     # integer tensors have no float view
-    assert (
-        distances.fast_views(torch.from_numpy(X).to(torch.int64), torch.from_numpy(C), None)
-        is None
-    )
-    assert calls.n == 0
+    assert seam.route(torch.from_numpy(X).to(torch.int64), torch.from_numpy(C))[0] == "pure"
+    # a tensor that needs a gradient keeps autograd
+    assert seam.route(torch.from_numpy(X).requires_grad_(True))[0] == "pure"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -103,7 +103,7 @@ class TestData:
 class TestNClusters:
     @pytest.mark.parametrize("k", [0, -2])
     def test_below_one(self, backend, k):
-        with pytest.raises(ValueError, match=f"n_clusters must be >= 1, got {k}"):
+        with pytest.raises(ValueError, match=f"n_clusters must be a positive integer, got {k}"):
             _kmeans(backend, k=k)
 
     def test_more_than_samples(self, backend):
@@ -112,7 +112,7 @@ class TestNClusters:
 
     @pytest.mark.parametrize("k", [2.0, "2", True, None])
     def test_not_an_integer(self, k):
-        with pytest.raises(TypeError, match="n_clusters must be an integer"):
+        with pytest.raises(TypeError, match="n_clusters must be a positive integer"):
             arbf.kmeans(X_OK, k)
 
     def test_numpy_integer_accepted(self):
@@ -276,24 +276,33 @@ class TestMixing:
 
 
 class TestOptions:
-    @pytest.mark.parametrize("n_init", [0, -1, 1.5, "all", True])
-    def test_bad_n_init(self, n_init):
-        with pytest.raises(ValueError, match="n_init must be 'auto' or a positive integer"):
+    """A value of the wrong type is a TypeError, a wrong value of the right type a
+    ValueError; the message names the parameter and what it must be."""
+
+    @pytest.mark.parametrize(("n_init", "error"), [(0, ValueError), (-1, ValueError),
+                                                   ("all", ValueError), (1.5, TypeError),
+                                                   (True, TypeError)])  # fmt: skip
+    def test_bad_n_init(self, n_init, error):
+        with pytest.raises(error, match="n_init must be 'auto' or a positive integer"):
             arbf.kmeans(X_OK, 2, n_init=n_init)
 
-    @pytest.mark.parametrize("max_iter", [0, -3, 2.5, "10", False])
-    def test_bad_max_iter(self, max_iter):
-        with pytest.raises(ValueError, match="max_iter must be an integer >= 1"):
+    @pytest.mark.parametrize(("max_iter", "error"), [(0, ValueError), (-3, ValueError),
+                                                     (2.5, TypeError), ("10", TypeError),
+                                                     (False, TypeError)])  # fmt: skip
+    def test_bad_max_iter(self, max_iter, error):
+        with pytest.raises(error, match="max_iter must be a positive integer"):
             arbf.kmeans(X_OK, 2, max_iter=max_iter)
 
-    @pytest.mark.parametrize("tol", [-1e-4, float("nan"), "0.1", None, True])
-    def test_bad_tol(self, tol):
-        with pytest.raises(ValueError, match="tol must be a non-negative number"):
+    @pytest.mark.parametrize(("tol", "error"), [(-1e-4, ValueError), (float("nan"), ValueError),
+                                                (float("inf"), ValueError), ("0.1", TypeError),
+                                                (None, TypeError), (True, TypeError)])  # fmt: skip
+    def test_bad_tol(self, tol, error):
+        with pytest.raises(error, match="tol must be a non-negative number"):
             arbf.kmeans(X_OK, 2, tol=tol)
 
     @pytest.mark.parametrize("random_state", ["0", 1.5, object()])
     def test_bad_random_state(self, random_state):
-        with pytest.raises(ValueError, match="random_state must be None, an int"):
+        with pytest.raises(TypeError, match="random_state must be None, an int"):
             arbf.kmeans(X_OK, 2, random_state=random_state)
 
     @pytest.mark.parametrize("wm", [0, -1.0])

@@ -89,7 +89,7 @@ class DeepDigitsConfig:
 def cluster_accuracy(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     """Clustering accuracy: the fraction of samples whose cluster, matched one-to-one to a
     class by the Hungarian method on the contingency table, is their class."""
-    from .._math.matching import linear_assignment
+    from .._math.seam import linear_assignment
 
     t = np.unique(labels_true, return_inverse=True)[1]
     p = np.unique(labels_pred, return_inverse=True)[1]

@@ -12,44 +12,45 @@ geometrically until the soft and hard distortions agree; utility-based center sw
 between hard Lloyd runs finish the job.
 
 The loop synchronises with the host once per fixed-point iteration (center shift and
-objectives) and once per level for the principal axes; the arithmetic is the chunked,
-array-API code of :mod:`arbf._math`.
+objectives: :mod:`.fixed_point`) and once per level for the principal axes; the
+arithmetic is behind :mod:`arbf._math.seam`, and the hard Lloyd runs are the engine's
+(:mod:`.engine`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, segment_sum, to_host
-from .._chunking import Accumulator, chunk_rows, iter_chunks
-from .._math.distances import _itemsize, sq_distances, sq_norms
-from .._math.rbf_objectives import soft_stats_impl
-from .._math.responsibilities import soft_from_gaps
-from .._math.steps import safe_divide_centers
+from .._backend import Array, device_of, from_host, to_host
+from .._math import seam
+from .._messages import emit
 from .._validation import (
-    check_data,
+    BOOLEAN,
+    NONE,
+    Interval,
+    Options,
+    check_fit_inputs,
     check_kind,
-    check_n_clusters,
-    check_random_state,
-    check_sample_weight,
+    check_param,
 )
-from .kmeans import KMeansResult, _emit, _mean_rows, finish_lloyd, kmeans
+from .engine import center, lloyd, tolerance
+from .engine import finish as engine_finish
+from .fixed_point import fixed_point
+from .results import DeterministicAnnealingResult, KMeansResult
 
 __all__ = [
-    "DeterministicAnnealingResult",
+    "AnnealOptions",
+    "anneal_centers",
     "anneal_init",
     "critical_factor",
     "deterministic_annealing",
 ]
-
-logger = logging.getLogger("arbf")
 
 
 def critical_factor(kind: str) -> float:
@@ -72,82 +73,6 @@ def critical_factor(kind: str) -> float:
     return 2.0 if kind == "softmax" else 2.0 * math.sqrt(2.0)
 
 
-@dataclass
-class DeterministicAnnealingResult:
-    """What :func:`arbf.deterministic_annealing` returns.
-
-    Attributes
-    ----------
-    centers : array (n_clusters, n_features)
-        Final centers (after hard Lloyd when ``finish=True``), in the namespace, device
-        and dtype of ``X``.
-    sigmas : numpy array (L,)
-        The temperature of each level, non-increasing.
-    n_centers : numpy int array (L,)
-        Number of centers at the end of each level.
-    n_iter : numpy int array (L,)
-        Fixed-point iterations spent at each level (all rounds of splitting included).
-    objectives : dict of numpy arrays (L,)
-        ``"free_energy"``, ``"soft_distortion"``, ``"inertia"`` at the end of each level.
-    splits : list of (float, int, float)
-        One ``(sigma, center, sigma_critical)`` per split: the temperature at which
-        center ``center`` was split and its predicted critical temperature
-        :math:`c\\lambda_j` (:func:`critical_factor`).
-    sigma_critical : float
-        :math:`c\\,\\lambda_{\\max}(\\mathrm{Cov}_w X)`: where the first split happens.
-    n_passes : int
-        Passes over the data during annealing (fixed-point and principal-axis passes).
-    kmeans : KMeansResult or None
-        The final hard Lloyd run (``finish=True``).
-    """
-
-    centers: Array
-    sigmas: np.ndarray
-    n_centers: np.ndarray
-    n_iter: np.ndarray
-    objectives: dict[str, np.ndarray]
-    splits: list[tuple[float, int, float]] = field(default_factory=list)
-    sigma_critical: float = float("nan")
-    n_passes: int = 0
-    kmeans: KMeansResult | None = None
-
-
-def _principal_axes_pass(
-    X: Array,
-    C: Array,
-    V: Array,
-    w: Array | None,
-    *,
-    sigma: float,
-    kind: str,
-    xp: ModuleType,
-    working_memory: float | None,
-) -> tuple[Array, Array]:
-    r"""One power-iteration product with every center's weighted covariance.
-
-    Returns ``(A, N)`` with :math:`A_j = \sum_i w_i r_{ij} (x_i - \mu_j)
-    \big((x_i - \mu_j)\cdot v_j\big)` and :math:`N_j = \sum_i w_i r_{ij}`, so that
-    :math:`A_j / N_j = \Sigma_j v_j`.  One chunked pass, no host sync.
-    """
-    n, k = X.shape[0], C.shape[0]
-    rows = chunk_rows(n, 2 * k, _itemsize(X), xp=xp, working_memory=working_memory)
-    c_sq = sq_norms(C, xp=xp)
-    cv = xp.sum(C * V, axis=1)
-    acc_a, acc_n = Accumulator(xp), Accumulator(xp)
-    for a, b in iter_chunks(n, rows):
-        Xc = X[a:b, ...]
-        D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
-        G = D - xp.min(D, axis=1, keepdims=True)
-        G = xp.where(G > 0, G, xp.zeros_like(G))
-        R, _ = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
-        if w is not None:
-            R = R * w[a:b, None]
-        RU = R * (Xc @ V.T - cv[None, :])
-        acc_a.add(RU.T @ Xc - xp.sum(RU, axis=0)[:, None] * C)
-        acc_n.add(xp.sum(R, axis=0))
-    return acc_a.result(), acc_n.result()
-
-
 def _top_eigen(
     X: Array,
     C: Array,
@@ -158,7 +83,7 @@ def _top_eigen(
     kind: str,
     n_power: int,
     xp: ModuleType,
-    working_memory: float | None,
+    working_memory: Any,
 ) -> tuple[Array, np.ndarray, np.ndarray]:
     """``n_power`` warm-started power iterations; returns ``(V, lam, mass)``, two on host.
 
@@ -167,7 +92,7 @@ def _top_eigen(
     """
     rq = mass = None
     for _ in range(n_power):
-        A, N = _principal_axes_pass(
+        A, N = seam.principal_axes_pass(
             X, C, V, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
         )
         rq = xp.sum(A * V, axis=1)
@@ -180,26 +105,6 @@ def _top_eigen(
     rq_h, n_h = host[0], host[1]
     lam = np.where(n_h > 0, rq_h / np.where(n_h > 0, n_h, 1.0), 0.0)
     return V, np.maximum(lam, 0.0), n_h
-
-
-def _check_positive(name: str, value: Any, *, upper: float | None = None) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(float(value))
-        and float(value) > 0
-        and (upper is None or float(value) < upper)
-    )
-    if not ok:
-        bound = f" and < {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be a number > 0{bound}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _merge_coincident(C_h: np.ndarray, threshold: float) -> np.ndarray:
@@ -237,25 +142,16 @@ def _anneal_impl(
     rng: np.random.Generator,
     *,
     xp: ModuleType,
-    kind: str,
-    cooling: float,
-    max_iter: int,
-    tol: float,
-    hard_tol: float,
-    n_power: int,
-    split_distance: float,
-    merge_tol: float,
-    max_rounds: int,
-    working_memory: float | None,
-    verbose: bool,
+    opts: AnnealOptions,
+    working_memory: Any,
 ) -> tuple[Array, dict[str, Any]]:
     """The annealing loop on (centred) ``X``; returns centers and the record."""
+    kind, cooling, tol, verbose = opts.kind, opts.cooling, opts.tol, opts.verbose
     d = X.shape[1]
     dev, dtype = device_of(X), X.dtype
     c = critical_factor(kind)
     C = xp.zeros((1, d), dtype=dtype, device=dev)
-    v0 = rng.standard_normal((1, d))
-    V = from_host(v0 / np.linalg.norm(v0), xp=xp, device=dev, dtype=dtype)
+    v0 = rng.standard_normal(d)  # the start of the power iteration when d is large
     rec: dict[str, Any] = {
         "sigmas": [],
         "n_centers": [],
@@ -270,56 +166,32 @@ def _anneal_impl(
     }
 
     def converge(C: Array, s: float) -> tuple[Array, int, np.ndarray]:
-        host = np.zeros(4)
-        it = 0
-        for it in range(1, max_iter + 1):  # noqa: B007
-            st = soft_stats_impl(X, C, w, sigma=s, kind=kind, xp=xp, working_memory=working_memory)
-            C_new = safe_divide_centers(st.sums, st.mass, C, xp=xp)
-            diff = C_new - C
-            host = to_host(
-                xp.stack(
-                    [
-                        xp.sum(diff * diff),
-                        xp.astype(st.free_energy, dtype),
-                        xp.astype(st.soft_distortion, dtype),
-                        xp.astype(st.inertia, dtype),
-                    ]
-                )
-            ).astype(np.float64)
-            C = C_new
-            if not np.isfinite(host[0]):
-                raise FloatingPointError(f"non-finite center update at sigma={s:g}")
-            if host[0] <= tol * s * C.shape[0]:
-                break
-        rec["n_passes"] += it
-        return C, it, host
+        fp = fixed_point(
+            X, C, w, xp=xp, sigma=s, kind=kind, max_iter=opts.max_iter, tol=tol * s * C.shape[0],
+            working_memory=working_memory,
+        )  # fmt: skip
+        rec["n_passes"] += fp.n_iter
+        return fp.centers, fp.n_iter, fp.last
 
     # one center: the weighted mean, whatever the temperature; its critical temperature
+    # from the principal axis of the weighted covariance (the one lambda_max)
     C, _, host = converge(C, 1.0)
-    V, lam, mass = _top_eigen(
-        X,
-        C,
-        V,
-        w,
-        sigma=1.0,
-        kind=kind,
-        n_power=max(n_power, 3),
-        xp=xp,
-        working_memory=working_memory,
-    )
-    rec["n_passes"] += max(n_power, 3)
-    rec["sigma_critical"] = float(c * lam[0])
+    lam0, axis0 = seam.principal_axis(X, w, xp=xp, v0=v0)
+    V = from_host(axis0[None, :], xp=xp, device=dev, dtype=dtype)
+    lam = np.asarray([lam0])
+    rec["n_passes"] += 1
+    rec["sigma_critical"] = float(c * lam0)
     sigma = cooling * rec["sigma_critical"]
     level = 0
     while k > 1 and sigma > 0:
         level += 1
         iters = 0
-        for _round in range(max_rounds):
+        for _round in range(opts.max_rounds):
             C, it, host = converge(C, sigma)
             iters += it
             m = C.shape[0]
             if m > 1:
-                keep = _merge_coincident(to_host(C).astype(np.float64), merge_tol * sigma)
+                keep = _merge_coincident(to_host(C).astype(np.float64), opts.merge_tol * sigma)
                 if keep.size < m:
                     rec["merges"].append((float(sigma), m - int(keep.size)))
                     idx = from_host(keep, xp=xp, device=dev)
@@ -335,11 +207,11 @@ def _anneal_impl(
                 w,
                 sigma=sigma,
                 kind=kind,
-                n_power=n_power,
+                n_power=opts.n_power,
                 xp=xp,
                 working_memory=working_memory,
             )
-            rec["n_passes"] += n_power
+            rec["n_passes"] += opts.n_power
             crit = c * lam
             cand = np.flatnonzero(crit > sigma)
             if cand.size == 0:
@@ -350,7 +222,7 @@ def _anneal_impl(
             V_h = to_host(V).astype(np.float64)
             new_c, new_v = [], []
             for j in cand:
-                step = split_distance * math.sqrt(lam[j]) * V_h[j]
+                step = opts.split_distance * math.sqrt(lam[j]) * V_h[j]
                 new_c.append(C_h[j] - step)
                 C_h[j] = C_h[j] + step
                 r = rng.standard_normal(d)
@@ -362,7 +234,7 @@ def _anneal_impl(
                 rec["splits"].append((float(sigma), int(j), float(crit[j])))
             C = from_host(np.vstack([C_h, *new_c]), xp=xp, device=dev, dtype=dtype)
             V = from_host(np.vstack([V_h, *new_v]), xp=xp, device=dev, dtype=dtype)
-            _emit(verbose, "sigma %.4g: split %d center(s), now %d", sigma, cand.size, C.shape[0])
+            emit(verbose, "sigma %.4g: split %d center(s), now %d", sigma, cand.size, C.shape[0])
         m = C.shape[0]
         rec["sigmas"].append(sigma)
         rec["n_centers"].append(m)
@@ -370,7 +242,7 @@ def _anneal_impl(
         rec["free_energy"].append(host[1])
         rec["soft_distortion"].append(host[2])
         rec["inertia"].append(host[3])
-        _emit(
+        emit(
             verbose,
             "level %d: sigma %.4g, %d centers, %d iteration(s), F %.6g, L %.6g, J %.6g",
             level,
@@ -384,7 +256,7 @@ def _anneal_impl(
         # ---- the next temperature ------------------------------------------------
         if m >= k:
             L, J = host[2], host[3]
-            if L - J <= hard_tol * J or J <= 0:
+            if L - J <= opts.hard_tol * J or J <= 0:
                 break
             sigma *= cooling
             continue
@@ -400,32 +272,6 @@ def _anneal_impl(
     return C, rec
 
 
-def _utility_pass(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Per center: its utility :math:`U_j = \sum_{l_i = j} w_i (D_{i(2)} - D_{i(1)})` (the
-    inertia lost if it were removed) and its error :math:`E_j = \sum_{l_i=j} w_i
-    D_{i(1)}`.  One chunked pass, one host sync."""
-    n, k = X.shape[0], C.shape[0]
-    rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
-    c_sq = sq_norms(C, xp=xp)
-    ks = xp.arange(k, device=device_of(X))
-    acc_u, acc_e = Accumulator(xp), Accumulator(xp)
-    for a, b in iter_chunks(n, rows):
-        D = sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq)
-        lab = xp.argmin(D, axis=1)
-        d1 = xp.min(D, axis=1)
-        inf = xp.asarray(float("inf"), dtype=D.dtype, device=device_of(D))
-        d2 = xp.min(xp.where(xp.astype(ks, lab.dtype)[None, :] == lab[:, None], inf, D), axis=1)
-        gap, err = d2 - d1, d1
-        if w is not None:
-            gap, err = gap * w[a:b], err * w[a:b]
-        acc_u.add(segment_sum(gap, lab, k, xp=xp))
-        acc_e.add(segment_sum(err, lab, k, xp=xp))
-    host = to_host(xp.stack([acc_u.result(), acc_e.result()])).astype(np.float64)
-    return host[0], host[1]
-
-
 def _swap_refine(
     X: Array,
     C: Array,
@@ -434,7 +280,7 @@ def _swap_refine(
     *,
     xp: ModuleType,
     max_fail: int,
-    working_memory: float | None,
+    working_memory: Any,
 ) -> tuple[Array, int, int]:
     """Utility-based center swaps between Lloyd runs (after Fritzke's k-means-u*).
 
@@ -448,9 +294,18 @@ def _swap_refine(
     if k < 2:
         return C, 0, 0
     dev, dtype = device_of(X), X.dtype
-    res = kmeans(X, k, init=C, n_init=1, sample_weight=w, working_memory=working_memory)
+    tol = tolerance(X, 1e-4, xp=xp)  # Lloyd as arbf.kmeans runs it by default
+
+    def run_lloyd(C0: Array) -> KMeansResult:
+        return lloyd(X, w, C0, xp=xp, max_iter=300, tol=tol, working_memory=working_memory)
+
+    def utility_pass(C: Array) -> tuple[np.ndarray, np.ndarray]:
+        ue = to_host(seam.utilities(X, C, w, xp=xp, working_memory=working_memory))
+        return ue[:, 0].astype(np.float64), ue[:, 1].astype(np.float64)
+
+    res = run_lloyd(C)
     C, best = res.centers, res.inertia
-    util, err = _utility_pass(X, C, w, xp=xp, working_memory=working_memory)
+    util, err = utility_pass(C)
     mass: np.ndarray | None = None
     tried = accepted = fails = 0
     order = list(np.argsort(util, kind="stable"))
@@ -460,7 +315,7 @@ def _swap_refine(
         e[j_min] = -np.inf
         j_max = int(np.argmax(e))
         if mass is None:
-            st = soft_stats_impl(
+            st = seam.soft_stats(
                 X, C, w, sigma=0.0, kind="hard", xp=xp, working_memory=working_memory
             )
             mass = to_host(st.mass).astype(np.float64)
@@ -470,25 +325,111 @@ def _swap_refine(
         C_h = to_host(C).astype(np.float64)
         C_h[j_min] = C_h[j_max] - u
         C_h[j_max] = C_h[j_max] + u
-        trial = kmeans(
-            X,
-            k,
-            init=from_host(C_h, xp=xp, device=dev, dtype=dtype),
-            n_init=1,
-            sample_weight=w,
-            working_memory=working_memory,
-        )
+        trial = run_lloyd(from_host(C_h, xp=xp, device=dev, dtype=dtype))
         tried += 1
         if trial.inertia < best * (1 - 1e-12):
             C, best = trial.centers, trial.inertia
             accepted += 1
             fails = 0
-            util, err = _utility_pass(X, C, w, xp=xp, working_memory=working_memory)
+            util, err = utility_pass(C)
             mass = None
             order = list(np.argsort(util, kind="stable"))
         else:
             fails += 1
     return C, tried, accepted
+
+
+@dataclass(frozen=True)
+class AnnealOptions:
+    """The options of :func:`deterministic_annealing` (validated by :meth:`check`)."""
+
+    kind: str = "softmax"
+    cooling: float = 0.8
+    max_iter: int = 20
+    tol: float = 1e-3
+    hard_tol: float = 1e-2
+    n_power: int = 1
+    split_distance: float = 0.5
+    merge_tol: float = 0.01
+    max_rounds: int = 4
+    refine: int = 3
+    max_samples: int | str | None = "auto"
+    verbose: bool = False
+
+    @classmethod
+    def check(cls, **options: Any) -> AnnealOptions:
+        """Validated options (unknown names are a :class:`TypeError`)."""
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+        o = replace(cls(), **options)
+        positive = Interval(numbers.Real, 0, None, "neither")
+        count = Interval(numbers.Integral, 1)
+        verbose = check_param("verbose", o.verbose, BOOLEAN, Interval(numbers.Integral, 0))
+        return cls(
+            kind=check_kind(o.kind, ("softmax", "entmax15")),
+            cooling=check_param("cooling", o.cooling, Interval(numbers.Real, 0, 1, "neither")),
+            max_iter=check_param("max_iter", o.max_iter, count),
+            tol=check_param("tol", o.tol, positive),
+            hard_tol=check_param("hard_tol", o.hard_tol, positive),
+            n_power=check_param("n_power", o.n_power, count),
+            split_distance=check_param("split_distance", o.split_distance, positive),
+            merge_tol=check_param("merge_tol", o.merge_tol, positive),
+            max_rounds=check_param("max_rounds", o.max_rounds, count),
+            refine=check_param("refine", o.refine, Interval(numbers.Integral, 0)),
+            max_samples=check_param("max_samples", o.max_samples, Options("auto"), NONE, count),
+            verbose=bool(verbose),
+        )
+
+
+def _anneal_prepared(
+    Xc: Array,
+    k: int,
+    w: Array | None,
+    rng: np.random.Generator,
+    *,
+    xp: ModuleType,
+    opts: AnnealOptions,
+    working_memory: Any,
+) -> tuple[Array, dict[str, Any]]:
+    """Annealing (on a subsample when ``max_samples`` says so) then the center swaps, on
+    validated, centred ``Xc``; returns the centers (``Xc``'s coordinates) and the record."""
+    n, d = Xc.shape
+    m: int | None = None
+    if opts.max_samples == "auto":
+        m = max(2000, 20 * k, 125 * d)
+    elif opts.max_samples is not None:
+        m = max(int(opts.max_samples), k)
+    Xa, wa = Xc, w
+    if m is not None and n > m:
+        # anneal on a uniform subsample (weights kept); swaps and Lloyd see all the data
+        pick = np.sort(rng.choice(n, size=m, replace=False))
+        idx = from_host(pick, xp=xp, device=device_of(Xc))
+        Xa = xp.take(Xc, idx, axis=0)
+        wa = None if w is None else xp.take(w, idx, axis=0)
+    C, rec = _anneal_impl(Xa, k, wa, rng, xp=xp, opts=opts, working_memory=working_memory)
+    if opts.refine:
+        C, n_tried, n_acc = _swap_refine(
+            Xc, C, w, rng, xp=xp, max_fail=opts.refine, working_memory=working_memory
+        )
+        rec["swaps"] = (n_tried, n_acc)
+    return C, rec
+
+
+def anneal_centers(
+    Xc: Array,
+    k: int,
+    w: Array | None,
+    rng: np.random.Generator,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    **options: Any,
+) -> Array:
+    """Initial centers for K-Means by deterministic annealing and swaps (no final Lloyd)
+    on validated, centred data: ``init="anneal"`` of every driver and estimator."""
+    opts = AnnealOptions.check(**options)
+    return _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)[0]
 
 
 def deterministic_annealing(
@@ -510,7 +451,7 @@ def deterministic_annealing(
     refine: int = 3,
     max_samples: int | str | None = "auto",
     finish: bool = True,
-    working_memory: float | None = None,
+    working_memory: Any = None,
     verbose: bool = False,
 ) -> DeterministicAnnealingResult:
     r"""K-Means by deterministic annealing, splitting centers at critical temperatures.
@@ -559,8 +500,8 @@ def deterministic_annealing(
     (after Fritzke's k-means-u*): the center whose removal costs least inertia is moved
     into the cluster of largest error, which is split along a random direction; the
     Lloyd result is kept if its inertia is lower.  It stops after ``refine`` failed swaps
-    in a row (0: no swaps).  ``finish=True`` then runs hard Lloyd (:func:`arbf.kmeans`,
-    ``tol=0``) to an exact K-Means fixed point.
+    in a row (0: no swaps).  ``finish=True`` then runs hard Lloyd (``tol=0``) to an exact
+    K-Means fixed point.
 
     The annealing runs on a uniform subsample of ``max_samples`` rows when ``X`` has
     more ("auto": :math:`\max(2000, 20k, 125d)` rows, enough per cluster and per feature);
@@ -606,7 +547,7 @@ def deterministic_annealing(
     working_memory : float, optional
         Memory budget in MiB for one chunk.
     verbose : bool
-        Log every level and split on the ``"arbf"`` logger.
+        Print every level and split.
 
     Returns
     -------
@@ -639,70 +580,25 @@ def deterministic_annealing(
     >>> res.kmeans.inertia
     1.5
     """
-    Xv, xp = check_data(X)
-    n = Xv.shape[0]
-    k = check_n_clusters(n_clusters, n)
-    kind = check_kind(kind, ("softmax", "entmax15"))
-    cooling = _check_positive("cooling", cooling, upper=1.0)
-    tol = _check_positive("tol", tol)
-    hard_tol = _check_positive("hard_tol", hard_tol)
-    split_distance = _check_positive("split_distance", split_distance)
-    merge_tol = _check_positive("merge_tol", merge_tol)
-    max_iter = _check_int("max_iter", max_iter)
-    max_rounds = _check_int("max_rounds", max_rounds)
-    if isinstance(refine, bool) or not isinstance(refine, numbers.Integral) or refine < 0:
-        raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
-    n_power = _check_int("n_power", n_power)
-    if isinstance(max_samples, str):
-        if max_samples != "auto":
-            raise ValueError(
-                f"max_samples must be 'auto', None or an integer, got {max_samples!r}"
-            )
-        max_samples = max(2000, 20 * k, 125 * Xv.shape[1])
-    elif max_samples is not None:
-        max_samples = max(_check_int("max_samples", max_samples), k)
-    dev = device_of(Xv)
-    w = check_sample_weight(sample_weight, n, xp=xp, dtype=Xv.dtype, device=dev, like=Xv)
-    rng = check_random_state(random_state)
-    mean = _mean_rows(Xv, xp=xp)
-    Xc = Xv - mean
-    Xa, wa = Xc, w
-    if max_samples is not None and n > max_samples:
-        # anneal on a uniform subsample (weights kept); swaps and Lloyd see all the data
-        idx = from_host(np.sort(rng.choice(n, size=max_samples, replace=False)), xp=xp, device=dev)
-        Xa = xp.take(Xc, idx, axis=0)
-        wa = None if w is None else xp.take(w, idx, axis=0)
-    C, rec = _anneal_impl(
-        Xa,
-        k,
-        wa,
-        rng,
-        xp=xp,
-        kind=kind,
-        cooling=cooling,
-        max_iter=max_iter,
-        tol=tol,
-        hard_tol=hard_tol,
-        n_power=n_power,
-        split_distance=split_distance,
-        merge_tol=merge_tol,
-        max_rounds=max_rounds,
-        working_memory=working_memory,
-        verbose=verbose,
-    )
-    if refine:
-        C, n_tried, n_acc = _swap_refine(
-            Xc, C, w, rng, xp=xp, max_fail=int(refine), working_memory=working_memory
-        )
-        rec["swaps"] = (n_tried, n_acc)
+    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    opts = AnnealOptions.check(
+        kind=kind, cooling=cooling, max_iter=max_iter, tol=tol, hard_tol=hard_tol,
+        n_power=n_power, split_distance=split_distance, merge_tol=merge_tol,
+        max_rounds=max_rounds, refine=refine, max_samples=max_samples, verbose=verbose,
+    )  # fmt: skip
+    finish = check_param("finish", finish, BOOLEAN)
+    mean, Xc = center(X, xp=xp)
+    C, rec = _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)
     km: KMeansResult | None = None
     if finish:
-        C, km = finish_lloyd(Xc, C, w, mean, working_memory=working_memory)
+        C, km = engine_finish(Xc, C, w, mean, xp=xp, working_memory=working_memory)
+    n_iter = np.asarray(rec["n_iter"], dtype=np.int64)
     return DeterministicAnnealingResult(
         centers=C + mean,
         sigmas=np.asarray(rec["sigmas"], dtype=np.float64),
         n_centers=np.asarray(rec["n_centers"], dtype=np.int64),
-        n_iter=np.asarray(rec["n_iter"], dtype=np.int64),
+        n_iter=int(n_iter.sum()),
+        n_iter_per_level=n_iter,
         objectives={
             name: np.asarray(rec[name], dtype=np.float64)
             for name in ("free_energy", "soft_distortion", "inertia")
@@ -746,14 +642,9 @@ def anneal_init(
     >>> arbf.kmeans(X, 2, init=C).inertia
     1.0
     """
-    if "finish" in options:
-        raise TypeError("anneal_init() got an unexpected keyword argument 'finish'")
-    return deterministic_annealing(
-        X,
-        n_clusters,
-        kind=kind,
-        sample_weight=sample_weight,
-        random_state=random_state,
-        finish=False,
-        **options,
-    ).centers
+    working_memory = options.pop("working_memory", None)
+    opts = AnnealOptions.check(kind=kind, **options)  # no "finish": a TypeError
+    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    mean, Xc = center(X, xp=xp)
+    C, _ = _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)
+    return C + mean

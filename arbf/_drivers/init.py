@@ -1,4 +1,5 @@
-"""Center initialisation: greedy k-means++ and weighted random sampling.
+"""Center initialisation: greedy k-means++, weighted random sampling, k-means‖, and the
+one resolver that turns an ``init`` option into centers for every driver and estimator.
 
 Random numbers come from one seeded NumPy Generator on the host, so the same
 ``random_state`` draws the same numbers on every backend; the distance computations run
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from .._backend import (
     Array,
+    array_namespace,
     device_of,
     from_host,
     has_float64,
@@ -23,21 +27,27 @@ from .._backend import (
     materialize,
     to_host,
 )
-from .._chunking import DEFAULT_WORKING_MEMORY_MB, chunk_rows, iter_chunks
-from .._math.distances import _itemsize, sq_distances, sq_norms
+from .._math import seam
 from .._validation import (
-    check_data,
-    check_n_clusters,
-    check_random_state,
-    check_sample_weight,
+    NONE,
+    Interval,
+    Options,
+    check_centers,
+    check_fit_inputs,
+    check_param,
 )
+from .engine import center, lloyd, tolerance
 
 __all__ = [
+    "INIT_NAMES",
+    "check_init",
     "kmeans_parallel",
     "kmeans_parallel_impl",
     "kmeans_plusplus",
     "kmeans_plusplus_impl",
     "random_init_impl",
+    "resolve_init",
+    "resolve_n_init",
 ]
 
 
@@ -53,24 +63,6 @@ def _host_probabilities(sample_weight: Array | None, n: int) -> np.ndarray:
     return p / p.sum()
 
 
-def _dist_to_rows(
-    X: Array, rows: Array, x_sq: Array, *, xp: ModuleType, working_memory: float | None
-) -> Array:
-    """``n x m`` squared distances to ``m`` (few) rows, over chunks, concatenated."""
-    n = X.shape[0]
-    step = chunk_rows(n, rows.shape[0], _itemsize(X), xp=xp, working_memory=working_memory)
-    r_sq = sq_norms(rows, xp=xp)
-    parts = [
-        sq_distances(X[a:b, ...], rows, xp=xp, x_sq=x_sq[a:b], c_sq=r_sq)
-        for a, b in iter_chunks(n, step)
-    ]
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
-
-
-def _weighted_sum0(D: Array, w: Array | None, *, xp: ModuleType) -> Array:
-    return xp.sum(D if w is None else D * w[:, None], axis=0)
-
-
 def kmeans_plusplus_impl(
     X: Array,
     n_clusters: int,
@@ -79,7 +71,7 @@ def kmeans_plusplus_impl(
     *,
     xp: ModuleType,
     n_local_trials: int | None = None,
-    working_memory: float | None = None,
+    working_memory: Any = None,
 ) -> tuple[Array, np.ndarray]:
     """Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's greedy variant).
 
@@ -95,8 +87,8 @@ def kmeans_plusplus_impl(
     p = _host_probabilities(sample_weight, n)
     first = int(rng.choice(n, p=p))
     indices = [first]
-    x_sq = sq_norms(X, xp=xp)
-    closest = _dist_to_rows(
+    x_sq = seam.sq_norms(X, xp=xp)
+    closest = seam.dist_to_rows(
         X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
     )[:, 0]
     # Dask: keep the n-vectors as concrete chunks so each center's graph is shallow
@@ -119,9 +111,10 @@ def kmeans_plusplus_impl(
         cand_rows = xp.take(X, from_host(cand_h, xp=xp, device=dev), axis=0)
         D = xp.minimum(
             closest[:, None],
-            _dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
+            seam.dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
         )
-        D, pots_d = materialize(D, _weighted_sum0(D, sample_weight, xp=xp), xp=xp)
+        weighted = D if sample_weight is None else D * sample_weight[:, None]
+        D, pots_d = materialize(D, xp.sum(weighted, axis=0), xp=xp)
         pots = to_host(pots_d)
         best = int(np.argmin(pots))
         closest = D[:, best]
@@ -159,7 +152,7 @@ def kmeans_plusplus(
     sample_weight: Any = None,
     random_state: Any = None,
     n_local_trials: int | None = None,
-    working_memory: float | None = None,
+    working_memory: Any = None,
 ) -> tuple[Array, np.ndarray]:
     r"""Choose initial centers with greedy, weight-aware k-means++.
 
@@ -203,18 +196,10 @@ def kmeans_plusplus(
     >>> sorted(int(i) // 2 for i in idx)
     [0, 1]
     """
-    X, xp = check_data(X)
-    n_clusters = check_n_clusters(n_clusters, X.shape[0])
-    w = check_sample_weight(
-        sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+    X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    n_local_trials = check_param(
+        "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1)
     )
-    rng = check_random_state(random_state)
-    if n_local_trials is not None and (
-        isinstance(n_local_trials, bool)
-        or not isinstance(n_local_trials, numbers.Integral)
-        or n_local_trials < 1
-    ):
-        raise ValueError(f"n_local_trials must be a positive integer, got {n_local_trials!r}")
     return kmeans_plusplus_impl(
         X,
         n_clusters,
@@ -231,44 +216,6 @@ def kmeans_plusplus(
 # --------------------------------------------------------------------------------------
 
 
-def _nearest_candidates(
-    X: Array, cands: Array, *, xp: ModuleType, working_memory: float | None
-) -> Array:
-    """Index of the nearest of ``m`` (possibly many) candidates for every row.
-
-    Eager backends walk the rows in chunks (:func:`arbf._math.distances.assign`).  Dask
-    arrays are one lazy chunk whose row blocks are Dask's own, so the candidates are
-    walked in blocks instead, keeping a running minimum: no ``rows x m`` temporary larger
-    than the memory budget for any ``m``.
-    """
-    from .._math.distances import assign
-
-    if not is_dask(xp):
-        return assign(X, cands, xp=xp, working_memory=working_memory)[0]
-    from .._math import fast_dask
-
-    if fast_dask.applies(X, cands):  # one task per row block
-        return fast_dask.nearest_labels(X, cands)
-    m = cands.shape[0]
-    rows = max(max(X.chunks[0]), 1)
-    budget = DEFAULT_WORKING_MEMORY_MB if working_memory is None else float(working_memory)
-    block = max(1, min(m, int(budget * 2**20) // (4 * rows * _itemsize(X))))
-    best_d = best_i = None
-    for a in range(0, m, block):
-        b = min(a + block, m)
-        C = cands[a:b, ...]
-        D = sq_norms(C, xp=xp)[None, :] - 2.0 * (X @ C.T)  # ||x||^2 does not change argmin
-        d = xp.min(D, axis=1)
-        i = xp.argmin(D, axis=1) + a
-        if best_d is None:
-            best_d, best_i = d, i
-        else:
-            better = d < best_d  # strict: ties stay with the lower index
-            best_d = xp.where(better, d, best_d)
-            best_i = xp.where(better, i, best_i)
-    return best_i
-
-
 def _candidate_weights(
     labels: Array, w: Array | None, m: int, *, xp: ModuleType, dtype: Any
 ) -> np.ndarray:
@@ -277,10 +224,8 @@ def _candidate_weights(
         import dask.array as da
 
         return to_host(da.bincount(labels, weights=w, minlength=m)).astype(np.float64)
-    from .._backend import segment_sum
-
     vals = xp.ones(labels.shape, dtype=dtype, device=device_of(labels)) if w is None else w
-    return to_host(segment_sum(vals, labels, m, xp=xp)).astype(np.float64)
+    return to_host(seam.segment_sum(vals, labels, m, xp=xp)).astype(np.float64)
 
 
 def _bernoulli_pick(
@@ -313,22 +258,18 @@ def kmeans_parallel_impl(
     xp: ModuleType,
     oversampling_factor: float = 2.0,
     n_rounds: int = 5,
-    working_memory: float | None = None,
+    working_memory: Any = None,
 ) -> Array:
     """k-means|| candidates, then weighted k-means on them on the host (see
     :func:`kmeans_parallel`).  Returns the centers in the namespace of ``X``."""
-    import warnings
-
-    from .kmeans import kmeans
-
     n = X.shape[0]
     dev = device_of(X)
     ell = float(oversampling_factor) * n_clusters
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     first = int(rng.choice(n, p=_host_probabilities(sample_weight, n)))
     picked = [first]
-    x_sq = sq_norms(X, xp=xp)
-    closest = _dist_to_rows(
+    x_sq = seam.sq_norms(X, xp=xp)
+    closest = seam.dist_to_rows(
         X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
     )[:, 0]
     x_sq, closest = materialize(x_sq, closest, xp=xp)
@@ -348,7 +289,7 @@ def kmeans_parallel_impl(
             continue
         picked.extend(int(i) for i in new)
         rows = xp.take(X, from_host(new, xp=xp, device=dev), axis=0)
-        D = _dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
+        D = seam.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
         (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
     idx = np.asarray(picked, dtype=np.int64)
     cand_h = to_host(xp.take(X, from_host(idx, xp=xp, device=dev), axis=0)).astype(np.float64)
@@ -356,12 +297,10 @@ def kmeans_parallel_impl(
     keep = np.sort(first_of)  # distinct rows, in the order they were picked
     idx, cand_h = idx[keep], cand_h[keep]
     m = idx.shape[0]
-    labels = _nearest_candidates(
-        X,
-        from_host(cand_h, xp=xp, device=dev, dtype=X.dtype),
-        xp=xp,
+    labels = seam.nearest_labels(
+        X, from_host(cand_h, xp=xp, device=dev, dtype=X.dtype), xp=xp,
         working_memory=working_memory,
-    )
+    )  # fmt: skip
     wc = _candidate_weights(labels, sample_weight, m, xp=xp, dtype=X.dtype)
     if m < n_clusters:  # fewer distinct candidates than clusters: pad with data rows
         p = _host_probabilities(sample_weight, n)
@@ -377,10 +316,13 @@ def kmeans_parallel_impl(
         while cand_h.shape[0] < n_clusters:  # fewer distinct rows than clusters
             cand_h = np.concatenate([cand_h, cand_h[: n_clusters - cand_h.shape[0]]])
             wc = np.concatenate([wc, wc[: n_clusters - wc.shape[0]]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = kmeans(cand_h, n_clusters, sample_weight=wc, n_init=1, random_state=rng)
-    return from_host(np.asarray(res.centers), xp=xp, device=dev, dtype=X.dtype)
+    # weighted K-Means of the candidates on the host (scikit-learn's semantics: centred,
+    # greedy k-means++, Lloyd with the relative tolerance 1e-4), by the engine
+    hxp = array_namespace(cand_h)
+    mean, cand_c = center(cand_h, xp=hxp)
+    C0, _ = kmeans_plusplus_impl(cand_c, n_clusters, wc, rng, xp=hxp)
+    km = lloyd(cand_c, wc, C0, xp=hxp, max_iter=300, tol=tolerance(cand_h, 1e-4, xp=hxp))
+    return from_host(np.asarray(km.centers + mean), xp=xp, device=dev, dtype=X.dtype)
 
 
 def kmeans_parallel(
@@ -392,7 +334,7 @@ def kmeans_parallel(
     random_state: Any = None,
     oversampling_factor: float = 2.0,
     n_rounds: int = 5,
-    working_memory: float | None = None,
+    working_memory: Any = None,
 ) -> Array:
     r"""Choose initial centers with k-means|| (scalable k-means++).
 
@@ -439,22 +381,16 @@ def kmeans_parallel(
     --------
     >>> import array_api_strict as xp
     >>> import arbf
-    >>> from arbf._drivers.init import kmeans_parallel
     >>> X = xp.asarray([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]])
-    >>> C = kmeans_parallel(X, 2, random_state=0)
+    >>> C = arbf.kmeans_parallel(X, 2, random_state=0)
     >>> sorted(float(v) for v in C[:, 0])
     [0.0, 9.0]
     """
-    X, xp = check_data(X)
-    n_clusters = check_n_clusters(n_clusters, X.shape[0])
-    w = check_sample_weight(
-        sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+    X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    oversampling_factor = check_param(
+        "oversampling_factor", oversampling_factor, Interval(numbers.Real, 0, None, "neither")
     )
-    rng = check_random_state(random_state)
-    if not (isinstance(oversampling_factor, int | float) and oversampling_factor > 0):
-        raise ValueError(f"oversampling_factor must be > 0, got {oversampling_factor!r}")
-    if isinstance(n_rounds, bool) or not isinstance(n_rounds, numbers.Integral) or n_rounds < 1:
-        raise ValueError(f"n_rounds must be a positive integer, got {n_rounds!r}")
+    n_rounds = check_param("n_rounds", n_rounds, Interval(numbers.Integral, 1))
     return kmeans_parallel_impl(
         X,
         n_clusters,
@@ -465,3 +401,100 @@ def kmeans_parallel(
         n_rounds=int(n_rounds),
         working_memory=working_memory,
     )
+
+
+# --------------------------------------------------------------------------------------
+# the one init resolver
+# --------------------------------------------------------------------------------------
+
+#: The initialisations every estimator and driver accepts by name.
+INIT_NAMES = ("k-means++", "k-means||", "random", "anneal")
+
+
+def check_init(init: Any) -> Any:
+    """``init`` must be one of :data:`INIT_NAMES`, an array or a callable."""
+    if isinstance(init, str):
+        if init not in INIT_NAMES:
+            raise ValueError(
+                "init must be 'k-means++', 'k-means||', 'random', 'anneal', an array or a "
+                f"callable, got {init!r}"
+            )
+        return init
+    if init is None or isinstance(init, bool | int | float):
+        raise TypeError(
+            "init must be 'k-means++', 'k-means||', 'random', 'anneal', an array or a "
+            f"callable, got {init!r}"
+        )
+    return init
+
+
+def resolve_n_init(
+    n_init: Any, init: Any, *, auto_many: int, name: str = "KMeans", stacklevel: int = 4
+) -> int:
+    """Runs for ``n_init``: ``"auto"`` means ``auto_many`` for ``"random"`` and callables
+    (10 for K-Means, 3 for mini-batch, as scikit-learn), else 1.  An explicit array of
+    centers runs once (with scikit-learn's RuntimeWarning when more were asked for)."""
+    n_init = check_param("n_init", n_init, Options("auto"), Interval(numbers.Integral, 1))
+    if n_init == "auto":
+        return auto_many if (isinstance(init, str) and init == "random") or callable(init) else 1
+    if not isinstance(init, str) and not callable(init) and n_init != 1:
+        warnings.warn(
+            "Explicit initial center position passed: performing only one init in "
+            f"{name} instead of n_init={n_init}.",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+        return 1
+    return int(n_init)
+
+
+def resolve_init(
+    init: Any,
+    n_clusters: int,
+    *,
+    X: Array,
+    Xc: Array,
+    mean: Array | None,
+    w: Array | None,
+    rng: np.random.Generator,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> Callable[[], Array]:
+    """A function returning initial centers (in ``Xc``'s coordinates) for one run.
+
+    ``Xc`` is the prepared data, ``X - mean`` (``mean=None``: not centred, ``Xc is X``);
+    ``X`` is what a callable ``init`` sees: ``init(X, n_clusters, random_state=rng)``.
+    Names: :data:`INIT_NAMES` (``"anneal"``: deterministic annealing then center swaps,
+    :func:`arbf._drivers.deterministic_annealing.anneal_centers`).  An array is
+    validated once.  Random draws come from ``rng``.
+    """
+    init = check_init(init)
+    d = X.shape[1]
+    dev = device_of(X)
+
+    def shift(C: Array) -> Array:
+        return C if mean is None else C - mean
+
+    if isinstance(init, str):
+        if init == "k-means++":
+            return lambda: kmeans_plusplus_impl(
+                Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory
+            )[0]
+        if init == "k-means||":
+            return lambda: kmeans_parallel_impl(
+                Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory
+            )
+        if init == "random":
+            return lambda: random_init_impl(Xc, n_clusters, w, rng, xp=xp)[0]
+        from .deterministic_annealing import anneal_centers
+
+        return lambda: anneal_centers(Xc, n_clusters, w, rng, xp=xp, working_memory=working_memory)
+    if callable(init):
+        return lambda: shift(
+            check_centers(
+                init(X, n_clusters, random_state=rng), n_clusters, d, xp=xp,
+                dtype=X.dtype, device=dev, like=X,
+            )
+        )  # fmt: skip
+    C = shift(check_centers(init, n_clusters, d, xp=xp, dtype=X.dtype, device=dev, like=X))
+    return lambda: C

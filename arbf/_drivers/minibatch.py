@@ -25,22 +25,19 @@ driver (:func:`minibatch_fit`) synchronises once per step for the early-stopping
 from __future__ import annotations
 
 import math
-import numbers
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .._backend import Array, device_of, from_host, to_host
-from .._math.distances import assign_inertia
-from .._math.objectives import inertia_impl
-from .._math.rbf_objectives import SoftStats, soft_stats_impl
-from .._validation import check_centers
-from .init import kmeans_parallel_impl, kmeans_plusplus_impl, random_init_impl
-from .kmeans import _emit, _tolerance
+from .._math import seam
+from .._messages import emit
+from .engine import tolerance
+from .init import resolve_init
+from .results import MiniBatchResult
 
-__all__ = ["MiniBatchResult", "init_centers", "minibatch_fit", "minibatch_step"]
+__all__ = ["final_labels", "minibatch_fit", "minibatch_step"]
 
 
 def minibatch_step(
@@ -53,81 +50,22 @@ def minibatch_step(
     kind: str,
     lr: Any = "lloyd",
     xp: ModuleType,
-    working_memory: float | None = None,
-) -> tuple[Array, Array, SoftStats]:
+    working_memory: Any = None,
+) -> tuple[Array, Array, seam.SoftStats]:
     r"""One mini-batch step; returns ``(centers, counts, batch_stats)``.
 
     ``batch_stats`` are the statistics of the batch at the *old* centers
-    (:class:`arbf._math.rbf_objectives.SoftStats`: sums, masses, :math:`L_\sigma`,
+    (:class:`arbf._math.core.soft.SoftStats`: sums, masses, :math:`L_\sigma`,
     :math:`F_\sigma`, J).  ``sigma == 0`` or ``kind == "hard"`` gives hard (K-Means)
     responsibilities.  With ``lr="lloyd"`` the new centers are
     :math:`(M_j \mu_j + S_j^B)/(M_j + N_j^B)` (a center with no mass so far stays put);
-    with a float ``lr`` they are :math:`\mu_j - \text{lr}\cdot 2 (N_j^B\mu_j - S_j^B)`.
-    No host sync (lazy on Dask, safe under ``jax.jit`` for a fixed σ).
+    with a float ``lr`` they are :math:`\mu_j - \text{lr}\cdot 2 (N_j^B\mu_j - S_j^B)`
+    (:func:`arbf._math.core.updates.running_mean_step`).  No host sync (lazy on Dask,
+    safe under ``jax.jit`` for a fixed σ).
     """
-    st = soft_stats_impl(Xb, C, wb, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-    new_counts = counts + st.mass
-    if isinstance(lr, str):
-        pos = new_counts > 0
-        denom = xp.where(pos, new_counts, xp.ones_like(new_counts))
-        moved = (counts[:, None] * C + st.sums) / denom[:, None]
-        C_new = xp.where(pos[:, None], moved, C)
-    else:
-        C_new = C - float(lr) * 2.0 * (st.mass[:, None] * C - st.sums)
+    st = seam.soft_stats(Xb, C, wb, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
+    C_new, new_counts = seam.running_mean_step(C, counts, st.mass, st.sums, lr, xp=xp)
     return C_new, new_counts, st
-
-
-def init_centers(
-    X: Array,
-    n_clusters: int,
-    w: Array | None,
-    rng: np.random.Generator,
-    *,
-    init: Any,
-    xp: ModuleType,
-    working_memory: float | None = None,
-) -> Array:
-    """Initial centers from ``X`` by ``init`` ("k-means++", "k-means||", "random", an
-    array or a callable ``init(X, n_clusters, random_state=rng)``)."""
-    d = X.shape[1]
-    dev = device_of(X)
-    if isinstance(init, str):
-        if init == "k-means++":
-            return kmeans_plusplus_impl(
-                X, n_clusters, w, rng, xp=xp, working_memory=working_memory
-            )[0]
-        if init == "k-means||":
-            return kmeans_parallel_impl(
-                X, n_clusters, w, rng, xp=xp, working_memory=working_memory
-            )
-        if init == "random":
-            return random_init_impl(X, n_clusters, w, rng, xp=xp)[0]
-        raise ValueError(
-            "init must be 'k-means++', 'k-means||', 'random', an array or a callable, "
-            f"got {init!r}"
-        )
-    if callable(init):
-        init = init(X, n_clusters, random_state=rng)
-    return check_centers(init, n_clusters, d, xp=xp, dtype=X.dtype, device=dev, like=X)
-
-
-@dataclass
-class MiniBatchResult:
-    """What :func:`minibatch_fit` returns (host floats, arrays in the input namespace)."""
-
-    centers: Array
-    counts: Array
-    n_steps: int
-    n_iter: int
-    converged: bool
-    history: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _sigma_at(step: int, n_steps: int, sigma: float, sigma_end: float | None) -> float:
-    """Geometric schedule from ``sigma`` to ``sigma_end`` over the steps (constant if None)."""
-    if sigma_end is None or n_steps <= 1 or sigma == 0:
-        return sigma
-    return float(sigma * (sigma_end / sigma) ** (step / (n_steps - 1)))
 
 
 def minibatch_fit(
@@ -148,16 +86,18 @@ def minibatch_fit(
     max_iter: int = 100,
     tol: float = 0.0,
     max_no_improvement: int | None = 10,
-    working_memory: float | None = None,
+    working_memory: Any = None,
     verbose: bool = False,
 ) -> MiniBatchResult:
     """Fit centers on validated ``X`` by mini-batch steps (scikit-learn's driver).
 
-    Initialisation: ``n_init`` candidate initialisations on a subsample of ``init_size``
-    rows (default ``max(3 batch_size, 3 k)``, at most ``n``), the one with the lowest
-    inertia on that subsample kept.  Then ``max_iter * n // batch_size`` steps on batches
-    drawn with replacement by the host Generator, stopping early on ``tol`` or
-    ``max_no_improvement``.  One host sync per step.
+    Initialisation: ``n_init`` candidate initialisations (:func:`arbf._drivers.init.
+    resolve_init`) on a subsample of ``init_size`` rows (default ``max(3 batch_size,
+    3 k)``, at most ``n``), the one with the lowest inertia on that subsample kept.  Then
+    ``max_iter * n // batch_size`` steps on batches drawn with replacement by the host
+    Generator, stopping early on ``tol`` or ``max_no_improvement``.  With ``sigma_end``
+    σ falls geometrically over the steps (:func:`arbf._math.core.schedules.geometric`).
+    One host sync per step.
     """
     n = X.shape[0]
     dev = device_of(X)
@@ -165,23 +105,24 @@ def minibatch_fit(
     if init_size is None:
         init_size = max(3 * batch_size, 3 * n_clusters)
     init_size = min(max(int(init_size), n_clusters), n)
-    tol_abs = _tolerance(X, float(tol), xp=xp) if tol > 0 else 0.0
+    tol_abs = tolerance(X, float(tol), xp=xp) if tol > 0 else 0.0
 
-    is_array = not isinstance(init, str) and not callable(init)
-    best_C: Array | None = None
-    best_J = math.inf
     if init_size < n:
         idx = from_host(rng.choice(n, size=init_size, replace=False), xp=xp, device=dev)
         X_init = xp.take(X, idx, axis=0)
         w_init = None if w is None else xp.take(w, idx, axis=0)
     else:
         X_init, w_init = X, w
-    for _ in range(1 if is_array else n_init):
-        C = init_centers(
-            X_init, n_clusters, w_init, rng, init=init, xp=xp, working_memory=working_memory
-        )
-        if n_init > 1 and not is_array:
-            J = float(to_host(inertia_impl(X_init, C, w_init, xp=xp)))
+    make_init = resolve_init(
+        init, n_clusters, X=X_init, Xc=X_init, mean=None, w=w_init, rng=rng, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
+    best_C: Array | None = None
+    best_J = math.inf
+    for _ in range(n_init):
+        C = make_init()
+        if n_init > 1:
+            J = float(to_host(seam.inertia(X_init, C, w_init, xp=xp)))
             if J < best_J:
                 best_C, best_J = C, J
         else:
@@ -191,6 +132,11 @@ def minibatch_fit(
     counts = xp.zeros((n_clusters,), dtype=X.dtype, device=dev)
 
     n_steps = max(1, (int(max_iter) * n) // batch_size)
+    sigmas = (
+        seam.geometric(sigma, sigma_end, n_steps)
+        if sigma_end is not None and sigma > 0
+        else np.full(n_steps, float(sigma))
+    )
     alpha = min(1.0, 2.0 * batch_size / (n + 1))
     ewa: float | None = None
     ewa_min = math.inf
@@ -199,7 +145,7 @@ def minibatch_fit(
     converged = False
     step = 0
     for step in range(n_steps):
-        s = _sigma_at(step, n_steps, sigma, sigma_end)
+        s = float(sigmas[step])
         idx_h = rng.integers(0, n, size=batch_size)
         idx = from_host(idx_h, xp=xp, device=dev)
         Xb = xp.take(X, idx, axis=0)
@@ -229,16 +175,12 @@ def minibatch_fit(
         if step == 0:
             continue
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
-        _emit(
-            verbose,
-            "Minibatch step %d/%d: mean batch inertia %.6g, ewa inertia %.6g",
-            step + 1,
-            n_steps,
-            batch_obj,
-            ewa,
-        )
+        emit(
+            verbose, "Minibatch step %d/%d: mean batch inertia: %s, ewa inertia: %s",
+            step + 1, n_steps, batch_obj, ewa,
+        )  # fmt: skip
         if tol_abs > 0 and shift <= tol_abs:
-            _emit(verbose, "Converged (small centers change) at step %d/%d", step + 1, n_steps)
+            emit(verbose, "Converged (small centers change) at step %d/%d", step + 1, n_steps)
             converged = True
             break
         if ewa < ewa_min:
@@ -246,7 +188,10 @@ def minibatch_fit(
         else:
             no_improvement += 1
         if max_no_improvement is not None and no_improvement >= max_no_improvement:
-            _emit(verbose, "Converged (lack of improvement) at step %d/%d", step + 1, n_steps)
+            emit(
+                verbose, "Converged (lack of improvement in inertia) at step %d/%d",
+                step + 1, n_steps,
+            )  # fmt: skip
             converged = True
             break
     n_done = step + 1
@@ -261,16 +206,8 @@ def minibatch_fit(
 
 
 def final_labels(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: float | None
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any
 ) -> tuple[Array, float]:
     """Nearest-center labels of all of ``X`` and the inertia (one pass, one sync)."""
-    labels, J = assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+    labels, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
     return labels, float(to_host(J))
-
-
-def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -1,216 +1,108 @@
 """Drivers of the RBF relaxation: fixed-σ training (A2/A3) and σ-annealing (A4).
 
-Both loops synchronise with the host once per iteration (a few scalars: the center shift
-and the objectives); the arithmetic is in :mod:`arbf._math`.
+Both run the one fixed-point loop (:mod:`.fixed_point`), which synchronises with the host
+once per iteration (the center shift and the objectives); annealing ends with the Lloyd
+engine's exact hand-over (:func:`arbf._drivers.engine.finish`).  The public functions
+validate and centre once; the estimators call the ``*_prepared`` twins.
 """
 
 from __future__ import annotations
 
-import logging
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, materialize, to_host
-from .._chunking import chunk_rows, iter_chunks
-from .._math.distances import _itemsize, sq_distances, sq_norms
-from .._math.steps import safe_divide_centers
+from .._backend import Array, device_of, from_host, is_array, to_host
+from .._math import seam
+from .._messages import emit
 from .._validation import (
+    BOOLEAN,
+    NONE,
+    Interval,
+    Options,
     check_data,
     check_kind,
+    check_lr,
+    check_param,
     check_random_state,
     check_sample_weight,
     check_sigma,
     check_x_centers_weights,
+    real_scalar,
 )
 from .deterministic_annealing import critical_factor
-from .kmeans import KMeansResult, _emit, _mean_rows, _tolerance, finish_lloyd
+from .engine import center, tolerance
+from .engine import finish as engine_finish
+from .fixed_point import FixedPoint, fixed_point
+from .results import AnnealResult, KMeansResult, RBFResult
 
-__all__ = ["AnnealResult", "RBFResult", "anneal", "default_schedule", "rbf_kmeans"]
+__all__ = [
+    "anneal",
+    "anneal_prepared",
+    "check_schedule",
+    "check_update",
+    "critical_sigma",
+    "default_schedule",
+    "fit_fixed_sigma",
+    "min_margin",
+    "rbf_kmeans",
+]
 
-logger = logging.getLogger("arbf")
 
 _UPDATES = ("fixed_point", "gradient")
 
 
-@dataclass
-class RBFResult:
-    """What :func:`arbf.rbf_kmeans` returns.
-
-    Attributes
-    ----------
-    centers : array (n_clusters, n_features)
-    n_iter : int
-    converged : bool
-        Whether the center shift fell to ``tol`` (relative) before ``max_iter``.
-    history : dict
-        Per-iteration host arrays ``"free_energy"``, ``"soft_distortion"``,
-        ``"inertia"`` (each at the centers *before* that iteration's update) and
-        ``"center_shift"`` (squared norm of the update).
-    """
-
-    centers: Array
-    n_iter: int
-    converged: bool
-    history: dict[str, np.ndarray] = field(default_factory=dict)
+def check_update(update: Any, lr: Any) -> float | str:
+    """``update`` and ``lr`` of the RBF drivers -> the step: ``"lloyd"`` (the fixed-point
+    step, Theorem 2) for ``update="fixed_point"`` or ``lr="lloyd"``, else the float lr."""
+    update = check_param("update", update, Options(*_UPDATES))
+    lr = check_lr(lr)
+    return "lloyd" if update == "fixed_point" else lr
 
 
-@dataclass
-class AnnealResult:
-    """What :func:`arbf.anneal` returns.
-
-    Attributes
-    ----------
-    centers : array (n_clusters, n_features)
-        Final centers: an exact K-Means fixed point when ``finish=True``.
-    sigmas : numpy array (L,)
-        The temperature levels, decreasing.
-    path : numpy array (L, n_clusters, n_features)
-        Centers at the end of each level.
-    objectives : dict of numpy arrays (L,)
-        ``"free_energy"``, ``"soft_distortion"``, ``"inertia"`` at the end of each level.
-    n_iter : numpy int array (L,)
-        Iterations spent at each level.
-    one_hot : numpy bool array (L,)
-        Whether every row's responsibilities were one-hot at that level's final centers
-        (for entmax-1.5 this is ``min_i Δ_i >= 2σ``, SPEC Theorem 4).
-    sigma_exact : float
-        ``min_i Δ_i / 2`` at the final centers, with ``Δ_i`` the gap between the two
-        smallest squared distances of row ``i``: below it entmax-1.5 is exactly hard.
-    kmeans : KMeansResult or None
-        The final hard Lloyd run (``finish=True``).
-    """
-
-    centers: Array
-    sigmas: np.ndarray
-    path: np.ndarray
-    objectives: dict[str, np.ndarray]
-    n_iter: np.ndarray
-    one_hot: np.ndarray
-    sigma_exact: float
-    kmeans: KMeansResult | None = None
-
-
-def _check_update(update: Any, lr: Any) -> None:
-    if update not in _UPDATES:
-        raise ValueError(f"update must be one of {_UPDATES}, got {update!r}")
-    if isinstance(lr, str):
-        if lr != "lloyd":
-            raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
-    elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < float(lr) < np.inf):
-        raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
-
-
-def _check_iter_tol(max_iter: Any, tol: Any) -> tuple[int, float]:
-    if (
-        isinstance(max_iter, bool)
-        or not isinstance(max_iter, numbers.Integral)
-        or int(max_iter) < 1
-    ):
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not float(tol) >= 0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
-    return int(max_iter), float(tol)
-
-
-def min_margin(
-    X: Array, C: Array, *, xp: ModuleType, working_memory: float | None = None
-) -> float:
-    """``min_i (D_i(2) - D_i(1))``: the smallest gap between the two nearest centers.
-
-    Chunked; one host sync.  With a single center the margin is ``inf``.
-    """
-    n, k = X.shape[0], C.shape[0]
-    if k < 2:
-        return float("inf")
-    rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=working_memory)
-    c_sq = sq_norms(C, xp=xp)
-    mins = []
-    for a, b in iter_chunks(n, rows):
-        D = sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq)
-        d1 = xp.min(D, axis=1)
-        j1 = xp.argmin(D, axis=1)
-        ks = xp.arange(k, device=device_of(D))
-        inf = xp.asarray(float("inf"), dtype=D.dtype, device=device_of(D))
-        d2 = xp.min(xp.where(ks[None, :] == j1[:, None], inf, D), axis=1)
-        mins.append(xp.min(d2 - d1))
-    return float(to_host(xp.min(xp.stack(mins))))
-
-
-def _fixed_sigma(
-    X: Array,
-    C: Array,
+def fit_fixed_sigma(
+    Xc: Array,
+    Cc: Array,
     w: Array | None,
     *,
     xp: ModuleType,
     sigma: float,
     kind: str,
     max_iter: int,
-    tol_abs: float,
-    update: str,
-    lr: Any,
-    working_memory: float | None,
+    tol: float,
+    lr: float | str,
+    working_memory: Any,
     verbose: bool,
     label: str = "",
-) -> tuple[Array, int, bool, dict[str, list[float]]]:
-    hist: dict[str, list[float]] = {
-        "free_energy": [],
-        "soft_distortion": [],
-        "inertia": [],
-        "center_shift": [],
-    }
-    converged = False
-    it = 0
-    from .._math.rbf_objectives import soft_stats_impl
+) -> FixedPoint:
+    """The fixed-point run of :func:`rbf_kmeans` on prepared data (``sigma == 0``: hard),
+    with its ``verbose`` line."""
+    fp = fixed_point(
+        Xc, Cc, w, xp=xp, sigma=sigma, kind="hard" if sigma == 0 else kind,
+        max_iter=max_iter, tol=tol, lr=lr, working_memory=working_memory,
+    )  # fmt: skip
+    h = fp.history
+    emit(
+        verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label, sigma,
+        fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1], h["inertia"][-1],
+    )  # fmt: skip
+    return fp
 
-    for it in range(1, max_iter + 1):
-        st = soft_stats_impl(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-        if update == "fixed_point" or lr == "lloyd":
-            # lr="lloyd": eta_j = 1/(2 N_j) lands exactly on the soft centroid (Theorem 2)
-            C_new = safe_divide_centers(st.sums, st.mass, C, xp=xp)
-        else:
-            grad = 2.0 * (st.mass[:, None] * C - st.sums)
-            C_new = C - float(lr) * grad
-        diff = C_new - C
-        stats = xp.stack(
-            [
-                xp.sum(diff * diff),
-                xp.astype(st.free_energy, C.dtype),
-                xp.astype(st.soft_distortion, C.dtype),
-                xp.astype(st.inertia, C.dtype),
-            ]
-        )
-        C_new, stats = materialize(C_new, stats, xp=xp)  # one evaluation per iteration
-        host = to_host(stats)
-        shift = float(host[0])
-        hist["center_shift"].append(shift)
-        hist["free_energy"].append(float(host[1]))
-        hist["soft_distortion"].append(float(host[2]))
-        hist["inertia"].append(float(host[3]))
-        if not np.isfinite(shift):
-            raise FloatingPointError(
-                f"non-finite center update at sigma={sigma:g} (iteration {it}); "
-                "with update='gradient' the learning rate is probably too large"
-            )
-        C = C_new
-        if shift <= tol_abs:
-            converged = True
-            break
-    _emit(
-        verbose,
-        "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g",
-        label,
-        sigma,
-        it,
-        hist["free_energy"][-1],
-        hist["soft_distortion"][-1],
-        hist["inertia"][-1],
-    )
-    return C, it, converged, hist
+
+def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> float:
+    """``min_i (D_i(2) - D_i(1))`` as a host float (``inf`` with one center): the
+    smallest gap between the two nearest centers.  One host sync."""
+    return float(to_host(seam.min_margin(X, C, xp=xp, working_memory=working_memory)))
+
+
+def critical_sigma(X: Array, w: Array | None, *, xp: ModuleType) -> float:
+    r"""``σ_c = 2 λ_max(Cov_w X)``: above it the softmax fixed point is all centers at the
+    mean (Rose, Gurewitz & Fox 1990, in our convention where σ divides the squared
+    distance).  One host sync."""
+    return 2.0 * seam.principal_axis(X, w, xp=xp)[0]
 
 
 def rbf_kmeans(
@@ -225,7 +117,7 @@ def rbf_kmeans(
     tol: float = 1e-6,
     update: str = "fixed_point",
     lr: Any = "lloyd",
-    working_memory: float | None = None,
+    working_memory: Any = None,
     verbose: bool = False,
 ) -> RBFResult:
     r"""Train the centers of a normalised RBF network at a fixed temperature (A2, A3).
@@ -278,30 +170,21 @@ def rbf_kmeans(
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    _check_update(update, lr)
-    max_iter, tol = _check_iter_tol(max_iter, tol)
-    if sigma == 0:
-        kind = "hard"
-    mean = _mean_rows(X, xp=xp)
-    C, n_iter, converged, hist = _fixed_sigma(
-        X - mean,
-        C - mean,
-        w,
-        xp=xp,
-        sigma=sigma,
-        kind=kind,
-        max_iter=max_iter,
-        tol_abs=_tolerance(X, tol, xp=xp),
-        update=update,
-        lr=lr,
-        working_memory=working_memory,
-        verbose=verbose,
-    )
+    lr = check_update(update, lr)
+    max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
+    tol = check_param("tol", tol, Interval(numbers.Real, 0))
+    verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    mean, Xc = center(X, xp=xp)
+    fp = fit_fixed_sigma(
+        Xc, C - mean, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter,
+        tol=tolerance(X, tol, xp=xp), lr=lr, working_memory=working_memory,
+        verbose=bool(verbose),
+    )  # fmt: skip
     return RBFResult(
-        centers=C + mean,
-        n_iter=n_iter,
-        converged=converged,
-        history={k: np.asarray(v) for k, v in hist.items()},
+        centers=fp.centers + mean,
+        n_iter=fp.n_iter,
+        converged=fp.converged,
+        history={name: np.asarray(v) for name, v in fp.history.items()},
     )
 
 
@@ -321,21 +204,6 @@ def _split_coincident(
     step /= np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-300)
     Ch = Ch + np.where(close[:, None], radius * step, 0.0)
     return from_host(Ch, xp=xp, device=device_of(C), dtype=C.dtype)
-
-
-def critical_sigma(X: Array, w: Array | None, *, xp: ModuleType) -> float:
-    r"""``σ_c = 2 λ_max(Cov_w X)``: above it the softmax fixed point is all centers at the mean.
-
-    (Rose, Gurewitz & Fox 1990, in our convention where σ divides the squared distance.)
-    """
-    mean = _mean_rows(X, xp=xp) if w is None else xp.sum(X * w[:, None], axis=0) / xp.sum(w)
-    Xc = X - mean
-    if w is None:
-        cov = (Xc.T @ Xc) / X.shape[0]
-    else:
-        cov = (Xc.T @ (Xc * w[:, None])) / xp.sum(w)
-    cov_h = to_host(cov).astype(np.float64)
-    return float(2.0 * np.linalg.eigvalsh(cov_h)[-1])
 
 
 def default_schedule(
@@ -366,28 +234,50 @@ def default_schedule(
         C = None
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
-    s_c = critical_sigma(Xv, w, xp=xp) * critical_factor(kind) / 2.0
-    hi = float(sigma_max) if sigma_max is not None else s_c
-    if sigma_min is not None:
-        lo = float(sigma_min)
-    else:
-        lo = 1e-3 * s_c
-        if C is not None:
-            m = min_margin(Xv, C, xp=xp)
-            if np.isfinite(m) and m > 0:
-                lo = min(lo, m / 2)
-    if n_levels is None:
-        n_levels = 30
+    kind = check_kind(kind, ("softmax", "entmax15"))
+    return _default_schedule(
+        Xv, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
+        n_levels=n_levels,
+    )  # fmt: skip
+
+
+def _default_schedule(
+    X: Array,
+    C: Array | None,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    kind: str,
+    sigma_max: Any,
+    sigma_min: Any,
+    n_levels: Any,
+) -> np.ndarray:
+    """:func:`default_schedule` on validated arrays."""
+    bound = Interval(numbers.Real, 0, None, "neither")
+    sigma_max = check_param("sigma_max", real_scalar(sigma_max, "sigma_max"), NONE, bound)
+    sigma_min = check_param("sigma_min", real_scalar(sigma_min, "sigma_min"), NONE, bound)
+    n_levels = check_param("n_levels", n_levels, NONE, Interval(numbers.Integral, 1, 100_000))
+    if sigma_max is not None and sigma_min is not None and sigma_min > sigma_max:
+        raise ValueError(
+            f"sigma_min must be <= sigma_max (annealing lowers σ), got sigma_min={sigma_min} "
+            f"and sigma_max={sigma_max}"
+        )
+    s_c = critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0
     if s_c == 0 and sigma_max is None and sigma_min is None:
         # constant data: every temperature gives the same (hard) answer
         return np.zeros(1)
-    if not (hi > 0 and lo > 0 and np.isfinite(hi) and np.isfinite(lo)):
-        raise ValueError(f"schedule bounds must be positive and finite, got {hi}, {lo}")
-    if lo > hi:
-        lo, hi = hi, lo
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
-    return np.geomspace(hi, lo, int(n_levels)) if n_levels > 1 else np.asarray([hi])
+    hi = sigma_max if sigma_max is not None else s_c
+    if sigma_min is not None:
+        lo = sigma_min
+    else:
+        lo = 1e-3 * s_c
+        if C is not None:
+            m = min_margin(X, C, xp=xp)
+            if np.isfinite(m) and m > 0:
+                lo = min(lo, m / 2)
+    if lo > hi:  # a data-driven end above the given start: one level at the start
+        lo = hi
+    return seam.geometric(hi, lo, 30 if n_levels is None else n_levels)
 
 
 def anneal(
@@ -408,7 +298,7 @@ def anneal(
     finish: bool = True,
     perturbation: float = 1e-2,
     random_state: Any = 0,
-    working_memory: float | None = None,
+    working_memory: Any = None,
     verbose: bool = False,
 ) -> AnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
@@ -433,7 +323,7 @@ def anneal(
     max_iter, tol, update, lr
         Per level, as in :func:`rbf_kmeans`.
     finish : bool
-        Run hard Lloyd (:func:`arbf.kmeans`, ``tol=0``) from the last level.
+        Run hard Lloyd (``tol=0``) from the last level to an exact K-Means fixed point.
     perturbation : float
         Symmetry breaking (Rose, Gurewitz & Fox 1990): at the start of each level, a
         center closer than ``perturbation * sqrt(σ)`` to a lower-numbered one is moved by
@@ -446,7 +336,7 @@ def anneal(
         deterministic; ``None`` draws fresh entropy).
     working_memory : float, optional
     verbose : bool
-        Log each level on the ``"arbf"`` logger.
+        Print each level.
 
     Returns
     -------
@@ -468,64 +358,87 @@ def anneal(
     """
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
-    _check_update(update, lr)
-    max_iter, tol = _check_iter_tol(max_iter, tol)
+    lr = check_update(update, lr)
+    max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
+    tol = check_param("tol", tol, Interval(numbers.Real, 0))
+    finish = check_param("finish", finish, BOOLEAN)
+    verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    perturbation = check_param("perturbation", perturbation, Interval(numbers.Real, 0))
     if schedule is None:
-        sigmas = default_schedule(
-            X,
-            C,
-            kind=kind,
-            sample_weight=w,
-            sigma_max=sigma_max,
-            sigma_min=sigma_min,
+        sigmas = _default_schedule(
+            X, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
             n_levels=n_levels,
-        )
+        )  # fmt: skip
     else:
-        sigmas = np.asarray(
-            to_host(schedule) if not isinstance(schedule, Sequence) else schedule, dtype=np.float64
-        ).reshape(-1)
-        if sigmas.size == 0:
-            raise ValueError("schedule must hold at least one temperature")
-        for s in sigmas:
-            check_sigma(float(s))
-        if np.any(np.diff(sigmas) > 0):
-            raise ValueError("schedule must be non-increasing (annealing lowers σ)")
-    if isinstance(perturbation, bool) or not isinstance(perturbation, numbers.Real):
-        raise ValueError(f"perturbation must be a non-negative number, got {perturbation!r}")
-    if not 0 <= float(perturbation) < np.inf:
-        raise ValueError(f"perturbation must be a non-negative number, got {perturbation!r}")
+        sigmas = check_schedule(schedule)
     rng = check_random_state(random_state)
-    mean = _mean_rows(X, xp=xp)
-    Xc, Cc = X - mean, C - mean
-    tol_abs = _tolerance(X, tol, xp=xp)
-    k, d = C.shape
-    path = np.empty((sigmas.size, k, d))
-    obj = {name: np.empty(sigmas.size) for name in ("free_energy", "soft_distortion", "inertia")}
-    iters = np.empty(sigmas.size, dtype=np.int64)
-    one_hot = np.empty(sigmas.size, dtype=bool)
-    from .._math.rbf_objectives import soft_stats_impl
+    mean, Xc = center(X, xp=xp)
+    return anneal_prepared(
+        Xc, C - mean, w, mean, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
+        tol=tolerance(X, tol, xp=xp), lr=lr, finish=finish, perturbation=perturbation,
+        rng=rng, working_memory=working_memory, verbose=bool(verbose),
+    )  # fmt: skip
 
+
+def check_schedule(schedule: Any) -> np.ndarray:
+    """A temperature schedule: a non-empty, 1-D, non-increasing sequence (or array) of
+    finite σ ≥ 0 -> a host float64 array."""
+    if is_array(schedule):
+        sig = np.asarray(to_host(schedule), dtype=np.float64)
+    elif isinstance(schedule, Sequence) and not isinstance(schedule, str | bytes):
+        sig = np.asarray([check_sigma(s, name="schedule entries") for s in schedule])
+    else:
+        raise TypeError(f"schedule must be a sequence of temperatures, got {schedule!r}")
+    if sig.ndim != 1:
+        raise ValueError(f"schedule must be 1-D, got shape {sig.shape}")
+    if sig.size == 0:
+        raise ValueError("schedule must hold at least one temperature")
+    for s in sig:
+        check_sigma(float(s), name="schedule entries")
+    if np.any(np.diff(sig) > 0):
+        raise ValueError("schedule must be non-increasing (annealing lowers σ)")
+    return sig.astype(np.float64)
+
+
+def anneal_prepared(
+    Xc: Array,
+    Cc: Array,
+    w: Array | None,
+    mean: Array,
+    *,
+    xp: ModuleType,
+    kind: str,
+    sigmas: np.ndarray,
+    max_iter: int,
+    tol: float,
+    lr: float | str,
+    finish: bool,
+    perturbation: float,
+    rng: np.random.Generator,
+    working_memory: Any,
+    verbose: bool,
+) -> AnnealResult:
+    """:func:`anneal` on validated, centred data ``Xc`` (centers ``Cc`` in the same
+    coordinates, ``tol`` absolute); the result is in the data's coordinates."""
+    k, d = Cc.shape
+    L = sigmas.size
+    path = np.empty((L, k, d))
+    obj = {name: np.empty(L) for name in ("free_energy", "soft_distortion", "inertia")}
+    iters = np.empty(L, dtype=np.int64)
+    one_hot = np.empty(L, dtype=bool)
+    tiny = float(np.finfo(to_host(Cc[:1, :1]).dtype).tiny)
     for li, s in enumerate(sigmas):
+        s = float(s)
         level_kind = "hard" if s == 0 else kind
         if perturbation > 0 and s > 0:
-            Cc = _split_coincident(Cc, float(perturbation) * float(np.sqrt(s)), rng, xp=xp)
-        Cc, it, _, _ = _fixed_sigma(
-            Xc,
-            Cc,
-            w,
-            xp=xp,
-            sigma=float(s),
-            kind=level_kind,
-            max_iter=max_iter,
-            tol_abs=tol_abs,
-            update=update,
-            lr=lr,
-            working_memory=working_memory,
-            verbose=verbose,
-            label=f"level {li + 1}/{sigmas.size}: ",
-        )
-        st = soft_stats_impl(
-            Xc, Cc, w, sigma=float(s), kind=level_kind, xp=xp, working_memory=working_memory
+            Cc = _split_coincident(Cc, perturbation * float(np.sqrt(s)), rng, xp=xp)
+        fp = fit_fixed_sigma(
+            Xc, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, tol=tol, lr=lr,
+            working_memory=working_memory, verbose=verbose, label=f"level {li + 1}/{L}: ",
+        )  # fmt: skip
+        Cc = fp.centers
+        st = seam.soft_stats(
+            Xc, Cc, w, sigma=s, kind=level_kind, xp=xp, working_memory=working_memory
         )
         vals = to_host(
             xp.stack(
@@ -534,23 +447,24 @@ def anneal(
         )
         obj["free_energy"][li], obj["soft_distortion"][li], obj["inertia"][li] = vals
         path[li] = to_host(Cc + mean)
-        iters[li] = it
+        iters[li] = fp.n_iter
         margin = min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
         if level_kind == "hard":
             one_hot[li] = True
         elif level_kind == "entmax15":
             one_hot[li] = bool(margin >= 2 * s)
         else:  # softmax: exactly one-hot only if exp underflows for every runner-up
-            one_hot[li] = bool(margin / s > -np.log(np.finfo(to_host(Cc).dtype).tiny))
+            one_hot[li] = bool(margin / s > -np.log(tiny))
     km: KMeansResult | None = None
     if finish:
-        Cc, km = finish_lloyd(Xc, Cc, w, mean, working_memory=working_memory)
+        Cc, km = engine_finish(Xc, Cc, w, mean, xp=xp, working_memory=working_memory)
     return AnnealResult(
         centers=Cc + mean,
         sigmas=sigmas,
         path=path,
         objectives=obj,
-        n_iter=iters,
+        n_iter=int(iters.sum()),
+        n_iter_per_level=iters,
         one_hot=one_hot,
         sigma_exact=min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2,
         kmeans=km,

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of
-from .._chunking import chunk_rows, iter_chunks
-from .._math.distances import _itemsize, sq_distances, sq_norms
+from .._backend import Array, device_of, is_array
+from .._math import seam
 from .._validation import check_centers, check_data
 
 __all__ = [
@@ -140,7 +139,7 @@ except ImportError:  # pragma: no cover - exercised by the no-sklearn test in a 
 
 def _feature_names(X: Any) -> np.ndarray | None:
     """Column names of a data frame when they are all strings, else ``None``."""
-    if _is_array(X) or not hasattr(X, "columns") or not hasattr(X, "shape"):
+    if is_array(X) or not hasattr(X, "columns") or not hasattr(X, "shape"):
         return None
     try:
         names = np.asarray(list(X.columns), dtype=object)
@@ -156,13 +155,6 @@ def _feature_names(X: Any) -> np.ndarray | None:
             "all to strings, e.g. with X.columns = X.columns.astype(str)."
         )
     return names if types == ["str"] else None
-
-
-def _is_array(X: Any) -> bool:
-    """Whether ``X`` is an array-API array (arrays never carry feature names)."""
-    import array_api_compat as aac
-
-    return bool(aac.is_array_api_obj(X))
 
 
 class CenterEstimator(BaseEstimator):
@@ -270,15 +262,8 @@ class CenterEstimator(BaseEstimator):
 
         The chunk size follows the estimator's ``working_memory`` (MiB) when it has one.
         """
-        n, k = X.shape[0], C.shape[0]
         wm = getattr(self, "working_memory", None)
-        rows = chunk_rows(n, k, _itemsize(X), xp=xp, working_memory=wm)
-        c_sq = sq_norms(C, xp=xp)
-        parts = [
-            xp.sqrt(sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq))
-            for a, b in iter_chunks(n, rows)
-        ]
-        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+        return seam.pairwise_distances(X, C, xp=xp, working_memory=wm)
 
     # ---- feature names out (one per center) ------------------------------------------
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

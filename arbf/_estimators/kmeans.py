@@ -6,8 +6,7 @@ from typing import Any
 
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
-from .._math.distances import assign
-from .._math.objectives import inertia_impl
+from .._math import seam
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
@@ -28,10 +27,10 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     ----------
     n_clusters : int, default=8
         Number of clusters.
-    init : {"k-means++", "random", "anneal"}, array (n_clusters, n_features) or callable
-        Initial centers; "anneal" is deterministic annealing then center swaps (see
-        :func:`arbf.kmeans`); a callable is called as ``init(X, n_clusters,
-        random_state=rng)``.
+    init : str, array of shape (n_clusters, n_features) or callable, default="k-means++"
+        Initial centers: "k-means++", "k-means||", "random" or "anneal" (deterministic
+        annealing then center swaps, see :func:`arbf.kmeans`); a callable is called as
+        ``init(X, n_clusters, random_state=rng)``.
     n_init : "auto" or int, default="auto"
         Number of runs; "auto" is 1 for "k-means++", "anneal" and arrays, 10 otherwise.
     max_iter : int, default=300
@@ -39,13 +38,14 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     tol : float, default=1e-4
         Relative tolerance on the squared center shift (scaled by the mean feature
         variance).
-    verbose : bool, default=False
-        Log every iteration on the ``"arbf"`` logger.
+    verbose : bool or int, default=False
+        Print every iteration (as scikit-learn).
     random_state : int, numpy Generator, RandomState or None, default=None
         Seeds the host NumPy Generator of the initialisation: the same integer gives the
         same initial centers on every backend.
-    working_memory : float or None, default=None
-        Memory budget in MiB for one chunk's temporaries (default 64).
+    working_memory : float, "auto" or None, default=None
+        Memory budget in MiB for one chunk's temporaries (None: the configuration's,
+        ``"auto"`` unless set: 64 MiB on the CPU, a share of the free memory on a GPU).
 
     Attributes
     ----------
@@ -128,7 +128,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             tol=self.tol,
             sample_weight=sample_weight,
             random_state=self.random_state,
-            verbose=bool(self.verbose),
+            verbose=self.verbose,
             working_memory=self.working_memory,
         )
         self._reset_input_meta(X, res.centers.shape[1])
@@ -153,7 +153,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             An integer array in the namespace and on the device of ``X``.
         """
         X, C, xp = self._validate_after_fit(X)
-        labels, _ = assign(X, C, xp=xp, working_memory=self.working_memory)
+        labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def transform(self, X: Any) -> Array:
@@ -183,5 +183,5 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        J = inertia_impl(X, C, w, xp=xp, working_memory=self.working_memory)
+        J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
         return -float(to_host(J))

@@ -14,16 +14,19 @@ import numbers
 from typing import Any
 
 from .._backend import Array, device_of, to_host
-from .._drivers.minibatch import final_labels, init_centers, minibatch_fit, minibatch_step
-from .._math.distances import assign
-from .._math.objectives import inertia_impl
-from .._math.rbf_objectives import soft_stats_impl
-from .._math.responsibilities import responsibilities
+from .._drivers.init import check_init, resolve_init, resolve_n_init
+from .._drivers.minibatch import final_labels, minibatch_fit, minibatch_step
+from .._math import seam
 from .._validation import (
+    BOOLEAN,
+    NONE,
+    Interval,
     check_centers,
     check_data,
     check_kind,
+    check_lr,
     check_n_clusters,
+    check_param,
     check_random_state,
     check_sample_weight,
     check_sigma,
@@ -31,12 +34,6 @@ from .._validation import (
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
 __all__ = ["MiniBatchKMeans", "MiniBatchRBFKMeans"]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
@@ -61,34 +58,24 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
 
     # ---- validation ---------------------------------------------------------------------
     def _check_params(self, n: int) -> dict[str, Any]:
-        k = check_n_clusters(self.n_clusters, n)
-        batch_size = _positive_int("batch_size", self.batch_size)
-        max_iter = _positive_int("max_iter", self.max_iter)
-        tol = self.tol
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-            raise ValueError(f"tol must be a non-negative number, got {tol!r}")
-        mni = self.max_no_improvement
-        if mni is not None and (
-            isinstance(mni, bool) or not isinstance(mni, numbers.Integral) or mni < 0
-        ):
-            raise ValueError(f"max_no_improvement must be None or an int >= 0, got {mni!r}")
-        init_size = None if self.init_size is None else _positive_int("init_size", self.init_size)
-        if isinstance(self.n_init, str):
-            if self.n_init != "auto":
-                raise ValueError(
-                    f"n_init must be 'auto' or a positive integer, got {self.n_init!r}"
-                )
-            n_init = 3 if (isinstance(self.init, str) and self.init == "random") else 1
-        else:
-            n_init = _positive_int("n_init", self.n_init)
+        count = Interval(numbers.Integral, 1)
+        check_init(self.init)
         return {
-            "n_clusters": k,
-            "batch_size": batch_size,
-            "max_iter": max_iter,
-            "tol": float(tol),
-            "max_no_improvement": None if mni is None else int(mni),
-            "init_size": init_size,
-            "n_init": n_init,
+            "n_clusters": check_n_clusters(self.n_clusters, n),
+            "batch_size": check_param("batch_size", self.batch_size, count),
+            "max_iter": check_param("max_iter", self.max_iter, count),
+            "tol": check_param("tol", self.tol, Interval(numbers.Real, 0)),
+            "max_no_improvement": check_param(
+                "max_no_improvement", self.max_no_improvement, NONE, Interval(numbers.Integral, 0)
+            ),
+            "init_size": check_param("init_size", self.init_size, NONE, count),
+            "n_init": resolve_n_init(
+                self.n_init, self.init, auto_many=3, name=type(self).__name__, stacklevel=5
+            ),
+            "verbose": check_param(
+                "verbose", self.verbose, BOOLEAN, Interval(numbers.Integral, 0)
+            ),
+            "compute_labels": check_param("compute_labels", self.compute_labels, BOOLEAN),
         }
 
     # ---- fitting -------------------------------------------------------------------------
@@ -132,7 +119,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             tol=p["tol"],
             max_no_improvement=p["max_no_improvement"],
             working_memory=self.working_memory,
-            verbose=bool(self.verbose),
+            verbose=bool(p["verbose"]),
         )
         self._reset_input_meta(raw, d)
         self.cluster_centers_ = res.centers
@@ -183,15 +170,10 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         if first:
             p = self._check_params(n)
             rng = check_random_state(self.random_state)
-            C = init_centers(
-                X,
-                p["n_clusters"],
-                w,
-                rng,
-                init=self.init,
-                xp=xp,
+            C = resolve_init(
+                self.init, p["n_clusters"], X=X, Xc=X, mean=None, w=w, rng=rng, xp=xp,
                 working_memory=self.working_memory,
-            )
+            )()  # fmt: skip
             counts = xp.zeros((p["n_clusters"],), dtype=X.dtype, device=dev)
             self._reset_input_meta(raw, d)
             self._rng = rng
@@ -225,7 +207,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
     def predict(self, X: Any) -> Array:
         """Index of the nearest center of each sample (ties to the lowest index)."""
         X, C, xp = self._validate_after_fit(X)
-        return assign(X, C, xp=xp, working_memory=self.working_memory)[0]
+        return seam.assign(X, C, xp=xp, working_memory=self.working_memory)[0]
 
     def transform(self, X: Any) -> Array:
         """Euclidean (not squared) distance of each sample to each center (chunked)."""
@@ -250,12 +232,14 @@ class MiniBatchKMeans(_MiniBatchBase):
     with :math:`\eta_j = 1/(2 M_j)`.  Stopping and initialisation follow
     :class:`sklearn.cluster.MiniBatchKMeans` (``max_no_improvement`` on the
     exponentially weighted batch inertia, ``tol`` on the center shift, ``n_init`` inits
-    on ``init_size`` samples); random reassignment of small clusters is not done.
+    on ``init_size`` samples; ``n_init="auto"`` is 3 for "random" and callables, else
+    1); random reassignment of small clusters is not done.
 
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "k-means||", "random"}, array or callable, default="k-means++"
+    init : str, array or callable, default="k-means++"
+        "k-means++", "k-means||", "random" or "anneal", as :class:`KMeans`.
     max_iter : int, default=100
         Maximum number of passes (epochs) over the data.
     batch_size : int, default=1024
@@ -270,7 +254,8 @@ class MiniBatchKMeans(_MiniBatchBase):
     init_size : int or None, default=None
         Samples used for the initialisation (default ``max(3 batch_size, 3 k)``).
     n_init : "auto" or int, default="auto"
-        Initialisations tried on the ``init_size`` samples (auto: 3 for "random", else 1).
+        Initialisations tried on the ``init_size`` samples (auto: 3 for "random" and
+        callables, else 1).
     working_memory : float or None, default=None
 
     Attributes
@@ -342,7 +327,7 @@ class MiniBatchKMeans(_MiniBatchBase):
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        return -float(to_host(inertia_impl(X, C, w, xp=xp, working_memory=self.working_memory)))
+        return -float(to_host(seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)))
 
 
 class MiniBatchRBFKMeans(_MiniBatchBase):
@@ -440,19 +425,13 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         if sigma_end is not None and (sigma == 0) != (sigma_end == 0):
             raise ValueError("sigma and sigma_end must both be positive (or both 0)")
         kind = check_kind(self.kind, ("softmax", "entmax15"))
-        lr = self.lr
-        if isinstance(lr, str):
-            if lr != "lloyd":
-                raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
-        elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not float(lr) > 0:
-            raise ValueError(f"lr must be 'lloyd' or a positive float, got {lr!r}")
-        return sigma, sigma_end, kind, lr
+        return sigma, sigma_end, kind, check_lr(self.lr)
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1)."""
-        X, C, _ = self._validate_after_fit(X)
-        return responsibilities(
-            X, C, sigma=self.sigma_, kind=self.kind, working_memory=self.working_memory
+        X, C, xp = self._validate_after_fit(X)
+        return seam.responsibilities(
+            X, C, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
         )
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
@@ -461,7 +440,7 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        st = soft_stats_impl(
+        st = seam.soft_stats(
             X, C, w, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
         )
         return -float(to_host(st.free_energy))

@@ -7,21 +7,26 @@ import numbers
 from typing import Any
 
 from .._backend import Array, device_of, to_host
-from .._drivers.init import kmeans_plusplus_impl, random_init_impl
-from .._drivers.kmeans import _mean_rows
-from .._drivers.rbf import anneal, rbf_kmeans
-from .._math.distances import assign
-from .._math.objectives import inertia_impl
-from .._math.rbf_objectives import soft_stats_impl
-from .._math.responsibilities import responsibilities
+from .._drivers.engine import center, tolerance
+from .._drivers.init import resolve_init
+from .._drivers.rbf import (
+    _default_schedule,
+    anneal_prepared,
+    check_schedule,
+    check_update,
+    fit_fixed_sigma,
+)
+from .._math import seam
 from .._validation import (
-    check_centers,
-    check_data,
+    BOOLEAN,
+    Interval,
+    Options,
+    check_fit_inputs,
     check_kind,
-    check_n_clusters,
+    check_param,
     check_random_state,
     check_sample_weight,
-    check_sigma,
+    real_scalar,
 )
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
@@ -44,9 +49,10 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     n_clusters : int, default=8
     sigma : float or "anneal", default="anneal"
     kind : {"softmax", "entmax15"}, default="softmax"
-    init : {"k-means++", "random"}, array or callable, default="k-means++"
-        Initial centers (a callable is called as ``init(X, n_clusters,
-        random_state=rng)``).
+    init : str, array or callable, default="k-means++"
+        Initial centers ("k-means++", "k-means||", "random" or "anneal"), as
+        :class:`arbf.KMeans` (a callable is called as
+        ``init(X, n_clusters, random_state=rng)``).
     schedule : sequence of float, optional
         Temperatures for ``sigma="anneal"`` (default: :func:`arbf.anneal`'s, chosen
         from the data).
@@ -124,27 +130,6 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.verbose = verbose
         self.working_memory = working_memory
 
-    def _initial_centers(self, X: Array, w: Array | None, xp: Any) -> Array:
-        rng = check_random_state(self.random_state)
-        k = self.n_clusters
-        dev = device_of(X)
-        if isinstance(self.init, str):
-            if self.init not in ("k-means++", "random"):
-                raise ValueError(
-                    f"init must be 'k-means++', 'random', an array or a callable, "
-                    f"got {self.init!r}"
-                )
-            mean = _mean_rows(X, xp=xp)
-            if self.init == "k-means++":
-                C, _ = kmeans_plusplus_impl(
-                    X - mean, k, w, rng, xp=xp, working_memory=self.working_memory
-                )
-            else:
-                C, _ = random_init_impl(X - mean, k, w, rng, xp=xp)
-            return C + mean
-        given = self.init(X, k, random_state=rng) if callable(self.init) else self.init
-        return check_centers(given, k, X.shape[1], xp=xp, dtype=X.dtype, device=dev, like=X)
-
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> RBFKMeans:
         """Train the centers on ``X``.
 
@@ -159,52 +144,54 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self : RBFKMeans
         """
         X_raw = X
-        X, xp = check_data(X)
-        n, d = X.shape
-        check_n_clusters(self.n_clusters, n)
+        X, xp, k, w, rng = check_fit_inputs(X, self.n_clusters, sample_weight, self.random_state)
+        d = X.shape[1]
         kind = check_kind(self.kind, ("softmax", "entmax15"))
-        annealing = isinstance(self.sigma, str)
-        if annealing and self.sigma != "anneal":
-            raise ValueError(f"sigma must be a float >= 0 or 'anneal', got {self.sigma!r}")
-        sigma = None if annealing else check_sigma(self.sigma)
-        w = check_sample_weight(
-            sample_weight, n, xp=xp, dtype=X.dtype, device=device_of(X), like=X
+        sigma = check_param(
+            "sigma", real_scalar(self.sigma, "sigma"), Options("anneal"), Interval(numbers.Real, 0)
         )
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral):
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        C0 = self._initial_centers(X, w, xp)
-        common = dict(
-            sample_weight=w,
-            tol=self.tol,
-            update=self.update,
-            lr=self.lr,
-            working_memory=self.working_memory,
-            verbose=bool(self.verbose),
-        )
+        annealing = sigma == "anneal"
+        lr = check_update(self.update, self.lr)
+        max_iter = check_param("max_iter", self.max_iter, Interval(numbers.Integral, 1))
+        tol = check_param("tol", self.tol, Interval(numbers.Real, 0))
+        verbose = check_param("verbose", self.verbose, BOOLEAN, Interval(numbers.Integral, 0))
+        schedule = None if self.schedule is None else check_schedule(self.schedule)
+        wm = self.working_memory
+        mean, Xc = center(X, xp=xp)
+        C0 = resolve_init(
+            self.init, k, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp, working_memory=wm
+        )()
+        tol_abs = tolerance(X, tol, xp=xp)
         for attr in ("path_", "sigmas_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         if annealing:
-            res = anneal(
-                X, C0, kind=kind, schedule=self.schedule, max_iter=self.max_iter, **common
-            )
+            if schedule is None:
+                schedule = _default_schedule(
+                    Xc, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None, n_levels=None
+                )
+            res = anneal_prepared(
+                Xc, C0, w, mean, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter,
+                tol=tol_abs, lr=lr, finish=True, perturbation=1e-2,
+                rng=check_random_state(0), working_memory=wm, verbose=bool(verbose),
+            )  # fmt: skip
             C = res.centers
             self.path_ = res.path
             self.sigmas_ = res.sigmas
             self.sigma_ = float(res.sigmas[-1])
-            self.n_iter_ = int(res.n_iter.sum()) + (res.kmeans.n_iter if res.kmeans else 0)
+            self.n_iter_ = res.n_iter + (res.kmeans.n_iter if res.kmeans else 0)
         else:
-            assert sigma is not None
-            r = rbf_kmeans(X, C0, sigma=sigma, kind=kind, max_iter=self.max_iter, **common)
-            C = r.centers
-            self.sigma_ = sigma
-            self.n_iter_ = int(r.n_iter)
+            fp = fit_fixed_sigma(
+                Xc, C0, w, xp=xp, sigma=float(sigma), kind=kind, max_iter=max_iter,
+                tol=tol_abs, lr=lr, working_memory=wm, verbose=bool(verbose),
+            )  # fmt: skip
+            C = fp.centers + mean
+            self.sigma_ = float(sigma)
+            self.n_iter_ = int(fp.n_iter)
         self._reset_input_meta(X_raw, d)
         self.cluster_centers_ = C
-        self.labels_, _ = assign(X, C, xp=xp, working_memory=self.working_memory)
-        self.inertia_ = float(
-            to_host(inertia_impl(X, C, w, xp=xp, working_memory=self.working_memory))
-        )
+        self.labels_, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=wm)
+        self.inertia_ = float(to_host(J))
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
@@ -214,14 +201,14 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     def predict(self, X: Any) -> Array:
         """Nearest center of each sample (= the most responsible one, for every σ)."""
         X, C, xp = self._validate_after_fit(X)
-        labels, _ = assign(X, C, xp=xp, working_memory=self.working_memory)
+        labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1; entmax-1.5 is sparse)."""
-        X, C, _ = self._validate_after_fit(X)
-        return responsibilities(
-            X, C, sigma=self.sigma_, kind=self.kind, working_memory=self.working_memory
+        X, C, xp = self._validate_after_fit(X)
+        return seam.responsibilities(
+            X, C, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
         )
 
     def transform(self, X: Any) -> Array:
@@ -242,7 +229,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        st = soft_stats_impl(
+        st = seam.soft_stats(
             X,
             C,
             w,

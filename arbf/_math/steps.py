@@ -1,40 +1,26 @@
-"""Center updates: the Lloyd step (and, from the RBF layer, soft and gradient steps).
+r"""Center updates, public: the Lloyd step, the soft Lloyd step and the gradient step.
 
 Lloyd's update (hard responsibilities): ``mu_j <- sum_i w_i r_ij x_i / sum_i w_i r_ij``
-with ``r_ij = 1[j = argmin_l D_il]``.  A center that receives no weight keeps its
-position here (the K-Means driver relocates it, as scikit-learn does).
+with ``r_ij = 1[j = argmin_l D_il]``.  The soft Lloyd (fixed-point) step moves each center
+to its soft centroid :math:`m_j = \sum_i w_i r_{ij} x_i / N_j`, :math:`N_j = \sum_i w_i
+r_{ij}`.  The gradient step on the free energy is :math:`\mu_j - \eta_j \nabla_{\mu_j}
+F_\sigma` with :math:`\nabla_{\mu_j} F_\sigma = 2 (N_j \mu_j - \sum_i w_i r_{ij} x_i)`;
+the per-center step :math:`\eta_j = 1/(2N_j)` (``lr="lloyd"``) lands exactly on
+:math:`m_j` (Theorem 2), and with hard responsibilities (σ = 0) that is Lloyd's update.
+A center that receives no weight keeps its position here (the K-Means driver relocates
+it, as scikit-learn does).  The formulas are :mod:`arbf._math.core.updates`; these
+functions validate and call :mod:`arbf._math.seam`.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 from .._backend import Array
-from .._validation import check_x_centers_weights
-from .distances import lloyd_sums
+from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
+from . import seam
 
-__all__ = ["lloyd_step", "lloyd_step_impl", "safe_divide_centers"]
-
-
-def safe_divide_centers(sums: Array, weights: Array, fallback: Array, *, xp: ModuleType) -> Array:
-    """``sums_j / weights_j`` where ``weights_j > 0``, else ``fallback_j`` (no NaN)."""
-    pos = weights > 0
-    denom = xp.where(pos, weights, xp.ones_like(weights))
-    return xp.where(pos[:, None], sums / denom[:, None], fallback)
-
-
-def lloyd_step_impl(
-    X: Array,
-    C: Array,
-    sample_weight: Array | None,
-    *,
-    xp: ModuleType,
-    working_memory: float | None = None,
-) -> Array:
-    """Pure-standard Lloyd step over chunks; no host sync."""
-    _, sums, weights, _ = lloyd_sums(X, C, sample_weight, xp=xp, working_memory=working_memory)
-    return safe_divide_centers(sums, weights, C, xp=xp)
+__all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
 
 
 def lloyd_step(
@@ -78,4 +64,130 @@ def lloyd_step(
            [11.]], dtype=array_api_strict.float64)
     """
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    return lloyd_step_impl(X, C, w, xp=xp, working_memory=working_memory)
+    _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
+    return seam.safe_divide_centers(sums, weights, C, xp=xp)
+
+
+def soft_lloyd_step(
+    X: Any,
+    centers: Any,
+    /,
+    *,
+    sigma: float,
+    kind: str = "softmax",
+    sample_weight: Any = None,
+    working_memory: float | None = None,
+) -> Array:
+    r"""One soft Lloyd (fixed-point) update: each center moves to its soft centroid.
+
+    .. math::
+
+        \mu_j \leftarrow m_j = \frac{\sum_i w_i r_{ij} x_i}{N_j}, \qquad
+        N_j = \sum_i w_i r_{ij},
+
+    with :math:`r_{ij}` the responsibilities at temperature σ (σ divides the squared
+    distance; a Gaussian of width :math:`s` is :math:`\sigma = 2s^2`).  :math:`m_j` is
+    the zero of :math:`\nabla_{\mu_j} F_\sigma` with the responsibilities held fixed
+    (Lemma 1).  σ = 0 (or ``kind="hard"``) is exactly :func:`arbf.lloyd_step`.  A center
+    with :math:`N_j = 0` keeps its position.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Data, any Array API namespace.
+    centers : array of shape (n_clusters, n_features)
+        Centers, same namespace and device as ``X``.
+    sigma : float
+        Temperature ``>= 0``.
+    kind : {"softmax", "entmax15", "hard"}, default "softmax"
+    sample_weight : array of shape (n_samples,), optional
+        Non-negative weights :math:`w_i` (default 1).
+    working_memory : float, optional
+        Memory budget in MiB for the temporaries of one chunk of rows.
+
+    Returns
+    -------
+    new_centers : array of shape (n_clusters, n_features)
+        In the namespace, device and floating dtype of ``X``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0], [1.0], [3.0]])
+    >>> C = xp.asarray([[0.0], [2.0]])
+    >>> arbf.soft_lloyd_step(X, C, sigma=1.0, kind="entmax15")  # the middle point is split
+    Array([[0.33333333],
+           [2.33333333]], dtype=array_api_strict.float64)
+    """
+    sigma = check_sigma(sigma)
+    kind = check_kind(kind)
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
+    return seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
+
+
+def gradient_step(
+    X: Any,
+    centers: Any,
+    /,
+    *,
+    sigma: float,
+    kind: str = "softmax",
+    lr: Any = "lloyd",
+    sample_weight: Any = None,
+    working_memory: float | None = None,
+) -> Array:
+    r"""One gradient step on the free energy :math:`F_\sigma`.
+
+    .. math::
+
+        \mu_j \leftarrow \mu_j - \eta_j \nabla_{\mu_j} F_\sigma, \qquad
+        \nabla_{\mu_j} F_\sigma = 2 \sum_i w_i r_{ij} (\mu_j - x_i).
+
+    ``lr="lloyd"`` takes the per-center step :math:`\eta_j = 1/(2N_j)`,
+    :math:`N_j = \sum_i w_i r_{ij}`, which lands exactly on the soft centroid (Theorem 2:
+    the gradient step *is* the soft Lloyd step, and at σ = 0 Lloyd's step); a float
+    ``lr`` is a fixed step :math:`\eta_j = \mathrm{lr}`.  σ divides the squared distance
+    (a Gaussian of width :math:`s` is :math:`\sigma = 2s^2`).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Data, any Array API namespace.
+    centers : array of shape (n_clusters, n_features)
+        Centers, same namespace and device as ``X``.
+    sigma : float
+        Temperature ``>= 0``.
+    kind : {"softmax", "entmax15", "hard"}, default "softmax"
+    lr : "lloyd" or float, default "lloyd"
+        The step size.
+    sample_weight : array of shape (n_samples,), optional
+        Non-negative weights :math:`w_i` (default 1).
+    working_memory : float, optional
+        Memory budget in MiB for the temporaries of one chunk of rows.
+
+    Returns
+    -------
+    new_centers : array of shape (n_clusters, n_features)
+        In the namespace, device and floating dtype of ``X``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0], [1.0], [3.0]])
+    >>> C = xp.asarray([[0.0], [2.0]])
+    >>> arbf.gradient_step(X, C, sigma=0.0)  # Lloyd's step
+    Array([[0.5],
+           [3. ]], dtype=array_api_strict.float64)
+    >>> arbf.gradient_step(X, C, sigma=0.0, lr=0.25)
+    Array([[0.5],
+           [2.5]], dtype=array_api_strict.float64)
+    """
+    sigma = check_sigma(sigma)
+    kind = check_kind(kind)
+    lr = check_lr(lr)
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
+    return seam.step(C, st.mass, st.sums, lr, xp=xp)

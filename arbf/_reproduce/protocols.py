@@ -36,7 +36,8 @@ import numpy as np
 import arbf
 
 from .._backend import array_namespace, device_of, from_host, to_host
-from .._drivers.rbf import min_margin
+from .._drivers.rbf import critical_sigma, min_margin
+from .._math.seam import geometric
 
 __all__ = [
     "KINDS",
@@ -133,9 +134,7 @@ class DatasetRun:
 
 def critical_sigma_host(X: np.ndarray) -> float:
     """``σ_c = 2 λ_max(Cov X)``: the temperature of the first split (Rose et al. 1990)."""
-    Xc = X - X.mean(axis=0)
-    cov = Xc.T @ Xc / X.shape[0]
-    return float(2.0 * np.linalg.eigvalsh(np.atleast_2d(cov))[-1])
+    return critical_sigma(X, None, xp=array_namespace(X))
 
 
 def _host_init(Xh: np.ndarray, k: int, seed: np.random.SeedSequence) -> np.ndarray:
@@ -232,13 +231,13 @@ def _anneal(
         d=d,
         one_hot=np.asarray(a.one_hot, dtype=bool),
         sigma_exact=float(a.sigma_exact),
-        n_iter=np.asarray(a.n_iter),
+        n_iter=np.asarray(a.n_iter_per_level),
         inertia=float(a.kmeans.inertia) if a.kmeans is not None else math.nan,
     )
 
 
 def _schedule(sigma_hi: float, sigma_lo: float, n_levels: int) -> np.ndarray:
-    return np.geomspace(sigma_hi, sigma_lo, max(2, n_levels))
+    return geometric(sigma_hi, sigma_lo, max(2, n_levels))
 
 
 def _with(grid: np.ndarray, *extra: float) -> np.ndarray:

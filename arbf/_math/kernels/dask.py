@@ -1,17 +1,16 @@
-"""Native Dask fast path for the fused Lloyd pass: one task per row block.
+"""Dask routes of the compiled kernels: one task per row block.
 
-The pure-standard :func:`arbf._math.distances.lloyd_sums` on a Dask array builds about
-twenty small tasks per row block (distances, argmin, the one-hot segment sum, the
-inertia), and on a ``distributed`` cluster the per-task overhead then dominates.  Here
-each row block runs :func:`arbf._math.fast_numpy.lloyd_sums` (the NumPy fast path: chunked
-BLAS distances, float64 partial sums) in *one* task that returns the block's labels and
-its ``(sums, weights, inertia)`` partials packed in one vector; the partials are summed
+The pure :func:`arbf._math.core.distances.lloyd_sums` on a Dask array builds about twenty
+small tasks per row block (distances, argmin, the one-hot segment sum, the inertia), and
+on a ``distributed`` cluster the per-task overhead then dominates.  Here each row block
+runs the NumPy kernel (:func:`arbf._math.kernels.hard.lloyd_sums`: chunked BLAS
+distances, float64 partial sums) in *one* task that returns the block's labels and its
+``(sums, weights, inertia)`` partials packed in one vector; the partials are summed
 across blocks by Dask's tree reduction.  Nothing of size ``n x k`` exists beyond one
 block's chunked temporaries, and no data leaves the workers.  No host sync.
 
-Applies to Dask arrays of NumPy-backed float32/float64 blocks with a single column chunk
-(CuPy-backed Dask arrays take the generic path); ``ARBF_DISABLE_FAST_PATHS=1`` turns it
-off like the NumPy fast paths.
+For Dask arrays of NumPy float32/float64 blocks with a single column chunk (the seam
+checks that; CuPy-backed Dask arrays take the pure path).
 """
 
 from __future__ import annotations
@@ -20,32 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from . import fast_numpy
+from . import hard
 
-__all__ = ["applies", "lloyd_sums", "nearest_labels"]
-
-
-def applies(X: Any, C: Any, sample_weight: Any = None) -> bool:
-    """Whether the Dask fast path handles these arrays."""
-    if not fast_numpy.ENABLED:
-        return False
-    if not type(X).__module__.startswith("dask"):
-        return False
-    import dask.array as da
-
-    if not isinstance(X, da.Array) or X.ndim != 2 or X.numblocks[1] != 1:
-        return False
-    if not isinstance(getattr(X, "_meta", None), np.ndarray):
-        return False
-    if X.dtype not in (np.float32, np.float64) or C.dtype != X.dtype or C.ndim != 2:
-        return False
-    if sample_weight is not None and (
-        not isinstance(sample_weight, da.Array)
-        or sample_weight.ndim != 1
-        or not isinstance(getattr(sample_weight, "_meta", None), np.ndarray)
-    ):
-        return False
-    return True
+__all__ = ["lloyd_sums", "nearest_labels"]
 
 
 def _block(Xb: np.ndarray, Cb: np.ndarray, wb: np.ndarray | None = None) -> np.ndarray:
@@ -56,7 +32,7 @@ def _block(Xb: np.ndarray, Cb: np.ndarray, wb: np.ndarray | None = None) -> np.n
     if n_b == 0:
         return out
     Xb = np.asarray(Xb)
-    labels, sums, weights, inertia = fast_numpy.lloyd_sums(Xb, np.asarray(Cb), wb)
+    labels, sums, weights, inertia = hard.lloyd_sums(Xb, np.asarray(Cb), wb, working_memory=None)
     out[:n_b] = labels
     out[n_b : n_b + k * d] = sums.reshape(-1)
     out[n_b + k * d : n_b + k * (d + 1)] = weights
@@ -73,7 +49,7 @@ def _stats_of(b: np.ndarray, m: int) -> np.ndarray:
 
 
 def lloyd_sums(X: Any, C: Any, sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
-    """``(labels, sums, weights, inertia)`` as :func:`arbf._math.distances.lloyd_sums`.
+    """``(labels, sums, weights, inertia)`` as :func:`arbf._math.core.distances.lloyd_sums`.
 
     ``labels`` is a Dask ``int64`` vector chunked like the rows of ``X``; the others are
     small Dask arrays in ``X.dtype`` (one block each).
@@ -120,7 +96,7 @@ def lloyd_sums(X: Any, C: Any, sample_weight: Any = None) -> tuple[Any, Any, Any
 def _labels_block(Xb: np.ndarray, Cb: np.ndarray) -> np.ndarray:
     if Xb.shape[0] == 0:
         return np.zeros((0,), dtype=np.int64)
-    return fast_numpy.assign(np.asarray(Xb), np.asarray(Cb))[0].astype(np.int64)
+    return hard.assign(np.asarray(Xb), np.asarray(Cb), working_memory=None)[0].astype(np.int64)
 
 
 def nearest_labels(X: Any, C: Any) -> Any:

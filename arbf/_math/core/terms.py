@@ -1,6 +1,6 @@
 r"""Per-sample RBF clustering objectives for network layers (any Array API namespace).
 
-The functional core (:mod:`arbf._math.rbf_objectives`) returns totals over the data set
+The pass of :mod:`.soft` returns totals over the data set
 with σ a Python float.  A network layer needs the per-sample terms (for means, weights and
 minibatches) with σ possibly a 0-d array (a buffer driven by a schedule, or a learnable
 parameter), and must stay traceable by ``torch.compile`` and ``jax.jit``.  This module
@@ -25,9 +25,9 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._backend import Array, device_of
-from .._math.distances import labelled_sq_distances, sq_distances
-from .._math.responsibilities import onehot, soft_from_gaps
+from ..._backend import Array, device_of
+from .distances import labelled_sq_distances, sq_distances
+from .responsibilities import onehot, soft_from_gaps
 
 __all__ = ["OBJECTIVES", "SampleTerms", "reduce_terms", "sample_terms", "select_objective"]
 

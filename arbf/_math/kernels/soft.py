@@ -1,7 +1,7 @@
 r"""Native NumPy fast path for the soft statistics of the RBF relaxation.
 
-The pure-standard :func:`arbf._math.rbf_objectives.soft_stats_impl` is the tested
-reference; for NumPy float32/float64 inputs it dispatches here.  The arithmetic is the
+The pure-standard :func:`arbf._math.core.soft.soft_stats` is the tested reference;
+:mod:`arbf._math.seam` sends NumPy float32/float64 inputs here.  The arithmetic is the
 same — gaps :math:`G_{ij} = D_{ij} - D_{i,l_i}` to the nearest center :math:`l_i`, the
 exact nearest distance :math:`d_i = \lVert x_i - \mu_{l_i}\rVert^2`, responsibilities from
 the gaps (softmax, or entmax-1.5 by its exact threshold), then
@@ -9,126 +9,39 @@ the gaps (softmax, or entmax-1.5 by its exact threshold), then
 (softmax) or :math:`F_i = L_i - \sigma\,\tfrac43\sum_j (r_{ij} - r_{ij}^{3/2})` (entmax-1.5).
 
 Organisation (measured on the benchmark shapes, ``benchmarks/bench_rbf.py``): cache-sized
-chunks of rows over a few threads, as the hard fast path of :mod:`arbf._math.fast_numpy`;
+chunks of rows over a few threads, as the hard kernels of :mod:`.hard`;
 per chunk one BLAS product ``C X_c^T`` into a *transposed* ``k x rows`` buffer, one
 compiled ``nogil`` kernel (numba, the ``arbf[fast]`` extra) whose loops all run along the
 rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product
 ``(w r)^T X_c`` (entmax-1.5 with a small support adds its few nonzeros directly instead,
 and a chunk where every entmax-1.5 row is one-hot is accumulated with the hard path's own
 arithmetic and chunking, so it equals the hard pass bit for bit).
-The exponentials are computed in the kernel by a vectorisable ``exp`` (Cody–Waite
-reduction, degree-13 Taylor polynomial, exponent bits written directly; 1 ulp against
-NumPy's, with gradual underflow), so the kernel and the two products are the only calls
-per chunk and the threads rarely wait for the GIL.  ``Σ_i w_i log Σ_j e_ij`` for the
+The exponentials are computed in the kernel by a vectorisable ``exp`` (:mod:`.exp`), so
+the kernel and the two products are the only calls per chunk and the threads rarely wait
+for the GIL.  ``Σ_i w_i log Σ_j e_ij`` for the
 softmax free energy is taken over many chunks at once with NumPy's ``log``.  Partial sums
 are float64.
-
-Without numba this path is not used (the pure path is already vectorised NumPy).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
 
-from . import fast_numpy as _fast
+from ..._chunking import budget_mb
+from . import entmax as _entmax
+from . import exp as _exp
+from . import hard as _hard
+from .runtime import chunk_plan, lock, run_chunks
 
-__all__ = ["applies", "soft_stats"]
+__all__ = ["soft_stats"]
 
-_KINDS = ("softmax", "entmax15", "hard")
-
-
-def applies(X: Any, C: Any, sample_weight: Any, kind: str) -> bool:
-    """Whether this fast path handles the call (NumPy floats, numba installed, enabled)."""
-    return (
-        _fast.HAVE_NUMBA
-        and _fast.USE_NUMBA
-        and kind in _KINDS
-        and _fast.applies(X, C, sample_weight)
-    )
-
-
-# --------------------------------------------------------------------------------------
-# a vectorisable exp (the kernels inline it; compiled without reassociation)
-# --------------------------------------------------------------------------------------
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that q * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_TWO_M600 = 2.0**-600
-# 1/i! for the Taylor polynomial of e^r, |r| <= ln(2)/2 (truncation error < 1e-17)
-_E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
-    1.0 / math.factorial(i) for i in range(3, 14)
-)
-
-
-def _exp_parts_python(v):
-    """``e^v = p · 2^e`` for ``v <= 0``: returns ``p`` and the float64 bit pattern of
-    ``2^e`` (as int64), so a caller writes the bits, reads them back as a float and
-    multiplies — branch-free, hence vectorised.  ``v = q ln 2 + r`` with
-    ``q = round(v / ln 2)`` (Cody–Waite: the two-part ``ln 2`` keeps ``r`` exact to
-    rounding), ``e^r`` by Horner.  Results below the normal range take ``2^-600`` into
-    ``p`` first (gradual underflow, one rounding); ``v < -1100`` gives 0.  Must be
-    compiled without reassociation, which would merge the two parts of ``ln 2``."""
-    v = max(v, -1100.0)
-    q = math.floor(v * _LOG2E + 0.5)
-    r = (v - q * _LN2_HI) - q * _LN2_LO
-    p = _E12 + r * _E13  # Horner, highest degree first
-    p = _E11 + r * p
-    p = _E10 + r * p
-    p = _E9 + r * p
-    p = _E8 + r * p
-    p = _E7 + r * p
-    p = _E6 + r * p
-    p = _E5 + r * p
-    p = _E4 + r * p
-    p = _E3 + r * p
-    p = 0.5 + r * p
-    p = 1.0 + r * p
-    p = 1.0 + r * p
-    low = q < -1000.0
-    p = p * (_TWO_M600 if low else 1.0)
-    bits = (np.int64(q + (600.0 if low else 0.0)) + 1023) << 52
-    return p, bits
-
-
-_exp_parts: Any = None  # the compiled _exp_parts_python, set by _get_kernels
-
-# float32: the same scheme in float32 arithmetic (16 lanes per AVX-512 vector)
-_F_LOG2E = np.float32(1.4426950408889634)
-_F_LN2_HI = np.float32(0.693359375)  # 8 significant bits: q * _F_LN2_HI is exact
-_F_LN2_LO = np.float32(-2.12194440e-4)
-_F_TWO_M64 = np.float32(2.0**-64)
-_F_HALF = np.float32(0.5)
-_F_ONE = np.float32(1.0)
-# 1/i!, i = 2..7: truncation error < 6e-9 for |r| <= ln(2)/2
-_F2, _F3, _F4, _F5, _F6, _F7 = (np.float32(1.0 / math.factorial(i)) for i in range(2, 8))
-
-
-def _exp_parts32_python(v):
-    """float32 version of :func:`_exp_parts_python` (``v <= 0``): ``(p, bits)`` with
-    ``bits`` the float32 bit pattern (int32) of ``2^e``; results below the normal range
-    take ``2^-64`` into ``p`` first; ``v < -104`` gives 0."""
-    v = max(v, np.float32(-104.0))
-    q = np.floor(v * _F_LOG2E + _F_HALF)
-    r = (v - q * _F_LN2_HI) - q * _F_LN2_LO
-    p = _F6 + r * _F7
-    p = _F5 + r * p
-    p = _F4 + r * p
-    p = _F3 + r * p
-    p = _F2 + r * p
-    p = _F_ONE + r * p
-    p = _F_ONE + r * p
-    low = q < np.float32(-125.0)
-    p = p * (_F_TWO_M64 if low else _F_ONE)
-    bits = (np.int32(q + (np.float32(64.0) if low else np.float32(0.0))) + np.int32(127)) << 23
-    return p, bits
-
-
-_exp_parts32: Any = None  # compiled by _get_kernels
+_exp_parts: Any = None  # .exp's compiled helpers, bound here by _get_kernels
+_exp_parts32: Any = None
+_support_root: Any = None  # .entmax's compiled threshold helpers, bound by _get_kernels
+_entmax_tau: Any = None
 
 
 # --------------------------------------------------------------------------------------
@@ -139,7 +52,7 @@ _exp_parts32: Any = None  # compiled by _get_kernels
 
 def _nearest_inertia_python(X, C, lab, w, m):
     """``Σ_i w_i ||x_i - c_{l_i}||^2`` over the first ``m`` rows, in the order and rounding
-    of :func:`arbf._math.fast_numpy._chunk_python` (the same distance helper)."""
+    of the hard chunk kernel (:mod:`.hard`, the same distance helper)."""
     has_w = w.shape[0] > 0
     tot = 0.0
     for i in range(m):
@@ -147,7 +60,7 @@ def _nearest_inertia_python(X, C, lab, w, m):
     return tot
 
 
-_sq_dist: Any = None  # fast_numpy's compiled distance helper, set by _get_kernels
+_sq_dist: Any = None  # .hard's compiled distance helper, bound by _get_kernels
 
 
 def _onehot_sums_python(X, lab, w, m, sums, mass):
@@ -189,66 +102,6 @@ _nearest_inertia: Any = None  # compiled by _get_kernels (strict)
 _nearest_inertia_fast: Any = None  # the same, with the kernels' fast-math flags
 _onehot_sums: Any = None
 _sparse_sums: Any = None
-
-
-# --------------------------------------------------------------------------------------
-# the entmax-1.5 threshold of one row (shared by the chunk kernel and entmax15_rows)
-# --------------------------------------------------------------------------------------
-
-
-def _support_root_python(n_in, a1, a2):
-    """The smaller root ``τ`` of ``Σ_{j∈S} (y_j - τ)^2 = 1`` for a support ``S`` of size
-    ``n_in`` with ``Σ y_j = a1`` and ``Σ y_j^2 = a2`` (the sort-based formula)."""
-    mean = a1 / n_in
-    delta = (1.0 - (a2 - a1 * mean)) / n_in
-    return mean - math.sqrt(delta if delta > 0.0 else 0.0)
-
-
-def _entmax_tau_python(y):
-    """``(τ, support size)`` with ``Σ_j [y_j - τ]_+^2 = 1`` for scores ``y`` whose maximum
-    is 0: Newton on that convex decreasing function from ``τ = -1`` (left of the root, so
-    the iterates increase), stopping as soon as the exact root for the current support is
-    consistent with that support."""
-    t = -1.0
-    n_in = 0.0
-    for _ in range(200):
-        n_in = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        least = np.inf
-        top_out = -np.inf
-        for j in range(y.shape[0]):
-            v = np.float64(y[j])
-            if v > t:
-                n_in += 1.0
-                a1 += v
-                a2 += v * v
-                least = min(least, v)
-            else:
-                top_out = max(top_out, v)
-        tq = _support_root(n_in, a1, a2)
-        if least >= tq and top_out <= tq:
-            return tq, n_in
-        f = a2 - 2.0 * t * a1 + n_in * t * t - 1.0
-        t = t + f / (2.0 * (a1 - n_in * t))
-    return t, n_in
-
-
-_support_root: Any = None  # compiled by _threshold_helpers
-_entmax_tau: Any = None
-
-
-def _threshold_helpers() -> None:
-    """Compile the two threshold helpers (before any kernel that calls them)."""
-    global _support_root, _entmax_tau
-    if _entmax_tau is None:
-        import numba
-
-        # strict, and fastmath set explicitly: numba lets a callee that leaves it unset
-        # inherit its caller's flags
-        strict = numba.njit(nogil=True, cache=True, fastmath=False)
-        _support_root = strict(_support_root_python)
-        _entmax_tau = strict(_entmax_tau_python)
 
 
 # --------------------------------------------------------------------------------------
@@ -465,29 +318,20 @@ def _chunk_python(
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 _kernels: dict[str, Any] = {}
-_kernel_lock = threading.Lock()
 
 
 def _get_kernels() -> dict[str, Any]:
-    global \
-        _exp_parts, \
-        _exp_parts32, \
-        _nearest_inertia, \
-        _nearest_inertia_fast, \
-        _onehot_sums, \
-        _sparse_sums
-    global _sq_dist
+    global _exp_parts, _exp_parts32, _support_root, _entmax_tau
+    global _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums, _sq_dist
     if not _kernels:
-        with _kernel_lock:
+        # helpers first: the kernel resolves (and inlines) them when compiled
+        _sq_dist = _hard.get_sq_dist()
+        _support_root, _entmax_tau = _entmax.threshold_helpers()
+        _exp_parts, _exp_parts32 = _exp.compiled()
+        with lock:
             if not _kernels:
                 import numba
 
-                # helpers first: the kernel resolves (and inlines) them when compiled
-                _sq_dist = _fast.get_sq_dist()
-                _threshold_helpers()
-                exp_jit = numba.njit(nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"})
-                _exp_parts = exp_jit(_exp_parts_python)
-                _exp_parts32 = exp_jit(_exp_parts32_python)
                 # fastmath must be given explicitly: numba lets a callee that leaves it
                 # unset inherit the caller's flags
                 strict = numba.njit(nogil=True, cache=True, fastmath=False)
@@ -533,15 +377,15 @@ def soft_stats(
     *,
     sigma: float,
     kind: str,
-    working_memory: float | None = None,
+    working_memory: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(sums, mass, L, F, J)`` in ``X``'s dtype, as
-    :func:`arbf._math.rbf_objectives.soft_stats_impl` (accumulated in float64)."""
+    :func:`arbf._math.core.soft.soft_stats` (accumulated in float64)."""
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
     if sigma == 0 or kind == "hard" or not math.isfinite(1.0 / float(sigma)):
-        _, sums, wsum, inertia = _fast.lloyd_sums(
+        _, sums, wsum, inertia = _hard.lloyd_sums(
             X, C, sample_weight, working_memory=working_memory
         )
         return sums, wsum, inertia, inertia.copy(), inertia.copy()
@@ -557,10 +401,8 @@ def soft_stats(
     # softmax holds two k x rows buffers per thread: budget them as 2k columns.
     # entmax-1.5 holds one, and chunks exactly as the hard path (a one-hot pass then
     # reproduces the hard pass bit for bit, partial sums included)
-    rows, threads = _fast._chunk_plan(
-        n, 2 * k if softmax else k, d, dtype.itemsize, working_memory
-    )
-    budget = _fast.DEFAULT_WORKING_MEMORY_MB if working_memory is None else working_memory
+    rows, threads = chunk_plan(n, 2 * k if softmax else k, d, dtype.itemsize, working_memory)
+    budget = budget_mb(working_memory)
     # the softmax row sums of up to 32 chunks are logged at once (<= 1/8 of the budget)
     s_chunks = int(min(32, max(1, budget * 2**20 / (64 * threads * rows))))
     s_rows = rows * s_chunks if softmax else 0
@@ -616,7 +458,7 @@ def soft_stats(
         if dense:
             st.sums += np.dot(E, Xc, out=st.prod)
 
-    states = _fast._run_chunks(n, rows, threads, work, make_state)
+    states = run_chunks(n, rows, threads, work, make_state)
     for st in states:
         flush(st)
     sums, mass, acc = states[0].sums, states[0].mass, states[0].acc
@@ -631,67 +473,3 @@ def soft_stats(
         np.asarray(acc[1], dtype=dtype),
         np.asarray(acc[2], dtype=dtype),
     )
-
-
-# --------------------------------------------------------------------------------------
-# entmax-1.5 of a score matrix (rows independent)
-# --------------------------------------------------------------------------------------
-
-
-def _entmax15_rows_python(z, out):
-    """``out_i = entmax15(z_i)`` for each row: the threshold τ of ``y = (z - max z)/2``
-    by :func:`_entmax_tau_python` (as in the soft-statistics kernel); ``-inf`` scores
-    get 0."""
-    m, k = z.shape
-    y = np.empty(k, dtype=np.float64)
-    for i in range(m):
-        mx = -np.inf
-        for j in range(k):
-            mx = max(mx, np.float64(z[i, j]))
-        for j in range(k):
-            y[j] = (np.float64(z[i, j]) - mx) * 0.5
-        tau, _ = _entmax_tau(y)
-        for j in range(k):
-            u = y[j] - tau
-            out[i, j] = u * u if u > 0.0 else 0.0
-
-
-_row_kernels: dict[str, Any] = {}
-
-
-def entmax15_applies(z: Any) -> bool:
-    """Whether :func:`entmax15_rows` handles ``z`` (2-D NumPy float, numba, enabled)."""
-    return (
-        _fast.ENABLED
-        and _fast.HAVE_NUMBA
-        and _fast.USE_NUMBA
-        and type(z) is np.ndarray
-        and z.ndim == 2
-        and z.dtype in (np.float32, np.float64)
-        and z.shape[0] > 0
-        and z.shape[1] > 0
-    )
-
-
-def entmax15_rows(z: np.ndarray) -> np.ndarray:
-    """Exact entmax-1.5 of every row of ``z`` (compiled, over threads); never writes ``z``."""
-    if not _row_kernels:
-        with _kernel_lock:
-            if not _row_kernels:
-                _threshold_helpers()
-                import numba
-
-                _row_kernels["entmax15"] = numba.njit(nogil=True, cache=True)(
-                    _entmax15_rows_python
-                )
-    kernel = _row_kernels["entmax15"]
-    n, k = z.shape
-    out = np.empty_like(z, order="C")
-    rows, threads = _fast._chunk_plan(n, 2 * k, 0, z.dtype.itemsize, None)
-
-    def work(a: int, _: None) -> None:
-        b = min(a + rows, n)
-        kernel(z[a:b], out[a:b])
-
-    _fast._run_chunks(n, rows, threads, work, lambda: None)
-    return out

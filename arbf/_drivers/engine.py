@@ -1,0 +1,275 @@
+"""The Lloyd engine: K-Means on prepared data (scikit-learn's ``_kmeans_single_lloyd``).
+
+Callers validate and centre the data once (:func:`center`), then run :func:`lloyd` —
+one run from given centers — or :func:`best_of` — ``runs`` runs from an initialisation
+function, the best kept.  The public :func:`arbf.kmeans`, k-means‖ (on its weighted
+candidates), deterministic annealing (center swaps and the hand-over to Lloyd) and the
+RBF annealer's finish (:func:`finish`) all run this engine; none re-enters a public
+function.
+
+One host synchronisation per iteration: the center shift, the inertia, "labels
+unchanged" and the cluster weights come to the host together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import Array, device_of, from_host, host_view, materialize, to_host
+from .._chunking import chunk_rows, iter_chunks
+from .._math import seam
+from .._messages import convergence_warning, emit
+from .results import KMeansResult
+
+__all__ = ["best_of", "center", "finish", "lloyd", "tolerance", "warn_fewer_clusters"]
+
+
+def tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
+    """scikit-learn's absolute tolerance: ``tol * mean_f Var(X[:, f])`` (a host sync)."""
+    if tol == 0:
+        return 0.0
+    return float(to_host(xp.mean(xp.var(X, axis=0)))) * tol
+
+
+def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(mean, X - mean)`` with the column means of ``X`` (scikit-learn centres the data
+    before K-Means, for precision); on Dask the mean is computed once and kept."""
+    (mean,) = materialize(seam.mean_rows(X, xp=xp), xp=xp)
+    return mean, X - mean
+
+
+def _relocate_empty(
+    X: Array,
+    w: Array | None,
+    C_old: Array,
+    sums: Array,
+    weights: Array,
+    labels: Array,
+    empty: np.ndarray,
+    *,
+    xp: ModuleType,
+    working_memory: Any,
+) -> tuple[Array, Array]:
+    """Move each empty cluster onto one of the samples farthest from their center.
+
+    scikit-learn's rule: the ``n_empty`` samples with the largest
+    ``||x_i - c_{labels_i}||^2`` become the new centers (largest first); their weight and
+    mass are moved out of their old cluster.  Nothing moves when every sample sits on its
+    center (more clusters than distinct samples).  Host-side on k x d arrays (rare path).
+    """
+    rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
+    dist = xp.concat(
+        [
+            seam.labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp)
+            for a, b in iter_chunks(X.shape[0], rows)
+        ]
+    )
+    n_empty = int(empty.shape[0])
+    if not float(to_host(xp.max(dist))) > 0:
+        # more clusters than distinct samples: relocating is pointless (scikit-learn)
+        return sums, weights
+    far = to_host(xp.argsort(dist, descending=True, stable=True)[:n_empty]).astype(np.int64)
+    dev = device_of(X)
+    far_d = from_host(far, xp=xp, device=dev)
+    Xf = to_host(xp.take(X, far_d, axis=0)).astype(np.float64)
+    wf = np.ones(n_empty) if w is None else to_host(xp.take(w, far_d, axis=0)).astype(np.float64)
+    lf = to_host(xp.take(labels, far_d, axis=0)).astype(np.int64)
+    sums_h = to_host(sums).astype(np.float64, copy=True)
+    weights_h = to_host(weights).astype(np.float64, copy=True)
+    for e, j in enumerate(empty):
+        old = lf[e]
+        sums_h[old] -= Xf[e] * wf[e]
+        sums_h[j] = Xf[e] * wf[e]
+        weights_h[j] = wf[e]
+        weights_h[old] -= wf[e]
+    return (
+        from_host(sums_h, xp=xp, device=dev, dtype=X.dtype),
+        from_host(weights_h, xp=xp, device=dev, dtype=X.dtype),
+    )
+
+
+def _park_weightless(C: Array, weights: Array, *, xp: ModuleType) -> Array:
+    """Put centers whose cluster still has no weight on the heaviest cluster's center.
+
+    That happens after relocation when the moved samples have zero weight, or when
+    nothing could be relocated; scikit-learn does the same (rather than leave them at the
+    origin or where they were).
+    """
+    weights_h = to_host(weights)
+    if not (weights_h == 0).any():
+        return C
+    heavy = int(np.argmax(weights_h))
+    return xp.where((weights > 0)[:, None], C, C[heavy : heavy + 1, ...])
+
+
+def lloyd(
+    X: Array,
+    w: Array | None,
+    C0: Array,
+    *,
+    xp: ModuleType,
+    max_iter: int,
+    tol: float,
+    verbose: bool = False,
+    working_memory: Any = None,
+) -> KMeansResult:
+    """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
+
+    Stops on strict label convergence, or when the squared center shift is ``<= tol``
+    (absolute: :func:`tolerance`), or after ``max_iter`` iterations; unless labels
+    converged strictly, a final assignment makes labels match centers.  Empty clusters
+    are relocated to the farthest samples.  The result is in ``X``'s coordinates.
+    """
+    C = C0
+    labels_old: Array | None = None
+    inertias: list[float] = []
+    shifts: list[float] = []
+    strict = converged = False
+    i = 0
+    for i in range(max_iter):
+        labels, sums, weights, inert = seam.lloyd_sums(
+            X, C, w, xp=xp, working_memory=working_memory
+        )
+        C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+        diff = C_new - C
+        stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
+        # labels on the host (NumPy, CPU torch): compared there, without a device pass
+        h_labels = host_view(labels, floats_only=False)
+        same_host = None
+        if labels_old is not None:
+            h_old = host_view(labels_old, floats_only=False)
+            if h_labels is not None and h_old is not None:
+                same_host = bool(np.array_equal(h_labels, h_old))
+            else:
+                stats.append(xp.astype(xp.all(labels == labels_old), C.dtype))
+        host_vec = xp.concat([xp.stack(stats), xp.astype(weights, C.dtype)])
+        # Dask: evaluate this iteration's graph once (a tree reduction of the sums, counts
+        # and inertia over the row chunks) and keep the new centers (k x d) and the labels
+        # (distributed, n) as concrete chunks, so iteration t+1 does not re-run 1..t.
+        C_new, labels, sums, weights, host_vec = materialize(
+            C_new, labels, sums, weights, host_vec, xp=xp
+        )
+        # the one host sync of the iteration: shift, inertia, "labels unchanged", weights
+        host = to_host(host_vec)
+        shift, inertia_i = float(host[0]), float(host[1])
+        if same_host is not None:
+            same = same_host
+        else:
+            same = labels_old is not None and bool(host[2])
+        empty = np.flatnonzero(host[len(stats) :] == 0)
+        if empty.size:  # rare: relocate empty clusters, then recompute the shift
+            sums, weights = _relocate_empty(
+                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
+            )
+            C_new = _park_weightless(
+                seam.safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp
+            )
+            diff = C_new - C
+            shift = float(to_host(xp.sum(diff * diff)))
+        inertias.append(inertia_i)
+        shifts.append(shift)
+        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i)
+        C = C_new
+        if same:
+            emit(verbose, "Converged at iteration %d: strict convergence.", i)
+            strict = converged = True
+            break
+        if shift <= tol:
+            emit(
+                verbose, "Converged at iteration %d: center shift %s within tolerance %s.",
+                i, shift, tol,
+            )  # fmt: skip
+            converged = True
+            break
+        labels_old = labels
+    if strict:
+        # the labels are the nearest-center labels of C: their inertia equals seam.inertia
+        inert = seam.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
+    else:
+        labels, inert = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+        labels, inert = materialize(labels, inert, xp=xp)
+    return KMeansResult(
+        centers=C,
+        labels=labels,
+        inertia=float(to_host(inert)),
+        n_iter=i + 1,
+        converged=converged,
+        history={"inertia": np.asarray(inertias), "center_shift": np.asarray(shifts)},
+    )
+
+
+def same_clustering(a: Array, b: Array) -> bool:
+    """Whether two labelings are the same partition up to a renaming of the labels."""
+    la, lb = to_host(a).astype(np.int64), to_host(b).astype(np.int64)
+    pairs = np.unique(la * (int(max(la.max(), lb.max())) + 1) + lb)
+    return bool(pairs.size == np.unique(la).size == np.unique(lb).size)
+
+
+def best_of(
+    X: Array,
+    w: Array | None,
+    init: Callable[[], Array],
+    runs: int,
+    *,
+    xp: ModuleType,
+    max_iter: int,
+    tol: float,
+    verbose: bool = False,
+    working_memory: Any = None,
+) -> KMeansResult:
+    """``runs`` Lloyd runs on prepared ``X``, each from ``init()``; the best is kept.
+
+    A later run replaces the best only if its inertia is lower *and* it is a different
+    partition (scikit-learn's rounding guard).  ``n_init_inertia`` lists every run's.
+    """
+    best: KMeansResult | None = None
+    all_inertia: list[float] = []
+    for _ in range(runs):
+        C0 = init()
+        emit(verbose, "Initialization complete")
+        out = lloyd(
+            X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
+            working_memory=working_memory,
+        )  # fmt: skip
+        all_inertia.append(out.inertia)
+        if best is None or (
+            out.inertia < best.inertia and not same_clustering(out.labels, best.labels)
+        ):
+            best = out
+    assert best is not None
+    return dataclasses.replace(best, n_init_inertia=all_inertia)
+
+
+def warn_fewer_clusters(labels: Array, n_clusters: int, *, stacklevel: int = 3) -> None:
+    """scikit-learn's warning when fewer distinct clusters than ``n_clusters`` came out."""
+    # labels are in [0, n_clusters): a bincount is several times cheaper than np.unique
+    distinct = int(np.count_nonzero(np.bincount(to_host(labels), minlength=n_clusters)))
+    if distinct < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+            f"({n_clusters}). Possibly due to duplicate points in X.",
+            convergence_warning(),
+            stacklevel=stacklevel,
+        )
+
+
+def finish(
+    Xc: Array, C: Array, w: Array | None, mean: Array, *, xp: ModuleType, working_memory: Any
+) -> tuple[Array, KMeansResult]:
+    """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
+    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over.
+
+    Returns the final centers in the centred coordinates and the :class:`KMeansResult`
+    in the data's own coordinates.
+    """
+    km = lloyd(Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory)
+    warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
+    return km.centers, dataclasses.replace(
+        km, centers=km.centers + mean, n_init_inertia=[km.inertia]
+    )

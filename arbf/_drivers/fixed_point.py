@@ -1,0 +1,93 @@
+r"""The one fixed-point loop of the RBF relaxation at a fixed temperature.
+
+Each iteration is one pass (:func:`arbf._math.seam.soft_stats`) and one update
+(:func:`arbf._math.seam.step`): the soft Lloyd step
+:math:`\mu_j \leftarrow \sum_i w_i r_{ij} x_i / N_j` (``lr="lloyd"``, Lemma 1 and
+Theorem 2) or a gradient step of size ``lr`` on :math:`F_\sigma`.  It stops when the
+squared center shift :math:`\sum_j \lVert\Delta\mu_j\rVert^2` is at most ``tol``
+(absolute) or after ``max_iter`` iterations.  :func:`arbf.rbf_kmeans`, :func:`arbf.anneal`
+and deterministic annealing run it.
+
+One host synchronisation per iteration: the shift and :math:`F_\sigma`,
+:math:`L_\sigma`, :math:`J` (at the centers *before* the update) come to the host
+together; on Dask the new centers are evaluated once per iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import Array, materialize, to_host
+from .._math import seam
+
+__all__ = ["FixedPoint", "fixed_point"]
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """One run of :func:`fixed_point`.
+
+    ``last`` holds the host values ``[shift, F, L, J]`` of the last iteration; ``history``
+    the per-iteration ``"center_shift"``, ``"free_energy"``, ``"soft_distortion"`` and
+    ``"inertia"``.
+    """
+
+    centers: Array
+    n_iter: int
+    converged: bool
+    last: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def fixed_point(
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    sigma: float,
+    kind: str,
+    max_iter: int,
+    tol: float,
+    lr: float | str = "lloyd",
+    working_memory: Any = None,
+) -> FixedPoint:
+    """Iterate the update at temperature ``sigma`` from ``C`` (see the module docstring).
+
+    Raises :class:`FloatingPointError` on a non-finite update (a float ``lr`` too large).
+    """
+    names = ("center_shift", "free_energy", "soft_distortion", "inertia")
+    hist: dict[str, list[float]] = {name: [] for name in names}
+    host = np.zeros(4)
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
+        C_new = seam.step(C, st.mass, st.sums, lr, xp=xp)
+        diff = C_new - C
+        stats = xp.stack(
+            [
+                xp.sum(diff * diff),
+                xp.astype(st.free_energy, C.dtype),
+                xp.astype(st.soft_distortion, C.dtype),
+                xp.astype(st.inertia, C.dtype),
+            ]
+        )
+        C_new, stats = materialize(C_new, stats, xp=xp)  # Dask: one evaluation per iteration
+        host = to_host(stats).astype(np.float64)
+        for name, value in zip(names, host, strict=True):
+            hist[name].append(float(value))
+        if not np.isfinite(host[0]):
+            hint = "" if isinstance(lr, str) else "; the learning rate lr is probably too large"
+            raise FloatingPointError(
+                f"non-finite center update at sigma={sigma:g} (iteration {it}){hint}"
+            )
+        C = C_new
+        if host[0] <= tol:
+            converged = True
+            break
+    return FixedPoint(C, it, converged, host, hist)

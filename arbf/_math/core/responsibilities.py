@@ -1,0 +1,86 @@
+r"""Responsibilities :math:`r_{ij}` of the normalised Gaussian RBF network (SPEC §1).
+
+With squared distances :math:`D_{ij} = \lVert x_i - \mu_j\rVert^2` and temperature σ (σ
+divides the squared distance; a Gaussian of width :math:`s` is :math:`\sigma = 2s^2`), the
+scores are :math:`z_{ij} = -D_{ij}/\sigma` and each row is mapped to the simplex by
+
+- ``"softmax"``: :math:`r_i = \operatorname{softmax}(z_i)`, always max-shifted, i.e.
+  computed from the gaps :math:`G_{ij} = D_{ij} - \min_l D_{il} \ge 0` as
+  :math:`e^{-G_{ij}/\sigma} / \sum_l e^{-G_{il}/\sigma}` (never :math:`e^{-D/\sigma}` raw);
+- ``"entmax15"``: :math:`r_{ij} = [z_{ij}/2 - \tau_i]_+^2` (exact, sparse);
+- ``"hard"`` (and σ = 0 for every kind): the one-hot of :math:`\operatorname{argmin}_j
+  D_{ij}`, ties to the lowest index.
+
+:func:`from_distances` maps one chunk of distances and :func:`responsibilities` walks
+the data in chunks (the reference; the public, validated function is
+:func:`arbf.responsibilities`).  No host sync.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from ..._backend import Array, device_of
+from ..._chunking import chunk_rows, iter_chunks
+from .distances import sq_distances, sq_norms
+from .entmax import entmax15_sqrt
+
+__all__ = ["from_distances", "gaps", "onehot", "responsibilities", "soft_from_gaps"]
+
+
+def onehot(labels: Array, k: int, *, dtype: Any, xp: ModuleType) -> Array:
+    """``(n, k)`` one-hot matrix of integer ``labels`` in ``dtype``."""
+    ks = xp.arange(k, dtype=labels.dtype, device=device_of(labels))
+    return xp.astype(labels[:, None] == ks[None, :], dtype)
+
+
+def gaps(D: Array, *, xp: ModuleType) -> Array:
+    """``G_ij = D_ij - min_l D_il`` (>= 0, exactly 0 at the row minimum)."""
+    G = D - xp.min(D, axis=1, keepdims=True)
+    return xp.clip(G, 0.0, None)
+
+
+def soft_from_gaps(G: Array, *, sigma: float, kind: str, xp: ModuleType) -> tuple[Array, Array]:
+    """Soft responsibilities from the gaps of one chunk, for ``sigma > 0``.
+
+    Returns ``(R, aux)``: for ``"softmax"`` ``aux = log sum_l exp(-G_il/σ)`` (>= 0, one
+    per row); for ``"entmax15"`` ``aux = sqrt(R)`` (so that ``R**1.5 = aux**3`` with no
+    ``sqrt(0)`` in the autodiff graph).
+    """
+    z = G / (-sigma)
+    if kind == "softmax":
+        e = xp.exp(z)  # the row minimum contributes exp(0) = 1: no underflow to 0/0
+        s = xp.sum(e, axis=1, keepdims=True)
+        return e / s, xp.log(s[:, 0])
+    if kind == "entmax15":
+        u = entmax15_sqrt(z, xp=xp)
+        return u * u, u
+    raise ValueError(f"no soft responsibilities for kind {kind!r}")
+
+
+def from_distances(D: Array, *, sigma: float, kind: str, xp: ModuleType) -> Array:
+    """Responsibilities of one chunk of squared distances ``D`` (``n_c x k``).
+
+    ``kind`` is ``"softmax"``, ``"entmax15"`` or ``"hard"``; ``sigma == 0`` means hard
+    for every kind.  Pure array operations, no host sync (safe under ``jax.jit``).
+    """
+    if sigma == 0 or kind == "hard":
+        return onehot(xp.argmin(D, axis=1), D.shape[1], dtype=D.dtype, xp=xp)
+    R, _ = soft_from_gaps(gaps(D, xp=xp), sigma=sigma, kind=kind, xp=xp)
+    return R
+
+
+def responsibilities(
+    X: Array, C: Array, *, sigma: float, kind: str, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """Responsibilities of ``C`` for every row of ``X`` (``n x k``), over chunks."""
+    rows = chunk_rows(X, C.shape[0], xp=xp, working_memory=working_memory)
+    c_sq = sq_norms(C, xp=xp)
+    out = [
+        from_distances(
+            sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq), sigma=sigma, kind=kind, xp=xp
+        )
+        for a, b in iter_chunks(X.shape[0], rows)
+    ]
+    return out[0] if len(out) == 1 else xp.concat(out, axis=0)

@@ -1,0 +1,64 @@
+"""The backends' native segment sums (scatter-adds) behind :func:`arbf._math.seam.segment_sum`.
+
+``out_j = Σ_{i : labels_i = j} values_i`` (``values`` n×d, ``labels`` n, ``out`` k×d),
+with the one-hot product :func:`arbf._math.core.segments.segment_sum` as the tested
+reference.  NumPy ``bincount`` over the flattened ``(label, column)`` index (accumulated
+in float64), CuPy ``scatter_add``, torch ``index_add``, JAX ``segment_sum``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..._backend import is_cupy, is_jax, is_numpy, is_torch
+
+__all__ = ["native_segment_sum"]
+
+
+def _numpy(values: Any, labels: Any, k: int) -> Any:
+    d = values.shape[1]
+    lab = np.asarray(labels, dtype=np.intp)
+    vals = np.asarray(values)
+    # one bincount over the flattened (label, column) index, accumulated in float64
+    flat = (lab[:, None] * d + np.arange(d, dtype=np.intp)).ravel()
+    sums = np.bincount(flat, weights=vals.ravel(), minlength=k * d)
+    return sums.reshape(k, d).astype(vals.dtype, copy=False)
+
+
+def _torch(values: Any, labels: Any, k: int) -> Any:
+    import torch
+
+    acc = torch.zeros((k, values.shape[1]), dtype=values.dtype, device=values.device)
+    return acc.index_add_(0, labels.to(torch.int64), values)
+
+
+def _jax(values: Any, labels: Any, k: int) -> Any:
+    import jax
+
+    return jax.ops.segment_sum(values, labels, num_segments=k)
+
+
+def _cupy(values: Any, labels: Any, k: int) -> Any:  # pragma: no cover - needs a GPU
+    import cupy
+    import cupyx
+
+    out = cupy.zeros((k, values.shape[1]), dtype=values.dtype)
+    cupyx.scatter_add(out, labels, values)
+    return out
+
+
+def native_segment_sum(xp: ModuleType) -> Any:
+    """The native ``segment_sum(values, labels, k)`` (2-D ``values``) of namespace ``xp``,
+    or ``None`` when it has none."""
+    if is_numpy(xp):
+        return _numpy
+    if is_torch(xp):
+        return _torch
+    if is_jax(xp):
+        return _jax
+    if is_cupy(xp):  # pragma: no cover - needs a GPU
+        return _cupy
+    return None
