@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import arbf
+from tests import reference as ref
 from tests.backends import assert_close
 
 KINDS = ["softmax", "entmax15", "hard"]
@@ -81,8 +82,13 @@ class TestSoftLloydStep:
             np.testing.assert_allclose(got[0], X.mean(0), rtol=1e-12)
 
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
-    def test_finite_for_extreme_sigma(self, backend, rng, dtype):
+    def test_extreme_sigma_values(self, backend, rng, dtype):
+        """σ = 1e-8 gives Lloyd's step (the occupied cells; entmax exactly hard), σ = 1e3
+        the soft centroids of nearly uniform responsibilities, i.e. near the mean."""
         X, C, _ = _data(rng)
+        Xd, Cd = X.astype(dtype).astype(np.float64), C.astype(dtype).astype(np.float64)
+        occupied = np.bincount(np.argmin(ref.sqdist(Xd, Cd), 1), minlength=len(C)) > 0
+        tol = 1e-4 if dtype == "float32" else 1e-11
         for kind in ["softmax", "entmax15"]:
             for sigma in [1e3, 1e-8]:
                 got = arbf.soft_lloyd_step(
@@ -92,7 +98,14 @@ class TestSoftLloydStep:
                     kind=kind,
                 )
                 backend.check_same_kind(got, dtype=backend.dtype(dtype))
-                assert np.all(np.isfinite(backend.to_numpy(got)))
+                expected, _ = ref.soft_centroids(Xd, Cd, sigma, kind)
+                if sigma < 1:
+                    np.testing.assert_allclose(
+                        expected[occupied], ref.lloyd_step(Xd, Cd)[occupied], atol=tol
+                    )
+                else:
+                    assert np.abs(expected - Xd.mean(0)).max() < 0.02
+                np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=tol, atol=tol)
 
 
 class TestGradientStep:
