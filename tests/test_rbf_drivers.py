@@ -9,6 +9,7 @@ import pytest
 
 import arbf
 from arbf._drivers.rbf import critical_sigma, default_schedule, min_margin
+from tests import reference as ref
 from tests.backends import assert_close
 
 
@@ -48,13 +49,18 @@ class TestRBFKMeans:
         assert set(res.history) == {"free_energy", "soft_distortion", "inertia", "center_shift"}
 
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
-    def test_gradient_lloyd_lr_is_fixed_point_update(self, kind):
+    def test_gradient_lloyd_lr_lands_on_the_soft_centroids(self, kind):
+        """update="gradient" with lr="lloyd" (η_j = 1/(2N_j)) against the reference soft
+        centroids, step by step (not against the fixed-point option, which is the same
+        code)."""
         X = _mixture(2)
-        a = arbf.rbf_kmeans(X, INIT, sigma=2.0, kind=kind, max_iter=7, tol=0.0)
         b = arbf.rbf_kmeans(
-            X, INIT, sigma=2.0, kind=kind, max_iter=7, tol=0.0, update="gradient", lr="lloyd"
+            X, INIT, sigma=2.0, kind=kind, max_iter=3, tol=0.0, update="gradient", lr="lloyd"
         )
-        np.testing.assert_array_equal(a.centers, b.centers)
+        C = INIT
+        for _ in range(3):
+            C, _ = ref.soft_centroids(X, C, 2.0, kind)
+        np.testing.assert_allclose(b.centers, C, rtol=1e-10, atol=1e-10)
 
     def test_gradient_small_lr_reaches_same_fixed_point(self):
         X = _mixture(3)
@@ -129,7 +135,12 @@ class TestAnneal:
         X = _mixture(7, sep=20.0)
         res = arbf.anneal(X, INIT * 2, kind="entmax15", n_levels=12)
         for s, c, flag in zip(res.sigmas, res.path, res.one_hot, strict=True):
-            assert flag == (min_margin(X, c, xp=np) >= 2 * s)
+            # read from the responsibilities themselves, not from the library's margin
+            R = ref.responsibilities(X, c, s, "entmax15")
+            assert flag == bool(np.all(R.max(1) == 1.0))
+            assert min_margin(X, c, xp=np) == pytest.approx(
+                float(np.diff(np.sort(ref.sqdist(X, c), 1)[:, :2], axis=1).min()), rel=1e-12
+            )
         assert res.one_hot[-1]
         assert res.sigma_exact > 0
 

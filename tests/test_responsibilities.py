@@ -153,9 +153,10 @@ class TestResponsibilities:
         X, C = _data(rng)
         D = _sqd(X, C)
         xp = backend.xp
-        for kind, ref in [("softmax", _softmax_ref(D, 0.7)), ("entmax15", _entmax_ref(D, 0.7))]:
+        cases = [("softmax", _softmax_ref(D, 0.7)), ("entmax15", _entmax_ref(D, 0.7))]
+        for kind, expected in cases:
             R = responsibilities_impl(backend.asarray(D), sigma=0.7, kind=kind, xp=xp)
-            assert_close(R, ref, backend=backend, atol=1e-12)
+            assert_close(R, expected, backend=backend, atol=1e-12)
         R = responsibilities_impl(backend.asarray(D), sigma=0.0, kind="softmax", xp=xp)
         assert_close(R, np.eye(4)[np.argmin(D, 1)], backend=backend, rtol=0)
 
