@@ -68,6 +68,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the math layer, the seam and the drivers' step code
+    against the NumPy + array-api-strict matrix; prints the score (docs/testing.md)."""
+    session.install("-e", ".[test]", TORCH, JAX, "mutmut>=3.3")
+    env = {"ARBF_BACKENDS": "numpy,array_api_strict", "HYPOTHESIS_PROFILE": "mutation"}
+    session.run("mutmut", "run", "--max-children", os.environ.get("ARBF_TEST_WORKERS", "2"),
+                env=env)  # fmt: skip
+    session.run("mutmut", "results", env=env)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """K-Means speed against scikit-learn and faiss (prints ratios)."""
     session.install("-e", ".[bench]", TORCH, JAX)

@@ -47,6 +47,15 @@ try:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         print_blob=True,
     )
+    # mutation testing (nox -s mutation): the same derandomised examples, fewer of them
+    settings.register_profile(
+        "mutation",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=10,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     settings.register_profile(
         "dev",
         deadline=None,

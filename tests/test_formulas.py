@@ -78,6 +78,32 @@ class TestDriverSteps:
             ref.free_energy(X, C, sigma, kind, w), rel=1e-10
         )
 
+    @pytest.mark.parametrize("kind", [*KINDS, "hard"])
+    def test_small_masses_and_a_center_without_mass(self, backend, kind):
+        """Masses below 1 are masses (light weights), and a center that never had any
+        mass stays where it is (no 0/0)."""
+        X, C, _ = _data(12, n=30, k=3)
+        C = np.vstack([C, [[1e3, 1e3, 1e3]]])  # far away: no mass at any σ used here
+        w = np.full(len(X), 0.02)
+        sigma = 0.0 if kind == "hard" else 0.8
+        xp = backend.xp
+        got = arbf.soft_lloyd_step(
+            backend.asarray(X), backend.asarray(C), sigma=sigma, kind=kind,
+            sample_weight=backend.asarray(w),
+        )  # fmt: skip
+        expected, N = ref.soft_centroids(X, C, sigma, kind, w)
+        assert 0 < N[:3].max() < 1 and N[3] == 0
+        assert_close(got, expected, backend=backend, **_tol(backend))
+        counts = np.zeros(4)
+        got_mb, got_counts, _ = minibatch_step(
+            backend.asarray(X), backend.asarray(C), backend.asarray(counts),
+            backend.asarray(w), sigma=sigma, kind=kind, xp=xp,
+        )  # fmt: skip
+        expected_mb, expected_counts = ref.minibatch_step(X, C, counts, sigma, kind, w)
+        assert_close(got_mb, expected_mb, backend=backend, **_tol(backend))
+        assert_close(got_counts, expected_counts, backend=backend, **_tol(backend))
+        np.testing.assert_array_equal(backend.to_numpy(got_mb)[3], C[3])
+
     @pytest.mark.parametrize("kind", KINDS)
     def test_minibatch_estimator_partial_fit_step(self, kind):
         X, C, w = _data(4)
