@@ -54,7 +54,11 @@ try:
         database=None,
         deadline=None,
         max_examples=10,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,  # mutmut runs each test from its own process
+        ],
     )
     settings.register_profile(
         "dev",
