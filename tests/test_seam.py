@@ -16,6 +16,7 @@ from arbf._math.core import distances as core_d
 from arbf._math.core import entmax as core_e
 from arbf._math.core import soft as core_s
 from arbf._math.kernels import runtime
+from tests import reference as ref
 from tests.backends import Backend
 
 EXPECTED_ROUTE = {
@@ -110,3 +111,102 @@ class TestEveryRouteIsTheReference:
             backend.to_numpy(core_d.assign(X, C, xp=xp)[0]),
         )
         _close(backend, seam.utilities(X, C, w, xp=xp), core_d.utilities(X, C, w, xp=xp), dtype)
+
+
+class TestManyChunks:
+    """The chunked reductions over several chunks (a small ``working_memory``), against
+    the brute-force reference: a chunk dropped, repeated or misplaced changes the value."""
+
+    WM = 0.002  # MiB: a few rows per chunk
+
+    def _data(self, backend, n=90, d=3, k=5):
+        rng = np.random.default_rng(7)
+        X = rng.normal(size=(n, d)) * 3.0
+        C = X[rng.choice(n, k, replace=False)] + 0.2
+        w = rng.uniform(0.0, 2.0, n)
+        return X, C, w
+
+    def test_several_chunks_are_used(self, backend):
+        from arbf._chunking import chunk_rows
+
+        X, C, _ = self._data(backend)
+        if backend.name == "dask":
+            pytest.skip("Dask: one lazy chunk (its own blocks bound the memory)")
+        assert (
+            chunk_rows(backend.asarray(X), C.shape[0], xp=backend.xp, working_memory=self.WM) < 30
+        )
+
+    def test_margin_utilities_distances_assignments(self, backend):
+        X, C, w = self._data(backend)
+        xp = backend.xp
+        Xb, Cb, wb = backend.asarray(X), backend.asarray(C), backend.asarray(w)
+        D = ref.sqdist(X, C)
+        Ds = np.sort(D, axis=1)
+        lab = np.argmin(D, axis=1)
+        margin = seam.min_margin(Xb, Cb, xp=xp, working_memory=self.WM)
+        assert float(backend.to_numpy(margin)) == pytest.approx(
+            (Ds[:, 1] - Ds[:, 0]).min(), rel=1e-12
+        )
+        U = backend.to_numpy(seam.utilities(Xb, Cb, wb, xp=xp, working_memory=self.WM))
+        U_ref = np.stack(
+            [
+                np.bincount(lab, weights=w * (Ds[:, 1] - Ds[:, 0]), minlength=5),
+                np.bincount(lab, weights=w * Ds[:, 0], minlength=5),
+            ],
+            axis=1,
+        )
+        np.testing.assert_allclose(U, U_ref, rtol=1e-12, atol=1e-12)
+        U1 = backend.to_numpy(seam.utilities(Xb, Cb, None, xp=xp, working_memory=self.WM))
+        np.testing.assert_allclose(U1[:, 1], np.bincount(lab, weights=Ds[:, 0], minlength=5))
+        P = backend.to_numpy(seam.pairwise_distances(Xb, Cb, xp=xp, working_memory=self.WM))
+        np.testing.assert_allclose(P, np.sqrt(D), rtol=1e-10, atol=1e-10)
+        got_lab, got_sq = seam.assign(Xb, Cb, xp=xp, working_memory=self.WM)
+        np.testing.assert_array_equal(backend.to_numpy(got_lab), lab)
+        np.testing.assert_allclose(backend.to_numpy(got_sq), Ds[:, 0], rtol=1e-12)
+        R = backend.to_numpy(
+            seam.responsibilities(Xb, Cb, sigma=2.0, kind="softmax", xp=xp, working_memory=self.WM)
+        )
+        np.testing.assert_allclose(R, ref.responsibilities(X, C, 2.0, "softmax"), atol=1e-12)
+
+    def test_single_center_margin_is_infinite(self, backend):
+        X, C, _ = self._data(backend)
+        m = seam.min_margin(backend.asarray(X), backend.asarray(C[:1]), xp=backend.xp)
+        assert float(backend.to_numpy(m)) == float("inf")
+        m2 = seam.min_margin(backend.asarray(X), backend.asarray(C[:2]), xp=backend.xp)
+        Ds = np.sort(ref.sqdist(X, C[:2]), axis=1)
+        assert float(backend.to_numpy(m2)) == pytest.approx((Ds[:, 1] - Ds[:, 0]).min())
+
+    def test_onehot_and_two_nearest(self, backend):
+        xp = backend.xp
+        lab = backend.asarray(np.array([2, 0, 1, 2]))
+        H = backend.to_numpy(seam.onehot(lab, 4, dtype=xp.float64, xp=xp))
+        np.testing.assert_array_equal(H, np.eye(4)[[2, 0, 1, 2]])
+        D = np.array([[3.0, 1.0, 2.0], [0.5, 0.5, 4.0]])
+        l, d1, d2 = seam.two_nearest(backend.asarray(D), xp=xp)
+        np.testing.assert_array_equal(backend.to_numpy(l), [1, 0])  # ties to the lowest
+        np.testing.assert_array_equal(backend.to_numpy(d1), [1.0, 0.5])
+        np.testing.assert_array_equal(backend.to_numpy(d2), [2.0, 0.5])
+
+
+class TestSchedulesAndPartitions:
+    def test_geometric(self):
+        s = seam.geometric(8.0, 0.125, 7)
+        np.testing.assert_allclose(s, 8.0 * 0.5 ** np.arange(7), rtol=1e-15)
+        assert s[0] == 8.0 and s[-1] == 0.125  # both ends exact
+        np.testing.assert_array_equal(seam.geometric(3.0, 1.0, 1), [3.0])
+        np.testing.assert_allclose(seam.geometric(1.0, 4.0, 3), [1.0, 2.0, 4.0])
+        for bad in [(0.0, 1.0, 3), (1.0, -1.0, 3), (float("inf"), 1.0, 3), (1.0, float("nan"), 3)]:
+            with pytest.raises(ValueError, match="positive and finite"):
+                seam.geometric(*bad)
+        with pytest.raises(ValueError, match="at least one"):
+            seam.geometric(1.0, 0.5, 0)
+
+    def test_same_clustering(self):
+        from arbf._drivers.engine import same_clustering
+
+        a = np.array([0, 0, 1, 1, 2])
+        assert same_clustering(a, np.array([2, 2, 0, 0, 1]))  # renamed
+        assert not same_clustering(a, np.array([0, 0, 1, 2, 2]))  # different partition
+        assert not same_clustering(a, np.array([0, 0, 0, 1, 1]))  # a merge
+        assert not same_clustering(np.array([0, 1, 1]), np.array([0, 0, 1]))
+        assert same_clustering(np.array([3, 3]), np.array([0, 0]))
