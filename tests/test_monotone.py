@@ -29,6 +29,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import assume, event, given, settings  # noqa: E402
 
 import arbf  # noqa: E402
+from arbf._math.core import monotone as core  # noqa: E402
 from tests import reference as ref  # noqa: E402
 from tests.strategies import SLOW, Mixture, mixtures  # noqa: E402
 
@@ -318,6 +319,151 @@ class TestMonotoneRegime:
         X.flags.writeable = c.flags.writeable = False
         arbf.monotone_regime(X, c)
         assert np.array_equal(X, LINE_X) and np.array_equal(c, LINE_C)
+
+
+def _lloyd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Lloyd's exact fixed point from C (reference steps until the centers repeat)."""
+    for _ in range(200):
+        new = ref.lloyd_step(X, C)
+        if np.array_equal(new, C):
+            break
+        C = new
+    return C
+
+
+def _three_clusters(third: list[float], sample: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Three blobs at (0, 0), (10, 0) and ``third``, and one boundary ``sample`` (last)."""
+    A = np.random.default_rng(0).normal(size=(6, 2)) * 0.3
+    X = np.vstack([A, A + [10.0, 0.0], A + third, [sample]])
+    return X, _lloyd(X, np.array([[0.0, 0.0], [10.0, 0.0], third]))
+
+
+def _reference_fixed_point_at(X: np.ndarray, c: np.ndarray, sigma: float) -> np.ndarray:
+    mu = c.copy()
+    for _ in range(200_000):
+        new, _ = ref.soft_centroids(X, mu, sigma, "entmax15")
+        if np.array_equal(new, mu):
+            break
+        mu = new
+    return mu
+
+
+class TestCertificateDefinitions:
+    """The certificate's sums against their definitions, the inequalities of Step 1 on
+    random centers, and σ_e as the largest temperature of Theorem E's conditions."""
+
+    def _case(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(7)
+        M = np.array([[0.0, 0.0], [6.0, 0.0], [2.0, 5.0]])
+        X = np.vstack([m + rng.normal(size=(10, 2)) for m in M])
+        w = rng.uniform(0.5, 2.0, size=len(X))
+        return X, _lloyd_weighted(X, M, w), w
+
+    def test_sums_match_their_definitions(self):
+        X, c, w = self._case()
+        geo = core.Geometry(X, c, w)
+        D = ref.sqdist(X, c)
+        lab = D.argmin(1)
+        k, n = c.shape[0], len(X)
+        rho = np.sqrt(D)
+        t, eps = 1.0 / (0.3 * geo.delta_min), 0.05
+        h = 2 * eps * (rho[np.arange(n), lab] + rho.max(1)) + eps**2
+        assert np.allclose(geo.h(eps), h, rtol=1e-14)
+        for j in range(k):
+            N = w[lab == j].sum()
+            n_lo = N - sum(
+                w[i] * math.exp(t * h[i]) * math.exp(-t * (D[i, m] - D[i, j]))
+                for i in np.flatnonzero(lab == j) for m in range(k) if m != j
+            )  # fmt: skip
+            n_hi = N + sum(
+                w[i] * math.exp(-t * (D[i, j] - D[i, lab[i]] - h[i]))
+                for i in np.flatnonzero(lab != j)
+            )
+            pairs = [(i, D[i, j] - D[i, lab[i]], rho[i, j]) for i in np.flatnonzero(lab != j)]
+            pairs += [
+                (i, D[i, m] - D[i, j], rho[i, j])
+                for i in np.flatnonzero(lab == j) for m in range(k) if m != j
+            ]  # fmt: skip
+            m_j = sum(w[i] * math.exp(-t * (g - h[i])) * r for i, g, r in pairs) / n_lo
+            l_j = (4 * t / n_lo) * sum(
+                w[i] * math.exp(-t * (g - h[i])) * (r + eps) * (rho[i].max() + eps)
+                for i, g, r in pairs
+            )
+            assert geo.n_lower(t, eps)[j] == pytest.approx(n_lo, rel=1e-12)
+            assert geo.n_upper(t, eps)[j] == pytest.approx(n_hi, rel=1e-12)
+            assert geo.m_bound(t, eps)[0][j] == pytest.approx(m_j, rel=1e-12)
+            assert geo.lipschitz(t, eps)[j] == pytest.approx(l_j, rel=1e-12)
+
+    def test_step_one_inequalities_on_random_centers(self):
+        """For μ in the ε-ball: the gaps move by at most h_i, N_j(μ) ∈ [N_j^-, N_j^+],
+        ``||T_σ(μ)_j - c_j|| <= M_j`` and T is ``max_j L_j``-Lipschitz (reference map)."""
+        X, c, w = self._case()
+        geo = core.Geometry(X, c, w)
+        rng = np.random.default_rng(3)
+        D0 = ref.sqdist(X, c)
+        lab = D0.argmin(1)
+        for sigma_factor, eps in ((0.6, 0.3), (0.3, 0.1), (0.2, 0.6)):
+            sigma = sigma_factor * geo.delta_min
+            t = 1.0 / sigma
+            n_lo, n_hi = geo.n_lower(t, eps), geo.n_upper(t, eps)
+            m_j, lip = geo.m_bound(t, eps)[0], geo.lipschitz(t, eps).max()
+            for _ in range(20):
+                u = rng.normal(size=c.shape)
+                mu = c + eps * u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(
+                    0.5, 1.0, size=(len(c), 1)
+                )
+                D = ref.sqdist(X, mu)
+                gap_mu = D - D[np.arange(len(X)), lab][:, None]
+                gap_c = D0 - D0[np.arange(len(X)), lab][:, None]
+                assert np.all(np.abs(gap_mu - gap_c) <= geo.h(eps)[:, None] * (1 + 1e-12))
+                T, N = ref.soft_centroids(X, mu, sigma, "softmax", w)
+                assert np.all((n_lo <= N * (1 + 1e-12)) & (N <= n_hi * (1 + 1e-12)))
+                assert np.all(np.linalg.norm(T - c, axis=1) <= m_j * (1 + 1e-12))
+                mu2 = mu + 1e-3 * eps * rng.normal(size=c.shape)
+                T2, _ = ref.soft_centroids(X, mu2, sigma, "softmax", w)
+                step = np.abs(np.linalg.norm(mu2 - mu, axis=1)).max()
+                assert np.linalg.norm(T2 - T, axis=1).max() <= lip * step * (1 + 1e-6)
+
+    def test_sigma_e_ends_where_the_third_center_could_enter(self):
+        """Condition (i) binds: at σ_e the third gap of i*, less h(d(σ_e)), is 2σ_e."""
+        X, c = _three_clusters([5.0, 8.0], [4.2, 2.5])
+        reg = arbf.monotone_regime(X, c, kind="entmax15")
+        se = reg.sigma0
+        mu = _reference_fixed_point_at(X, c, se)
+        d = float(np.max(np.linalg.norm(mu - c, axis=1)))
+        assert reg.bound(se) == pytest.approx(d, rel=1e-9)
+        D = ref.sqdist(X[-1:], c)[0]
+        rho = np.sqrt(D)
+        third = np.sort(D)[2] - D.min()
+        h = 2 * d * (rho.min() + rho.max()) + d * d
+        assert third - h == pytest.approx(2 * se, rel=1e-9)
+
+    def test_sigma_e_ends_where_the_loop_gain_reaches_one(self):
+        """Condition (ii) binds: at σ_e the loop gain bound of i*'s row is 1."""
+        X, c = _three_clusters([5.0, 6.0], [4.5, 1.5])
+        reg = arbf.monotone_regime(X, c, kind="entmax15")
+        se, dm = reg.sigma0, reg.delta_min
+        mu = _reference_fixed_point_at(X, c, se)
+        D0, D = ref.sqdist(X[-1:], c)[0], ref.sqdist(X[-1:], mu)[0]
+        nearest, runner = np.argsort(D0)[:2]
+        p = float(ref.responsibilities(X[-1:], mu, se, "entmax15")[0, runner])
+        lab = ref.sqdist(X, c).argmin(1)
+        n_l, n_m = float(np.sum(lab == nearest)), float(np.sum(lab == runner))
+        r_l2, r_m2 = D0[nearest], D0[runner]
+        g = (D[runner] - D[nearest]) / (2 * se)
+        s = math.sqrt(2 - g * g)
+        dphi = ((s - g) / 2) * (1 + g / s)
+        gain = dphi * (2 * r_m2 / n_m + 2 * r_l2 * n_l**2 / (n_l - p) ** 3) / dm
+        assert gain == pytest.approx(1.0, abs=1e-6)
+
+
+def _lloyd_weighted(X: np.ndarray, C: np.ndarray, w: np.ndarray) -> np.ndarray:
+    for _ in range(200):
+        new = ref.lloyd_step(X, C, w)
+        if np.array_equal(new, C):
+            break
+        C = new
+    return C
 
 
 #: σ₀ (softmax), d(σ₀) on the branch and σ_e (entmax-1.5) on the data sets of
