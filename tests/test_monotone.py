@@ -321,10 +321,10 @@ class TestMonotoneRegime:
         assert np.array_equal(X, LINE_X) and np.array_equal(c, LINE_C)
 
 
-def _lloyd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+def _lloyd(X: np.ndarray, C: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Lloyd's exact fixed point from C (reference steps until the centers repeat)."""
     for _ in range(200):
-        new = ref.lloyd_step(X, C)
+        new = ref.lloyd_step(X, C, w)
         if np.array_equal(new, C):
             break
         C = new
@@ -334,7 +334,7 @@ def _lloyd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
 def _three_clusters(third: list[float], sample: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """Three blobs at (0, 0), (10, 0) and ``third``, and one boundary ``sample`` (last)."""
     A = np.random.default_rng(0).normal(size=(6, 2)) * 0.3
-    X = np.vstack([A, A + [10.0, 0.0], A + third, [sample]])
+    X = np.vstack([A, A + np.array([10.0, 0.0]), A + np.array(third), [sample]])
     return X, _lloyd(X, np.array([[0.0, 0.0], [10.0, 0.0], third]))
 
 
@@ -357,7 +357,7 @@ class TestCertificateDefinitions:
         M = np.array([[0.0, 0.0], [6.0, 0.0], [2.0, 5.0]])
         X = np.vstack([m + rng.normal(size=(10, 2)) for m in M])
         w = rng.uniform(0.5, 2.0, size=len(X))
-        return X, _lloyd_weighted(X, M, w), w
+        return X, _lloyd(X, M, w), w
 
     def test_sums_match_their_definitions(self):
         X, c, w = self._case()
@@ -455,15 +455,6 @@ class TestCertificateDefinitions:
         dphi = ((s - g) / 2) * (1 + g / s)
         gain = dphi * (2 * r_m2 / n_m + 2 * r_l2 * n_l**2 / (n_l - p) ** 3) / dm
         assert gain == pytest.approx(1.0, abs=1e-6)
-
-
-def _lloyd_weighted(X: np.ndarray, C: np.ndarray, w: np.ndarray) -> np.ndarray:
-    for _ in range(200):
-        new = ref.lloyd_step(X, C, w)
-        if np.array_equal(new, C):
-            break
-        C = new
-    return C
 
 
 #: σ₀ (softmax), d(σ₀) on the branch and σ_e (entmax-1.5) on the data sets of
