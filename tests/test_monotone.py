@@ -11,10 +11,14 @@ no perturbation, no finish) and check the theorems' statements against it.
 
 Examples per property (profile ``ci``): :data:`EXAMPLES` on NumPy, array-api-strict and
 torch (free shapes, k 2–5, d 1–6, n 20–200), :data:`SLOW_EXAMPLES` on JAX and Dask (the
-two shapes of ``strategies.SLOW_MIXTURE_SHAPES``).  A draw is discarded (Hypothesis
-``assume``) when Lloyd from the means ends at a degenerate fixed point or the certificate
-fails; on the NumPy backend's 20 derandomized draws, 20 of 20 were kept for softmax and
-20 of 20 for entmax-1.5 (counts: ``pytest --hypothesis-show-statistics``, events).
+two shapes of ``strategies.SLOW_MIXTURE_SHAPES``).  A draw would be discarded
+(Hypothesis ``assume``) if Lloyd from the means ended at a degenerate fixed point or the
+certificate failed (``sigma0 = nan``); none was: with the ``ci`` profile every backend
+kept all its draws (20 of 20 per property on NumPy, array-api-strict and torch, 4 of 4 on
+JAX and Dask), and 300 softmax and 400 entmax-1.5 further random draws on NumPy were all
+kept and passed.  Over those, ``d(σ₀)`` was at least ``1.9e-9 max|x|`` (median
+``4.7e-4``), far above the rounding ``~1e-13 max|x|`` of the tolerances; the entmax
+branch at 90 % of ``(Δ_min/2, σ_e]`` at least ``8e-9 max|x|``.
 """
 
 from __future__ import annotations
