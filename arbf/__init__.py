@@ -19,6 +19,7 @@ from ._drivers.results import (
 )
 from ._math.entmax import entmax15, entmax_bisect, sparsemax
 from ._math.matching import centroid_discrepancy
+from ._math.monotone import MonotoneRegime, monotone_regime
 from ._math.objectives import center_gradient, free_energy, inertia, soft_distortion
 from ._math.responsibilities import responsibilities
 from ._math.steps import gradient_step, lloyd_step, soft_lloyd_step
@@ -63,6 +64,7 @@ __all__ = [
     "MiniBatchKMeans",
     "MiniBatchRBFKMeans",
     "MiniBatchResult",
+    "MonotoneRegime",
     "RBFKMeans",
     "RBFResult",
     "anneal",
@@ -81,6 +83,7 @@ __all__ = [
     "kmeans_parallel",
     "kmeans_plusplus",
     "lloyd_step",
+    "monotone_regime",
     "rbf_kmeans",
     "responsibilities",
     "set_config",

@@ -151,3 +151,74 @@ def arrays(backend: Any, p: Problem) -> tuple:
         backend.asarray(p.C),
         None if p.w is None else backend.asarray(p.w),
     )
+
+
+# --------------------------------------------------------------------------------------
+# well-separated mixtures (the monotone regime of the centroid discrepancy)
+# --------------------------------------------------------------------------------------
+
+#: ``(n, d, k)`` of the mixtures drawn on the slow backends.
+SLOW_MIXTURE_SHAPES = ((40, 2, 2), (90, 3, 4))
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Host float64 data ``X`` (n×d) drawn from ``k`` Gaussian components, weights ``w``
+    (or ``None``), and ``means``: the components' sample means, a good K-Means start."""
+
+    X: np.ndarray
+    w: np.ndarray | None
+    means: np.ndarray
+
+    @property
+    def scale(self) -> float:
+        """``max |x|``: the data's scale (its rounding is ``eps · scale``)."""
+        return float(np.abs(self.X).max())
+
+
+@st.composite
+def mixtures(
+    draw: Any,
+    *,
+    backend: str = "numpy",
+    min_k: int = 2,
+    max_k: int = 5,
+    max_n: int = 200,
+    max_d: int = 6,
+    shape: tuple[int, int, int] | None = None,
+) -> Mixture:
+    """Well-separated mixtures: ``k`` isotropic components (standard deviations in
+    [0.5, 1.5]) whose closest means are ``sep`` apart, ``sep`` log-uniform in [3, 20];
+    every component holds a sample; a random offset and scale (``10^±2``); weights all
+    ones, uniform in [0, 3] with ~15 % exact zeros, or integers in {0, …, 3}."""
+    if shape is None and backend in SLOW:
+        shape = draw(st.sampled_from(SLOW_MIXTURE_SHAPES))
+    if shape is None:
+        k = draw(st.integers(min_k, max_k))
+        n = draw(st.integers(max(20, 6 * k), max_n))
+        d = draw(st.integers(1, max_d))
+    else:
+        n, d, k = shape
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    sep = float(np.exp(draw(st.floats(np.log(3.0), np.log(20.0)))))
+    M = rng.uniform(-1.0, 1.0, size=(k, d))
+    gaps = np.sqrt(((M[:, None] - M[None]) ** 2).sum(-1))[np.triu_indices(k, 1)]
+    assume(gaps.min() > 1e-3)
+    M *= sep / gaps.min()
+    comp = np.concatenate([np.arange(k), rng.integers(0, k, n - k)])
+    std = rng.uniform(0.5, 1.5, size=k)
+    scale = 10.0 ** draw(st.floats(-2.0, 2.0))
+    offset = rng.normal(size=d) * 3.0
+    X = (M[comp] + std[comp, None] * rng.standard_normal((n, d)) + offset) * scale
+    mode = draw(st.sampled_from(["ones", "uniform", "integers"]))
+    w = None
+    if mode == "uniform":
+        w = rng.uniform(0.0, 3.0, size=n) * (rng.random(n) > 0.15)
+    elif mode == "integers":
+        w = rng.integers(0, 4, size=n).astype(np.float64)
+    ww = np.ones(n) if w is None else w
+    assume(all(ww[comp == j].sum() > 0 for j in range(k)))
+    means = np.stack(
+        [(ww[comp == j, None] * X[comp == j]).sum(0) / ww[comp == j].sum() for j in range(k)]
+    )
+    return Mixture(X, w, means)

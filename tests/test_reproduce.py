@@ -10,6 +10,10 @@ min Δ/2, never above — and Theorem 3 — softmax only tends to K-Means:
 - at σ ≤ min Δ/2, 0 unless the entmax run from the initialisation ended at another,
   non-one-hot fixed point (it is reported; it happens on few data sets);
 - softmax discrepancy decays towards 0 but is not 0 where entmax already is;
+- the monotone regime (Theorems M and E, :func:`arbf.monotone_regime`): σ₀ and σ_e are
+  certified on every data set, the branch continued from c* is monotone at and below
+  them (100 % of its steps) and within the certified bound, d(σ₀) is far above rounding;
+  the fractions outside the regime are reported and labelled as observations;
 - the same table from ``--backend torch`` and ``--backend numpy``.
 """
 
@@ -99,6 +103,11 @@ class TestOutput:
             assert r["backend"] == "numpy"
             assert float(r["wall_time_s"]) > 0
             assert 0.0 <= float(r["monotone_softmax"]) <= 1.0
+            for kind in ("softmax", "entmax15"):
+                assert float(r[f"monotone_branch_{kind}"]) == 1.0
+                for where in ("inside", "outside"):
+                    v = r[f"monotone_{where}_{kind}"]
+                    assert v == "" or 0.0 <= float(v) <= 1.0
 
     def test_reference_is_the_kmeans_fixed_point(self, quick_numpy):
         for d in _results(quick_numpy)["datasets"]:
@@ -156,6 +165,47 @@ class TestWhatItShows:
         se, ee = row["sigma_exact_softmax"], row["sigma_exact_observed"]
         assert se is None or se < ee  # rounding makes softmax 0 only further down
         assert res["checks"][name]["softmax_decays"]
+
+
+class TestMonotoneRegime:
+    """Theorems M and E on the branch of every data set; the rest is an observation."""
+
+    @pytest.mark.parametrize("name", list(DATASETS))
+    def test_branch_is_monotone_inside_the_regime(self, quick_numpy, name):
+        res = _results(quick_numpy)
+        ds = _dataset(res, name)
+        atol, scale, pred = ds["exact_atol"], ds["scale"], ds["reference"]["sigma_pred"]
+        row = next(r for r in res["table"] if r["dataset"] == name)
+        s0, se = row["sigma0_softmax"], row["sigma_e_entmax15"]
+        assert s0 is not None and 0 < s0 < pred  # certified, below min Δ/2
+        assert se is not None and se >= pred * (1 - 1e-12)
+        for kind, top in (("softmax", s0), ("entmax15", se)):
+            br = ds["branch"][kind]
+            s, d, b = (np.asarray(br[key], dtype=float) for key in ("sigmas", "d", "bound"))
+            assert br["reason"] is None and s[0] == top and np.all(np.diff(s) < 0)
+            assert all(br["converged"])
+            assert np.all(np.diff(d) <= atol + 1e-9 * np.abs(d[:-1]))  # σ falls, d does not grow
+            assert row[f"monotone_branch_{kind}"] == 1.0
+            if kind == "softmax":
+                assert np.all(d <= b * (1 + 1e-9) + atol)
+                assert d[0] > 1e3 * atol and d[0] >= 1e-7 * scale  # not vacuous
+                assert row["d_sigma0_softmax"] == d[0]
+            else:
+                assert np.all(d[s <= pred * (1 + 1e-12)] <= atol)
+                assert np.all(np.abs(d - b) <= 1e-6 * b + atol)
+        assert res["checks"][name]["branch_monotone_in_regime"]
+        assert res["checks"][name]["regime_not_vacuous"]
+
+    def test_outside_the_regime_is_an_observation(self, quick_numpy):
+        report = (quick_numpy / "report.md").read_text(encoding="utf-8")
+        assert "## Monotone regime (Theorems M and E)" in report
+        assert "same start, σ > σ₀ / σ_e (observed)" in report
+        assert "**Observed, not claimed**" in report
+        res = _results(quick_numpy)
+        # the same-start runs are not monotone everywhere outside the regime (two moons)
+        outside = [r["monotone_outside_softmax"] for r in res["table"]]
+        assert all(v is None or 0.0 <= v <= 1.0 for v in outside)
+        assert min(v for v in outside if v is not None) < 1.0
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -43,6 +43,12 @@ from .core.distances import (
 )
 from .core.entmax import entmax15_sqrt, entmax_bisect, sparsemax
 from .core.matching import linear_assignment
+from .core.monotone import Geometry as MonotoneGeometry
+from .core.monotone import entmax_onset as monotone_entmax_onset
+from .core.monotone import fixed_point_defect as monotone_fixed_point_defect
+from .core.monotone import safe_norm as monotone_safe_norm
+from .core.monotone import softmax_bound as monotone_softmax_bound
+from .core.monotone import softmax_certificate as monotone_softmax_certificate
 from .core.responsibilities import from_distances, onehot, responsibilities, soft_from_gaps
 from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
@@ -59,6 +65,7 @@ from .kernels.segments import native_segment_sum
 
 __all__ = [
     "OBJECTIVES",
+    "MonotoneGeometry",
     "SampleTerms",
     "SoftStats",
     "assign",
@@ -78,6 +85,11 @@ __all__ = [
     "lloyd_sums",
     "mean_rows",
     "min_margin",
+    "monotone_entmax_onset",
+    "monotone_fixed_point_defect",
+    "monotone_safe_norm",
+    "monotone_softmax_bound",
+    "monotone_softmax_certificate",
     "nearest_labels",
     "onehot",
     "pairwise_distances",

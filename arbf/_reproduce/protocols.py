@@ -20,6 +20,13 @@ Two temperatures come from SPEC §1, Theorem 4 (entmax-1.5 row ``i`` is one-hot 
   from :math:`\mu^{(0)}`: at or below it every entmax step *is* the Lloyd step, so the
   whole entmax trajectory equals Lloyd's and the discrepancy is exactly 0.
 
+The **monotone regime** (Theorems M and E of the theory page, :func:`arbf.monotone_regime`)
+comes from :math:`c^*`: below σ₀ (softmax) and σ_e (entmax-1.5) the discrepancy of the
+branch of fixed points that continues :math:`c^*` is proved non-increasing as σ falls.
+The **branch** is computed by continuation from :math:`c^*` (:func:`arbf.anneal` down the
+levels at or below that temperature, no perturbation, no finish).  Whether the
+same-start σ-wise discrepancy is monotone *outside* the regime is an observation.
+
 Everything returned lives on the host (NumPy), ready for tables and figures.
 """
 
@@ -41,10 +48,13 @@ from .._math.seam import geometric
 
 __all__ = [
     "KINDS",
+    "Branch",
     "DatasetRun",
     "Reference",
     "Settings",
+    "branch",
     "critical_sigma_host",
+    "make_problem",
     "reference_fixed_point",
     "run_dataset",
     "sweep",
@@ -108,6 +118,19 @@ class Annealing:
 
 
 @dataclass
+class Branch:
+    """The branch of fixed points that continues c* below the certified temperature."""
+
+    regime_sigma: float  # σ₀ (softmax) or σ_e (entmax-1.5); NaN when not certified
+    exact_sigma: float  # min Δ/2 at c*
+    reason: str | None  # why the certificate failed (None: it holds)
+    sigmas: np.ndarray  # (L,) the regime temperature, then the grid's levels below it
+    d: np.ndarray  # (L,) max_j d_j along the branch (to c*)
+    bound: np.ndarray  # (L,) the certified d(σ) (softmax: an upper bound; entmax: exact)
+    converged: np.ndarray  # (L,)
+
+
+@dataclass
 class DatasetRun:
     """Everything the table, the figures and the JSON need for one data set."""
 
@@ -128,6 +151,7 @@ class DatasetRun:
     init_refs: list[Reference]
     init_wise: dict[str, list[Sweep]]
     annealing: dict[str, Annealing] = field(default_factory=dict)
+    branches: dict[str, Branch] = field(default_factory=dict)
     wall_time: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -246,9 +270,63 @@ def _with(grid: np.ndarray, *extra: float) -> np.ndarray:
     return s[::-1].copy()
 
 
+def branch(X: Any, ref: Reference, grid: np.ndarray, kind: str, settings: Settings) -> Branch:
+    """The certified regime at ``ref.centers`` and the branch below it.
+
+    The branch is continued from c* (:func:`arbf.anneal` with ``perturbation=0``, no
+    finish, warm-started level by level) down the regime temperature and the levels of
+    ``grid`` below it; its discrepancy is measured to c*.  Each level may take up to 20
+    times ``settings.max_iter`` iterations (the entmax branch converges slowly near σ_e,
+    where it folds).
+    """
+    reg = arbf.monotone_regime(X, ref.centers, kind=kind)
+    top = reg.sigma0
+    if not math.isfinite(top):
+        empty = np.zeros(0)
+        return Branch(top, reg.exact_sigma, reg.reason, empty, empty, empty, empty.astype(bool))
+    sigmas = np.concatenate([[top], grid[grid < top * (1 - 1e-12)]])
+    max_iter = 20 * settings.max_iter
+    a = arbf.anneal(
+        X, ref.centers, kind=kind, schedule=sigmas, perturbation=0.0, finish=False,
+        tol=settings.tol * 1e-12, max_iter=max_iter,
+    )  # fmt: skip
+    d = np.array([float(np.max(arbf.centroid_discrepancy(P, ref.centers_host))) for P in a.path])
+    return Branch(
+        regime_sigma=top,
+        exact_sigma=reg.exact_sigma,
+        reason=reg.reason,
+        sigmas=sigmas,
+        d=d,
+        bound=np.array([reg.bound(float(s)) for s in sigmas]),
+        converged=np.asarray(a.n_iter_per_level) < max_iter,
+    )
+
+
+def make_problem(
+    name: str, *, xp: Any, device: Any, seed: int, settings: Settings
+) -> tuple[Any, Any, np.ndarray, int, list[np.ndarray]]:
+    """The data set ``name`` and its initialisations, as every backend sees them.
+
+    Returns ``(X, y, Xh, k, inits)``: the data in ``xp`` on ``device``, its host float64
+    copy, the number of clusters and ``1 + settings.n_inits`` k-means++ initialisations
+    drawn on the host (the first is the σ-wise protocol's).
+    """
+    from ..datasets import DATASETS
+
+    spec = DATASETS[name]
+    ss = np.random.SeedSequence([seed, sorted(DATASETS).index(name)])
+    data_seed, init_seed, *multi = ss.spawn(2 + settings.n_inits)
+    n = max(4 * spec.n_clusters, round(spec.n_samples * settings.size_factor))
+    X, y = spec(n, random_state=np.random.default_rng(data_seed), xp=xp, device=device)
+    Xh = to_host(X).astype(np.float64)
+    k = spec.n_clusters
+    inits = [_host_init(Xh, k, s) for s in (init_seed, *multi)]
+    return X, y, Xh, k, inits
+
+
 def n_units(settings: Settings) -> int:
     """Progress units of one data set: one per RBF training run."""
-    return len(KINDS) * ((settings.n_levels + 3) + settings.n_inits * settings.n_levels)
+    return len(KINDS) * ((settings.n_levels + 4) + settings.n_inits * settings.n_levels)
 
 
 def run_dataset(
@@ -264,24 +342,16 @@ def run_dataset(
     """Both protocols on the data set ``name`` of :data:`arbf.datasets.DATASETS`."""
     from ..datasets import DATASETS
 
-    spec = DATASETS[name]
     t0 = time.perf_counter()
-    ss = np.random.SeedSequence([seed, sorted(DATASETS).index(name)])
-    data_seed, init_seed, *multi = ss.spawn(2 + settings.n_inits)
-    n = max(4 * spec.n_clusters, round(spec.n_samples * settings.size_factor))
-    X, y = spec(n, random_state=np.random.default_rng(data_seed), xp=xp, device=device)
-    Xh = to_host(X).astype(np.float64)
-    k = spec.n_clusters
+    X, y, Xh, k, inits = make_problem(name, xp=xp, device=device, seed=seed, settings=settings)
     scale = float(np.max(np.abs(Xh)))
     eps = float(np.finfo(to_host(X[:1, :1]).dtype).eps)
     exact_atol = 1e3 * eps * max(scale, 1.0)
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    ref = reference_fixed_point(X, _host_init(Xh, k, init_seed), max_iter=settings.max_iter)
-    init_refs = [
-        reference_fixed_point(X, _host_init(Xh, k, s), max_iter=settings.max_iter) for s in multi
-    ]
+    ref = reference_fixed_point(X, inits[0], max_iter=settings.max_iter)
+    init_refs = [reference_fixed_point(X, c, max_iter=settings.max_iter) for c in inits[1:]]
     timings["reference"] = time.perf_counter() - t
 
     sigma_c = critical_sigma_host(Xh)
@@ -310,10 +380,17 @@ def run_dataset(
     t = time.perf_counter()
     annealing = {kind: _anneal(X, ref, grid, kind, settings, progress) for kind in KINDS}
     timings["annealing"] = time.perf_counter() - t
+    t = time.perf_counter()
+    branches = {}
+    for kind in KINDS:
+        branches[kind] = branch(X, ref, sigmas, kind, settings)
+        if progress is not None:
+            progress(kind)
+    timings["branch"] = time.perf_counter() - t
 
     return DatasetRun(
         name=name,
-        title=spec.title,
+        title=DATASETS[name].title,
         n=int(Xh.shape[0]),
         dim=int(Xh.shape[1]),
         k=k,
@@ -329,6 +406,7 @@ def run_dataset(
         init_refs=init_refs,
         init_wise=init_wise,
         annealing=annealing,
+        branches=branches,
         wall_time=time.perf_counter() - t0,
         timings=timings,
     )

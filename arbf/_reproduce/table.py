@@ -21,6 +21,8 @@ __all__ = [
     "exact_sigma",
     "markdown_table",
     "monotone_fraction",
+    "monotone_split",
+    "regime_table",
     "summarize",
     "write_csv",
     "write_json",
@@ -37,6 +39,25 @@ def monotone_fraction(d: np.ndarray, atol: float) -> float:
     if d.size < 2:
         return 1.0
     return float(np.mean(_nonincreasing(d, atol)))
+
+
+def monotone_split(
+    sigmas: np.ndarray, d: np.ndarray, regime: float, atol: float
+) -> tuple[float, int, float, int]:
+    """``(inside, n_inside, outside, n_outside)``: the fraction of monotone steps (σ
+    falling, ``d`` not increasing) among the steps that start at ``σ <= regime`` (both
+    ends in the proved regime) and among those that start above it (NaN when none)."""
+    if d.size < 2:
+        return math.nan, 0, math.nan, 0
+    ok = _nonincreasing(d, atol)
+    inside = sigmas[:-1] <= regime * (1 + 1e-12)  # False for every step when regime is NaN
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    return (
+        float(ok[inside].mean()) if n_in else math.nan,
+        n_in,
+        float(ok[~inside].mean()) if n_out else math.nan,
+        n_out,
+    )
 
 
 def exact_sigma(sigmas: np.ndarray, d: np.ndarray, atol: float) -> float:
@@ -79,6 +100,18 @@ COLUMNS = (
     "anneal_inertia_entmax15",
     "monotone_anneal_softmax",
     "monotone_anneal_entmax15",
+    "sigma0_softmax",
+    "sigma_e_entmax15",
+    "d_sigma0_softmax",
+    "d_sigma_e_entmax15",
+    "monotone_branch_softmax",
+    "monotone_branch_entmax15",
+    "monotone_inside_softmax",
+    "monotone_inside_entmax15",
+    "monotone_outside_softmax",
+    "monotone_outside_entmax15",
+    "steps_outside_softmax",
+    "steps_outside_entmax15",
     "wall_time_s",
     "backend",
 )
@@ -129,6 +162,23 @@ def summarize(run: DatasetRun) -> dict[str, Any]:
         row[f"monotone_anneal_{kind}"] = (
             monotone_fraction(an.d, run.exact_atol) if an is not None else math.nan
         )
+    names = {"softmax": "sigma0_softmax", "entmax15": "sigma_e_entmax15"}
+    tops = {"softmax": "d_sigma0_softmax", "entmax15": "d_sigma_e_entmax15"}
+    for kind in KINDS:
+        br = run.branches.get(kind)
+        regime = br.regime_sigma if br is not None else math.nan
+        row[names[kind]] = regime
+        row[tops[kind]] = float(br.d[0]) if br is not None and br.d.size else math.nan
+        row[f"monotone_branch_{kind}"] = (
+            monotone_fraction(br.d, run.exact_atol) if br is not None and br.d.size else math.nan
+        )
+        sw = run.sigma_wise[kind]
+        inside, _, outside, n_out = monotone_split(
+            sw.sigmas, sw.d.max(axis=1), regime, run.exact_atol
+        )
+        row[f"monotone_inside_{kind}"] = inside
+        row[f"monotone_outside_{kind}"] = outside
+        row[f"steps_outside_{kind}"] = n_out
     row["wall_time_s"] = run.wall_time
     row["backend"] = run.backend
     return row
@@ -159,7 +209,13 @@ def check_rows(runs: list[DatasetRun]) -> dict[str, dict[str, bool]]:
     - ``softmax_decays``: softmax is not exact at ``sigma_pred`` (Theorem 3: it tends to
       0, never exactly), it ends below ``1e-6 max|X|``, and where it does become 0 in
       floating point (once ``exp(-Δ/σ)`` falls under rounding) that is at a lower σ than
-      entmax.
+      entmax;
+    - ``branch_monotone_in_regime`` (Theorems M and E): σ₀ and σ_e are certified, the
+      branch continued from c* converged at every level and its discrepancy is monotone
+      on every step at or below them, and stays within the certified bound (softmax) or
+      equals the closed form (entmax-1.5) to rounding;
+    - ``regime_not_vacuous``: at σ₀ the softmax branch is far from c* (``d(σ₀)`` above
+      ``1000 exact_atol``), so the regime is one where something moves.
     """
     out: dict[str, dict[str, bool]] = {}
     tiny = 1e-12
@@ -198,8 +254,33 @@ def check_rows(runs: list[DatasetRun]) -> dict[str, dict[str, bool]]:
                 and soft[-1] < soft[0]
                 and _exact_from(s, soft, run.exact_atol) < _exact_from(s, e, run.exact_atol)
             ),
+            "branch_monotone_in_regime": _branch_ok(run),
+            "regime_not_vacuous": bool(
+                "softmax" in run.branches
+                and run.branches["softmax"].d.size > 0
+                and run.branches["softmax"].d[0] > 1e3 * run.exact_atol
+            ),
         }
     return out
+
+
+def _branch_ok(run: DatasetRun) -> bool:
+    """Theorems M and E on the branch of ``run`` (see :func:`check_rows`)."""
+    if set(run.branches) != set(KINDS):
+        return False
+    for kind, br in run.branches.items():
+        if not (math.isfinite(br.regime_sigma) and br.d.size and br.converged.all()):
+            return False
+        if monotone_fraction(br.d, run.exact_atol) != 1.0:
+            return False
+        b = br.bound
+        if kind == "softmax":
+            within = br.d <= b * (1 + 1e-9) + run.exact_atol
+        else:  # entmax-1.5: the closed form (rounding of the margins near the fold)
+            within = np.abs(br.d - b) <= 1e-6 * b + run.exact_atol
+        if not (np.all(np.isfinite(b)) and np.all(within)):
+            return False
+    return True
 
 
 def _fmt(v: Any) -> str:
@@ -218,7 +299,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         "dataset", "n", "d", "k",
         "d final softmax / entmax", "d at min Δ/2 softmax / entmax",
         "σ exact entmax (observed)", "min Δ/2 (predicted)", "σ traj",
-        "σ exact softmax (observed)", "monotone softmax / entmax",
+        "σ exact softmax (observed)",
         "iterations softmax / entmax", "time (s)", "backend",
     ]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -229,9 +310,37 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"{_fmt(r['d_pred_softmax'])} / {_fmt(r['d_pred_entmax15'])}",
             _fmt(r["sigma_exact_observed"]), _fmt(r["sigma_pred"]), _fmt(r["sigma_traj"]),
             _fmt(r["sigma_exact_softmax"]),
-            f"{r['monotone_softmax']:.2f} / {r['monotone_entmax15']:.2f}",
             f"{r['iterations_softmax']} / {r['iterations_entmax15']}",
             f"{r['wall_time_s']:.1f}", r["backend"],
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v: float) -> str:
+    return "—" if math.isnan(v) else f"{100 * v:.0f} %"
+
+
+def regime_table(rows: list[dict[str, Any]], scales: dict[str, float]) -> str:
+    """The monotone regime per data set (Markdown): the certified temperatures, d(σ₀),
+    and the monotone-step fractions inside (proved) and outside (observed)."""
+    head = [
+        "dataset", "σ₀ softmax", "d(σ₀)", "d(σ₀) / scale", "σ_e entmax", "min Δ/2",
+        "branch, σ ≤ σ₀ / σ_e: monotone softmax / entmax (theorem)",
+        "same start, σ ≤ σ₀ / σ_e (observed)",
+        "same start, σ > σ₀ / σ_e (observed)",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        d0 = r["d_sigma0_softmax"]
+        cells = [
+            r["dataset"], _fmt(r["sigma0_softmax"]), _fmt(d0),
+            _fmt(d0 / scales[r["dataset"]]) if scales.get(r["dataset"]) else "—",
+            _fmt(r["sigma_e_entmax15"]), _fmt(r["sigma_pred"]),
+            f"{_pct(r['monotone_branch_softmax'])} / {_pct(r['monotone_branch_entmax15'])}",
+            f"{_pct(r['monotone_inside_softmax'])} / {_pct(r['monotone_inside_entmax15'])}",
+            f"{_pct(r['monotone_outside_softmax'])} / {_pct(r['monotone_outside_entmax15'])}"
+            f" of {r['steps_outside_softmax']} / {r['steps_outside_entmax15']} steps",
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
