@@ -230,9 +230,9 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             working_memory=self.working_memory,
         )  # fmt: skip
         if due:
-            rng = getattr(self, "_rng", None)
-            if rng is None:
-                rng = self._rng = check_random_state(self.random_state)
+            if getattr(self, "_rng", None) is None:
+                self._rng = check_random_state(self.random_state)
+            rng = self._rng
             C, counts_h, moved = reassign_small(
                 X, C, np.asarray(to_host(counts), dtype=np.float64), rng, ratio=ratio,
                 xp=xp, verbose=verbose, name=type(self).__name__,

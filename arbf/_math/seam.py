@@ -239,7 +239,7 @@ def labelled_inertia(
     r, v = route(X, C, w)
     if r == SPARSE:
         return _ksparse.labelled_inertia(
-            v[0], v[1], host_view(labels, floats_only=False), v[2], working_memory=working_memory
+            v[0], v[1], to_host(labels), v[2], working_memory=working_memory
         )
     if r == HOST:
         hl = host_view(labels, floats_only=False)
@@ -449,7 +449,7 @@ def mean_variance(X: Array, *, xp: ModuleType) -> float:
     return float(to_host(xp.mean(xp.var(X, axis=0))))
 
 
-def dense_rows(X: Array, idx: np.ndarray, *, xp: ModuleType) -> Array:
+def dense_rows(X: Array, idx: Any, *, xp: ModuleType) -> Array:
     """The rows ``idx`` (host integers; few: centers, candidates) as a dense array in
     ``X``'s namespace, device and dtype."""
     if is_sparse(X):
@@ -459,7 +459,7 @@ def dense_rows(X: Array, idx: np.ndarray, *, xp: ModuleType) -> Array:
     )
 
 
-def take_rows(X: Array, idx: np.ndarray, *, xp: ModuleType) -> Array:
+def take_rows(X: Array, idx: Any, *, xp: ModuleType) -> Array:
     """The rows ``idx`` (host integers) in ``X``'s own kind (a sparse matrix stays
     sparse: mini-batches, subsamples)."""
     if is_sparse(X):

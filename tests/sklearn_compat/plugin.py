@@ -37,7 +37,9 @@ DESELECTED: dict[str, str] = {
     "test_minibatch_update_consistency": (
         "calls sklearn.cluster._kmeans._mini_batch_step and _labels_inertia"
     ),
-    "test_minibatch_reassign": "calls sklearn.cluster._kmeans._mini_batch_step and _labels_inertia",
+    "test_minibatch_reassign": (
+        "calls sklearn.cluster._kmeans._mini_batch_step and _labels_inertia"
+    ),
     "test_euclidean_distance": (
         "calls sklearn.cluster._k_means_common._euclidean_dense_dense_wrapper and "
         "_euclidean_sparse_dense_wrapper"
