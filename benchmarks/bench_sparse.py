@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_kmeans as _bk  # noqa: E402  (the shared measurement helpers)
+import bench_kmeans as _bk  # the shared measurement helpers
 
 FULL = (100_000, 20_000, 0.001, 50)
 QUICK = (3_000, 2_000, 0.01, 8)

@@ -265,7 +265,7 @@ class TestValidation:
 
     def test_deterministic_annealing_refuses_sparse(self):
         Xs, _, _ = _data()
-        with pytest.raises(TypeError, match="init='anneal'.*scipy.sparse"):
+        with pytest.raises(TypeError, match=r"init=.anneal.*scipy\.sparse"):
             arbf.kmeans(Xs, 3, init="anneal")
         with pytest.raises(TypeError, match="deterministic annealing does not support"):
             arbf.deterministic_annealing(Xs, 3)
@@ -326,6 +326,7 @@ class TestPublicEntryPointsSparseEqualsDense:
         c_d, i_d = arbf.kmeans_plusplus(Xs.toarray(), 5, sample_weight=w, random_state=3)
         np.testing.assert_array_equal(i_s, i_d)
         np.testing.assert_array_equal(c_s, Xs[i_s].toarray())
+        np.testing.assert_array_equal(c_s, c_d)
         p_s = arbf.kmeans_parallel(Xs, 5, random_state=3)
         p_d = arbf.kmeans_parallel(Xs.toarray(), 5, random_state=3)
         np.testing.assert_allclose(p_s, p_d, rtol=1e-9, atol=1e-12)

@@ -40,9 +40,7 @@ def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     """``(mean, X - mean)`` with the column means of ``X`` (scikit-learn centres the data
     before K-Means, for precision); on Dask the mean is computed once and kept.  Sparse
     data are not centred (:func:`arbf._math.seam.centre`: the mean is 0)."""
-    mean, Xc = seam.centre(X, xp=xp)
-    (mean,) = materialize(mean, xp=xp)
-    return mean, Xc
+    return seam.centre(X, xp=xp)
 
 
 def _relocate_empty(

@@ -41,6 +41,7 @@ from .._backend import (
     is_sparse,
     itemsize,
     like_view,
+    materialize,
     to_host,
 )
 from .._chunking import budget_mb, chunk_rows, iter_chunks
@@ -437,7 +438,7 @@ def centre(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     would densify it; scikit-learn does not either): ``(0, X)``."""
     if is_sparse(X):
         return np.zeros(X.shape[1], dtype=X.dtype), X
-    mean = mean_rows(X, xp=xp)
+    (mean,) = materialize(mean_rows(X, xp=xp), xp=xp)  # Dask: computed once and kept
     return mean, X - mean
 
 
