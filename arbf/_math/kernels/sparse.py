@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..._chunking import budget_mb
+from .hard import RECOMPUTE_BELOW  # the same threshold as the dense transform
 from .runtime import lock, n_threads, run_chunks
 
 __all__ = [
@@ -58,10 +59,6 @@ __all__ = [
     "sq_norms",
     "take_rows",
 ]
-
-#: Expanded squared distances ``||x||^2 + ||c||^2 - 2 x.c`` at most this fraction of
-#: ``||x||^2 + ||c||^2`` are recomputed exactly (there the expansion cancels).
-RECOMPUTE_BELOW = 2.0**-10
 
 
 # --------------------------------------------------------------------------------------
@@ -593,8 +590,9 @@ def _pairwise(
 
 def pairwise_distances(X: Any, C: np.ndarray, *, working_memory: Any) -> np.ndarray:
     """Euclidean distances ``||x_i - c_j||`` (``n x k``, ``X``'s dtype): expanded in
-    float64, the entries where that cancels (at most :data:`RECOMPUTE_BELOW` of
-    ``||x||^2 + ||c||^2``) recomputed exactly, so a row on a center is at 0."""
+    float64, the entries where that cancels (at most
+    :data:`arbf._math.kernels.hard.RECOMPUTE_BELOW` of ``||x||^2 + ||c||^2``) recomputed
+    exactly, so a row on a center is at 0."""
     return _pairwise(X, C, _row_norms64(X), take_sqrt=True, working_memory=working_memory)
 
 
