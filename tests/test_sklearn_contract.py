@@ -142,18 +142,18 @@ class TestReassignment:
     def test_which_centers_move_and_where(self):
         """Below ratio * max: moved onto distinct batch rows; weight = least weight kept."""
         Xb = np.arange(40.0).reshape(20, 2)
-        C = np.zeros((4, 2))
-        counts = np.array([100.0, 0.5, 2.0, 0.9])  # 1 and 3 below 0.01 * 100 = 1
+        C = np.zeros((5, 2))
+        counts = np.array([100.0, 0.5, 2.0, 0.9, 1.0])  # 1 and 3 below 0.01 * 100 = 1
         C2, counts2, moved = reassign_small(
             Xb, C, counts, np.random.default_rng(0), ratio=0.01, xp=np
         )
         assert moved == 2
-        np.testing.assert_array_equal(C2[[0, 2]], C[[0, 2]])
+        np.testing.assert_array_equal(C2[[0, 2, 4]], C[[0, 2, 4]])  # 1.0 is not below 1
         rows = {tuple(r) for r in Xb}
         assert tuple(C2[1]) in rows and tuple(C2[3]) in rows
         assert tuple(C2[1]) != tuple(C2[3])  # distinct samples
-        np.testing.assert_array_equal(counts2, [100.0, 2.0, 2.0, 2.0])
-        np.testing.assert_array_equal(counts, [100.0, 0.5, 2.0, 0.9])  # input untouched
+        np.testing.assert_array_equal(counts2, [100.0, 1.0, 2.0, 1.0, 1.0])
+        np.testing.assert_array_equal(counts, [100.0, 0.5, 2.0, 0.9, 1.0])  # input untouched
 
     def test_at_most_half_the_batch_lightest_first(self):
         Xb = np.arange(8.0).reshape(4, 2)  # batch of 4: at most 2 moves

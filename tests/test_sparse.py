@@ -175,6 +175,21 @@ class TestSparseKernelsDirectly:
         assert T[7, 0] == 0.0 and T[11, 1] == 0.0
         assert seam.assign(Xs, C, xp=npx)[1][7] == 0.0
 
+    def test_distances_exact_where_the_expansion_cancels(self):
+        """Rows and centers far from the origin: ||x||^2 + ||c||^2 - 2 x.c loses ~8 digits;
+        those entries are recomputed from the nonzeros."""
+        rng = np.random.default_rng(5)
+        Xd = (1e4 + rng.random((200, 6))) * (rng.random((200, 6)) < 0.7)
+        Xs = sp.csr_matrix(Xd)
+        C = Xd[rng.choice(200, 4, replace=False)] + rng.normal(0, 1e-2, (4, 6))
+        exact = np.sqrt(((Xd[:, None, :] - C[None]) ** 2).sum(-1))
+        np.testing.assert_allclose(seam.pairwise_distances(Xs, C, xp=npx), exact, rtol=1e-10)
+        np.testing.assert_allclose(
+            seam.dist_to_rows(Xs, C, seam.sq_norms(Xs, xp=npx), xp=npx), exact**2, rtol=1e-10
+        )
+        lab, dist = seam.assign(Xs, C, xp=npx)  # the nearest distance of the Lloyd passes
+        np.testing.assert_allclose(dist, exact[np.arange(200), lab] ** 2, rtol=1e-10)
+
     def test_thread_count_does_not_change_labels(self):
         Xs, C, w = _data()
         with arbf.config_context(n_threads=1):

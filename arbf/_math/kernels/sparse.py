@@ -19,9 +19,11 @@ The arithmetic, per row :math:`x` with nonzeros :math:`(c_t, v_t)`:
   .. math:: \lVert x - \mu_j\rVert^2 = \sum_t (v_t - \mu_{j c_t})^2
             + \Bigl(\lVert\mu_j\rVert^2 - \sum_t \mu_{j c_t}^2\Bigr),
 
-  the bracket (the part of :math:`\mu_j` off the row's support) clamped at 0 and exactly
-  0 when every nonzero of :math:`\mu_j` lies in the support (so a row equal to a center
-  is at distance exactly 0);
+  the bracket (the part of :math:`\mu_j` off the row's support) clamped at 0, exactly 0
+  when every nonzero of :math:`\mu_j` lies in the support (so a row equal to a center
+  is at distance exactly 0), and taken in double-double arithmetic when it is small
+  beside :math:`\lVert\mu_j\rVert^2` (where the plain difference cancels): no
+  :math:`O(d)` walk over the center, and full float64 precision;
 - sums, weights, masses and objectives accumulated in float64 (per thread, reduced in
   block order: results do not depend on thread timing).
 
@@ -78,22 +80,59 @@ def _scores_python(data, indices, lo, hi, CT, g):
             g[j] += v * CT[c, j]
 
 
-def _sq_dist_python(data, indices, lo, hi, C, j, c_sq, c_nnz):
+def _two_square_python(a):
+    """``(p, e)`` with ``p + e == a * a`` exactly (Dekker's product, Veltkamp's split)."""
+    p = a * a
+    t = 134217729.0 * a  # 2^27 + 1
+    hi = t - (t - a)
+    lo = a - hi
+    return p, ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
+
+
+def _sq_norms_dd_python(C, hi_out, lo_out):
+    """Row-wise ``||c_j||^2`` as a double-double ``hi + lo`` (error ~ d u^2 ||c_j||^2)."""
+    for j in range(C.shape[0]):
+        s_hi = 0.0
+        s_lo = 0.0
+        for c in range(C.shape[1]):
+            p, e = _two_square(C[j, c])
+            t = s_hi + p
+            bb = t - s_hi
+            s_lo += ((s_hi - (t - bb)) + (p - bb)) + e
+            s_hi = t
+        hi_out[j] = s_hi + s_lo
+        lo_out[j] = s_lo - (hi_out[j] - s_hi)
+
+
+def _sq_dist_python(data, indices, lo, hi, C, j, c_sq, c_aux):
     """``||x - c_j||^2`` (float64) of one row: the support part plus the off-support
-    rest of ``c_j`` (exactly 0 when ``c_j``'s nonzeros all lie in the support)."""
+    rest of ``c_j``, ``||c_j||^2 - Σ_t c_{j c_t}^2`` -- exactly 0 when ``c_j``'s nonzeros
+    all lie in the support (``c_aux[j, 0]`` counts them), and taken in double-double
+    (``||c_j||^2 = c_sq[j] + c_aux[j, 1]``) when it is small beside ``||c_j||^2``, where
+    the plain difference would cancel."""
     inside = 0.0
     c_in = 0.0
-    covered = 0
+    covered = 0.0
     for t in range(lo, hi):
         cv = C[j, indices[t]]
         diff = np.float64(data[t]) - cv
         inside += diff * diff
         c_in += cv * cv
         if cv != 0.0:
-            covered += 1
-    if covered == c_nnz[j]:
+            covered += 1.0
+    if covered == c_aux[j, 0]:
         return inside
     rest = c_sq[j] - c_in
+    if rest <= 0.0625 * c_sq[j]:
+        s_hi = 0.0
+        s_lo = 0.0
+        for t in range(lo, hi):
+            p, e = _two_square(C[j, indices[t]])
+            u = s_hi + p
+            bb = u - s_hi
+            s_lo += ((s_hi - (u - bb)) + (p - bb)) + e
+            s_hi = u
+        rest = (c_sq[j] - s_hi) + (c_aux[j, 1] - s_lo)
     return inside + rest if rest > 0.0 else inside
 
 
@@ -111,7 +150,7 @@ def _nearest_python(g, c_sq):
 
 
 def _hard_python(
-    data, indices, indptr, a, b, CT, C, c_sq, c_nnz, w, labels, min_sq, sums, wsum, acc, g,
+    data, indices, indptr, a, b, CT, C, c_sq, c_aux, w, labels, min_sq, sums, wsum, acc, g,
     do_sums,
 ):  # fmt: skip
     """Rows ``a..b``: nearest labels, (optional) their distances, ``acc[0] += Σ w_i d_i``
@@ -125,7 +164,7 @@ def _hard_python(
         _scores(data, indices, lo, hi, CT, g)
         lab, _ = _nearest(g, c_sq)
         labels[i] = lab
-        dist = _sq_dist(data, indices, lo, hi, C, lab, c_sq, c_nnz)
+        dist = _sq_dist(data, indices, lo, hi, C, lab, c_sq, c_aux)
         if want_min:
             min_sq[i] = dist
         wi = np.float64(w[i]) if has_w else 1.0
@@ -137,14 +176,14 @@ def _hard_python(
     acc[0] += tot
 
 
-def _labelled_python(data, indices, indptr, a, b, C, c_sq, c_nnz, w, labels, out, acc):
+def _labelled_python(data, indices, indptr, a, b, C, c_sq, c_aux, w, labels, out, acc):
     """Rows ``a..b`` with given labels: ``acc[0] += Σ w_i ||x_i - c_{l_i}||^2`` (summed as
     :func:`_hard_python` sums it) and, when ``out`` has entries, the distances."""
     has_w = w.shape[0] > 0
     want = out.shape[0] > 0
     tot = 0.0
     for i in range(a, b):
-        dist = _sq_dist(data, indices, indptr[i], indptr[i + 1], C, labels[i], c_sq, c_nnz)
+        dist = _sq_dist(data, indices, indptr[i], indptr[i + 1], C, labels[i], c_sq, c_aux)
         if want:
             out[i] = dist
         tot += (np.float64(w[i]) if has_w else 1.0) * dist
@@ -186,7 +225,7 @@ def _soft_row_python(g, c_sq, lab, best, softmax, sigma, r, gap):
 
 
 def _soft_python(
-    data, indices, indptr, a, b, CT, C, c_sq, c_nnz, w, softmax, sigma, sums, mass, acc, g,
+    data, indices, indptr, a, b, CT, C, c_sq, c_aux, w, softmax, sigma, sums, mass, acc, g,
     r, gap,
 ):  # fmt: skip
     """Rows ``a..b`` at σ > 0: ``acc += (Σ w_i L_i, Σ w_i F_i, Σ w_i d_i)`` and the soft
@@ -202,7 +241,7 @@ def _soft_python(
         hi = indptr[i + 1]
         _scores(data, indices, lo, hi, CT, g)
         lab, best = _nearest(g, c_sq)
-        dist = _sq_dist(data, indices, lo, hi, C, lab, c_sq, c_nnz)
+        dist = _sq_dist(data, indices, lo, hi, C, lab, c_sq, c_aux)
         ext, aux = _soft_row(g, c_sq, lab, best, softmax, sigma, r, gap)
         wi = np.float64(w[i]) if has_w else 1.0
         tot_j += wi * dist
@@ -240,7 +279,7 @@ def _resp_python(data, indices, indptr, a, b, CT, c_sq, kind, sigma, out, g, r, 
 
 
 def _pairwise_python(
-    data, indices, indptr, a, b, CT, C, c_sq, c_nnz, x_sq, tau, take_sqrt, out, g
+    data, indices, indptr, a, b, CT, C, c_sq, c_aux, x_sq, tau, take_sqrt, out, g
 ):
     """Rows ``a..b``: ``out_ij = ||x_i - c_j||^2`` (or its square root), expanded and
     clamped at 0, recomputed exactly where the expansion is at most ``tau`` times
@@ -255,7 +294,7 @@ def _pairwise_python(
             scale = xs + c_sq[j]
             v = scale - 2.0 * g[j]
             if v <= tau * scale:
-                v = _sq_dist(data, indices, lo, hi, C, j, c_sq, c_nnz)
+                v = _sq_dist(data, indices, lo, hi, C, j, c_sq, c_aux)
             v = v if v > 0.0 else 0.0
             out[i, j] = math.sqrt(v) if take_sqrt else v
 
@@ -313,6 +352,7 @@ def _column_moments_python(data, indices, n, d):
 
 
 _scores: Any = None
+_two_square: Any = None
 _sq_dist: Any = None
 _nearest: Any = None
 _soft_row: Any = None
@@ -322,7 +362,7 @@ _kernels: dict[str, Any] = {}
 
 def _get_kernels() -> dict[str, Any]:
     """The compiled kernels (numba imported and the helpers jitted on first use)."""
-    global _scores, _sq_dist, _nearest, _soft_row, _entmax_tau
+    global _scores, _two_square, _sq_dist, _nearest, _soft_row, _entmax_tau
     if not _kernels:
         from . import entmax as _kentmax
 
@@ -336,6 +376,7 @@ def _get_kernels() -> dict[str, Any]:
                 jit = numba.njit(nogil=True, cache=True, fastmath=False)
                 _entmax_tau = tau
                 _scores = jit(_scores_python)
+                _two_square = jit(_two_square_python)
                 _sq_dist = jit(_sq_dist_python)
                 _nearest = jit(_nearest_python)
                 _soft_row = jit(_soft_row_python)
@@ -348,6 +389,7 @@ def _get_kernels() -> dict[str, Any]:
                     ("margin", _margin_python),
                     ("row_norms", _row_norms_python),
                     ("moments", _column_moments_python),
+                    ("norms_dd", _sq_norms_dd_python),
                 ):
                     _kernels[name] = jit(fn)
     return _kernels
@@ -361,15 +403,20 @@ def _get_kernels() -> dict[str, Any]:
 class _Centers:
     """The centers in float64 (``k x d``), transposed (``d x k``: in float32 when the
     centers are float32 -- exact, and half the memory traffic of the gathers), their
-    squared norms and their numbers of nonzeros."""
+    squared norms (double-double: ``c_sq + c_aux[:, 1]``) and their numbers of
+    nonzeros (``c_aux[:, 0]``)."""
 
     def __init__(self, C: Any) -> None:
         self.C = np.ascontiguousarray(C, dtype=np.float64)
         low = np.asarray(C).dtype == np.float32
         self.CT = np.ascontiguousarray(np.asarray(C).T if low else self.C.T)
-        self.c_sq = np.einsum("ij,ij->i", self.C, self.C)
-        self.c_nnz = np.count_nonzero(self.C, axis=1).astype(np.int64)
         self.k = self.C.shape[0]
+        self.c_sq = np.empty(self.k)
+        self.c_aux = np.empty((self.k, 2))  # [number of nonzeros, low part of ||c||^2]
+        lo = np.empty(self.k)
+        _get_kernels()["norms_dd"](self.C, self.c_sq, lo)
+        self.c_aux[:, 0] = np.count_nonzero(self.C, axis=1)
+        self.c_aux[:, 1] = lo
 
 
 def _csr(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -415,7 +462,7 @@ def _hard_pass(
     def work(a: int, st: _HardState) -> None:
         b = min(a + rows, n)
         kern(
-            data, indices, indptr, a, b, cen.CT, cen.C, cen.c_sq, cen.c_nnz, ww, labels,
+            data, indices, indptr, a, b, cen.CT, cen.C, cen.c_sq, cen.c_aux, ww, labels,
             min_sq, st.sums, st.wsum, st.acc, st.g, do_sums,
         )  # fmt: skip
 
@@ -474,7 +521,7 @@ def _labelled(
     rows, threads = _plan(n, 64, working_memory)
 
     def work(a: int, acc: np.ndarray) -> None:
-        kern(data, indices, indptr, a, min(a + rows, n), cen.C, cen.c_sq, cen.c_nnz, ww, lab,
+        kern(data, indices, indptr, a, min(a + rows, n), cen.C, cen.c_sq, cen.c_aux, ww, lab,
              out, acc)  # fmt: skip
 
     states = run_chunks(n, rows, threads, work, lambda: np.zeros(1))
@@ -532,7 +579,7 @@ def soft_stats(
 
     def work(a: int, st: _SoftState) -> None:
         kern(
-            data, indices, indptr, a, min(a + rows, n), cen.CT, cen.C, cen.c_sq, cen.c_nnz,
+            data, indices, indptr, a, min(a + rows, n), cen.CT, cen.C, cen.c_sq, cen.c_aux,
             ww, softmax, float(sigma), st.sums, st.mass, st.acc, st.g, st.r, st.gap,
         )  # fmt: skip
 
@@ -581,7 +628,7 @@ def _pairwise(
     rows, threads = _plan(n, 64 * k, working_memory)
 
     def work(a: int, g: np.ndarray) -> None:
-        kern(data, indices, indptr, a, min(a + rows, n), cen.CT, cen.C, cen.c_sq, cen.c_nnz,
+        kern(data, indices, indptr, a, min(a + rows, n), cen.CT, cen.C, cen.c_sq, cen.c_aux,
              xs, RECOMPUTE_BELOW, take_sqrt, out, g)  # fmt: skip
 
     run_chunks(n, rows, threads, work, lambda: np.empty(k))
