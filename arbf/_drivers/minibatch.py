@@ -104,7 +104,7 @@ def reassign_small(
     r"""Random reassignment of small clusters (scikit-learn's rule; Sculley 2010).
 
     The centers whose accumulated weight :math:`M_j` is below ``ratio`` times the
-    largest, :math:`M_j < 	ext{ratio}\cdot\max_l M_l` (at most half the batch: the
+    largest, :math:`M_j < \text{ratio}\cdot\max_l M_l` (at most half the batch: the
     lightest ones), are moved onto as many distinct samples of the batch ``Xb``, drawn
     uniformly, and their weight is set to the smallest weight of the centers kept (not 0,
     so they are not reassigned again at once).  A duplicate or dead center thus gets a
