@@ -334,6 +334,24 @@ class TestAgainstScikitLearn:
         _close(res.centers, ref.cluster_centers_, dtype)
 
 
+def test_ties_break_as_in_scikit_learn():
+    """Unit rows with few terms: many rows share no term with any center, so their scores
+    are the centers' squared norms, all 1 up to rounding; the nearest is decided by that
+    rounding, which must be scikit-learn's (its row norms) for equal labels."""
+    skc = pytest.importorskip("sklearn.cluster")
+    rng = np.random.default_rng(7)
+    n, d = 3000, 400
+    rows = np.repeat(np.arange(n), 3)
+    X = sp.csr_matrix((rng.random(3 * n), (rows, rng.integers(d, size=3 * n))), shape=(n, d))
+    X.sum_duplicates()
+    X = sp.csr_matrix(X.multiply(1.0 / np.sqrt(X.multiply(X).sum(axis=1))))
+    C = X[rng.choice(n, 20, replace=False)].toarray()
+    res = arbf.kmeans(X, 20, init=C, n_init=1, max_iter=3, tol=0)
+    ref = skc.KMeans(20, init=C, n_init=1, max_iter=3, tol=0).fit(X)
+    np.testing.assert_array_equal(res.labels, ref.labels_)
+    assert res.inertia == pytest.approx(ref.inertia_, rel=1e-12)
+
+
 class TestPublicEntryPointsSparseEqualsDense:
     def test_kmeans_plusplus_and_kmeans_parallel(self):
         Xs, _, w = _data()

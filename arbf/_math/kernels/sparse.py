@@ -108,8 +108,8 @@ def _sq_dist_python(data, indices, lo, hi, C, j, c_sq, c_aux):
     """``||x - c_j||^2`` (float64) of one row: the support part plus the off-support
     rest of ``c_j``, ``||c_j||^2 - Σ_t c_{j c_t}^2`` -- exactly 0 when ``c_j``'s nonzeros
     all lie in the support (``c_aux[j, 0]`` counts them), and taken in double-double
-    (``||c_j||^2 = c_sq[j] + c_aux[j, 1]``) when it is small beside ``||c_j||^2``, where
-    the plain difference would cancel."""
+    (``||c_j||^2 = c_aux[j, 1] + c_aux[j, 2]``) when it is small beside ``||c_j||^2``,
+    where the plain difference would cancel."""
     inside = 0.0
     c_in = 0.0
     covered = 0.0
@@ -132,7 +132,7 @@ def _sq_dist_python(data, indices, lo, hi, C, j, c_sq, c_aux):
             bb = u - s_hi
             s_lo += ((s_hi - (u - bb)) + (p - bb)) + e
             s_hi = u
-        rest = (c_sq[j] - s_hi) + (c_aux[j, 1] - s_lo)
+        rest = (c_aux[j, 1] - s_hi) + (c_aux[j, 2] - s_lo)
     return inside + rest if rest > 0.0 else inside
 
 
@@ -403,20 +403,24 @@ def _get_kernels() -> dict[str, Any]:
 class _Centers:
     """The centers in float64 (``k x d``), transposed (``d x k``: in float32 when the
     centers are float32 -- exact, and half the memory traffic of the gathers), their
-    squared norms (double-double: ``c_sq + c_aux[:, 1]``) and their numbers of
-    nonzeros (``c_aux[:, 0]``)."""
+    squared norms (``c_sq``; and as a double-double ``c_aux[:, 1] + c_aux[:, 2]``) and
+    their numbers of nonzeros (``c_aux[:, 0]``)."""
 
     def __init__(self, C: Any) -> None:
         self.C = np.ascontiguousarray(C, dtype=np.float64)
         low = np.asarray(C).dtype == np.float32
         self.CT = np.ascontiguousarray(np.asarray(C).T if low else self.C.T)
         self.k = self.C.shape[0]
-        self.c_sq = np.empty(self.k)
-        self.c_aux = np.empty((self.k, 2))  # [number of nonzeros, low part of ||c||^2]
-        lo = np.empty(self.k)
-        _get_kernels()["norms_dd"](self.C, self.c_sq, lo)
+        # the scores use scikit-learn's row norms (einsum), so that ties and near-ties
+        # between centers break as in its sparse Lloyd step
+        self.c_sq = np.einsum("ij,ij->i", self.C, self.C)
+        # [number of nonzeros, ||c||^2 as a double-double hi + lo]
+        self.c_aux = np.empty((self.k, 3))
         self.c_aux[:, 0] = np.count_nonzero(self.C, axis=1)
-        self.c_aux[:, 1] = lo
+        hi, lo = np.empty(self.k), np.empty(self.k)
+        _get_kernels()["norms_dd"](self.C, hi, lo)
+        self.c_aux[:, 1] = hi
+        self.c_aux[:, 2] = lo
 
 
 def _csr(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
