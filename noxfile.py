@@ -41,12 +41,44 @@ def _pytest(session: nox.Session, backends: str | None) -> None:
     )
 
 
+# scikit-learn's own K-Means tests (they ship with scikit-learn) run against arbf by a
+# pytest plugin that rebinds the estimators (tests/sklearn_compat/plugin.py); the tests
+# of scikit-learn's private helpers are deselected there, each with its reason.
+SKLEARN_COMPAT = (
+    "--pyargs",
+    "sklearn.cluster.tests.test_k_means",
+    "-p",
+    "tests.sklearn_compat.plugin",
+)
+SKLEARN_SEEDS = ("42", "0-9")  # scikit-learn's default seed, and seeds 0..9
+
+
+def _sklearn_compat(session: nox.Session) -> None:
+    workers = os.environ.get("ARBF_TEST_WORKERS", "2")
+    for seeds in SKLEARN_SEEDS:
+        env = {"SKLEARN_TESTS_GLOBAL_RANDOM_SEED": seeds, "SKLEARN_RUN_FLOAT32_TESTS": "1"}
+        session.run(
+            "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers,
+            *SKLEARN_COMPAT, env=env,
+        )  # fmt: skip
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole backend matrix (every installed backend; GPUs reported as skipped)."""
+    """The whole backend matrix (every installed backend; GPUs reported as skipped), the
+    doctests, and scikit-learn's K-Means tests against arbf (about a minute)."""
     session.install("-e", ".[test]", TORCH, JAX)
     _pytest(session, None)
     session.run("python", "-m", "pytest", "--doctest-modules", "arbf", "-q")
+    _sklearn_compat(session)
+
+
+@nox.session(name="sklearn_compat")
+def sklearn_compat(session: nox.Session) -> None:
+    """scikit-learn's ``sklearn/cluster/tests/test_k_means.py`` against arbf, at seed 42
+    and seeds 0-9 (``nox -s sklearn_compat``)."""
+    session.install("-e", ".[test]")
+    _sklearn_compat(session)
 
 
 @nox.session(name="tests-backend")

@@ -32,6 +32,7 @@ __all__ = [
     "is_dask",
     "is_jax",
     "is_numpy",
+    "is_sparse",
     "is_strict",
     "is_torch",
     "is_traced",
@@ -44,17 +45,24 @@ __all__ = [
 ]
 
 
+def is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a :mod:`scipy.sparse` matrix or array (scipy is not imported)."""
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "tocsr")
+
+
 def array_namespace(*arrays: Any) -> ModuleType:
     """Return the (compat-wrapped) namespace shared by ``arrays``.
 
-    ``None`` and Python scalars are ignored.  Arrays from different libraries raise a
-    :class:`TypeError` that names them, rather than an obscure error later.
+    ``None`` and Python scalars are ignored; a :mod:`scipy.sparse` matrix counts as a
+    NumPy array (its data live in NumPy arrays on the host).  Arrays from different
+    libraries raise a :class:`TypeError` that names them, rather than an obscure error
+    later.
     """
     arrs = [a for a in arrays if a is not None and not isinstance(a, int | float | bool)]
     if not arrs:
         return aac.array_namespace(np.empty(0))
     try:
-        return aac.array_namespace(*arrs)
+        return aac.array_namespace(*(np.empty(0) if is_sparse(a) else a for a in arrs))
     except TypeError as exc:
         kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in arrs})
         raise TypeError(
@@ -68,7 +76,9 @@ def is_array(x: Any) -> bool:
 
 
 def device_of(x: Array) -> Any:
-    """The device of ``x`` (``"cpu"`` for NumPy)."""
+    """The device of ``x`` (``"cpu"`` for NumPy and :mod:`scipy.sparse`)."""
+    if is_sparse(x):
+        return "cpu"
     return aac.device(x)
 
 

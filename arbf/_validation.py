@@ -29,6 +29,7 @@ from ._backend import (
     device_of,
     from_host,
     is_array,
+    is_sparse,
     is_traced,
     to_host,
     working_dtype,
@@ -52,6 +53,7 @@ __all__ = [
     "check_sample_weight",
     "check_sigma",
     "check_x_centers_weights",
+    "check_x_squared_norms",
 ]
 
 
@@ -188,16 +190,46 @@ def _complex_error(name: str, dtype: Any) -> ValueError:
     )
 
 
-def as_array(x: Any, name: str = "X") -> Any:
+def _check_torch_layout(x: Any, name: str) -> None:
+    """A clear ``TypeError`` for torch tensors that hold no dense values: sparse layouts
+    and the ``meta`` device (instead of a ``NotImplementedError`` from deep inside)."""
+    import torch
+
+    if x.layout != torch.strided:
+        raise TypeError(
+            f"{name} is a torch sparse tensor (layout {x.layout}); arbf computes on dense "
+            "tensors: pass X.to_dense(), or a scipy.sparse matrix for sparse data on the host"
+        )
+    if x.device.type == "meta":
+        raise TypeError(
+            f"{name} is a torch tensor on the 'meta' device: it has a shape but no values "
+            "to cluster"
+        )
+
+
+def as_array(x: Any, name: str = "X", *, accept_sparse: bool = False) -> Any:
     """Return ``x`` if it is an array-API array, else a NumPy array made from it.
 
-    Sparse matrices are refused (``TypeError``): every algorithm here needs dense data.
+    A :mod:`scipy.sparse` matrix or array is returned as it is when ``accept_sparse``
+    (data matrices: :func:`check_data` makes it canonical CSR) and refused
+    (``TypeError``) otherwise; other sparse containers (pydata ``sparse``) and torch
+    sparse or ``meta`` tensors are refused with a ``TypeError`` that says why.
     """
+    if is_sparse(x) and accept_sparse:
+        return x
     if _is_sparse(x):
+        kind = f"{type(x).__module__}.{type(x).__name__}"
+        if accept_sparse:
+            raise TypeError(
+                f"Sparse data of type {kind} was passed for {name}; arbf takes dense arrays "
+                "and scipy.sparse matrices (convert it, e.g. with x.to_scipy_sparse())."
+            )
         raise TypeError(
             f"Sparse data was passed for {name}, but dense data is required. "
             "Use '.toarray()' to convert to a dense array."
         )
+    if type(x).__module__.startswith("torch") and is_array(x):
+        _check_torch_layout(x, name)
     if is_array(x) and not isinstance(x, np.generic):
         return x
     try:
@@ -242,13 +274,40 @@ def _convert_dtype(x: Array, name: str, xp: ModuleType) -> Array:
     return x
 
 
+def _check_sparse(X: Any, name: str) -> Any:
+    """A :mod:`scipy.sparse` data matrix as canonical CSR (sorted indices, no duplicate
+    entries; explicit zeros are kept) of the working float dtype, never densified.  The
+    caller's matrix is never modified: it is reused as it is when it already qualifies,
+    else converted (a copy of its nonzeros)."""
+    dt = X.dtype
+    if dt.kind == "c":
+        raise _complex_error(name, dt)
+    if dt.kind not in "biuf":
+        raise TypeError(f"{name} has unsupported dtype {dt}; expected real numbers")
+    import array_api_compat.numpy as npx
+
+    wdt = working_dtype(npx, dt)
+    X = X.tocsr()  # the same object when it is CSR already
+    if X.dtype != wdt:
+        X = X.astype(wdt)  # a new matrix
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()  # sorts the indices too (in the copy)
+    if not bool(np.isfinite(X.data).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return X
+
+
 def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array, ModuleType]:
     """Validate a data matrix: 2-D, non-empty, real, finite; promote to a float dtype.
 
     Returns ``(X, xp)``.  Integer and bool input is promoted to the namespace's default
-    floating dtype; half precision to float32.  ``X`` itself is never modified.
+    floating dtype; half precision to float32.  A :mod:`scipy.sparse` matrix or array
+    (any format) comes back as canonical CSR of that dtype (never densified), with the
+    NumPy namespace.  ``X`` itself is never modified.
     """
-    X = as_array(X, name)
+    X = as_array(X, name, accept_sparse=True)
+    sparse = is_sparse(X)
     xp = array_namespace(X)
     if X.ndim != 2:
         raise ValueError(
@@ -272,6 +331,8 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
         raise ValueError(
             f"{name} has 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required."
         )
+    if sparse:
+        return _check_sparse(X, name), xp
     X = _convert_dtype(X, name, xp)
     xp = array_namespace(X)
     _check_finite(X, name, xp)
@@ -331,6 +392,39 @@ def check_sample_weight(
     if not total > 0:
         raise ValueError("sample_weight sums to zero; at least one weight must be positive")
     return sw
+
+
+def check_x_squared_norms(
+    x_squared_norms: Any, n: int, *, xp: ModuleType, dtype: Any, device: Any, like: Array
+) -> Array:
+    """Precomputed squared row norms ``||x_i||^2`` (scikit-learn's ``x_squared_norms``):
+    ``n`` finite, non-negative values, in ``X``'s namespace, device and dtype."""
+    v = as_array(x_squared_norms, "x_squared_norms")
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "iuf":
+            raise TypeError(
+                f"x_squared_norms has unsupported dtype {v.dtype}; expected real numbers"
+            )
+        if not isinstance(like, np.ndarray) and not is_sparse(like):
+            v = from_host(np.asarray(v, dtype=np.float64), xp=xp, device=device)
+    if array_namespace(v) is not xp:
+        raise TypeError(
+            "x_squared_norms and X come from different array libraries: "
+            f"{type(v).__module__} and {type(like).__module__}"
+        )
+    check_same_device(like, v)
+    if v.ndim < 1 or v.shape[0] != n:
+        got = v.shape[0] if v.ndim else 0
+        raise ValueError(
+            f"The length of x_squared_norms {got} should be equal to the length of n_samples {n}."
+        )
+    if v.ndim != 1:
+        raise ValueError(f"x_squared_norms must be 1-D, got shape {tuple(v.shape)}")
+    v = xp.astype(v, dtype)
+    _check_finite(v, "x_squared_norms", xp)
+    if not is_traced(v) and float(to_host(xp.min(v))) < 0:
+        raise ValueError("x_squared_norms contains negative values")
+    return v
 
 
 def check_centers(
@@ -457,7 +551,7 @@ def check_x_centers_weights(
     Returns them in one namespace, device and floating dtype (that of ``X``, promoted as
     in :func:`check_data`; ``centers`` are cast to it).
     """
-    X_in = as_array(X, "X")
+    X_in = as_array(X, "X", accept_sparse=True)
     C_in = as_array(centers, centers_name)
     if is_array(X_in) and is_array(C_in):
         # mixed libraries are an error, except plain NumPy centers/weights (host data)

@@ -41,6 +41,9 @@ class TestSklearnConformance:
                     "check_sample_weight_equivalence_on_dense_data": (
                         "sample_weight is not equivalent to removing/repeating samples."
                     ),
+                    "check_sample_weight_equivalence_on_sparse_data": (
+                        "sample_weight is not equivalent to removing/repeating samples."
+                    ),
                 },
             )
 

@@ -38,6 +38,13 @@ def test_check_estimator(est):
                 "check_sample_weight_equivalence_on_dense_data": (
                     "sample_weight is not equivalent to removing/repeating samples."
                 ),
+                "check_sample_weight_equivalence_on_sparse_data": (
+                    "sample_weight is not equivalent to removing/repeating samples."
+                ),
+                # it reads classifier_tags of any estimator with predict_proba (None for
+                # a clusterer); sparse input is tested in tests/test_sparse.py
+                "check_estimator_sparse_array": "classifier_tags read on a clusterer",
+                "check_estimator_sparse_matrix": "classifier_tags read on a clusterer",
             },
         )
 

@@ -82,10 +82,15 @@ class TestData:
         with pytest.raises(TypeError, match="X has unsupported dtype <U"):
             arbf.kmeans(np.array([["a", "b"], ["c", "d"]]), 1)
 
-    def test_sparse(self):
+    def test_sparse_data_accepted_sparse_weights_and_centers_refused(self):
+        # sparse data are clustered (tests/test_sparse.py); weights and centers are dense
         sparse = pytest.importorskip("scipy.sparse")
-        with pytest.raises(TypeError, match="Sparse data was passed for X"):
-            arbf.kmeans(sparse.csr_matrix(X_OK), 2)
+        arbf.kmeans(sparse.csr_matrix(X_OK), 2, random_state=0)
+        w = sparse.csr_matrix(np.ones((1, X_OK.shape[0])))
+        with pytest.raises(TypeError, match="Sparse data was passed for sample_weight"):
+            arbf.kmeans(X_OK, 2, sample_weight=w)
+        with pytest.raises(TypeError, match="Sparse data was passed for init"):
+            arbf.kmeans(X_OK, 2, init=sparse.csr_matrix(X_OK[:2]))
 
     def test_dask_unknown_chunk_sizes(self):
         _needs("dask")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, to_host
+from .._backend import Array, device_of, from_host, is_sparse, to_host
 from .._math import seam
 from .._messages import emit
 from .._validation import (
@@ -394,6 +394,12 @@ def _anneal_prepared(
 ) -> tuple[Array, dict[str, Any]]:
     """Annealing (on a subsample when ``max_samples`` says so) then the center swaps, on
     validated, centred ``Xc``; returns the centers (``Xc``'s coordinates) and the record."""
+    if is_sparse(Xc):
+        raise TypeError(
+            "deterministic annealing does not support scipy.sparse input (its splits need "
+            "per-cluster covariances of centred data); pass a dense array or use "
+            "init='k-means++'"
+        )
     n, d = Xc.shape
     m: int | None = None
     if opts.max_samples == "auto":

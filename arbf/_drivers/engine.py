@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, device_of, from_host, host_view, materialize, to_host
-from .._chunking import chunk_rows, iter_chunks
 from .._math import seam
 from .._messages import convergence_warning, emit
 from .results import KMeansResult
@@ -34,14 +33,14 @@ def tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
     """scikit-learn's absolute tolerance: ``tol * mean_f Var(X[:, f])`` (a host sync)."""
     if tol == 0:
         return 0.0
-    return float(to_host(xp.mean(xp.var(X, axis=0)))) * tol
+    return seam.mean_variance(X, xp=xp) * tol
 
 
 def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     """``(mean, X - mean)`` with the column means of ``X`` (scikit-learn centres the data
-    before K-Means, for precision); on Dask the mean is computed once and kept."""
-    (mean,) = materialize(seam.mean_rows(X, xp=xp), xp=xp)
-    return mean, X - mean
+    before K-Means, for precision); on Dask the mean is computed once and kept.  Sparse
+    data are not centred (:func:`arbf._math.seam.centre`: the mean is 0)."""
+    return seam.centre(X, xp=xp)
 
 
 def _relocate_empty(
@@ -63,13 +62,7 @@ def _relocate_empty(
     mass are moved out of their old cluster.  Nothing moves when every sample sits on its
     center (more clusters than distinct samples).  Host-side on k x d arrays (rare path).
     """
-    rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
-    dist = xp.concat(
-        [
-            seam.labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp)
-            for a, b in iter_chunks(X.shape[0], rows)
-        ]
-    )
+    dist = seam.labelled_distances(X, C_old, labels, xp=xp, working_memory=working_memory)
     n_empty = int(empty.shape[0])
     if not float(to_host(xp.max(dist))) > 0:
         # more clusters than distinct samples: relocating is pointless (scikit-learn)
@@ -77,7 +70,7 @@ def _relocate_empty(
     far = to_host(xp.argsort(dist, descending=True, stable=True)[:n_empty]).astype(np.int64)
     dev = device_of(X)
     far_d = from_host(far, xp=xp, device=dev)
-    Xf = to_host(xp.take(X, far_d, axis=0)).astype(np.float64)
+    Xf = to_host(seam.dense_rows(X, far, xp=xp)).astype(np.float64)
     wf = np.ones(n_empty) if w is None else to_host(xp.take(w, far_d, axis=0)).astype(np.float64)
     lf = to_host(xp.take(labels, far_d, axis=0)).astype(np.int64)
     sums_h = to_host(sums).astype(np.float64, copy=True)

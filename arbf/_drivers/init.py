@@ -24,6 +24,7 @@ from .._backend import (
     from_host,
     has_float64,
     is_dask,
+    is_sparse,
     materialize,
     to_host,
 )
@@ -35,6 +36,7 @@ from .._validation import (
     check_centers,
     check_fit_inputs,
     check_param,
+    check_x_squared_norms,
 )
 from .engine import center, lloyd, tolerance
 
@@ -72,13 +74,15 @@ def kmeans_plusplus_impl(
     xp: ModuleType,
     n_local_trials: int | None = None,
     working_memory: Any = None,
+    x_sq: Array | None = None,
 ) -> tuple[Array, np.ndarray]:
     """Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's greedy variant).
 
     Each new center is the best of ``n_local_trials`` (default ``2 + floor(ln k)``)
     candidates drawn with probability proportional to ``w_i D(x_i)^2``, "best" meaning the
     lowest resulting potential ``sum_i w_i min(D_i, D(x_i, candidate))``.  One host sync
-    per center.  Returns ``(centers, indices)`` with ``indices`` a host array.
+    per center.  ``x_sq`` are the squared row norms when already known.  Returns
+    ``(centers, indices)`` with ``indices`` a host array.
     """
     n = X.shape[0]
     dev = device_of(X)
@@ -87,9 +91,10 @@ def kmeans_plusplus_impl(
     p = _host_probabilities(sample_weight, n)
     first = int(rng.choice(n, p=p))
     indices = [first]
-    x_sq = seam.sq_norms(X, xp=xp)
+    if x_sq is None:
+        x_sq = seam.sq_norms(X, xp=xp)
     closest = seam.dist_to_rows(
-        X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
+        X, seam.dense_rows(X, [first], xp=xp), x_sq, xp=xp, working_memory=working_memory
     )[:, 0]
     # Dask: keep the n-vectors as concrete chunks so each center's graph is shallow
     x_sq, closest = materialize(x_sq, closest, xp=xp)
@@ -108,7 +113,7 @@ def kmeans_plusplus_impl(
             rand = rng.uniform(size=n_local_trials) * pot
             cand = xp.searchsorted(cum, from_host(rand, xp=xp, device=dev, dtype=acc_dtype))
             cand_h = np.minimum(to_host(cand), n - 1).astype(np.int64)
-        cand_rows = xp.take(X, from_host(cand_h, xp=xp, device=dev), axis=0)
+        cand_rows = seam.dense_rows(X, cand_h, xp=xp)
         D = xp.minimum(
             closest[:, None],
             seam.dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
@@ -120,8 +125,7 @@ def kmeans_plusplus_impl(
         closest = D[:, best]
         indices.append(int(cand_h[best]))
     idx_h = np.asarray(indices, dtype=np.int64)
-    centers = xp.take(X, from_host(idx_h, xp=xp, device=dev), axis=0)
-    return centers, idx_h
+    return seam.dense_rows(X, idx_h, xp=xp), idx_h
 
 
 def random_init_impl(
@@ -141,7 +145,7 @@ def random_init_impl(
             f"weight, got {int(np.count_nonzero(p))}"
         )
     idx = np.asarray(rng.choice(n, size=n_clusters, replace=False, p=p), dtype=np.int64)
-    return xp.take(X, from_host(idx, xp=xp, device=device_of(X)), axis=0), idx
+    return seam.dense_rows(X, idx, xp=xp), idx
 
 
 def kmeans_plusplus(
@@ -152,6 +156,7 @@ def kmeans_plusplus(
     sample_weight: Any = None,
     random_state: Any = None,
     n_local_trials: int | None = None,
+    x_squared_norms: Any = None,
     working_memory: Any = None,
 ) -> tuple[Array, np.ndarray]:
     r"""Choose initial centers with greedy, weight-aware k-means++.
@@ -163,7 +168,8 @@ def kmeans_plusplus(
 
     Parameters
     ----------
-    X : array of shape (n_samples, n_features)
+    X : array or scipy.sparse matrix of shape (n_samples, n_features)
+        A sparse matrix is not densified; the centers come back dense (NumPy).
     n_clusters : int
     sample_weight : array of shape (n_samples,), optional
     random_state : int, numpy Generator or None
@@ -177,6 +183,9 @@ def kmeans_plusplus(
         :func:`kmeans_parallel`), a few passes in all.
     n_local_trials : int, optional
         Candidates per center (default ``2 + floor(ln k)``).
+    x_squared_norms : array of shape (n_samples,), optional
+        The squared row norms :math:`\lVert x_i\rVert^2` when already computed
+        (scikit-learn's parameter; validated, then used in the distances).
     working_memory : float, optional
         Memory budget in MiB for one chunk.
 
@@ -200,6 +209,11 @@ def kmeans_plusplus(
     n_local_trials = check_param(
         "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1)
     )
+    x_sq = None
+    if x_squared_norms is not None:
+        x_sq = check_x_squared_norms(
+            x_squared_norms, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+        )
     return kmeans_plusplus_impl(
         X,
         n_clusters,
@@ -208,6 +222,7 @@ def kmeans_plusplus(
         xp=xp,
         n_local_trials=n_local_trials,
         working_memory=working_memory,
+        x_sq=x_sq,
     )
 
 
@@ -270,7 +285,7 @@ def kmeans_parallel_impl(
     picked = [first]
     x_sq = seam.sq_norms(X, xp=xp)
     closest = seam.dist_to_rows(
-        X, X[first : first + 1, ...], x_sq, xp=xp, working_memory=working_memory
+        X, seam.dense_rows(X, [first], xp=xp), x_sq, xp=xp, working_memory=working_memory
     )[:, 0]
     x_sq, closest = materialize(x_sq, closest, xp=xp)
     max_rounds = 4 * max(int(n_rounds), 1)
@@ -288,11 +303,11 @@ def kmeans_parallel_impl(
         if new.size == 0:
             continue
         picked.extend(int(i) for i in new)
-        rows = xp.take(X, from_host(new, xp=xp, device=dev), axis=0)
+        rows = seam.dense_rows(X, new, xp=xp)
         D = seam.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
         (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
     idx = np.asarray(picked, dtype=np.int64)
-    cand_h = to_host(xp.take(X, from_host(idx, xp=xp, device=dev), axis=0)).astype(np.float64)
+    cand_h = to_host(seam.dense_rows(X, idx, xp=xp)).astype(np.float64)
     _, first_of = np.unique(cand_h, axis=0, return_index=True)
     keep = np.sort(first_of)  # distinct rows, in the order they were picked
     idx, cand_h = idx[keep], cand_h[keep]
@@ -310,7 +325,7 @@ def kmeans_parallel_impl(
             extra = np.asarray(
                 rng.choice(n, size=n_pad, replace=False, p=p / p.sum()), dtype=np.int64
             )
-            rows_h = to_host(xp.take(X, from_host(extra, xp=xp, device=dev), axis=0))
+            rows_h = to_host(seam.dense_rows(X, extra, xp=xp))
             cand_h = np.concatenate([cand_h, rows_h.astype(np.float64)])
             wc = np.concatenate([wc, np.full(n_pad, 1e-12 * max(wc.sum(), 1.0))])
         while cand_h.shape[0] < n_clusters:  # fewer distinct rows than clusters
@@ -471,6 +486,11 @@ def resolve_init(
     init = check_init(init)
     d = X.shape[1]
     dev = device_of(X)
+    if isinstance(init, str) and init == "anneal" and is_sparse(X):
+        raise TypeError(
+            "init='anneal' (deterministic annealing) does not support scipy.sparse input; "
+            "use init='k-means++', 'k-means||', 'random', an array or a callable"
+        )
 
     def shift(C: Array) -> Array:
         return C if mean is None else C - mean

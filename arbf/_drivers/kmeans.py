@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from typing import Any
 
-from .._validation import BOOLEAN, Interval, check_fit_inputs, check_param
+from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
 from .engine import best_of, center, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
@@ -31,6 +32,8 @@ def kmeans(
     sample_weight: Any = None,
     random_state: Any = None,
     verbose: bool = False,
+    copy_x: bool = True,
+    algorithm: str = "lloyd",
     working_memory: Any = None,
 ) -> KMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
@@ -52,9 +55,12 @@ def kmeans(
 
     Parameters
     ----------
-    X : array of shape (n_samples, n_features)
+    X : array or scipy.sparse matrix of shape (n_samples, n_features)
         Any Array API array (NumPy, CuPy, PyTorch, JAX, Dask, ...); lists are converted
-        with NumPy.  Integer and bool input is promoted to the default float.
+        with NumPy.  Integer and bool input is promoted to the default float.  A
+        :mod:`scipy.sparse` matrix or array (CSR/CSC/...) is clustered as canonical CSR
+        on the host without being densified or centred (as scikit-learn); the centers
+        are dense NumPy arrays.
     n_clusters : int
     init : {"k-means++", "k-means||", "random", "anneal"}, array or callable
         An array has shape (n_clusters, n_features).
@@ -77,6 +83,12 @@ def kmeans(
     random_state : int, numpy Generator or None
     verbose : bool
         Print each iteration's inertia and the convergence reason (as scikit-learn).
+    copy_x : bool
+        Accepted for scikit-learn compatibility.  arbf never writes into ``X`` (it
+        centres into a new array), so ``X`` is left unchanged either way.
+    algorithm : {"lloyd", "elkan", "auto"}
+        Accepted for scikit-learn compatibility; every value runs Lloyd's algorithm
+        (the results of Elkan's are the same).
     working_memory : float or "auto", optional
         Memory budget in MiB for one chunk's temporaries (default: the configuration's,
         :func:`arbf.get_config`).
@@ -103,6 +115,14 @@ def kmeans(
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    check_param("copy_x", copy_x, BOOLEAN)
+    algorithm = check_param("algorithm", algorithm, Options("lloyd", "elkan", "auto"))
+    if algorithm == "elkan" and n_clusters == 1:
+        warnings.warn(
+            "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
     tol_abs = tolerance(X, tol, xp=xp)

@@ -25,6 +25,7 @@ driver (:func:`minibatch_fit`) synchronises once per step for the early-stopping
 from __future__ import annotations
 
 import math
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -37,7 +38,95 @@ from .engine import tolerance
 from .init import resolve_init
 from .results import MiniBatchResult
 
-__all__ = ["final_labels", "minibatch_fit", "minibatch_step"]
+__all__ = [
+    "Reassigner",
+    "final_labels",
+    "init_size_rule",
+    "minibatch_fit",
+    "minibatch_step",
+    "reassign_small",
+]
+
+
+def init_size_rule(
+    init_size: int | None, batch_size: int, n_clusters: int, n: int, *, stacklevel: int = 3
+) -> int:
+    """scikit-learn's number of samples for the initialisation: ``3 * batch_size`` by
+    default (``batch_size`` at most ``n``), ``3 * n_clusters`` when that is smaller than
+    ``n_clusters``; a given ``init_size < n_clusters`` is replaced by
+    ``3 * n_clusters`` with scikit-learn's ``RuntimeWarning``; at most ``n``."""
+    if init_size is None:
+        size = 3 * min(int(batch_size), n)
+        if size < n_clusters:
+            size = 3 * n_clusters
+    elif init_size < n_clusters:
+        warnings.warn(
+            f"init_size={init_size} should be larger than n_clusters={n_clusters}. "
+            "Setting it to min(3*n_clusters, n_samples)",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+        size = 3 * n_clusters
+    else:
+        size = int(init_size)
+    return min(size, n)
+
+
+class Reassigner:
+    """When to reassign small clusters (scikit-learn's schedule): after every
+    ``10 * n_clusters`` samples seen, and at any step that starts with an empty center
+    (zero accumulated weight).  ``since`` counts the samples since the last time."""
+
+    def __init__(self, n_clusters: int, since: int = 0) -> None:
+        self.n_clusters = int(n_clusters)
+        self.since = int(since)
+
+    def due(self, batch_n: int, counts: np.ndarray) -> bool:
+        """Count a batch of ``batch_n`` samples; whether this step reassigns."""
+        self.since += int(batch_n)
+        if bool((counts == 0).any()) or self.since >= 10 * self.n_clusters:
+            self.since = 0
+            return True
+        return False
+
+
+def reassign_small(
+    Xb: Array,
+    C: Array,
+    counts_h: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    ratio: float,
+    xp: ModuleType,
+    verbose: bool = False,
+    name: str = "MiniBatchKMeans",
+) -> tuple[Array, np.ndarray, int]:
+    r"""Random reassignment of small clusters (scikit-learn's rule; Sculley 2010).
+
+    The centers whose accumulated weight :math:`M_j` is below ``ratio`` times the
+    largest, :math:`M_j < \text{ratio}\cdot\max_l M_l` (at most half the batch: the
+    lightest ones), are moved onto as many distinct samples of the batch ``Xb``, drawn
+    uniformly, and their weight is set to the smallest weight of the centers kept (not 0,
+    so they are not reassigned again at once).  A duplicate or dead center thus gets a
+    second chance.  Host-side on the ``k``-vector; returns ``(C, counts_h, n_moved)``
+    (``C`` itself when nothing moves).
+    """
+    if not ratio > 0 or counts_h.size == 0:
+        return C, counts_h, 0
+    to = counts_h < ratio * counts_h.max()
+    cap = int(0.5 * Xb.shape[0])
+    if int(to.sum()) > cap:
+        to[np.argsort(counts_h, kind="stable")[cap:]] = False
+    m = int(to.sum())
+    if m == 0:
+        return C, counts_h, 0
+    pick = np.asarray(rng.choice(Xb.shape[0], size=m, replace=False), dtype=np.int64)
+    emit(verbose, "[%s] Reassigning %d cluster centers.", name, m)
+    C_h = np.array(to_host(C), copy=True)
+    C_h[np.flatnonzero(to)] = to_host(seam.dense_rows(Xb, pick, xp=xp))
+    counts_h = counts_h.copy()
+    counts_h[to] = counts_h[~to].min()
+    return from_host(C_h, xp=xp, device=device_of(C), dtype=C.dtype), counts_h, m
 
 
 def minibatch_step(
@@ -86,31 +175,35 @@ def minibatch_fit(
     max_iter: int = 100,
     tol: float = 0.0,
     max_no_improvement: int | None = 10,
+    reassignment_ratio: float = 0.0,
     working_memory: Any = None,
     verbose: bool = False,
+    name: str = "MiniBatchKMeans",
 ) -> MiniBatchResult:
     """Fit centers on validated ``X`` by mini-batch steps (scikit-learn's driver).
 
     Initialisation: ``n_init`` candidate initialisations (:func:`arbf._drivers.init.
-    resolve_init`) on a subsample of ``init_size`` rows (default ``max(3 batch_size,
-    3 k)``, at most ``n``), the one with the lowest inertia on that subsample kept.  Then
-    ``max_iter * n // batch_size`` steps on batches drawn with replacement by the host
-    Generator, stopping early on ``tol`` or ``max_no_improvement``.  With ``sigma_end``
+    resolve_init`) on a subsample of ``init_size`` rows (default:
+    :func:`init_size_rule`), the one with the lowest inertia on that subsample kept.
+    Then ``max_iter * n // batch_size`` steps on batches drawn with replacement by the
+    host Generator, with random reassignment of small clusters
+    (:func:`reassign_small`, ``reassignment_ratio > 0``, on :class:`Reassigner`'s
+    schedule), stopping early on ``tol`` or ``max_no_improvement``.  With ``sigma_end``
     σ falls geometrically over the steps (:func:`arbf._math.core.schedules.geometric`).
-    One host sync per step.
+    One host sync per step.  A sparse ``X`` stays sparse (batches are CSR row subsets).
     """
     n = X.shape[0]
     dev = device_of(X)
     batch_size = min(int(batch_size), n)
     if init_size is None:
-        init_size = max(3 * batch_size, 3 * n_clusters)
+        init_size = init_size_rule(None, batch_size, n_clusters, n)
     init_size = min(max(int(init_size), n_clusters), n)
     tol_abs = tolerance(X, float(tol), xp=xp) if tol > 0 else 0.0
 
     if init_size < n:
-        idx = from_host(rng.choice(n, size=init_size, replace=False), xp=xp, device=dev)
-        X_init = xp.take(X, idx, axis=0)
-        w_init = None if w is None else xp.take(w, idx, axis=0)
+        idx_h = rng.choice(n, size=init_size, replace=False)
+        X_init = seam.take_rows(X, idx_h, xp=xp)
+        w_init = None if w is None else xp.take(w, from_host(idx_h, xp=xp, device=dev), axis=0)
     else:
         X_init, w_init = X, w
     make_init = resolve_init(
@@ -119,10 +212,12 @@ def minibatch_fit(
     )  # fmt: skip
     best_C: Array | None = None
     best_J = math.inf
-    for _ in range(n_init):
+    for r in range(n_init):
+        emit(verbose, "Init %d/%d with method %s", r + 1, n_init, init)
         C = make_init()
         if n_init > 1:
             J = float(to_host(seam.inertia(X_init, C, w_init, xp=xp)))
+            emit(verbose, "Inertia for init %d/%d: %s", r + 1, n_init, J)
             if J < best_J:
                 best_C, best_J = C, J
         else:
@@ -130,6 +225,8 @@ def minibatch_fit(
     assert best_C is not None
     C = best_C
     counts = xp.zeros((n_clusters,), dtype=X.dtype, device=dev)
+    counts_h = np.zeros(n_clusters)
+    schedule = Reassigner(n_clusters)
 
     n_steps = max(1, (int(max_iter) * n) // batch_size)
     sigmas = (
@@ -147,9 +244,9 @@ def minibatch_fit(
     for step in range(n_steps):
         s = float(sigmas[step])
         idx_h = rng.integers(0, n, size=batch_size)
-        idx = from_host(idx_h, xp=xp, device=dev)
-        Xb = xp.take(X, idx, axis=0)
-        wb = None if w is None else xp.take(w, idx, axis=0)
+        Xb = seam.take_rows(X, idx_h, xp=xp)
+        wb = None if w is None else xp.take(w, from_host(idx_h, xp=xp, device=dev), axis=0)
+        due = reassignment_ratio > 0 and schedule.due(batch_size, counts_h)
         C_new, counts, st = minibatch_step(
             Xb, C, counts, wb, sigma=s, kind=kind, lr=lr, xp=xp, working_memory=working_memory
         )
@@ -158,12 +255,22 @@ def minibatch_fit(
         if wb is not None:
             parts.append(xp.sum(wb))
         # the one host sync of the step: batch objective (F at sigma; J when hard),
-        # squared center shift, batch weight
-        host = to_host(xp.stack(parts))
+        # squared center shift, batch weight, the accumulated weights
+        host = to_host(xp.concat([xp.stack(parts), xp.astype(counts, C.dtype)]))
+        counts_h = host[len(parts) :].astype(np.float64)
         wsum = float(host[2]) if wb is not None else float(batch_size)
-        C = C_new
         batch_obj = float(host[0]) / max(wsum, np.finfo(float).tiny)
         shift = float(host[1])
+        if due:
+            C_new, counts_h, moved = reassign_small(
+                Xb, C_new, counts_h, rng, ratio=reassignment_ratio, xp=xp, verbose=verbose,
+                name=name,
+            )  # fmt: skip
+            if moved:
+                counts = from_host(counts_h, xp=xp, device=dev, dtype=X.dtype)
+                diff = C_new - C
+                shift = float(to_host(xp.sum(diff * diff)))
+        C = C_new
         if not np.isfinite(shift):
             raise FloatingPointError(
                 f"non-finite center update at step {step} (sigma={s:g}); with a float lr "
@@ -173,6 +280,7 @@ def minibatch_fit(
         hist["center_shift"].append(shift)
         hist["sigma"].append(s)
         if step == 0:
+            emit(verbose, "Minibatch step %d/%d: mean batch inertia: %s", 1, n_steps, batch_obj)
             continue
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
         emit(

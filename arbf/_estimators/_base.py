@@ -275,7 +275,7 @@ class CenterEstimator(BaseEstimator):
     # ---- scikit-learn tags -----------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True  # scipy.sparse: the seam's "sparse" route
         tags.input_tags.allow_nan = False
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]

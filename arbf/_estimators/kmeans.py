@@ -40,6 +40,11 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         variance).
     verbose : bool or int, default=False
         Print every iteration (as scikit-learn).
+    copy_x : bool, default=True
+        Accepted for scikit-learn compatibility: arbf never modifies ``X`` (dense data
+        are centred into a new array; sparse data are not centred), whatever its value.
+    algorithm : {"lloyd", "elkan", "auto"}, default="lloyd"
+        Accepted for scikit-learn compatibility; all run Lloyd's algorithm.
     random_state : int, numpy Generator, RandomState or None, default=None
         Seeds the host NumPy Generator of the initialisation: the same integer gives the
         same initial centers on every backend.
@@ -93,6 +98,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         tol: float = 1e-4,
         verbose: bool = False,
         random_state: Any = None,
+        copy_x: bool = True,
+        algorithm: str = "lloyd",
         working_memory: float | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -102,6 +109,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.tol = tol
         self.verbose = verbose
         self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
         self.working_memory = working_memory
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
@@ -109,8 +118,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
         Parameters
         ----------
-        X : array of shape (n_samples, n_features)
-            Any Array API array, a list or a data frame.
+        X : array or scipy.sparse matrix of shape (n_samples, n_features)
+            Any Array API array, a list, a data frame or a :mod:`scipy.sparse` matrix.
         y : ignored
         sample_weight : array of shape (n_samples,), optional
             Non-negative weights (initialisation, update and inertia).
@@ -129,9 +138,12 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             sample_weight=sample_weight,
             random_state=self.random_state,
             verbose=self.verbose,
+            copy_x=self.copy_x,
+            algorithm=self.algorithm,
             working_memory=self.working_memory,
         )
         self._reset_input_meta(X, res.centers.shape[1])
+        self._n_init = len(res.n_init_inertia)
         self.cluster_centers_ = res.centers
         self.labels_ = res.labels
         self.inertia_ = float(res.inertia)

@@ -13,9 +13,18 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from .._backend import Array, device_of, to_host
+import numpy as np
+
+from .._backend import Array, device_of, from_host, to_host
 from .._drivers.init import check_init, resolve_init, resolve_n_init
-from .._drivers.minibatch import final_labels, minibatch_fit, minibatch_step
+from .._drivers.minibatch import (
+    Reassigner,
+    final_labels,
+    init_size_rule,
+    minibatch_fit,
+    minibatch_step,
+    reassign_small,
+)
 from .._math import seam
 from .._validation import (
     BOOLEAN,
@@ -50,6 +59,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
     max_no_improvement: int | None
     init_size: int | None
     n_init: int | str
+    reassignment_ratio: float
     working_memory: float | None
 
     # ---- what the subclasses decide ---------------------------------------------------
@@ -60,15 +70,21 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
     def _check_params(self, n: int) -> dict[str, Any]:
         count = Interval(numbers.Integral, 1)
         check_init(self.init)
+        k = check_n_clusters(self.n_clusters, n)
+        batch_size = check_param("batch_size", self.batch_size, count)
+        init_size = check_param("init_size", self.init_size, NONE, count)
         return {
-            "n_clusters": check_n_clusters(self.n_clusters, n),
-            "batch_size": check_param("batch_size", self.batch_size, count),
+            "n_clusters": k,
+            "batch_size": batch_size,
             "max_iter": check_param("max_iter", self.max_iter, count),
             "tol": check_param("tol", self.tol, Interval(numbers.Real, 0)),
             "max_no_improvement": check_param(
                 "max_no_improvement", self.max_no_improvement, NONE, Interval(numbers.Integral, 0)
             ),
-            "init_size": check_param("init_size", self.init_size, NONE, count),
+            "init_size": init_size_rule(init_size, batch_size, k, n, stacklevel=5),
+            "reassignment_ratio": check_param(
+                "reassignment_ratio", self.reassignment_ratio, Interval(numbers.Real, 0)
+            ),
             "n_init": resolve_n_init(
                 self.n_init, self.init, auto_many=3, name=type(self).__name__, stacklevel=5
             ),
@@ -118,10 +134,15 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             max_iter=p["max_iter"],
             tol=p["tol"],
             max_no_improvement=p["max_no_improvement"],
+            reassignment_ratio=p["reassignment_ratio"],
             working_memory=self.working_memory,
             verbose=bool(p["verbose"]),
+            name=type(self).__name__,
         )
         self._reset_input_meta(raw, d)
+        self._n_init = p["n_init"]
+        self._init_size = p["init_size"]
+        self._batch_size = min(p["batch_size"], n)
         self.cluster_centers_ = res.centers
         self.counts_ = res.counts
         self.n_steps_ = res.n_steps
@@ -167,16 +188,31 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         sigma, _, kind, lr = self._sigma_kind_lr()
         dev = device_of(X)
         w = check_sample_weight(sample_weight, n, xp=xp, dtype=X.dtype, device=dev, like=X)
-        if first:
-            p = self._check_params(n)
+        p = self._check_params(n) if first else None
+        ratio = check_param(
+            "reassignment_ratio", self.reassignment_ratio, Interval(numbers.Real, 0)
+        )
+        verbose = bool(
+            check_param("verbose", self.verbose, BOOLEAN, Interval(numbers.Integral, 0))
+        )
+        if p is not None:
             rng = check_random_state(self.random_state)
+            X_init, w_init = X, w
+            if p["init_size"] < n:  # scikit-learn initialises on init_size samples
+                idx = rng.choice(n, size=p["init_size"], replace=False)
+                X_init = seam.take_rows(X, idx, xp=xp)
+                if w is not None:
+                    w_init = xp.take(w, from_host(idx, xp=xp, device=dev), axis=0)
             C = resolve_init(
-                self.init, p["n_clusters"], X=X, Xc=X, mean=None, w=w, rng=rng, xp=xp,
-                working_memory=self.working_memory,
+                self.init, p["n_clusters"], X=X_init, Xc=X_init, mean=None, w=w_init,
+                rng=rng, xp=xp, working_memory=self.working_memory,
             )()  # fmt: skip
             counts = xp.zeros((p["n_clusters"],), dtype=X.dtype, device=dev)
             self._reset_input_meta(raw, d)
             self._rng = rng
+            self._n_init = 1
+            self._init_size = p["init_size"]
+            self._n_since_last_reassign = 0
             self.n_steps_ = 0
         else:
             C = check_centers(
@@ -185,10 +221,25 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             counts = check_centers(
                 self.counts_[:, None], None, 1, xp=xp, dtype=X.dtype, device=dev, like=X
             )[:, 0]
+        k = C.shape[0]
+        schedule = Reassigner(k, getattr(self, "_n_since_last_reassign", 0))
+        counts_before = np.asarray(to_host(counts), dtype=np.float64)
+        due = ratio > 0 and schedule.due(n, counts_before)
         C, counts, _ = minibatch_step(
             X, C, counts, w, sigma=sigma, kind=kind, lr=lr, xp=xp,
             working_memory=self.working_memory,
         )  # fmt: skip
+        if due:
+            if getattr(self, "_rng", None) is None:
+                self._rng = check_random_state(self.random_state)
+            rng = self._rng
+            C, counts_h, moved = reassign_small(
+                X, C, np.asarray(to_host(counts), dtype=np.float64), rng, ratio=ratio,
+                xp=xp, verbose=verbose, name=type(self).__name__,
+            )  # fmt: skip
+            if moved:
+                counts = from_host(counts_h, xp=xp, device=dev, dtype=X.dtype)
+        self._n_since_last_reassign = schedule.since
         self.cluster_centers_ = C
         self.counts_ = counts
         self.n_steps_ += 1
@@ -233,7 +284,11 @@ class MiniBatchKMeans(_MiniBatchBase):
     :class:`sklearn.cluster.MiniBatchKMeans` (``max_no_improvement`` on the
     exponentially weighted batch inertia, ``tol`` on the center shift, ``n_init`` inits
     on ``init_size`` samples; ``n_init="auto"`` is 3 for "random" and callables, else
-    1); random reassignment of small clusters is not done.
+    1), and so does the random reassignment of small clusters: after every
+    ``10 * n_clusters`` samples (and whenever a center has no weight yet), the centers
+    whose accumulated weight is below ``reassignment_ratio`` times the largest are moved
+    onto random samples of the current batch.  A sparse ``X`` (:mod:`scipy.sparse`)
+    stays sparse: the batches are CSR row subsets, the centers dense.
 
     Parameters
     ----------
@@ -252,10 +307,17 @@ class MiniBatchKMeans(_MiniBatchBase):
     max_no_improvement : int or None, default=10
         Stop after this many steps without a lower smoothed batch inertia.
     init_size : int or None, default=None
-        Samples used for the initialisation (default ``max(3 batch_size, 3 k)``).
+        Samples used for the initialisation: by default ``3 * batch_size``, or
+        ``3 * n_clusters`` when that is smaller than ``n_clusters``; a value below
+        ``n_clusters`` is replaced by ``3 * n_clusters`` with a ``RuntimeWarning``; at
+        most ``n_samples`` (scikit-learn's rule).
     n_init : "auto" or int, default="auto"
         Initialisations tried on the ``init_size`` samples (auto: 3 for "random" and
         callables, else 1).
+    reassignment_ratio : float, default=0.01
+        Centers whose accumulated weight falls below this fraction of the largest are
+        reassigned to random samples (0 disables it).  Higher values revive small
+        clusters more often (slower to settle, sometimes a better clustering).
     working_memory : float or None, default=None
 
     Attributes
@@ -303,6 +365,7 @@ class MiniBatchKMeans(_MiniBatchBase):
         max_no_improvement: int | None = 10,
         init_size: int | None = None,
         n_init: int | str = "auto",
+        reassignment_ratio: float = 0.01,
         working_memory: float | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -316,6 +379,7 @@ class MiniBatchKMeans(_MiniBatchBase):
         self.max_no_improvement = max_no_improvement
         self.init_size = init_size
         self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
         self.working_memory = working_memory
 
     def _sigma_kind_lr(self) -> tuple[float, float | None, str, Any]:
@@ -360,6 +424,10 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         As in :class:`MiniBatchKMeans`; early stopping watches the batch free energy.
     max_no_improvement, init_size, n_init, working_memory
         As in :class:`MiniBatchKMeans`.
+    reassignment_ratio : float, default=0.01
+        As in :class:`MiniBatchKMeans`, on the soft masses :math:`M_j`: a center whose
+        accumulated responsibility mass stays below this fraction of the largest (a
+        dead unit) is moved onto a random sample of the batch.
 
     Attributes
     ----------
@@ -400,6 +468,7 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         max_no_improvement: int | None = 10,
         init_size: int | None = None,
         n_init: int | str = "auto",
+        reassignment_ratio: float = 0.01,
         working_memory: float | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -417,6 +486,7 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         self.max_no_improvement = max_no_improvement
         self.init_size = init_size
         self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
         self.working_memory = working_memory
 
     def _sigma_kind_lr(self) -> tuple[float, float | None, str, Any]:

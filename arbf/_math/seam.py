@@ -9,6 +9,11 @@ operation it makes one decision through one capability check, :func:`route`:
   :mod:`arbf._math.kernels` run, and results come back in the input's kind;
 - ``"dask"`` — a Dask array of NumPy blocks (one column chunk): the same kernels run
   once per row block (:mod:`arbf._math.kernels.dask`);
+- ``"sparse"`` — ``X`` is a :mod:`scipy.sparse` CSR matrix (validated, canonical) with
+  NumPy centers: the compiled kernels of :mod:`arbf._math.kernels.sparse` (sparse x
+  dense products, float64 accumulation; ``X`` is never densified).  A sparse matrix is
+  not an Array API array, so there is no pure reference and this route does not depend
+  on ``fast_paths``; the tests compare it with the reference on ``X.toarray()``;
 - ``"pure"`` — everything else (CuPy, CUDA torch, JAX, array-api-strict, torch tensors
   that need a gradient, traced arrays, or ``fast_paths=False``): the Array API
   reference of :mod:`arbf._math.core`, given the backend's native segment sum
@@ -26,21 +31,27 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, host_view, host_views, is_dask, itemsize, like_view
-from .._chunking import budget_mb
+from .._backend import (
+    Array,
+    device_of,
+    from_host,
+    host_view,
+    host_views,
+    is_dask,
+    is_sparse,
+    itemsize,
+    like_view,
+    materialize,
+    to_host,
+)
+from .._chunking import budget_mb, chunk_rows, iter_chunks
 from .._config import get_config
 from .core import distances as _d
 from .core import entmax as _entmax
+from .core import responsibilities as _resp
 from .core import soft as _soft
-from .core.distances import (
-    dist_to_rows,
-    labelled_sq_distances,
-    min_margin,
-    pairwise_distances,
-    sq_distances,
-    sq_norms,
-    two_nearest,
-)
+from .core import spectral as _spectral
+from .core.distances import labelled_sq_distances, sq_distances, two_nearest
 from .core.entmax import entmax15_sqrt, entmax_bisect, sparsemax
 from .core.matching import linear_assignment
 from .core.monotone import Geometry as MonotoneGeometry
@@ -49,11 +60,11 @@ from .core.monotone import fixed_point_defect as monotone_fixed_point_defect
 from .core.monotone import safe_norm as monotone_safe_norm
 from .core.monotone import softmax_bound as monotone_softmax_bound
 from .core.monotone import softmax_certificate as monotone_softmax_certificate
-from .core.responsibilities import from_distances, onehot, responsibilities, soft_from_gaps
+from .core.responsibilities import from_distances, onehot, soft_from_gaps
 from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
 from .core.soft import SoftStats
-from .core.spectral import covariance, principal_axes_pass, principal_axis
+from .core.spectral import covariance
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import dask as _kdask
@@ -61,6 +72,7 @@ from .kernels import entmax as _kentmax
 from .kernels import hard as _hard
 from .kernels import runtime as _runtime
 from .kernels import soft as _ksoft
+from .kernels import sparse as _ksparse
 from .kernels.segments import native_segment_sum
 
 __all__ = [
@@ -71,7 +83,9 @@ __all__ = [
     "assign",
     "assign_inertia",
     "center_gradient",
+    "centre",
     "covariance",
+    "dense_rows",
     "dist_to_rows",
     "entmax15",
     "entmax15_sqrt",
@@ -79,11 +93,13 @@ __all__ = [
     "from_distances",
     "geometric",
     "inertia",
+    "labelled_distances",
     "labelled_inertia",
     "labelled_sq_distances",
     "linear_assignment",
     "lloyd_sums",
     "mean_rows",
+    "mean_variance",
     "min_margin",
     "monotone_entmax_onset",
     "monotone_fixed_point_defect",
@@ -109,11 +125,12 @@ __all__ = [
     "sq_distances",
     "sq_norms",
     "step",
+    "take_rows",
     "two_nearest",
     "utilities",
 ]
 
-HOST, DASK, PURE = "host", "dask", "pure"
+HOST, DASK, SPARSE, PURE = "host", "dask", "sparse", "pure"
 _FLOATS = (np.float32, np.float64)
 
 
@@ -147,8 +164,15 @@ def route(X: Array, C: Array | None = None, w: Array | None = None) -> tuple[str
     weights ``w`` (either may be ``None``).
 
     ``route`` is ``"host"`` (``views`` are zero-copy NumPy views of ``(X, C, w)``),
+    ``"sparse"`` (``views`` are ``X`` itself and NumPy views of ``C`` and ``w``),
     ``"dask"`` or ``"pure"`` (``views`` is ``None``); see the module docstring.
     """
+    if is_sparse(X):
+        return SPARSE, (
+            X,
+            None if C is None else host_view(C),
+            None if w is None else host_view(w),
+        )
     if not (get_config().fast_paths and _runtime.HAVE_NUMBA):
         return PURE, None
     if type(X).__module__.startswith("dask"):
@@ -188,6 +212,8 @@ def assign(
 ) -> tuple[Array, Array]:
     """``(labels, min_sq)``: :func:`arbf._math.core.distances.assign`."""
     r, v = route(X, C)
+    if r == SPARSE:
+        return _ksparse.assign(v[0], v[1], working_memory=working_memory)
     if r == HOST:
         return _back(_hard.assign(v[0], v[1], working_memory=working_memory), X)
     return _d.assign(X, C, xp=xp, working_memory=working_memory)
@@ -198,6 +224,8 @@ def assign_inertia(
 ) -> tuple[Array, Array]:
     """``(labels, J)``: :func:`arbf._math.core.distances.assign_inertia`."""
     r, v = route(X, C, w)
+    if r == SPARSE:
+        return _ksparse.assign_inertia(*v, working_memory=working_memory)
     if r == HOST:
         return _back(_hard.assign_inertia(*v, working_memory=working_memory), X)
     return _d.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
@@ -222,6 +250,10 @@ def labelled_inertia(
     """``Σ_i w_i ||x_i - c_{labels_i}||^2`` (0-d), equal to :func:`assign_inertia`'s
     inertia for the nearest-center labels: :func:`arbf._math.core.distances.labelled_inertia`."""
     r, v = route(X, C, w)
+    if r == SPARSE:
+        return _ksparse.labelled_inertia(
+            v[0], v[1], to_host(labels), v[2], working_memory=working_memory
+        )
     if r == HOST:
         hl = host_view(labels, floats_only=False)
         if hl is not None:
@@ -235,6 +267,8 @@ def lloyd_sums(
 ) -> tuple[Array, Array, Array, Array]:
     """``(labels, sums, weights, J)``: :func:`arbf._math.core.distances.lloyd_sums`."""
     r, v = route(X, C, w)
+    if r == SPARSE:
+        return _ksparse.lloyd_sums(*v, working_memory=working_memory)
     if r == HOST:
         return _back(_hard.lloyd_sums(*v, working_memory=working_memory), X)
     if r == DASK:
@@ -256,6 +290,9 @@ def soft_stats(
 ) -> SoftStats:
     """The statistics of one pass: :func:`arbf._math.core.soft.soft_stats`."""
     r, v = route(X, C, w)
+    if r == SPARSE:
+        out = _ksparse.soft_stats(*v, sigma=sigma, kind=kind, working_memory=working_memory)
+        return SoftStats(*out)
     if r == HOST:
         out = _ksoft.soft_stats(*v, sigma=sigma, kind=kind, working_memory=working_memory)
         return SoftStats(*_back(out, X))
@@ -274,6 +311,8 @@ def soft_stats(
 def mean_rows(X: Array, *, xp: ModuleType) -> Array:
     """Column means of ``X`` in its dtype: :func:`arbf._math.core.distances.mean_rows`."""
     r, v = route(X)
+    if r == SPARSE:
+        return _ksparse.mean_rows(X)
     if r == HOST:
         return like_view(_hard.mean_rows(v[0]), X)
     return _d.mean_rows(X, xp=xp)
@@ -293,6 +332,7 @@ def utilities(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
 ) -> Array:
     """``[U, E]`` per center (``k x 2``): :func:`arbf._math.core.distances.utilities`."""
+    _no_sparse(X, "the center utilities of deterministic annealing")
     return _d.utilities(
         X, C, w, xp=xp, working_memory=working_memory, segment_sum=_native_segment_sum(xp)
     )
@@ -312,3 +352,145 @@ def nearest_labels(X: Array, cands: Array, *, xp: ModuleType, working_memory: An
     rows = max(max(X.chunks[0]), 1)
     block = int(budget_mb(working_memory) * 2**20) // (4 * rows * itemsize(X))
     return _d.nearest_blocked(X, cands, max(1, min(cands.shape[0], block)), xp=xp)
+
+
+# --------------------------------------------------------------------------------------
+# operations on the data matrix itself: dense (the reference) or scipy.sparse
+# --------------------------------------------------------------------------------------
+
+
+def _no_sparse(X: Any, what: str) -> None:
+    if is_sparse(X):
+        raise TypeError(
+            f"{what} do(es) not support scipy.sparse input; pass a dense array "
+            "(X.toarray()) or choose another option"
+        )
+
+
+def sq_norms(X: Array, *, xp: ModuleType) -> Array:
+    """Row-wise squared norms ``||x_i||^2``: :func:`arbf._math.core.distances.sq_norms`."""
+    if is_sparse(X):
+        return _ksparse.sq_norms(X)
+    return _d.sq_norms(X, xp=xp)
+
+
+def dist_to_rows(
+    X: Array, rows: Array, x_sq: Array, *, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``n x m`` squared distances to ``m`` (few, dense) rows:
+    :func:`arbf._math.core.distances.dist_to_rows`."""
+    if is_sparse(X):
+        return _ksparse.dist_to_rows(X, rows, x_sq, working_memory=working_memory)
+    return _d.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
+
+
+def pairwise_distances(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> Array:
+    """Euclidean distances ``||x_i - c_j||`` (``n x k``):
+    :func:`arbf._math.core.distances.pairwise_distances`."""
+    r, v = route(X, C)
+    if r == SPARSE:
+        return _ksparse.pairwise_distances(X, v[1], working_memory=working_memory)
+    if r == HOST:
+        return like_view(_hard.pairwise_distances(v[0], v[1], working_memory=working_memory), X)
+    return _d.pairwise_distances(X, C, xp=xp, working_memory=working_memory)
+
+
+def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> Array:
+    """``min_i (D_i(2) - D_i(1))`` (0-d): :func:`arbf._math.core.distances.min_margin`."""
+    if is_sparse(X):
+        return _ksparse.min_margin(X, C, working_memory=working_memory)
+    return _d.min_margin(X, C, xp=xp, working_memory=working_memory)
+
+
+def responsibilities(
+    X: Array, C: Array, *, sigma: float, kind: str, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``n x k`` responsibilities: :func:`arbf._math.core.responsibilities.responsibilities`."""
+    if is_sparse(X):
+        return _ksparse.responsibilities(
+            X, C, sigma=sigma, kind=kind, working_memory=working_memory
+        )
+    return _resp.responsibilities(
+        X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+    )
+
+
+def principal_axis(
+    X: Array, w: Array | None, *, xp: ModuleType, v0: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """``(λ_max, v)`` of the weighted covariance: :func:`arbf._math.core.spectral.
+    principal_axis` (sparse: without centring ``X``)."""
+    if is_sparse(X):
+        return _ksparse.principal_axis(X, w, v0=v0, eigh_max_features=_spectral.EIGH_MAX_FEATURES)
+    return _spectral.principal_axis(X, w, xp=xp, v0=v0)
+
+
+def principal_axes_pass(
+    X: Array,
+    C: Array,
+    V: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> tuple[Array, Array]:
+    """One power-iteration product per soft cluster:
+    :func:`arbf._math.core.spectral.principal_axes_pass` (dense only)."""
+    _no_sparse(X, "deterministic annealing (init='anneal')")
+    return _spectral.principal_axes_pass(
+        X, C, V, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+    )
+
+
+def centre(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(mean, X - mean)``: the column means and the centred data (scikit-learn centres
+    dense data before K-Means, for precision).  A sparse matrix is not centred (that
+    would densify it; scikit-learn does not either): ``(0, X)``."""
+    if is_sparse(X):
+        return np.zeros(X.shape[1], dtype=X.dtype), X
+    (mean,) = materialize(mean_rows(X, xp=xp), xp=xp)  # Dask: computed once and kept
+    return mean, X - mean
+
+
+def mean_variance(X: Array, *, xp: ModuleType) -> float:
+    """``mean_f Var(X[:, f])`` as a host float (a host sync): scikit-learn's tolerance
+    scale (for sparse data: ``mean_variance_axis``, float64)."""
+    if is_sparse(X):
+        return _ksparse.mean_variance(X)
+    return float(to_host(xp.mean(xp.var(X, axis=0))))
+
+
+def dense_rows(X: Array, idx: Any, *, xp: ModuleType) -> Array:
+    """The rows ``idx`` (host integers; few: centers, candidates) as a dense array in
+    ``X``'s namespace, device and dtype."""
+    if is_sparse(X):
+        return _ksparse.dense_rows(X, idx)
+    return xp.take(
+        X, from_host(np.asarray(idx, dtype=np.int64), xp=xp, device=device_of(X)), axis=0
+    )
+
+
+def take_rows(X: Array, idx: Any, *, xp: ModuleType) -> Array:
+    """The rows ``idx`` (host integers) in ``X``'s own kind (a sparse matrix stays
+    sparse: mini-batches, subsamples)."""
+    if is_sparse(X):
+        return _ksparse.take_rows(X, idx)
+    return xp.take(
+        X, from_host(np.asarray(idx, dtype=np.int64), xp=xp, device=device_of(X)), axis=0
+    )
+
+
+def labelled_distances(
+    X: Array, C: Array, labels: Array, *, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``||x_i - c_{labels_i}||^2`` for every row (computed directly), over chunks."""
+    if is_sparse(X):
+        return _ksparse.labelled_distances(X, C, to_host(labels), working_memory=working_memory)
+    rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
+    parts = [
+        _d.labelled_sq_distances(X[a:b, ...], C, labels[a:b], xp=xp)
+        for a, b in iter_chunks(X.shape[0], rows)
+    ]
+    return parts[0] if len(parts) == 1 else xp.concat(parts)

@@ -237,13 +237,26 @@ def utilities(
 
 
 def pairwise_distances(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> Array:
-    """Euclidean (not squared) distances ``||x_i - c_j||`` (``n x k``), over chunks."""
+    """Euclidean (not squared) distances ``||x_i - c_j||`` (``n x k``), over chunks.
+
+    Distances do not change under a common shift, so the expansion is taken about the
+    mean of the centers (where it cancels far less than about the origin), and the
+    distance to each row's nearest center is computed directly: a point on a center is
+    at exactly 0.
+    """
     rows = chunk_rows(X, C.shape[0], xp=xp, working_memory=working_memory)
-    c_sq = sq_norms(C, xp=xp)
-    parts = [
-        xp.sqrt(sq_distances(X[a:b, ...], C, xp=xp, c_sq=c_sq))
-        for a, b in iter_chunks(X.shape[0], rows)
-    ]
+    m = xp.mean(C, axis=0)
+    Cm = C - m
+    c_sq = sq_norms(Cm, xp=xp)
+    ks = xp.arange(C.shape[0], device=device_of(C))
+    parts = []
+    for a, b in iter_chunks(X.shape[0], rows):
+        Xc = X[a:b, ...]
+        D = sq_distances(Xc - m, Cm, xp=xp, c_sq=c_sq)
+        lab = xp.argmin(D, axis=1)
+        exact = labelled_sq_distances(Xc, C, lab, xp=xp)
+        at_lab = xp.astype(ks, lab.dtype)[None, :] == lab[:, None]
+        parts.append(xp.sqrt(xp.where(at_lab, exact[:, None], D)))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 

@@ -18,6 +18,7 @@ Nothing here writes into its inputs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,12 @@ __all__ = [
     "labelled_inertia",
     "lloyd_sums",
     "mean_rows",
+    "pairwise_distances",
 ]
+
+#: Expanded squared distances at most this fraction of ``||x||^2 + ||c||^2`` are
+#: recomputed directly by :func:`pairwise_distances` (there the expansion cancels).
+RECOMPUTE_BELOW = 2.0**-10
 
 
 def _sq_dist_python(X, C, i, j):
@@ -97,6 +103,26 @@ def _labelled_python(X, C, w, labels, inertia):
     inertia[0] += tot
 
 
+def _pairwise_python(X, C, G, c_sq, tau, out):
+    """``out_ij = ||x_i - c_j||`` for one chunk from ``G = X C^T`` (float64): the expansion
+    ``||x_i||^2 + ||c_j||^2 - 2 G_ij`` clamped at 0, recomputed directly (float64) where
+    it is at most ``tau (||x_i||^2 + ||c_j||^2)`` -- where it cancels; so a point on a
+    center is at exactly 0."""
+    m, k = G.shape
+    d = X.shape[1]
+    for i in range(m):
+        xs = 0.0
+        for c in range(d):
+            v = np.float64(X[i, c])
+            xs += v * v
+        for j in range(k):
+            scale = xs + c_sq[j]
+            v = scale - 2.0 * G[i, j]
+            if v <= tau * scale:
+                v = _sq_dist(X, C, i, j)
+            out[i, j] = math.sqrt(v) if v > 0.0 else 0.0
+
+
 _kernels: dict[str, Any] = {}
 
 
@@ -124,6 +150,7 @@ def _get_kernels() -> dict[str, Any]:
 
                 jit = numba.njit(nogil=True, cache=True)
                 _kernels["labelled"] = jit(_labelled_python)
+                _kernels["pairwise"] = jit(_pairwise_python)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
 
@@ -300,3 +327,40 @@ def mean_rows(X: np.ndarray) -> np.ndarray:
             chunk = buf[: b - a]
         total += ones[: b - a] @ chunk
     return (total / n).astype(X.dtype)
+
+
+def pairwise_distances(X: np.ndarray, C: np.ndarray, *, working_memory: Any) -> np.ndarray:
+    """Euclidean distances ``||x_i - c_j||`` (``n x k``, ``X``'s dtype) for NumPy.
+
+    ``X C^T`` in float64 by BLAS (float32 chunks are converted first), the expansion
+    ``||x||^2 + ||c||^2 - 2 x.c`` clamped at 0, and the entries where that cancels (at
+    most :data:`RECOMPUTE_BELOW` of ``||x||^2 + ||c||^2``) computed directly: a point on a
+    center is at exactly 0, and every entry is at least as precise as the float64
+    expansion (scikit-learn's ``euclidean_distances``).
+    """
+    n, d = X.shape
+    k = C.shape[0]
+    C64 = np.ascontiguousarray(C, dtype=np.float64)
+    c_sq = np.einsum("ij,ij->i", C64, C64)
+    CT = C64.T
+    out = np.empty((n, k), dtype=X.dtype)
+    rows, threads = chunk_plan(n, 2 * k, 2 * d, 8, working_memory)
+    kernel = _get_kernels()["pairwise"]
+    upcast = X.dtype != np.float64
+
+    def make_state() -> tuple[np.ndarray, np.ndarray | None]:
+        buf = np.empty((rows, d), dtype=np.float64) if upcast else None
+        return np.empty((rows, k), dtype=np.float64), buf
+
+    def work(a: int, st: tuple[np.ndarray, np.ndarray | None]) -> None:
+        b = min(a + rows, n)
+        G, buf = st
+        Xc = X[a:b]
+        if buf is not None:
+            np.copyto(buf[: b - a], Xc)
+            Xc = buf[: b - a]
+        np.matmul(Xc, CT, out=G[: b - a])
+        kernel(Xc, C64, G[: b - a], c_sq, RECOMPUTE_BELOW, out[a:b])
+
+    run_chunks(n, rows, threads, work, make_state)
+    return out
