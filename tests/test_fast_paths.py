@@ -248,3 +248,24 @@ class TestSwitchesAndBudget:
     def test_bad_working_memory(self) -> None:
         with pytest.raises(ValueError, match="working_memory"):
             runtime.chunk_plan(10, 2, 2, 8, 0.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_worker_threads():
+    """The pool is created in the parent; a forked child (multiprocessing's fork start
+    method) must not wait forever on the parent's threads, which it does not have."""
+    code = """
+import os, sys, numpy as np, arbf
+X = np.random.default_rng(0).normal(size=(100_000, 8)); C = X[:8].copy()
+with arbf.config_context(n_threads=2):
+    parent = arbf.kmeans(X, 8, init=C, max_iter=2)
+pid = os.fork()
+if pid == 0:
+    with arbf.config_context(n_threads=2):
+        child = arbf.kmeans(X, 8, init=C, max_iter=2)
+    os._exit(0 if np.array_equal(child.labels, parent.labels) else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()

@@ -94,6 +94,21 @@ def _single_threaded_blas(threads: int) -> AbstractContextManager[Any]:
     return ctl.limit(limits=1)
 
 
+def _after_fork_in_child() -> None:
+    """A forked child inherits the pool object but not its threads (work submitted to it
+    would wait forever) and possibly a lock held by a thread that no longer exists: start
+    both afresh (``multiprocessing`` with the fork start method, test runners that fork)."""
+    global _pool
+    _pool = None
+    reinit = getattr(lock, "_at_fork_reinit", None)
+    if reinit is not None:
+        reinit()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
