@@ -34,7 +34,7 @@ def tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
     """scikit-learn's absolute tolerance: ``tol * mean_f Var(X[:, f])`` (a host sync)."""
     if tol == 0:
         return 0.0
-    return float(to_host(xp.mean(xp.var(X, axis=0)))) * tol
+    return seam.mean_variance(X, xp=xp) * tol
 
 
 def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -74,7 +74,7 @@ def _relocate_empty(
     if not float(to_host(xp.max(dist))) > 0:
         # more clusters than distinct samples: relocating is pointless (scikit-learn)
         return sums, weights
-    far = to_host(xp.argsort(dist, descending=True, stable=True)[:n_empty]).astype(np.int64)
+    far = seam.largest(dist, n_empty, xp=xp).astype(np.int64)
     dev = device_of(X)
     far_d = from_host(far, xp=xp, device=dev)
     Xf = to_host(xp.take(X, far_d, axis=0)).astype(np.float64)
@@ -118,6 +118,7 @@ def lloyd(
     tol: float,
     verbose: bool = False,
     working_memory: Any = None,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -125,7 +126,13 @@ def lloyd(
     (absolute: :func:`tolerance`), or after ``max_iter`` iterations; unless labels
     converged strictly, a final assignment makes labels match centers.  Empty clusters
     are relocated to the farthest samples.  The result is in ``X``'s coordinates.
+    ``algorithm`` chooses how the assignment is computed (:func:`seam.lloyd_stepper`:
+    Lloyd's pass or a bound method, with the same labels), not what it is.
     """
+    stepper = seam.lloyd_stepper(
+        X, w, n_clusters=C0.shape[0], algorithm=algorithm, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
     C = C0
     labels_old: Array | None = None
     inertias: list[float] = []
@@ -133,16 +140,16 @@ def lloyd(
     strict = converged = False
     i = 0
     for i in range(max_iter):
-        labels, sums, weights, inert = seam.lloyd_sums(
-            X, C, w, xp=xp, working_memory=working_memory
-        )
+        labels, sums, weights, inert, changed = stepper.step(C)
         C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         # labels on the host (NumPy, CPU torch): compared there, without a device pass
         h_labels = host_view(labels, floats_only=False)
         same_host = None
-        if labels_old is not None:
+        if changed is not None:  # a bound method counted the labels that changed
+            same_host = labels_old is not None and changed == 0
+        elif labels_old is not None:
             h_old = host_view(labels_old, floats_only=False)
             if h_labels is not None and h_old is not None:
                 same_host = bool(np.array_equal(h_labels, h_old))
@@ -192,7 +199,7 @@ def lloyd(
         # the labels are the nearest-center labels of C: their inertia equals seam.inertia
         inert = seam.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
     else:
-        labels, inert = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+        labels, inert = stepper.final(C)
         labels, inert = materialize(labels, inert, xp=xp)
     return KMeansResult(
         centers=C,
@@ -222,6 +229,7 @@ def best_of(
     tol: float,
     verbose: bool = False,
     working_memory: Any = None,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X``, each from ``init()``; the best is kept.
 
@@ -235,7 +243,7 @@ def best_of(
         emit(verbose, "Initialization complete")
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
-            working_memory=working_memory,
+            working_memory=working_memory, algorithm=algorithm,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (
@@ -260,15 +268,26 @@ def warn_fewer_clusters(labels: Array, n_clusters: int, *, stacklevel: int = 3) 
 
 
 def finish(
-    Xc: Array, C: Array, w: Array | None, mean: Array, *, xp: ModuleType, working_memory: Any
+    Xc: Array,
+    C: Array,
+    w: Array | None,
+    mean: Array,
+    *,
+    xp: ModuleType,
+    working_memory: Any,
+    algorithm: str = "auto",
 ) -> tuple[Array, KMeansResult]:
     """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
-    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over.
+    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over
+    (``algorithm`` as :func:`lloyd`).
 
     Returns the final centers in the centred coordinates and the :class:`KMeansResult`
     in the data's own coordinates.
     """
-    km = lloyd(Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory)
+    km = lloyd(
+        Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
+        algorithm=algorithm,
+    )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     return km.centers, dataclasses.replace(
         km, centers=km.centers + mean, n_init_inertia=[km.inertia]

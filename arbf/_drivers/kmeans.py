@@ -11,7 +11,8 @@ import dataclasses
 import numbers
 from typing import Any
 
-from .._validation import BOOLEAN, Interval, check_fit_inputs, check_param
+from .._math.seam import ALGORITHMS
+from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
 from .engine import best_of, center, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
@@ -32,6 +33,7 @@ def kmeans(
     random_state: Any = None,
     verbose: bool = False,
     working_memory: Any = None,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
 
@@ -80,6 +82,18 @@ def kmeans(
     working_memory : float or "auto", optional
         Memory budget in MiB for one chunk's temporaries (default: the configuration's,
         :func:`arbf.get_config`).
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
+        How the assignment is computed -- not what it is: every value gives the same
+        labels, centers, inertia and ``n_iter`` (to rounding).  "lloyd" computes all
+        distances every iteration; the others carry bounds on the distances between
+        iterations and skip the points whose label cannot change (exact triangle
+        inequality bounds): "hamerly" (one lower bound per point; best for few
+        clusters), "yinyang" (one per group of about ten centers; best for many),
+        "elkan" (one per center, as scikit-learn's; memory ``n x k``).  "auto" chooses
+        from ``n``, ``d`` and ``k`` by a cost model measured on a CPU (see the user
+        guide, "Choosing an algorithm").  The bound methods run on the NumPy fast path
+        (NumPy arrays and CPU tensors without gradient); elsewhere every value runs
+        Lloyd.
 
     Returns
     -------
@@ -103,6 +117,7 @@ def kmeans(
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    algorithm = check_param("algorithm", algorithm, Options(*ALGORITHMS))
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
     tol_abs = tolerance(X, tol, xp=xp)
@@ -113,7 +128,7 @@ def kmeans(
     )  # fmt: skip
     res = best_of(
         Xc, w, make_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-        working_memory=working_memory,
+        working_memory=working_memory, algorithm=algorithm,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return dataclasses.replace(res, centers=res.centers + mean)

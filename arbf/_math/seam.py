@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, host_view, host_views, is_dask, itemsize, like_view
+from .._backend import Array, host_view, host_views, is_dask, itemsize, like_view, to_host
 from .._chunking import budget_mb
 from .._config import get_config
 from .core import distances as _d
@@ -34,7 +34,6 @@ from .core import entmax as _entmax
 from .core import soft as _soft
 from .core.distances import (
     dist_to_rows,
-    labelled_sq_distances,
     min_margin,
     pairwise_distances,
     sq_distances,
@@ -50,6 +49,7 @@ from .core.soft import SoftStats
 from .core.spectral import covariance, principal_axes_pass, principal_axis
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
+from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
 from .kernels import hard as _hard
@@ -58,6 +58,7 @@ from .kernels import soft as _ksoft
 from .kernels.segments import native_segment_sum
 
 __all__ = [
+    "ALGORITHMS",
     "OBJECTIVES",
     "SampleTerms",
     "SoftStats",
@@ -74,9 +75,13 @@ __all__ = [
     "inertia",
     "labelled_inertia",
     "labelled_sq_distances",
+    "largest",
     "linear_assignment",
+    "lloyd_stepper",
     "lloyd_sums",
+    "resolve_algorithm",
     "mean_rows",
+    "mean_variance",
     "min_margin",
     "nearest_labels",
     "onehot",
@@ -102,6 +107,9 @@ __all__ = [
 ]
 
 HOST, DASK, PURE = "host", "dask", "pure"
+
+#: The values of ``algorithm`` (K-Means' exact assignment strategies).
+ALGORITHMS = ("lloyd", "elkan", "hamerly", "yinyang", "auto")
 _FLOATS = (np.float32, np.float64)
 
 
@@ -218,6 +226,27 @@ def labelled_inertia(
     return _d.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
 
 
+def labelled_sq_distances(X: Array, C: Array, labels: Array, *, xp: ModuleType) -> Array:
+    """``||x_i - c_{labels_i}||^2`` per row: :func:`arbf._math.core.distances.
+    labelled_sq_distances` (the host kernel rounds as NumPy's sum does)."""
+    r, v = route(X, C)
+    if r == HOST and X.shape[1] <= _hard.PAIRWISE_BLOCK:
+        hl = host_view(labels, floats_only=False)
+        if hl is not None:
+            return like_view(_hard.labelled_sq_distances(v[0], v[1], hl), X)
+    return _d.labelled_sq_distances(X, C, labels, xp=xp)
+
+
+def largest(values: Array, m: int, *, xp: ModuleType) -> np.ndarray:
+    """Host indices of the ``m`` largest ``values`` (1-D), largest first, ties to the
+    lowest index (a stable descending sort's first ``m``; ``O(n)`` on the host route)."""
+    hv = host_view(values)
+    if hv is not None and route(values[:, None])[0] == HOST:
+        return _hard.largest(hv, m)
+    order = xp.argsort(values, descending=True, stable=True)[:m]
+    return to_host(order).astype(np.int64)
+
+
 def lloyd_sums(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
 ) -> tuple[Array, Array, Array, Array]:
@@ -267,6 +296,15 @@ def mean_rows(X: Array, *, xp: ModuleType) -> Array:
     return _d.mean_rows(X, xp=xp)
 
 
+def mean_variance(X: Array, *, xp: ModuleType) -> float:
+    """``mean_f Var(X[:, f])`` as a Python float (a host sync): host kernel (float64, one
+    pass, no temporary the size of ``X``), else ``xp.mean(xp.var(X, axis=0))``."""
+    r, v = route(X)
+    if r == HOST:
+        return _hard.mean_variance(v[0])
+    return float(to_host(xp.mean(xp.var(X, axis=0))))
+
+
 def entmax15(z: Array, *, xp: ModuleType) -> Array:
     """Exact entmax-1.5 along the last axis: :func:`arbf._math.core.entmax.entmax15`."""
     zh = host_view(z)
@@ -300,3 +338,84 @@ def nearest_labels(X: Array, cands: Array, *, xp: ModuleType, working_memory: An
     rows = max(max(X.chunks[0]), 1)
     block = int(budget_mb(working_memory) * 2**20) // (4 * rows * itemsize(X))
     return _d.nearest_blocked(X, cands, max(1, min(cands.shape[0], block)), xp=xp)
+
+
+# --------------------------------------------------------------------------------------
+# Lloyd's step: the plain pass, or a bound method carrying its state between steps
+# --------------------------------------------------------------------------------------
+
+
+def resolve_algorithm(
+    algorithm: str, n: int, d: int, k: int, dtype: Any, *, host: bool = True
+) -> str:
+    """The assignment strategy that runs for ``algorithm`` on data of shape ``(n, d)``
+    and ``k`` centers: ``"lloyd"`` off the host route (the bound methods are host
+    kernels), the named method on it, and for ``"auto"`` the choice of the measured
+    cost model (docs: "Choosing an algorithm")."""
+    if not host or algorithm == "lloyd":
+        return "lloyd"
+    if algorithm != "auto":
+        return algorithm
+    if k < 2 or n * k < 20_000:  # too small for bounds to pay for their setup
+        return "lloyd"
+    return "hamerly" if k <= 32 else "yinyang"
+
+
+class _LloydStepper:
+    """Lloyd's plain pass behind the stepper interface of :func:`lloyd_stepper`."""
+
+    def __init__(self, X: Array, w: Array | None, *, xp: ModuleType, working_memory: Any):
+        self.X, self.w, self.xp, self.working_memory = X, w, xp, working_memory
+
+    def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
+        out = lloyd_sums(self.X, C, self.w, xp=self.xp, working_memory=self.working_memory)
+        return (*out, None)
+
+    def final(self, C: Array) -> tuple[Array, Array]:
+        return assign_inertia(self.X, C, self.w, xp=self.xp, working_memory=self.working_memory)
+
+
+class _HostStepper:
+    """A bound method (:class:`arbf._math.kernels.bounds.BoundedLloyd`) on host views;
+    results in the input's kind."""
+
+    def __init__(self, X: Array, views: tuple[Any, ...], method: str, working_memory: Any):
+        self.X = X
+        self.impl = _bounds.BoundedLloyd(
+            views[0], views[2], method=method, working_memory=working_memory
+        )
+
+    def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
+        labels, sums, weights, inertia, changed = self.impl.step(host_view(C))
+        return (*_back((labels, sums, weights, inertia), self.X), changed)
+
+    def final(self, C: Array) -> tuple[Array, Array]:
+        return _back(self.impl.final(host_view(C)), self.X)
+
+
+def lloyd_stepper(
+    X: Array,
+    w: Array | None,
+    *,
+    n_clusters: int,
+    algorithm: str = "auto",
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> Any:
+    """Lloyd's assignment step for the iterations of one run on ``X``.
+
+    The returned object's ``step(C)`` gives ``(labels, sums, weights, J, changed)``
+    (:func:`lloyd_sums`, and the number of labels changed since the previous step, or
+    ``None`` when not counted) and ``final(C)`` gives ``(labels, J)``
+    (:func:`assign_inertia`).  On the host route a bound method
+    (:mod:`arbf._math.kernels.bounds`, chosen by :func:`resolve_algorithm`) carries its
+    bounds from step to step and skips the distances that cannot change a label, with
+    the same results; elsewhere every ``algorithm`` is Lloyd's pass.  The labels a bound
+    method returns are its state: valid until its next call.
+    """
+    r, v = route(X, None, w)
+    n, d = X.shape
+    method = resolve_algorithm(algorithm, n, d, n_clusters, X.dtype, host=r == HOST)
+    if method != "lloyd":
+        return _HostStepper(X, v, method, working_memory)
+    return _LloydStepper(X, w, xp=xp, working_memory=working_memory)

@@ -5,11 +5,12 @@ arithmetic is the same -- scores ``s_ij = ||c_j||^2 - 2 x_i . c_j`` (argmin, tie
 lowest index), exact ``||x_i - c_{l_i}||^2`` for the inertia -- organised for a CPU:
 
 - cache-sized chunks of rows (:func:`arbf._math.kernels.runtime.chunk_plan`) over a few
-  threads, each reusing one preallocated ``rows x k`` buffer
-  (``np.matmul(X_chunk, C.T, out=buf)``): allocating fresh large temporaries costs page
+  threads, each reusing one preallocated ``k x rows`` buffer
+  (``np.dot(C, X_chunk.T, out=buf)``): allocating fresh large temporaries costs page
   faults, which dominate this problem;
-- a compiled ``nogil`` kernel (:mod:`numba`) that fuses the argmin, the exact distance and
-  the weighted accumulation into per-thread partial sums;
+- a compiled ``nogil`` kernel (:mod:`numba`) that fuses the argmin (over the centers,
+  vectorised along the rows of the transposed buffer), the exact distance and the
+  weighted accumulation into per-thread partial sums;
 - partial sums, weights and inertia accumulated in float64 whatever the input dtype, so
   float32 results agree with a float64 reference to about ``1e-6`` relative.
 
@@ -22,15 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from .runtime import CACHE_BYTES, chunk_plan, lock, run_chunks
+from .runtime import CACHE_BYTES, chunk_plan, lock, n_threads, run_chunks
 
 __all__ = [
     "assign",
     "assign_inertia",
     "get_sq_dist",
     "labelled_inertia",
+    "labelled_sq_distances",
+    "largest",
     "lloyd_sums",
     "mean_rows",
+    "mean_variance",
 ]
 
 
@@ -49,30 +53,37 @@ def _sq_dist_python(X, C, i, j):
 _sq_dist: Any = None  # the compiled _sq_dist_python, set by get_sq_dist
 
 
-def _chunk_python(X, G, C, c_sq, w, labels, min_sq, sums, wsum, inertia, do_sums):
+def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, do_sums):
     """Fused argmin, exact distance and weighted accumulation for one chunk (compiled).
 
-    ``G`` holds ``X @ C.T``.  ``w`` and ``min_sq`` of length 0 mean unit weights and
-    "not wanted".  ``sums``, ``wsum`` and ``inertia`` (float64) are this thread's partial
-    sums.  Scores ``c_sq[j] - (g + g)`` are rounded exactly as the pure path's
+    ``GT`` holds ``C @ X_c.T`` (centers by rows, so the argmin over the centers runs
+    along the contiguous rows axis and vectorises for any ``k``); ``best`` is scratch.
+    ``w`` and ``min_sq`` of length 0 mean unit weights and "not wanted".  ``sums``,
+    ``wsum`` and ``inertia`` (float64) are this thread's partial sums, accumulated row
+    by row.  Scores ``c_sq[j] - (g + g)`` are rounded exactly as the pure path's
     ``c_sq - 2.0 * G`` (doubling is exact), so labels agree, ties to the lowest index.
     """
-    m, k = G.shape
+    k, m = GT.shape
     d = X.shape[1]
     has_w = w.shape[0] > 0
     want_min = min_sq.shape[0] > 0
+    c0 = c_sq[0]
+    for i in range(m):
+        g = GT[0, i]
+        best[i] = c0 - (g + g)
+        labels[i] = 0
+    for j in range(1, k):
+        cj = c_sq[j]
+        for i in range(m):
+            g = GT[j, i]
+            v = cj - (g + g)
+            b = best[i]
+            lt = v < b
+            best[i] = v if lt else b
+            labels[i] = j if lt else labels[i]
     tot = 0.0
     for i in range(m):
-        g = G[i, 0]
-        best = c_sq[0] - (g + g)
-        lab = 0
-        for j in range(1, k):
-            g = G[i, j]
-            v = c_sq[j] - (g + g)
-            if v < best:
-                best = v
-                lab = j
-        labels[i] = lab
+        lab = labels[i]
         dist = _sq_dist(X, C, i, lab)
         if want_min:
             min_sq[i] = dist
@@ -124,6 +135,11 @@ def _get_kernels() -> dict[str, Any]:
 
                 jit = numba.njit(nogil=True, cache=True)
                 _kernels["labelled"] = jit(_labelled_python)
+                strict = numba.njit(nogil=True, cache=True, fastmath=False)
+                _kernels["column_var"] = strict(_column_var_python)
+                global _pairwise_block
+                _pairwise_block = strict(_pairwise_block_python)
+                _kernels["labelled_sq"] = strict(_labelled_sq_python)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
 
@@ -134,7 +150,8 @@ class _State:
     def __init__(
         self, rows: int, k: int, d: int, dtype: Any, x_contig: bool, scores: bool = True
     ) -> None:
-        self.G = np.empty((rows if scores else 0, k), dtype=dtype)
+        self.GT = np.empty((k, rows if scores else 0), dtype=dtype)
+        self.best = np.empty(rows if scores else 0, dtype=dtype)
         self.xbuf = None if x_contig else np.empty((rows, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.wsum = np.zeros(k, dtype=np.float64)
@@ -171,7 +188,6 @@ def _pass(
     dtype = X.dtype
     C = np.ascontiguousarray(C)
     c_sq = np.sum(C * C, axis=1)  # the same expression as the pure path's sq_norms
-    CT = C.T
     w = _weights(sample_weight)
     labels = np.empty(n, dtype=np.intp)
     min_sq = np.empty(n, dtype=np.float64) if want_min_sq else None
@@ -184,15 +200,17 @@ def _pass(
     def work(a: int, st: _State) -> None:
         b = min(a + rows, n)
         Xc = st.rows_of(X, a, b)
-        G = st.G[: b - a]
-        np.matmul(Xc, CT, out=G)
+        # a partial last chunk gets a fresh contiguous buffer
+        GT = st.GT if b - a == rows else np.empty((k, b - a), dtype=dtype)
+        np.dot(C, Xc.T, out=GT)
         kernel(
             Xc,
-            G,
+            GT,
             C,
             c_sq,
             empty_w if w is None else w[a:b],
             labels[a:b],
+            st.best,
             empty_min if min_sq is None else min_sq[a:b],
             st.sums,
             st.wsum,
@@ -300,3 +318,133 @@ def mean_rows(X: np.ndarray) -> np.ndarray:
             chunk = buf[: b - a]
         total += ones[: b - a] @ chunk
     return (total / n).astype(X.dtype)
+
+
+#: Longest rows :func:`labelled_sq_distances` takes: NumPy sums up to 128 entries as
+#: one block of eight accumulators (longer rows are split recursively).
+PAIRWISE_BLOCK = 128
+
+
+def _pairwise_block_python(a, n):
+    """NumPy's pairwise summation of ``a[:n]``, ``n <= 128``, in ``a``'s dtype (the
+    order of ``np.sum`` along a contiguous axis: eight accumulators, then the rest)."""
+    if n < 8:
+        res = a[0]
+        for i in range(1, n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[0], a[1], a[2], a[3]
+    r4, r5, r6, r7 = a[4], a[5], a[6], a[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[i]
+        i += 1
+    return res
+
+
+_pairwise_block: Any = None
+
+
+def _labelled_sq_python(X, C, labels, buf, out):
+    """``out_i = Σ_c (x_ic - c_{l_i c})^2`` in ``X``'s dtype, rounded as the pure
+    ``np.sum((X - C[labels]) ** 2, axis=1)`` (``buf``: scratch of length ``d``)."""
+    m, d = X.shape
+    for i in range(m):
+        lab = labels[i]
+        for c in range(d):
+            t = X[i, c] - C[lab, c]
+            buf[c] = t * t
+        out[i] = _pairwise_block(buf, d)
+
+
+def labelled_sq_distances(
+    X: np.ndarray, C: np.ndarray, labels: np.ndarray, *, working_memory: Any = None
+) -> np.ndarray:
+    """:func:`arbf._math.core.distances.labelled_sq_distances` for NumPy, to the bit
+    (NumPy's own summation order), without its ``n x d`` temporaries, over threads;
+    ``d <= PAIRWISE_BLOCK``."""
+    n, d = X.shape
+    assert d <= PAIRWISE_BLOCK
+    C = np.ascontiguousarray(C, dtype=X.dtype)
+    lab = np.ascontiguousarray(labels)
+    out = np.empty(n, dtype=X.dtype)
+    kernel = _get_kernels()["labelled_sq"]
+    threads = max(1, min(n_threads(), n // 4096))
+    rows = -(-n // threads)
+
+    def work(a: int, buf: np.ndarray) -> None:
+        b = min(a + rows, n)
+        kernel(X[a:b], C, lab[a:b], buf, out[a:b])
+
+    run_chunks(n, rows, threads, work, lambda: np.empty(d, dtype=X.dtype))
+    return out
+
+
+def largest(values: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` largest ``values``, largest first, ties to the lowest index:
+    ``np.argsort(-values, kind="stable")[:m]`` in ``O(n)`` (a partition finds the
+    ``m``-th largest value ``v``; the entries above ``v`` and the first ones equal to it
+    are then sorted)."""
+    n = values.shape[0]
+    m = min(m, n)
+    if m <= 0:
+        return np.empty(0, dtype=np.intp)
+    v = np.partition(values, n - m)[n - m]
+    above = np.flatnonzero(values > v)
+    ties = np.flatnonzero(values == v)[: m - above.size]
+    pick = np.concatenate([above, ties])
+    return pick[np.argsort(-values[pick], kind="stable")]
+
+
+def _column_var_python(X, c0, c1, out):
+    """``np.var(X[:, c0:c1], axis=0)`` of a C-contiguous ``X``, operation for operation:
+    NumPy reduces along axis 0 by adding row after row into one accumulator per column
+    in ``X``'s dtype, divides by ``n`` in that dtype, then does the same with the squared
+    deviations.  The loops run along the columns, so they vectorise without reordering
+    any column's sum (compiled without fast-math)."""
+    n = X.shape[0]
+    acc = np.zeros(c1 - c0, dtype=X.dtype)
+    for i in range(n):
+        for j in range(c0, c1):
+            acc[j - c0] += X[i, j]
+    count = acc.dtype.type(n)
+    mean = acc / count
+    acc2 = np.zeros(c1 - c0, dtype=X.dtype)
+    for i in range(n):
+        for j in range(c0, c1):
+            t = X[i, j] - mean[j - c0]
+            acc2[j - c0] += t * t
+    out[c0:c1] = acc2 / count
+
+
+def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
+    """``np.mean(np.var(X, axis=0))`` -- scikit-learn's tolerance scale -- to the bit,
+    without NumPy's temporary the size of ``X`` and several times faster: for a
+    C-contiguous ``X`` a compiled kernel repeats NumPy's axis-0 reductions in their order
+    and dtype (float32 data: float32 sums, as scikit-learn's own), over blocks of columns
+    on the worker threads; otherwise NumPy itself."""
+    if not X.flags.c_contiguous:
+        return float(np.mean(np.var(X, axis=0)))
+    n, d = X.shape
+    kernel = _get_kernels()["column_var"]
+    out = np.empty(d, dtype=X.dtype)
+    lines = max(1, d * X.dtype.itemsize // 64)  # threads share no cache line of a row
+    threads = max(1, min(n_threads(), lines))
+    bounds = [d * t // threads for t in range(threads + 1)]
+
+    def work(t: int, _: Any) -> None:
+        kernel(X, bounds[t], bounds[t + 1], out)
+
+    run_chunks(threads, 1, threads, work, lambda: None)
+    return float(np.mean(out))
