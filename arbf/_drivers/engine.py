@@ -197,7 +197,7 @@ def lloyd(
         labels_old = labels
     if strict:
         # the labels are the nearest-center labels of C: their inertia equals seam.inertia
-        inert = seam.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
+        labels, inert = stepper.converged(C, labels)
     else:
         labels, inert = stepper.final(C)
         labels, inert = materialize(labels, inert, xp=xp)

@@ -46,6 +46,9 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     working_memory : float, "auto" or None, default=None
         Memory budget in MiB for one chunk's temporaries (None: the configuration's,
         ``"auto"`` unless set: 64 MiB on the CPU, a share of the free memory on a GPU).
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
+        How the assignments are computed; every value gives the same clustering (see
+        :func:`arbf.kmeans`).  "lloyd" and "elkan" are scikit-learn's names.
 
     Attributes
     ----------
@@ -94,6 +97,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         verbose: bool = False,
         random_state: Any = None,
         working_memory: float | None = None,
+        algorithm: str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -103,6 +107,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.working_memory = working_memory
+        self.algorithm = algorithm
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute the K-Means clustering of ``X``.
@@ -130,6 +135,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             random_state=self.random_state,
             verbose=self.verbose,
             working_memory=self.working_memory,
+            algorithm=self.algorithm,
         )
         self._reset_input_meta(X, res.centers.shape[1])
         self.cluster_centers_ = res.centers

@@ -79,7 +79,6 @@ __all__ = [
     "linear_assignment",
     "lloyd_stepper",
     "lloyd_sums",
-    "resolve_algorithm",
     "mean_rows",
     "mean_variance",
     "min_margin",
@@ -89,6 +88,7 @@ __all__ = [
     "principal_axes_pass",
     "principal_axis",
     "reduce_terms",
+    "resolve_algorithm",
     "responsibilities",
     "route",
     "running_mean_step",
@@ -374,6 +374,12 @@ class _LloydStepper:
     def final(self, C: Array) -> tuple[Array, Array]:
         return assign_inertia(self.X, C, self.w, xp=self.xp, working_memory=self.working_memory)
 
+    def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
+        J = labelled_inertia(
+            self.X, C, labels, self.w, xp=self.xp, working_memory=self.working_memory
+        )
+        return labels, J
+
 
 class _HostStepper:
     """A bound method (:class:`arbf._math.kernels.bounds.BoundedLloyd`) on host views;
@@ -392,6 +398,14 @@ class _HostStepper:
     def final(self, C: Array) -> tuple[Array, Array]:
         return _back(self.impl.final(host_view(C)), self.X)
 
+    def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
+        hl = np.asarray(host_view(labels, floats_only=False), dtype=np.intp)
+        hc, hw = host_view(C), self.impl.w
+        J = _hard.labelled_inertia(
+            self.impl.X, hc, hl, hw, working_memory=self.impl.working_memory
+        )
+        return _back((hl, J), self.X)
+
 
 def lloyd_stepper(
     X: Array,
@@ -406,8 +420,9 @@ def lloyd_stepper(
 
     The returned object's ``step(C)`` gives ``(labels, sums, weights, J, changed)``
     (:func:`lloyd_sums`, and the number of labels changed since the previous step, or
-    ``None`` when not counted) and ``final(C)`` gives ``(labels, J)``
-    (:func:`assign_inertia`).  On the host route a bound method
+    ``None`` when not counted), ``final(C)`` gives ``(labels, J)`` (:func:`assign_inertia`)
+    and ``converged(C, labels)`` the same for the labels of the last step when they did
+    not change (:func:`labelled_inertia`; equal bits).  On the host route a bound method
     (:mod:`arbf._math.kernels.bounds`, chosen by :func:`resolve_algorithm`) carries its
     bounds from step to step and skips the distances that cannot change a label, with
     the same results; elsewhere every ``algorithm`` is Lloyd's pass.  The labels a bound

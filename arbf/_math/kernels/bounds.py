@@ -124,10 +124,9 @@ def _scores_chunk_python(
     smallest score of the other centers turned into a lower bound on their distance:
     ``||x||^2 + s - margin``, the margin ``coef (||x|| + max ||c||)^2`` bounding the
     scores' rounding.  ``mode`` 0: the first pass (fresh sums, counts, inertia);
-    1: a later step (the points whose label changed move their sums); 2: the final
-    assignment (labels only).  ``out[0] +=`` labels changed, ``out[1] += Σ w D``.
-    ``best``, ``second`` (X's dtype), ``lab``, ``mg`` and ``gm`` (float64,
-    ``t x m`` when ``t > 1``) are scratch."""
+    1: a later step (the points whose label changed move their sums).  ``out[0] +=``
+    labels changed, ``out[1] += Σ w D``.  ``best``, ``second`` (X's dtype), ``lab``,
+    ``mg`` and ``gm`` (float64, ``t x m`` when ``t > 1``) are scratch."""
     k, m = GT.shape
     t = glb.shape[1]
     has_w = w.shape[0] > 0
@@ -190,9 +189,8 @@ def _scores_chunk_python(
             if a != b:
                 labels[i] = b
                 changed += 1
-                if mode == 1:
-                    Da = _sq_dist(X, C, i, a)
-                    _move(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos)
+                Da = _sq_dist(X, C, i, a)
+                _move(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
 
@@ -299,11 +297,12 @@ def _hamerly_chunk_python(
 
 
 def _yinyang_chunk_python(
-    X, w, C, CT, vertical, delta, gdelta, s, grp, gstart, gmem, up, dn, labels, ub, glb,
-    nb, v1, v2, j1, exam, D, fl, fb, fd, sums, wsum, esum, cnt, pos, out, final,
+    X, w, C, CT, vertical, delta, gdelta, s, grp, gstart, gmem, gpos, up, dn, labels, ub,
+    glb, nb, v1, v2, j1, exam, D, fl, fb, fd, sums, wsum, esum, cnt, pos, out, final,
 ):  # fmt: skip
     """One Yinyang step over a chunk, point by point: groups ``q`` of centers
-    ``gmem[gstart[q]:gstart[q + 1]]`` (ascending), ``gdelta[a, q]`` the largest drift
+    ``gmem[gstart[q]:gstart[q + 1]]`` (ascending; ``gpos`` the inverse: the position of
+    every center in ``gmem``), ``gdelta[a, q]`` the largest drift
     in group ``q`` of a center other than ``a``; ``nb``, ``v1``, ``v2``, ``j1``,
     ``exam`` are scratch of length ``t``, ``D`` of length ``k``, ``fl``, ``fb``, ``fd``
     of one block's length.  With ``vertical`` a
@@ -357,9 +356,15 @@ def _yinyang_chunk_python(
                     glb[i, q] = np.float32(max(nb[q], 0.0) * _DN32)
                 inert += wi * Da
                 continue
+            if vertical:  # a's distance in the arithmetic of the vertical loop below
+                pa = gpos[a]
+                Da = 0.0
+                for c in range(d):
+                    tc = np.float64(X[i, c]) - CT[c, pa]
+                    Da += tc * tc
             b = a
             Db = Da
-            bd = u
+            bd = math.sqrt(Da) * up
             for q in range(t):
                 if nb[q] > bd:  # the whole group is farther than the best so far
                     exam[q] = 0
@@ -558,6 +563,7 @@ class BoundedLloyd:
         order = np.argsort(grp, kind="stable")
         self.grp = grp
         self.gmem = order.astype(np.intp)
+        self.gpos = np.argsort(order).astype(np.intp)
         self.gstart = np.searchsorted(grp[order], np.arange(t + 1)).astype(np.intp)
         self.t = t
         self.labels = np.empty(n, dtype=np.int32)
@@ -696,11 +702,7 @@ class BoundedLloyd:
             )  # fmt: skip
 
         states = run_chunks(n, rows, threads, work, _St)
-        return (
-            self._reduce(states)
-            if mode != 2
-            else (int(sum(st.out[0] for st in states)), float(sum(st.out[1] for st in states)))
-        )
+        return self._reduce(states)
 
     def _bounds_pass(
         self, C: np.ndarray, C64: np.ndarray, delta: np.ndarray, s: np.ndarray, final: bool
@@ -741,9 +743,10 @@ class BoundedLloyd:
                 b = min(a + rows, n)
                 kernel(
                     X[a:b], empty_w if w is None else w[a:b], Cc, CTg, vertical, delta,
-                    gdelta, s, self.grp, self.gstart, self.gmem, up, dn, self.labels[a:b],
-                    self.ub[a:b], self.glb[a:b], st.nb, st.v1, st.v2, st.j1, st.exam, st.D,
-                    st.fl, st.fb, st.fd, st.sums, st.wsum, st.esum, st.cnt, st.pos, st.out, final,
+                    gdelta, s, self.grp, self.gstart, self.gmem, self.gpos, up, dn,
+                    self.labels[a:b], self.ub[a:b], self.glb[a:b], st.nb, st.v1, st.v2,
+                    st.j1, st.exam, st.D, st.fl, st.fb, st.fd, st.sums, st.wsum, st.esum,
+                    st.cnt, st.pos, st.out, final,
                 )  # fmt: skip
 
         states = run_chunks(n, rows, threads, work, lambda: _Partials(k, d, t))
@@ -767,7 +770,13 @@ class BoundedLloyd:
         stride = max(1, n // 4096)
         frac = _get_kernels()["fail"](self.labels, self.ub, self.glb, delta, gd, s, stride)
         if frac > REINIT_FRACTION[self.method]:
-            return self._scores_pass(C, 2 if final else 1)
+            if final:  # no bounds wanted: Lloyd's own pass
+                labels, inertia = _hard.assign_inertia(
+                    self.X, C, self.w, working_memory=self.working_memory
+                )
+                self.labels = labels
+                return -1, float(inertia)
+            return self._scores_pass(C, 1)
         return self._bounds_pass(C, C64, delta, s, final)
 
     # -- the steps ---------------------------------------------------------------------
@@ -789,4 +798,4 @@ class BoundedLloyd:
         if self.P is None:
             return _hard.assign_inertia(self.X, C, self.w, working_memory=self.working_memory)
         _, inertia = self._later(C, final=True)
-        return self.labels.astype(np.intp), np.asarray(inertia, dtype=self.X.dtype)
+        return self.labels.astype(np.intp, copy=False), np.asarray(inertia, dtype=self.X.dtype)

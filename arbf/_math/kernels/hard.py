@@ -436,7 +436,7 @@ def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
     on the worker threads; otherwise NumPy itself."""
     if not X.flags.c_contiguous:
         return float(np.mean(np.var(X, axis=0)))
-    n, d = X.shape
+    d = X.shape[1]
     kernel = _get_kernels()["column_var"]
     out = np.empty(d, dtype=X.dtype)
     lines = max(1, d * X.dtype.itemsize // 64)  # threads share no cache line of a row
