@@ -285,8 +285,11 @@ def test_resolve_algorithm():
     assert f("auto", 10**6, 16, 16, np.float32, host=False) == "lloyd"
     assert f("auto", 100, 2, 3, np.float64) == "lloyd"  # too small to pay for bounds
     assert f("auto", 10**6, 16, 1, np.float64) == "lloyd"
-    assert f("auto", 10**6, 16, 16, np.float32) in BOUND_METHODS
-    assert f("auto", 10**5, 128, 256, np.float32) in BOUND_METHODS
+    assert f("auto", 10**6, 16, 16, np.float32) == "hamerly"
+    assert f("auto", 10**6, 16, 16, np.float32, max_iter=1) == "lloyd"
+    assert f("auto", 10**5, 128, 256, np.float32) == "yinyang"
+    assert f("auto", 10**5, 4, 8, np.float64) == "lloyd"
+    assert f("auto", 10**5, 64, 512, np.float64) == "lloyd"
 
 
 def test_fast_paths_off_means_lloyd():

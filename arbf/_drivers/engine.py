@@ -130,7 +130,7 @@ def lloyd(
     Lloyd's pass or a bound method, with the same labels), not what it is.
     """
     stepper = seam.lloyd_stepper(
-        X, w, n_clusters=C0.shape[0], algorithm=algorithm, xp=xp,
+        X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
         working_memory=working_memory,
     )  # fmt: skip
     C = C0

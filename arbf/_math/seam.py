@@ -346,19 +346,38 @@ def nearest_labels(X: Array, cands: Array, *, xp: ModuleType, working_memory: An
 
 
 def resolve_algorithm(
-    algorithm: str, n: int, d: int, k: int, dtype: Any, *, host: bool = True
+    algorithm: str,
+    n: int,
+    d: int,
+    k: int,
+    dtype: Any,
+    *,
+    host: bool = True,
+    max_iter: int = 300,
 ) -> str:
-    """The assignment strategy that runs for ``algorithm`` on data of shape ``(n, d)``
-    and ``k`` centers: ``"lloyd"`` off the host route (the bound methods are host
-    kernels), the named method on it, and for ``"auto"`` the choice of the measured
-    cost model (docs: "Choosing an algorithm")."""
+    """The assignment strategy that runs for ``algorithm`` on ``n`` samples of ``d``
+    features and ``k`` centers: ``"lloyd"`` off the host route (the bound methods are
+    host kernels), the named method on it, and for ``"auto"`` the rule measured on a
+    2-core x86 machine (docs: "Choosing an algorithm"; the same for float32 and
+    float64):
+
+    - Lloyd when bounds cannot pay for their first pass: at most two iterations (the
+      final assignment after one large move rarely skips a point), ``k < 2``, a tiny
+      problem (``n k < 20000``), very cheap distances (``d <= 4`` and ``k <= 32``), or
+      many large clusters (``k > 256`` and ``d > 32``: such fits take few iterations);
+    - Yinyang for ``d >= 128``, where one distance costs a lot and its group bounds
+      skip most of them;
+    - Hamerly otherwise (one lower bound per point: the cheapest bookkeeping).
+    """
     if not host or algorithm == "lloyd":
         return "lloyd"
     if algorithm != "auto":
         return algorithm
-    if k < 2 or n * k < 20_000:  # too small for bounds to pay for their setup
+    if max_iter <= 2 or k < 2 or n * k < 20_000:
         return "lloyd"
-    return "hamerly" if k <= 32 else "yinyang"
+    if (d <= 4 and k <= 32) or (k > 256 and d > 32):
+        return "lloyd"
+    return "yinyang" if d >= 128 else "hamerly"
 
 
 class _LloydStepper:
@@ -413,6 +432,7 @@ def lloyd_stepper(
     *,
     n_clusters: int,
     algorithm: str = "auto",
+    max_iter: int = 300,
     xp: ModuleType,
     working_memory: Any = None,
 ) -> Any:
@@ -430,7 +450,9 @@ def lloyd_stepper(
     """
     r, v = route(X, None, w)
     n, d = X.shape
-    method = resolve_algorithm(algorithm, n, d, n_clusters, X.dtype, host=r == HOST)
+    method = resolve_algorithm(
+        algorithm, n, d, n_clusters, X.dtype, host=r == HOST, max_iter=max_iter
+    )
     if method != "lloyd":
         return _HostStepper(X, v, method, working_memory)
     return _LloydStepper(X, w, xp=xp, working_memory=working_memory)

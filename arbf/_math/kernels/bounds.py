@@ -113,23 +113,10 @@ def _move_python(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos):
         pos[b] += 1
 
 
-def _scores_chunk_python(
-    X, GT, C, c_sq, w, grp, coef, cmax, up, dn, labels, ub, glb, best, second, lab, gm,
-    mg, mode, sums, wsum, esum, cnt, pos, out,
-):  # fmt: skip
-    """Every distance of one chunk from Lloyd's scores (``GT = C X_c^T``, ``k x m``).
-
-    Labels as :mod:`.hard`'s kernel (first minimum of ``c_sq - 2 g``, vectorised along
-    the rows), the exact distance to the label (upper bound), and per group ``q`` the
-    smallest score of the other centers turned into a lower bound on their distance:
-    ``||x||^2 + s - margin``, the margin ``coef (||x|| + max ||c||)^2`` bounding the
-    scores' rounding.  ``mode`` 0: the first pass (fresh sums, counts, inertia);
-    1: a later step (the points whose label changed move their sums).  ``out[0] +=``
-    labels changed, ``out[1] += Σ w D``.  ``best``, ``second`` (X's dtype), ``lab``,
-    ``mg`` and ``gm`` (float64, ``t x m`` when ``t > 1``) are scratch."""
+def _scores_argmin_python(GT, c_sq, best, second, lab):
+    """Labels as :mod:`.hard`'s kernel (first minimum of the scores ``c_sq - 2 g``,
+    ``GT = C X_c^T``, vectorised along the rows) and the second smallest score."""
     k, m = GT.shape
-    t = glb.shape[1]
-    has_w = w.shape[0] > 0
     c0 = c_sq[0]
     for i in range(m):
         g = GT[0, i]
@@ -146,18 +133,39 @@ def _scores_chunk_python(
             second[i] = b if lt else min(second[i], v)
             best[i] = v if lt else b
             lab[i] = j if lt else lab[i]
-    if t > 1:
-        for q in range(t):
-            for i in range(m):
-                gm[q, i] = np.inf
-        for j in range(k):
-            q = grp[j]
-            cj = c_sq[j]
-            for i in range(m):
-                g = GT[j, i]
-                v = np.float64(cj - (g + g))
-                v = np.inf if lab[i] == j else v
-                gm[q, i] = min(gm[q, i], v)
+
+
+def _group_mins_python(GT, c_sq, grp, lab, gm):
+    """``gm[q, i]``: the smallest score over the centers of group ``q`` but the label."""
+    k, m = GT.shape
+    for q in range(gm.shape[0]):
+        for i in range(m):
+            gm[q, i] = np.inf
+    for j in range(k):
+        q = grp[j]
+        cj = c_sq[j]
+        for i in range(m):
+            g = GT[j, i]
+            v = np.float64(cj - (g + g))
+            v = np.inf if lab[i] == j else v
+            gm[q, i] = min(gm[q, i], v)
+
+
+def _scores_bounds_python(
+    X, C, w, coef, cmax, up, dn, labels, ub, glb, second, lab, gm, mg, mode,
+    sums, wsum, esum, cnt, pos, out,
+):  # fmt: skip
+    """Every point of one chunk from Lloyd's scores (after :func:`_scores_argmin_python`,
+    and :func:`_group_mins_python` when there are groups): the exact distance to the
+    label (upper bound) and per group ``q`` the smallest score of the other centers
+    turned into a lower bound on their distance, ``||x||^2 + s - margin``, the margin
+    ``coef (||x|| + max ||c||)^2`` bounding the scores' rounding.  ``mode`` 0: the first
+    pass (fresh sums, counts, inertia); 1: a later step (the points whose label
+    changed move their sums).  ``out[0] +=`` labels changed, ``out[1] += Σ w D``;
+    ``mg`` (float64) is scratch."""
+    m = lab.shape[0]
+    t = glb.shape[1]
+    has_w = w.shape[0] > 0
     for i in range(m):
         xsq = _sq_norm(X, i)
         r = math.sqrt(xsq) + cmax
@@ -190,30 +198,9 @@ def _scores_chunk_python(
                 labels[i] = b
                 changed += 1
                 Da = _sq_dist(X, C, i, a)
-                _move(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos)
+                _move(X, i, wi, np.intp(a), np.intp(b), Da, Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
-
-
-def _fail_fraction_python(labels, ub, glb, delta, gdelta, s, stride):
-    """The fraction of every ``stride``-th point whose first bound test fails (nothing
-    is written): a step's estimate of how much work point by point would be."""
-    n = labels.shape[0]
-    t = glb.shape[1]
-    fails = 0
-    total = 0
-    for i in range(0, n, stride):
-        a = labels[i]
-        u = (np.float64(ub[i]) + delta[a]) * (1.0 + _DRIFT)
-        lo = 3.0e38
-        for q in range(t):
-            ob = np.float64(glb[i, q])
-            dq = gdelta[a, q]
-            lo = min(lo, (ob - dq) - (ob + dq) * _DRIFT)
-        total += 1
-        if not u < max(s[a], lo):
-            fails += 1
-    return fails / max(total, 1)
 
 
 def _hamerly_chunk_python(
@@ -291,7 +278,7 @@ def _hamerly_chunk_python(
                 labels[i] = b
                 changed += 1
                 if not final:
-                    _move(X, i, wi, a, b, D[a], Db, sums, wsum, esum, cnt, pos)
+                    _move(X, i, wi, np.intp(a), np.intp(b), D[a], Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
 
@@ -431,7 +418,7 @@ def _yinyang_chunk_python(
                 labels[i] = b
                 changed += 1
                 if not final:
-                    _move(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos)
+                    _move(X, i, wi, np.intp(a), np.intp(b), Da, Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
 
@@ -458,8 +445,9 @@ def _get_kernels() -> dict[str, Any]:
                     _sq_norm_python
                 )
                 _move = jit(_move_python)
-                _kernels["scores"] = jit(_scores_chunk_python)
-                _kernels["fail"] = jit(_fail_fraction_python)
+                _kernels["argmin2"] = jit(_scores_argmin_python)
+                _kernels["group_mins"] = jit(_group_mins_python)
+                _kernels["scores"] = jit(_scores_bounds_python)
                 _kernels["hamerly"] = jit(_hamerly_chunk_python)
                 _kernels["yinyang"] = jit(_yinyang_chunk_python)
     return _kernels
@@ -651,10 +639,22 @@ class BoundedLloyd:
         gd[own, self.grp[own]] = nxt[self.grp[own]]
         return gd
 
+    def _fail_fraction(self, delta: np.ndarray, gd: np.ndarray, s: np.ndarray) -> float:
+        """The share of (every ``n / 4096``-th) points whose first bound test would fail
+        (nothing is written): how much work a step point by point would be."""
+        n = self.labels.shape[0]
+        pick = slice(None, None, max(1, n // 4096))
+        a = self.labels[pick]
+        u = (self.ub[pick].astype(np.float64) + delta[a]) * (1.0 + _DRIFT)
+        ob = self.glb[pick].astype(np.float64)
+        dq = gd[a]
+        lo = np.min((ob - dq) - (ob + dq) * _DRIFT, axis=1)
+        return float(np.mean(~(u < np.maximum(s[a], lo))))
+
     # -- the passes --------------------------------------------------------------------
 
     def _scores_pass(self, C: np.ndarray, mode: int) -> tuple[int, float]:
-        """Every point from Lloyd's scores (``mode`` as :func:`_scores_chunk_python`)."""
+        """Every point from Lloyd's scores (``mode`` as :func:`_scores_bounds_python`)."""
         X, w = self.X, self.w
         n, d = X.shape
         k = C.shape[0]
@@ -668,7 +668,8 @@ class BoundedLloyd:
         up, dn = _widen(d)
         rows, threads = chunk_plan(n, k + (8 * t if t > 1 else 0), d, dtype.itemsize,
                                    self.working_memory)  # fmt: skip
-        kernel = _get_kernels()["scores"]
+        kernels = _get_kernels()
+        kernel, argmin2, group_mins = kernels["scores"], kernels["argmin2"], kernels["group_mins"]
         x_contig = X.flags.c_contiguous
         empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
 
@@ -694,11 +695,14 @@ class BoundedLloyd:
             GT = st.GT if full else np.empty((k, m), dtype=dtype)
             gm = st.gm if full else np.empty((st.gm.shape[0], m), dtype=np.float64)
             np.dot(Cc, Xc.T, out=GT)
+            lab = st.lab[:m]
+            argmin2(GT, c_sq, st.best, st.second, lab)
+            if t > 1:
+                group_mins(GT, c_sq, self.grp, lab, gm)
             kernel(
-                Xc, GT, Cc, c_sq, empty_w if w is None else w[a:b], self.grp, coef, cmax,
-                up, dn, self.labels[a:b], self.ub[a:b], self.glb[a:b], st.best, st.second,
-                st.lab, gm, st.mg, mode, st.sums, st.wsum, st.esum, st.cnt, st.pos,
-                st.out,
+                Xc, Cc, empty_w if w is None else w[a:b], coef, cmax, up, dn,
+                self.labels[a:b], self.ub[a:b], self.glb[a:b], st.second, lab, gm, st.mg,
+                mode, st.sums, st.wsum, st.esum, st.cnt, st.pos, st.out,
             )  # fmt: skip
 
         states = run_chunks(n, rows, threads, work, _St)
@@ -758,7 +762,6 @@ class BoundedLloyd:
         C64, delta = self._drift(C)
         self.P = C64
         s = self._half_gaps(C64)
-        n = self.X.shape[0]
         if self.method == "hamerly":
             gd = np.zeros((delta.shape[0], 1))
             order = np.argsort(-delta, kind="stable")
@@ -767,8 +770,7 @@ class BoundedLloyd:
                 gd[order[0], 0] = delta[order[1]]
         else:
             gd = self._group_drifts(delta)
-        stride = max(1, n // 4096)
-        frac = _get_kernels()["fail"](self.labels, self.ub, self.glb, delta, gd, s, stride)
+        frac = self._fail_fraction(delta, gd, s)
         if frac > REINIT_FRACTION[self.method]:
             if final:  # no bounds wanted: Lloyd's own pass
                 labels, inertia = _hard.assign_inertia(

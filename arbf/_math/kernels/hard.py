@@ -414,18 +414,23 @@ def _column_var_python(X, c0, c1, out):
     deviations.  The loops run along the columns, so they vectorise without reordering
     any column's sum (compiled without fast-math)."""
     n = X.shape[0]
-    acc = np.zeros(c1 - c0, dtype=X.dtype)
+    acc = out[c0:c1]  # no array expressions: their error paths are slow to compile
+    for j in range(c1 - c0):
+        acc[j] = 0
     for i in range(n):
         for j in range(c0, c1):
             acc[j - c0] += X[i, j]
-    count = acc.dtype.type(n)
-    mean = acc / count
-    acc2 = np.zeros(c1 - c0, dtype=X.dtype)
+    count = acc.dtype.type(n)  # n in X's dtype, as NumPy divides
+    mean = np.empty(c1 - c0, dtype=X.dtype)
+    for j in range(c1 - c0):
+        mean[j] = acc[j] / count
+        acc[j] = 0
     for i in range(n):
         for j in range(c0, c1):
             t = X[i, j] - mean[j - c0]
-            acc2[j - c0] += t * t
-    out[c0:c1] = acc2 / count
+            acc[j - c0] += t * t
+    for j in range(c1 - c0):
+        acc[j] = acc[j] / count
 
 
 def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
@@ -434,7 +439,7 @@ def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
     C-contiguous ``X`` a compiled kernel repeats NumPy's axis-0 reductions in their order
     and dtype (float32 data: float32 sums, as scikit-learn's own), over blocks of columns
     on the worker threads; otherwise NumPy itself."""
-    if not X.flags.c_contiguous:
+    if not X.flags.c_contiguous or X.shape[1] == 1:  # NumPy then sums pairwise
         return float(np.mean(np.var(X, axis=0)))
     d = X.shape[1]
     kernel = _get_kernels()["column_var"]
