@@ -199,6 +199,7 @@ def lloyd(
         # the labels are the nearest-center labels of C: their inertia equals seam.inertia
         labels, inert = stepper.converged(C, labels)
     else:
+        labels = labels_old = None  # freed before the final pass allocates its labels
         labels, inert = stepper.final(C)
         labels, inert = materialize(labels, inert, xp=xp)
     return KMeansResult(

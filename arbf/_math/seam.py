@@ -410,18 +410,22 @@ class _HostStepper:
             views[0], views[2], method=method, working_memory=working_memory
         )
 
+    def _host(self, C: Array) -> np.ndarray:
+        hc = host_view(C)  # C comes from the engine in X's kind: a host view exists
+        assert hc is not None
+        return hc
+
     def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
-        labels, sums, weights, inertia, changed = self.impl.step(host_view(C))
+        labels, sums, weights, inertia, changed = self.impl.step(self._host(C))
         return (*_back((labels, sums, weights, inertia), self.X), changed)
 
     def final(self, C: Array) -> tuple[Array, Array]:
-        return _back(self.impl.final(host_view(C)), self.X)
+        return _back(self.impl.final(self._host(C)), self.X)
 
     def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
         hl = np.asarray(host_view(labels, floats_only=False), dtype=np.intp)
-        hc, hw = host_view(C), self.impl.w
         J = _hard.labelled_inertia(
-            self.impl.X, hc, hl, hw, working_memory=self.impl.working_memory
+            self.impl.X, self._host(C), hl, self.impl.w, working_memory=self.impl.working_memory
         )
         return _back((hl, J), self.X)
 
