@@ -230,10 +230,17 @@ def labelled_sq_distances(X: Array, C: Array, labels: Array, *, xp: ModuleType) 
     """``||x_i - c_{labels_i}||^2`` per row: :func:`arbf._math.core.distances.
     labelled_sq_distances` (the host kernel rounds as NumPy's sum does)."""
     r, v = route(X, C)
-    if r == HOST and X.shape[1] <= _hard.PAIRWISE_BLOCK:
+    if r == HOST:
         hl = host_view(labels, floats_only=False)
-        if hl is not None:
+        if hl is not None and X.shape[1] <= _hard.PAIRWISE_BLOCK:
             return like_view(_hard.labelled_sq_distances(v[0], v[1], hl), X)
+        if hl is not None:  # NumPy's own expression over cache-sized blocks of rows
+            rows = max(1, _runtime.CACHE_BYTES // (X.shape[1] * v[0].dtype.itemsize))
+            out = [
+                _d.labelled_sq_distances(v[0][a : a + rows], v[1], hl[a : a + rows], xp=np)
+                for a in range(0, X.shape[0], rows)
+            ]
+            return like_view(np.concatenate(out), X)
     return _d.labelled_sq_distances(X, C, labels, xp=xp)
 
 
