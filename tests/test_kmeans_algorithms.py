@@ -330,3 +330,29 @@ def test_entry_points_take_and_check_algorithm(call):
     with pytest.raises(TypeError, match="algorithm"):
         call(X, C, 3)
     assert arbf.KMeans(algorithm="elkan").get_params()["algorithm"] == "elkan"
+
+
+@needs_numba
+@pytest.mark.parametrize("algorithm", ["lloyd", *BOUND_METHODS])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lazy_centring_is_the_centred_copy_bit_for_bit(algorithm, dtype):
+    # an explicit init needs no centred data: kmeans centres X chunk by chunk in the
+    # kernels instead of making X - mean; the result is the same, bit for bit
+    from arbf._drivers import engine
+
+    X, C0, w = _separated(6000, 6, 9, seed=12)
+    X = (X + 50.0).astype(dtype)  # far from the origin: centring matters
+    C0 = C0.astype(dtype) + np.asarray(50.0, dtype)
+    C0[4] = 1e4  # empty at once: relocation reads the (lazily) centred rows
+    for weights in (None, w.astype(dtype)):
+        for Xin in (X, np.asfortranarray(X)):
+            got = arbf.kmeans(Xin, 9, init=C0, sample_weight=weights, algorithm=algorithm)
+            mean, Xc = engine.center(Xin, xp=np)
+            tol = engine.tolerance(Xin, 1e-4, xp=np)
+            ref = engine.lloyd(
+                Xc, weights, C0 - mean, xp=np, max_iter=300, tol=tol, algorithm=algorithm
+            )
+            np.testing.assert_array_equal(got.labels, ref.labels)
+            np.testing.assert_array_equal(got.centers, ref.centers + mean)
+            assert got.inertia == ref.inertia and got.n_iter == ref.n_iter
+            np.testing.assert_array_equal(got.history["inertia"], ref.history["inertia"])

@@ -55,6 +55,7 @@ def _relocate_empty(
     *,
     xp: ModuleType,
     working_memory: Any,
+    offset: Array | None = None,
 ) -> tuple[Array, Array]:
     """Move each empty cluster onto one of the samples farthest from their center.
 
@@ -66,7 +67,7 @@ def _relocate_empty(
     rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
     dist = xp.concat(
         [
-            seam.labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp)
+            seam.labelled_sq_distances(X[a:b, ...], C_old, labels[a:b], xp=xp, shift=offset)
             for a, b in iter_chunks(X.shape[0], rows)
         ]
     )
@@ -77,7 +78,10 @@ def _relocate_empty(
     far = seam.largest(dist, n_empty, xp=xp).astype(np.int64)
     dev = device_of(X)
     far_d = from_host(far, xp=xp, device=dev)
-    Xf = to_host(xp.take(X, far_d, axis=0)).astype(np.float64)
+    rows_far = xp.take(X, far_d, axis=0)
+    if offset is not None:
+        rows_far = rows_far - offset  # the rows of the centred data, to the bit
+    Xf = to_host(rows_far).astype(np.float64)
     wf = np.ones(n_empty) if w is None else to_host(xp.take(w, far_d, axis=0)).astype(np.float64)
     lf = to_host(xp.take(labels, far_d, axis=0)).astype(np.int64)
     sums_h = to_host(sums).astype(np.float64, copy=True)
@@ -119,6 +123,7 @@ def lloyd(
     verbose: bool = False,
     working_memory: Any = None,
     algorithm: str = "auto",
+    offset: Array | None = None,
 ) -> KMeansResult:
     """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -127,11 +132,13 @@ def lloyd(
     converged strictly, a final assignment makes labels match centers.  Empty clusters
     are relocated to the farthest samples.  The result is in ``X``'s coordinates.
     ``algorithm`` chooses how the assignment is computed (:func:`seam.lloyd_stepper`:
-    Lloyd's pass or a bound method, with the same labels), not what it is.
+    Lloyd's pass or a bound method, with the same labels), not what it is.  With
+    ``offset`` (where :func:`seam.lazily_centred`) the data are ``X - offset``, centred by
+    the kernels chunk by chunk: the same bits as a centred copy, without making one.
     """
     stepper = seam.lloyd_stepper(
         X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
-        working_memory=working_memory,
+        working_memory=working_memory, shift=offset,
     )  # fmt: skip
     C = C0
     labels_old: Array | None = None
@@ -172,8 +179,9 @@ def lloyd(
         empty = np.flatnonzero(host[len(stats) :] == 0)
         if empty.size:  # rare: relocate empty clusters, then recompute the shift
             sums, weights = _relocate_empty(
-                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
-            )
+                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory,
+                offset=offset,
+            )  # fmt: skip
             C_new = _park_weightless(
                 seam.safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp
             )
@@ -231,8 +239,10 @@ def best_of(
     verbose: bool = False,
     working_memory: Any = None,
     algorithm: str = "auto",
+    offset: Array | None = None,
 ) -> KMeansResult:
-    """``runs`` Lloyd runs on prepared ``X``, each from ``init()``; the best is kept.
+    """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
+    ``init()``; the best is kept.
 
     A later run replaces the best only if its inertia is lower *and* it is a different
     partition (scikit-learn's rounding guard).  ``n_init_inertia`` lists every run's.
@@ -244,7 +254,7 @@ def best_of(
         emit(verbose, "Initialization complete")
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
-            working_memory=working_memory, algorithm=algorithm,
+            working_memory=working_memory, algorithm=algorithm, offset=offset,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (

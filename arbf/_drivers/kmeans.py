@@ -11,6 +11,8 @@ import dataclasses
 import numbers
 from typing import Any
 
+from .._backend import materialize
+from .._math import seam
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
 from .engine import best_of, center, tolerance, warn_fewer_clusters
@@ -121,14 +123,21 @@ def kmeans(
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
     tol_abs = tolerance(X, tol, xp=xp)
-    mean, Xc = center(X, xp=xp)
+    offset = None
+    if not isinstance(init, str) and seam.lazily_centred(X, w):
+        # the init needs no centred data: the kernels centre X chunk by chunk (the same
+        # bits), and no centred copy of X is made
+        (mean,) = materialize(seam.mean_rows(X, xp=xp), xp=xp)
+        Xc, offset = X, mean
+    else:
+        mean, Xc = center(X, xp=xp)
     make_init = resolve_init(
         init, n_clusters, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp,
         working_memory=working_memory,
     )  # fmt: skip
     res = best_of(
         Xc, w, make_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-        working_memory=working_memory, algorithm=algorithm,
+        working_memory=working_memory, algorithm=algorithm, offset=offset,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return dataclasses.replace(res, centers=res.centers + mean)

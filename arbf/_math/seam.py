@@ -76,6 +76,7 @@ __all__ = [
     "labelled_inertia",
     "labelled_sq_distances",
     "largest",
+    "lazily_centred",
     "linear_assignment",
     "lloyd_stepper",
     "lloyd_sums",
@@ -190,12 +191,22 @@ def assign(
 
 
 def assign_inertia(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
 ) -> tuple[Array, Array]:
-    """``(labels, J)``: :func:`arbf._math.core.distances.assign_inertia`."""
+    """``(labels, J)``: :func:`arbf._math.core.distances.assign_inertia` (of
+    ``X - shift``)."""
     r, v = route(X, C, w)
     if r == HOST:
-        return _back(_hard.assign_inertia(*v, working_memory=working_memory), X)
+        sh = _host_shift(shift)
+        return _back(_hard.assign_inertia(*v, working_memory=working_memory, shift=sh), X)
+    if shift is not None:
+        X = X - shift
     return _d.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
 
 
@@ -214,33 +225,45 @@ def labelled_inertia(
     *,
     xp: ModuleType,
     working_memory: Any = None,
+    shift: Array | None = None,
 ) -> Array:
     """``Σ_i w_i ||x_i - c_{labels_i}||^2`` (0-d), equal to :func:`assign_inertia`'s
-    inertia for the nearest-center labels: :func:`arbf._math.core.distances.labelled_inertia`."""
+    inertia for the nearest-center labels: :func:`arbf._math.core.distances.labelled_inertia`
+    (of ``X - shift``)."""
     r, v = route(X, C, w)
     if r == HOST:
         hl = host_view(labels, floats_only=False)
         if hl is not None:
-            out = _hard.labelled_inertia(v[0], v[1], hl, v[2], working_memory=working_memory)
+            out = _hard.labelled_inertia(
+                v[0], v[1], hl, v[2], working_memory=working_memory, shift=_host_shift(shift)
+            )
             return like_view(out, X)
+    if shift is not None:
+        X = X - shift
     return _d.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
 
 
-def labelled_sq_distances(X: Array, C: Array, labels: Array, *, xp: ModuleType) -> Array:
-    """``||x_i - c_{labels_i}||^2`` per row: :func:`arbf._math.core.distances.
-    labelled_sq_distances` (the host kernel rounds as NumPy's sum does)."""
+def labelled_sq_distances(
+    X: Array, C: Array, labels: Array, *, xp: ModuleType, shift: Array | None = None
+) -> Array:
+    """``||x_i - c_{labels_i}||^2`` per row (of ``X - shift``):
+    :func:`arbf._math.core.distances.labelled_sq_distances` (the host kernel rounds as
+    NumPy's sum does)."""
     r, v = route(X, C)
     if r == HOST:
         hl = host_view(labels, floats_only=False)
+        sh = _host_shift(shift)
         if hl is not None and X.shape[1] <= _hard.PAIRWISE_BLOCK:
-            return like_view(_hard.labelled_sq_distances(v[0], v[1], hl), X)
+            return like_view(_hard.labelled_sq_distances(v[0], v[1], hl, shift=sh), X)
         if hl is not None:  # NumPy's own expression over cache-sized blocks of rows
             rows = max(1, _runtime.CACHE_BYTES // (X.shape[1] * v[0].dtype.itemsize))
-            out = [
-                _d.labelled_sq_distances(v[0][a : a + rows], v[1], hl[a : a + rows], xp=np)
-                for a in range(0, X.shape[0], rows)
-            ]
+            out = []
+            for a in range(0, X.shape[0], rows):
+                block = v[0][a : a + rows] if sh is None else v[0][a : a + rows] - sh
+                out.append(_d.labelled_sq_distances(block, v[1], hl[a : a + rows], xp=np))
             return like_view(np.concatenate(out), X)
+    if shift is not None:
+        X = X - shift
     return _d.labelled_sq_distances(X, C, labels, xp=xp)
 
 
@@ -254,13 +277,33 @@ def largest(values: Array, m: int, *, xp: ModuleType) -> np.ndarray:
     return to_host(order).astype(np.int64)
 
 
+def _host_shift(shift: Array | None) -> np.ndarray | None:
+    return None if shift is None else host_view(shift)
+
+
+def lazily_centred(X: Array, w: Array | None = None) -> bool:
+    """Whether the host kernels can take ``X`` with a ``shift`` and centre it chunk by
+    chunk (the same bits as ``X - shift``) instead of a centred copy of ``X``."""
+    return route(X, None, w)[0] == HOST
+
+
 def lloyd_sums(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
 ) -> tuple[Array, Array, Array, Array]:
-    """``(labels, sums, weights, J)``: :func:`arbf._math.core.distances.lloyd_sums`."""
+    """``(labels, sums, weights, J)``: :func:`arbf._math.core.distances.lloyd_sums` of
+    ``X - shift`` (``shift`` only where :func:`lazily_centred`)."""
     r, v = route(X, C, w)
     if r == HOST:
-        return _back(_hard.lloyd_sums(*v, working_memory=working_memory), X)
+        sh = _host_shift(shift)
+        return _back(_hard.lloyd_sums(*v, working_memory=working_memory, shift=sh), X)
+    if shift is not None:
+        X = X - shift
     if r == DASK:
         return _kdask.lloyd_sums(X, C, w)
     return _d.lloyd_sums(
@@ -390,32 +433,45 @@ def resolve_algorithm(
 class _LloydStepper:
     """Lloyd's plain pass behind the stepper interface of :func:`lloyd_stepper`."""
 
-    def __init__(self, X: Array, w: Array | None, *, xp: ModuleType, working_memory: Any):
+    def __init__(
+        self,
+        X: Array,
+        w: Array | None,
+        *,
+        xp: ModuleType,
+        working_memory: Any,
+        shift: Array | None,
+    ):
         self.X, self.w, self.xp, self.working_memory = X, w, xp, working_memory
+        self.kw = {"xp": xp, "working_memory": working_memory, "shift": shift}
 
     def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
-        out = lloyd_sums(self.X, C, self.w, xp=self.xp, working_memory=self.working_memory)
-        return (*out, None)
+        return (*lloyd_sums(self.X, C, self.w, **self.kw), None)
 
     def final(self, C: Array) -> tuple[Array, Array]:
-        return assign_inertia(self.X, C, self.w, xp=self.xp, working_memory=self.working_memory)
+        return assign_inertia(self.X, C, self.w, **self.kw)
 
     def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
-        J = labelled_inertia(
-            self.X, C, labels, self.w, xp=self.xp, working_memory=self.working_memory
-        )
-        return labels, J
+        return labels, labelled_inertia(self.X, C, labels, self.w, **self.kw)
 
 
 class _HostStepper:
     """A bound method (:class:`arbf._math.kernels.bounds.BoundedLloyd`) on host views;
     results in the input's kind."""
 
-    def __init__(self, X: Array, views: tuple[Any, ...], method: str, working_memory: Any):
+    def __init__(
+        self,
+        X: Array,
+        views: tuple[Any, ...],
+        method: str,
+        working_memory: Any,
+        shift: Array | None,
+    ):
         self.X = X
         self.impl = _bounds.BoundedLloyd(
-            views[0], views[2], method=method, working_memory=working_memory
-        )
+            views[0], views[2], method=method, working_memory=working_memory,
+            shift=_host_shift(shift),
+        )  # fmt: skip
 
     def _host(self, C: Array) -> np.ndarray:
         hc = host_view(C)  # C comes from the engine in X's kind: a host view exists
@@ -432,8 +488,9 @@ class _HostStepper:
     def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
         hl = np.asarray(host_view(labels, floats_only=False), dtype=np.intp)
         J = _hard.labelled_inertia(
-            self.impl.X, self._host(C), hl, self.impl.w, working_memory=self.impl.working_memory
-        )
+            self.impl.X, self._host(C), hl, self.impl.w,
+            working_memory=self.impl.working_memory, shift=self.impl.shift,
+        )  # fmt: skip
         return _back((hl, J), self.X)
 
 
@@ -446,6 +503,7 @@ def lloyd_stepper(
     max_iter: int = 300,
     xp: ModuleType,
     working_memory: Any = None,
+    shift: Array | None = None,
 ) -> Any:
     """Lloyd's assignment step for the iterations of one run on ``X``.
 
@@ -457,7 +515,8 @@ def lloyd_stepper(
     (:mod:`arbf._math.kernels.bounds`, chosen by :func:`resolve_algorithm`) carries its
     bounds from step to step and skips the distances that cannot change a label, with
     the same results; elsewhere every ``algorithm`` is Lloyd's pass.  The labels a bound
-    method returns are its state: valid until its next call.
+    method returns are its state: valid until its next call.  With ``shift`` (only where
+    :func:`lazily_centred`) the data are ``X - shift``, centred chunk by chunk.
     """
     r, v = route(X, None, w)
     n, d = X.shape
@@ -465,5 +524,5 @@ def lloyd_stepper(
         algorithm, n, d, n_clusters, X.dtype, host=r == HOST, max_iter=max_iter
     )
     if method != "lloyd":
-        return _HostStepper(X, v, method, working_memory)
-    return _LloydStepper(X, w, xp=xp, working_memory=working_memory)
+        return _HostStepper(X, v, method, working_memory, shift)
+    return _LloydStepper(X, w, xp=xp, working_memory=working_memory, shift=shift)

@@ -12,17 +12,24 @@ each; only points whose test fails are looked at.
 
 - **Hamerly** (G. Hamerly, "Making k-means even faster", SDM 2010): one upper and one lower
   bound per point, plus :math:`s_a = \tfrac12\min_{j\ne a}\lVert c_a - c_j\rVert`
-  (:math:`u < s_a` also proves the label).  Memory :math:`2n`; best for few centers.
+  (:math:`u < s_a` also proves the label).  Memory: 12 bytes per point (int32 label,
+  float32 bounds rounded outwards); best for few centers or few features.
 - **Yinyang** (Y. Ding, Y. Zhao, X. Shen, M. Musuvathi, T. Mytkowicz, "Yinyang K-Means",
   ICML 2015): the centers are grouped once (a small K-Means of the initial centers,
   :math:`t \approx k/10` groups) and each point keeps one lower bound per group, lowered
   by the group's largest drift; a group whose bound exceeds the upper bound is skipped
   whole, and inside a group that is looked at, a center whose own bound
   (the group's bound before the drift minus the center's drift) exceeds it is skipped
-  too.  Memory :math:`n(t + 1)`; best for many centers.
+  too.  Memory :math:`8 + 4t` bytes per point; best for many features.
 - **Elkan** (C. Elkan, "Using the triangle inequality to accelerate k-means", ICML 2003):
   one lower bound per point and center -- here Yinyang with one group per center
-  (:math:`n(k + 1)` bounds), as scikit-learn's ``algorithm="elkan"``.
+  (:math:`8 + 4k` bytes per point), as scikit-learn's ``algorithm="elkan"``.
+
+A step first samples the first bound test on every ``n / 4096``-th point; when more than
+:data:`REINIT_FRACTION` of them would fail (early iterations, when the centers still move
+far), it recomputes every point from Lloyd's scores instead, which is then cheaper.
+Points that fail a test are handled in blocks: first the tests of a block, then the
+distances of its failures (independent row reads, which the processor overlaps).
 
 Exactness.  Only the skipping differs from Lloyd: a point that is looked at gets its
 distances computed exactly (float64, :func:`arbf._math.kernels.hard.get_sq_dist`), its
@@ -68,8 +75,9 @@ _BLOCK = 256  # points whose bound tests run before their distances (overlapped 
 _VERTICAL_D = 32  # Yinyang: up to this many features a looked-at group is computed whole
 #: Fraction of points failing the first bound test above which a step recomputes every
 #: point from Lloyd's scores (the BLAS product) instead of point by point; measured
-#: (docs, "Choosing an algorithm"): a Hamerly point that fails costs about k d / 4
-#: cycles, a Yinyang one only its few looked-at groups.
+#: (docs, "Choosing an algorithm"): a failing Hamerly point costs a scattered row read
+#: and its k distances, a Yinyang one above ``_VERTICAL_D`` features only its few
+#: looked-at groups (at most ``_VERTICAL_D`` features, whole groups: as Hamerly).
 REINIT_FRACTION = {"hamerly": 0.35, "yinyang": 0.85, "elkan": 0.85}
 
 
@@ -204,15 +212,17 @@ def _scores_bounds_python(
 
 
 def _hamerly_chunk_python(
-    X, w, C, CT, delta, s, dmax1, amax, dmax2, up, dn, labels, ub, lb, D, fl, fb, flo, fd,
+    X, M, w, C, CT, delta, s, dmax1, amax, dmax2, up, dn, labels, ub, lb, D, fl, fb, flo, fd,
+    XB,
     sums, wsum, esum, cnt, pos, out, final,
 ):  # fmt: skip
     """One Hamerly step over a chunk, point by point (centers ``C`` moved by ``delta``
     since the bounds held; ``dmax1``/``dmax2`` the largest drifts, ``amax`` the center
     of the largest; ``CT`` the centers float64 and transposed, ``D`` scratch of length
-    ``k``, ``fl``, ``fb``, ``flo``, ``fd`` of one block's length).  ``out[0] +=`` labels
-    changed, ``out[1] += Σ w D`` (exact with ``final``, where every point's distance is
-    computed and no sums are kept)."""
+    ``k``, ``fl``, ``fb``, ``flo``, ``fd`` of one block's length, ``XB`` a block of rows).
+    The data are ``X - M`` (``M`` a row: the centring done row by row, zeros for none).
+    ``out[0] +=`` labels changed, ``out[1] += Σ w D`` (exact with ``final``, where every
+    point's distance is computed and no sums are kept)."""
     m, d = X.shape
     k = C.shape[0]
     has_w = w.shape[0] > 0
@@ -238,9 +248,11 @@ def _hamerly_chunk_python(
             fb[nf] = bnd
             flo[nf] = lo
             nf += 1
-        for f in range(nf):
+        for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
-            fd[f] = _sq_dist(X, C, i, labels[i])
+            for c in range(d):
+                XB[f, c] = X[i, c] - M[c]
+            fd[f] = _sq_dist(XB, C, f, labels[i])
         for f in range(nf):
             i = fl[f]
             a = labels[i]
@@ -256,7 +268,7 @@ def _hamerly_chunk_python(
             for j in range(k):
                 D[j] = 0.0
             for c in range(d):
-                xc = np.float64(X[i, c])
+                xc = np.float64(XB[f, c])
                 for j in range(k):
                     tj = xc - CT[c, j]
                     D[j] += tj * tj
@@ -278,21 +290,21 @@ def _hamerly_chunk_python(
                 labels[i] = b
                 changed += 1
                 if not final:
-                    _move(X, i, wi, np.intp(a), np.intp(b), D[a], Db, sums, wsum, esum, cnt, pos)
+                    _move(XB, f, wi, np.intp(a), np.intp(b), D[a], Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
 
 
 def _yinyang_chunk_python(
-    X, w, C, CT, vertical, delta, gdelta, s, grp, gstart, gmem, gpos, up, dn, labels, ub,
-    glb, nb, v1, v2, j1, exam, D, fl, fb, fd, sums, wsum, esum, cnt, pos, out, final,
+    X, M, w, C, CT, vertical, delta, gdelta, s, grp, gstart, gmem, gpos, up, dn, labels, ub,
+    glb, nb, v1, v2, j1, exam, D, fl, fb, fd, XB, sums, wsum, esum, cnt, pos, out, final,
 ):  # fmt: skip
     """One Yinyang step over a chunk, point by point: groups ``q`` of centers
     ``gmem[gstart[q]:gstart[q + 1]]`` (ascending; ``gpos`` the inverse: the position of
     every center in ``gmem``), ``gdelta[a, q]`` the largest drift
     in group ``q`` of a center other than ``a``; ``nb``, ``v1``, ``v2``, ``j1``,
     ``exam`` are scratch of length ``t``, ``D`` of length ``k``, ``fl``, ``fb``, ``fd``
-    of one block's length.  With ``vertical`` a
+    of one block's length, ``XB`` a block of rows; the data are ``X - M``.  With ``vertical`` a
     group that is looked at has all its distances computed at once, vectorised over
     its centers (``CT``: float64, ``d x k``, columns in group order; small ``d``), else
     center by center after the local filter.  ``out`` and ``final`` as
@@ -324,9 +336,11 @@ def _yinyang_chunk_python(
             fl[nf] = i
             fb[nf] = bnd
             nf += 1
-        for f in range(nf):
+        for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
-            fd[f] = _sq_dist(X, C, i, labels[i])
+            for c in range(d):
+                XB[f, c] = X[i, c] - M[c]
+            fd[f] = _sq_dist(XB, C, f, labels[i])
         for f in range(nf):
             i = fl[f]
             a = labels[i]
@@ -347,7 +361,7 @@ def _yinyang_chunk_python(
                 pa = gpos[a]
                 Da = 0.0
                 for c in range(d):
-                    tc = np.float64(X[i, c]) - CT[c, pa]
+                    tc = np.float64(XB[f, c]) - CT[c, pa]
                     Da += tc * tc
             b = a
             Db = Da
@@ -367,7 +381,7 @@ def _yinyang_chunk_python(
                     for p in range(p0, p1):
                         D[p] = 0.0
                     for c in range(d):
-                        xc = np.float64(X[i, c])
+                        xc = np.float64(XB[f, c])
                         for p in range(p0, p1):
                             tp = xc - CT[c, p]
                             D[p] += tp * tp
@@ -381,7 +395,7 @@ def _yinyang_chunk_python(
                     if bj > bd and not vertical:  # this center is farther than the best so far
                         val = bj
                     else:
-                        Dj = D[p] if vertical else _sq_dist(X, C, i, j)
+                        Dj = D[p] if vertical else _sq_dist(XB, C, f, j)
                         if Dj < Db or (Dj == Db and j < b):
                             b = j
                             Db = Dj
@@ -418,7 +432,7 @@ def _yinyang_chunk_python(
                 labels[i] = b
                 changed += 1
                 if not final:
-                    _move(X, i, wi, np.intp(a), np.intp(b), Da, Db, sums, wsum, esum, cnt, pos)
+                    _move(XB, f, wi, np.intp(a), np.intp(b), Da, Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
 
@@ -483,7 +497,8 @@ def make_groups(C: np.ndarray, t: int, iters: int = 5) -> np.ndarray:
 class _Partials:
     """One thread's float64 partial sums and scratch."""
 
-    def __init__(self, k: int, d: int, t: int) -> None:
+    def __init__(self, k: int, d: int, t: int, dtype: Any = np.float64) -> None:
+        self.XB = np.empty((_BLOCK, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.wsum = np.zeros(k, dtype=np.float64)
         self.esum = np.zeros(k, dtype=np.float64)
@@ -505,7 +520,9 @@ class _Partials:
 class BoundedLloyd:
     """Lloyd's assignment-and-sums step with bounds carried from step to step.
 
-    ``step(C)`` has the contract of :func:`arbf._math.kernels.hard.lloyd_sums` --
+    The data are ``X - shift`` (``shift``: a row, or ``None``), centred chunk by chunk
+    and row by row, never as a whole.  ``step(C)`` has the contract of
+    :func:`arbf._math.kernels.hard.lloyd_sums` --
     ``(labels, sums, weights, inertia)`` for the nearest-center labels of ``C`` -- and
     also returns how many labels changed since the previous step (``None`` at the
     first).  ``final(C)`` is :func:`arbf._math.kernels.hard.assign_inertia` (labels and
@@ -527,10 +544,14 @@ class BoundedLloyd:
         *,
         method: str,
         working_memory: Any = None,
+        shift: np.ndarray | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown bound method {method!r}")
         self.X = X
+        # the data are X - shift, formed row by row (the same bits as the centred array)
+        self.shift = None if shift is None else np.ascontiguousarray(shift, dtype=X.dtype)
+        self.M = np.zeros(X.shape[1], dtype=X.dtype) if shift is None else self.shift
         self.w = None if sample_weight is None else np.ascontiguousarray(sample_weight)
         self.method = method
         self.working_memory = working_memory
@@ -671,18 +692,20 @@ class BoundedLloyd:
         kernels = _get_kernels()
         kernel, argmin2, group_mins = kernels["scores"], kernels["argmin2"], kernels["group_mins"]
         x_contig = X.flags.c_contiguous
+        shift = self.shift
         empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
 
         class _St(_Partials):
             def __init__(self) -> None:
-                super().__init__(k, d, t)
+                super().__init__(k, d, t, dtype)
                 self.GT = np.empty((k, rows), dtype=dtype)
                 self.best = np.empty(rows, dtype=dtype)
                 self.second = np.empty(rows, dtype=dtype)
                 self.lab = np.empty(rows, dtype=np.intp)
                 self.mg = np.empty(rows, dtype=np.float64)
                 self.gm = np.empty((t if t > 1 else 0, rows), dtype=np.float64)
-                self.xbuf = None if x_contig else np.empty((rows, d), dtype=dtype)
+                copy = shift is not None or not x_contig
+                self.xbuf = np.empty((rows, d), dtype=dtype) if copy else None
 
         def work(a: int, st: _St) -> None:
             b = min(a + rows, n)
@@ -690,7 +713,10 @@ class BoundedLloyd:
             Xc = X[a:b]
             if st.xbuf is not None:
                 Xc = st.xbuf[:m]
-                np.copyto(Xc, X[a:b])
+                if shift is None:
+                    np.copyto(Xc, X[a:b])
+                else:
+                    np.subtract(X[a:b], shift, out=Xc)
             full = m == rows
             GT = st.GT if full else np.empty((k, m), dtype=dtype)
             gm = st.gm if full else np.empty((st.gm.shape[0], m), dtype=np.float64)
@@ -731,9 +757,9 @@ class BoundedLloyd:
             def work(a: int, st: _Partials) -> None:
                 b = min(a + rows, n)
                 kernel(
-                    X[a:b], empty_w if w is None else w[a:b], Cc, CT, delta, s, dmax1, amax,
-                    dmax2, up, dn, self.labels[a:b], self.ub[a:b], self.glb[a:b], st.D,
-                    st.fl, st.fb, st.flo, st.fd, st.sums, st.wsum, st.esum, st.cnt, st.pos,
+                    X[a:b], self.M, empty_w if w is None else w[a:b], Cc, CT, delta, s, dmax1,
+                    amax, dmax2, up, dn, self.labels[a:b], self.ub[a:b], self.glb[a:b], st.D,
+                    st.fl, st.fb, st.flo, st.fd, st.XB, st.sums, st.wsum, st.esum, st.cnt, st.pos,
                     st.out, final,
                 )  # fmt: skip
 
@@ -746,14 +772,14 @@ class BoundedLloyd:
             def work(a: int, st: _Partials) -> None:
                 b = min(a + rows, n)
                 kernel(
-                    X[a:b], empty_w if w is None else w[a:b], Cc, CTg, vertical, delta,
+                    X[a:b], self.M, empty_w if w is None else w[a:b], Cc, CTg, vertical, delta,
                     gdelta, s, self.grp, self.gstart, self.gmem, self.gpos, up, dn,
                     self.labels[a:b], self.ub[a:b], self.glb[a:b], st.nb, st.v1, st.v2,
-                    st.j1, st.exam, st.D, st.fl, st.fb, st.fd, st.sums, st.wsum, st.esum,
+                    st.j1, st.exam, st.D, st.fl, st.fb, st.fd, st.XB, st.sums, st.wsum, st.esum,
                     st.cnt, st.pos, st.out, final,
                 )  # fmt: skip
 
-        states = run_chunks(n, rows, threads, work, lambda: _Partials(k, d, t))
+        states = run_chunks(n, rows, threads, work, lambda: _Partials(k, d, t, X.dtype))
         if final:
             return int(sum(st.out[0] for st in states)), float(sum(st.out[1] for st in states))
         return self._reduce(states)
@@ -771,10 +797,11 @@ class BoundedLloyd:
         else:
             gd = self._group_drifts(delta)
         frac = self._fail_fraction(delta, gd, s)
-        if frac > REINIT_FRACTION[self.method]:
+        wide = self.method == "hamerly" or self.X.shape[1] <= _VERTICAL_D
+        if frac > REINIT_FRACTION["hamerly" if wide else self.method]:
             if final:  # no bounds wanted: Lloyd's own pass
                 labels, inertia = _hard.assign_inertia(
-                    self.X, C, self.w, working_memory=self.working_memory
+                    self.X, C, self.w, working_memory=self.working_memory, shift=self.shift
                 )
                 self.labels = labels
                 return -1, float(inertia)
@@ -798,6 +825,8 @@ class BoundedLloyd:
     def final(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(labels, inertia)`` for the nearest centers of ``C`` (the inertia exact)."""
         if self.P is None:
-            return _hard.assign_inertia(self.X, C, self.w, working_memory=self.working_memory)
+            return _hard.assign_inertia(
+                self.X, C, self.w, working_memory=self.working_memory, shift=self.shift
+            )
         _, inertia = self._later(C, final=True)
         return self.labels.astype(np.intp, copy=False), np.asarray(inertia, dtype=self.X.dtype)

@@ -148,22 +148,41 @@ class _State:
     """One thread's buffers and float64 partial sums."""
 
     def __init__(
-        self, rows: int, k: int, d: int, dtype: Any, x_contig: bool, scores: bool = True
+        self,
+        rows: int,
+        k: int,
+        d: int,
+        dtype: Any,
+        x_contig: bool,
+        scores: bool = True,
+        shift: np.ndarray | None = None,
     ) -> None:
         self.GT = np.empty((k, rows if scores else 0), dtype=dtype)
         self.best = np.empty(rows if scores else 0, dtype=dtype)
-        self.xbuf = None if x_contig else np.empty((rows, d), dtype=dtype)
+        self.shift = shift
+        copy = shift is not None or not x_contig
+        self.xbuf = np.empty((rows, d), dtype=dtype) if copy else None
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.wsum = np.zeros(k, dtype=np.float64)
         self.inertia_arr = np.zeros(1, dtype=np.float64)
 
     def rows_of(self, X: np.ndarray, a: int, b: int) -> np.ndarray:
-        """``X[a:b]``, copied into this thread's contiguous buffer when ``X`` is not."""
+        """``X[a:b]`` (minus ``shift``: the same bits as the rows of ``X - shift``),
+        copied into this thread's contiguous buffer unless it is contiguous and not
+        shifted."""
         if self.xbuf is None:
             return X[a:b]
         out = self.xbuf[: b - a]
-        np.copyto(out, X[a:b])
+        if self.shift is None:
+            np.copyto(out, X[a:b])
+        else:
+            np.subtract(X[a:b], self.shift, out=out)
         return out
+
+
+def _shift_of(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray | None:
+    """``shift`` as a row in ``X``'s dtype (the data are ``X - shift``), or ``None``."""
+    return None if shift is None else np.ascontiguousarray(shift, dtype=X.dtype).reshape(-1)
 
 
 def _weights(sample_weight: np.ndarray | None) -> np.ndarray | None:
@@ -181,8 +200,11 @@ def _pass(
     working_memory: Any,
     do_sums: bool,
     want_min_sq: bool,
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
-    """One pass over ``X``: labels, optional min distances, float64 sums/weights/inertia."""
+    """One pass over ``X - shift``: labels, optional min distances, float64
+    sums/weights/inertia.  ``shift`` (a row, or ``None``) is subtracted chunk by chunk in
+    cache: the result is that of the centred array, bit for bit, without making it."""
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
@@ -218,7 +240,10 @@ def _pass(
             do_sums,
         )
 
-    states = run_chunks(n, rows, threads, work, lambda: _State(rows, k, d, dtype, x_contig))
+    sh = _shift_of(X, shift)
+    states = run_chunks(
+        n, rows, threads, work, lambda: _State(rows, k, d, dtype, x_contig, shift=sh)
+    )
     sums = states[0].sums
     wsum = states[0].wsum
     inertia = 0.0
@@ -231,14 +256,20 @@ def _pass(
 
 
 def lloyd_sums(
-    X: np.ndarray, C: np.ndarray, sample_weight: np.ndarray | None, *, working_memory: Any
+    X: np.ndarray,
+    C: np.ndarray,
+    sample_weight: np.ndarray | None,
+    *,
+    working_memory: Any,
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`arbf._math.core.distances.lloyd_sums` for NumPy: ``(labels, sums, weights,
-    inertia)`` in ``X``'s dtype (accumulated in float64)."""
+    inertia)`` in ``X``'s dtype (accumulated in float64), of ``X - shift``."""
     dtype = X.dtype
     labels, _, sums, wsum, inertia = _pass(
-        X, C, sample_weight, working_memory=working_memory, do_sums=True, want_min_sq=False
-    )
+        X, C, sample_weight, working_memory=working_memory, do_sums=True, want_min_sq=False,
+        shift=shift,
+    )  # fmt: skip
     return labels, sums.astype(dtype), wsum.astype(dtype), np.asarray(inertia, dtype=dtype)
 
 
@@ -252,12 +283,19 @@ def assign(X: np.ndarray, C: np.ndarray, *, working_memory: Any) -> tuple[np.nda
 
 
 def assign_inertia(
-    X: np.ndarray, C: np.ndarray, sample_weight: np.ndarray | None, *, working_memory: Any
+    X: np.ndarray,
+    C: np.ndarray,
+    sample_weight: np.ndarray | None,
+    *,
+    working_memory: Any,
+    shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`arbf._math.core.distances.assign_inertia` for NumPy: ``(labels, inertia)``."""
+    """:func:`arbf._math.core.distances.assign_inertia` for NumPy: ``(labels, inertia)``
+    of ``X - shift``."""
     labels, _, _, _, inertia = _pass(
-        X, C, sample_weight, working_memory=working_memory, do_sums=False, want_min_sq=False
-    )
+        X, C, sample_weight, working_memory=working_memory, do_sums=False, want_min_sq=False,
+        shift=shift,
+    )  # fmt: skip
     return labels, np.asarray(inertia, dtype=X.dtype)
 
 
@@ -268,10 +306,12 @@ def labelled_inertia(
     sample_weight: np.ndarray | None,
     *,
     working_memory: Any,
+    shift: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`arbf._math.core.distances.labelled_inertia` for NumPy: the inertia of given
-    labels, chunked and accumulated exactly as :func:`assign_inertia` (so the inertia of
-    the nearest-center labels equals :func:`assign_inertia`'s to the bit)."""
+    labels (of ``X - shift``), chunked and accumulated exactly as :func:`assign_inertia`
+    (so the inertia of the nearest-center labels equals :func:`assign_inertia`'s to the
+    bit)."""
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
@@ -288,8 +328,10 @@ def labelled_inertia(
         wc = empty_w if w is None else w[a:b]
         kernel(st.rows_of(X, a, b), C, wc, lab[a:b], st.inertia_arr)
 
+    sh = _shift_of(X, shift)
+
     def make_state() -> _State:
-        return _State(rows, k, d, dtype, x_contig, scores=False)
+        return _State(rows, k, d, dtype, x_contig, scores=False, shift=sh)
 
     states = run_chunks(n, rows, threads, work, make_state)
     inertia = 0.0
@@ -356,26 +398,33 @@ def _pairwise_block_python(a, n):
 _pairwise_block: Any = None
 
 
-def _labelled_sq_python(X, C, labels, buf, out):
-    """``out_i = Σ_c (x_ic - c_{l_i c})^2`` in ``X``'s dtype, rounded as the pure
-    ``np.sum((X - C[labels]) ** 2, axis=1)`` (``buf``: scratch of length ``d``)."""
+def _labelled_sq_python(X, M, C, labels, buf, out):
+    """``out_i = Σ_c ((x_ic - m_c) - c_{l_i c})^2`` in ``X``'s dtype, rounded as the pure
+    ``np.sum(((X - M) - C[labels]) ** 2, axis=1)`` (``M``: the shift row, zeros for
+    none; ``buf``: scratch of length ``d``)."""
     m, d = X.shape
     for i in range(m):
         lab = labels[i]
         for c in range(d):
-            t = X[i, c] - C[lab, c]
+            t = (X[i, c] - M[c]) - C[lab, c]
             buf[c] = t * t
         out[i] = _pairwise_block(buf, d)
 
 
 def labelled_sq_distances(
-    X: np.ndarray, C: np.ndarray, labels: np.ndarray, *, working_memory: Any = None
+    X: np.ndarray,
+    C: np.ndarray,
+    labels: np.ndarray,
+    *,
+    working_memory: Any = None,
+    shift: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`arbf._math.core.distances.labelled_sq_distances` for NumPy, to the bit
     (NumPy's own summation order), without its ``n x d`` temporaries, over threads;
-    ``d <= PAIRWISE_BLOCK``."""
+    ``d <= PAIRWISE_BLOCK``; of ``X - shift`` (``x - 0`` is ``x``: no shift is zeros)."""
     n, d = X.shape
     assert d <= PAIRWISE_BLOCK
+    M = np.zeros(d, dtype=X.dtype) if shift is None else _shift_of(X, shift)
     C = np.ascontiguousarray(C, dtype=X.dtype)
     lab = np.ascontiguousarray(labels)
     out = np.empty(n, dtype=X.dtype)
@@ -385,7 +434,7 @@ def labelled_sq_distances(
 
     def work(a: int, buf: np.ndarray) -> None:
         b = min(a + rows, n)
-        kernel(X[a:b], C, lab[a:b], buf, out[a:b])
+        kernel(X[a:b], M, C, lab[a:b], buf, out[a:b])
 
     run_chunks(n, rows, threads, work, lambda: np.empty(d, dtype=X.dtype))
     return out
