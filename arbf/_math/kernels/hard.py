@@ -133,14 +133,15 @@ def _get_kernels() -> dict[str, Any]:
                 get_sq_dist()
                 import numba
 
-                jit = numba.njit(nogil=True, cache=True)
-                _kernels["labelled"] = jit(_labelled_python)
+                # no fast-math (given explicitly: a callee that leaves it unset inherits
+                # its caller's flags); the distance helper alone reassociates
                 strict = numba.njit(nogil=True, cache=True, fastmath=False)
+                _kernels["labelled"] = strict(_labelled_python)
                 _kernels["column_var"] = strict(_column_var_python)
                 global _pairwise_block
                 _pairwise_block = strict(_pairwise_block_python)
                 _kernels["labelled_sq"] = strict(_labelled_sq_python)
-                _kernels["chunk"] = jit(_chunk_python)
+                _kernels["chunk"] = strict(_chunk_python)
     return _kernels
 
 
