@@ -1,23 +1,34 @@
-"""One Lloyd iteration at fixed initial centers: arbf on NumPy, PyTorch-CPU and JAX-CPU
-against scikit-learn's ``KMeans`` and faiss-cpu, side by side in one run.
+"""K-Means fits from fixed initial centers: arbf on NumPy, PyTorch-CPU and JAX-CPU against
+scikit-learn's ``KMeans``, scikit-learn-intelex's patched ``KMeans`` (oneDAL) and faiss-cpu,
+side by side in one run.
 
-Every library does the same work from the same initial centers ``C0``: one assignment
-and update (``max_iter=1``, ``tol=0``, ``n_init=1``; ``--iters N`` for N of them), then a
-final assignment and the inertia of the returned labels (scikit-learn's and arbf's
-``fit``; for faiss, ``Kmeans.train(niter=N)`` followed by ``index.search(X, 1)``).
-The libraries are timed in interleaved rounds after a warm-up call each; the table shows
-the median.  Peak memory is the growth of the resident set during one full-size call,
+Every library does the same work from the same initial centers ``C0`` (``n_init=1``), in
+two tables:
+
+1. **One iteration** (``max_iter=1``, ``tol=0``; ``--iters N`` for N of them): one
+   assignment and update, then a final assignment and the inertia of the returned labels
+   (scikit-learn's, scikit-learn-intelex's and arbf's ``fit``; for faiss,
+   ``Kmeans.train(niter=N)`` followed by ``index.search(X, 1)``).
+2. **Full fit** (the default ``max_iter=300``, ``tol=1e-4``): each library's own
+   stopping rule (faiss has none: it runs as many iterations as scikit-learn's fit took).
+   The table also says whether the results agree: arbf's ``n_iter`` against
+   scikit-learn's, the share of equal labels and the relative inertia difference.
+
+The libraries are timed in interleaved rounds after a warm-up call each; the tables show
+the median and the ratios arbf / scikit-learn, arbf / scikit-learn-intelex and
+arbf / faiss.  Peak memory is the growth of the resident set during one full-size call,
 measured in a fresh subprocess per library and row after a warm-up call on a small
 problem of the same ``d``, ``k`` and dtype (imports and compilation paid): ``VmHWM`` after
 the call (reset through ``/proc/self/clear_refs`` before it) minus ``VmRSS`` before it.
-It counts every allocator (NumPy, PyTorch, XLA, faiss), but not the input data, which
-exist before.
+It counts every allocator (NumPy, PyTorch, XLA, oneDAL, faiss), but not the input data,
+which exist before.
 
 Usage::
 
     python benchmarks/bench_kmeans.py                  # full shapes, float32 and float64
     python benchmarks/bench_kmeans.py --quick          # tiny shapes: a smoke run
     python benchmarks/bench_kmeans.py --repeats 7 --out docs/bench.md
+    python benchmarks/bench_kmeans.py --no-fit         # the one-iteration table only
 
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``, when set in the environment, pin OpenBLAS
 to a kernel (needed on some processors) that slows current NumPy and SciPy builds; the
@@ -41,9 +52,28 @@ from typing import Any
 
 import numpy as np
 
-FULL_SHAPES = [(200_000, 32, 64), (100_000, 128, 256), (1_000_000, 16, 16)]
+#: The three original shapes, then one of high dimension and one with many clusters.
+FULL_SHAPES = [
+    (200_000, 32, 64),
+    (100_000, 128, 256),
+    (1_000_000, 16, 16),
+    (50_000, 256, 64),
+    (100_000, 32, 300),
+]
 QUICK_SHAPES = [(3_000, 8, 5), (2_000, 16, 12)]
-RUNNERS = ["arbf-numpy", "arbf-numpy-pure", "arbf-torch", "arbf-jax", "sklearn", "faiss"]
+RUNNERS = [
+    "arbf-numpy",
+    "arbf-numpy-pure",
+    "arbf-torch",
+    "arbf-jax",
+    "sklearn",
+    "sklearnex",
+    "faiss",
+]
+#: Runners of the full-fit table by default (the pure Array API paths are 2-8x slower
+#: per iteration: a full fit of theirs would dominate the run time).
+FIT_RUNNERS = ["arbf-numpy", "arbf-torch", "sklearn", "sklearnex", "faiss"]
+PEERS = ["sklearn", "sklearnex", "faiss"]
 _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _REEXEC_FLAG = "_ARBF_BENCH_REEXEC"
 
@@ -68,6 +98,7 @@ def available(name: str, dtype: str) -> str | None:
         "arbf-torch": "torch",
         "arbf-jax": "jax",
         "sklearn": "sklearn",
+        "sklearnex": "sklearnex",
         "faiss": "faiss",
     }
     mod = mods.get(name)
@@ -81,11 +112,15 @@ def available(name: str, dtype: str) -> str | None:
     return None
 
 
-def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Callable[[], Any]:
-    """A zero-argument callable doing ``iters`` Lloyd iterations + final E-step + inertia."""
+def make_runner(
+    name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1, tol: float = 0.0
+) -> Callable[[], Any]:
+    """A zero-argument callable: a fit of at most ``iters`` Lloyd iterations (stopping
+    at ``tol`` as each library does), final E-step and inertia.  faiss has no tolerance
+    and runs ``iters`` iterations."""
     n, d = X.shape
     k = C0.shape[0]
-    kw: dict[str, Any] = {"init": None, "n_init": 1, "max_iter": iters, "tol": 0.0}
+    kw: dict[str, Any] = {"n_init": 1, "max_iter": iters, "tol": tol}
     if name in ("arbf-numpy", "arbf-numpy-pure"):
         import arbf
 
@@ -93,7 +128,7 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Cal
 
         def run() -> Any:
             with arbf.config_context(fast_paths=enabled):
-                return arbf.kmeans(X, k, **{**kw, "init": C0})
+                return arbf.kmeans(X, k, init=C0, **kw)
 
         return run
     if name == "arbf-torch":
@@ -102,7 +137,7 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Cal
         import arbf
 
         Xt, Ct = torch.from_numpy(X), torch.from_numpy(C0)
-        return lambda: arbf.kmeans(Xt, k, **{**kw, "init": Ct})
+        return lambda: arbf.kmeans(Xt, k, init=Ct, **kw)
     if name == "arbf-jax":
         import jax
         import jax.numpy as jnp
@@ -113,17 +148,18 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Cal
         assert Xj.dtype == X.dtype, "enable jax x64 before building float64 arrays"
 
         def run_jax() -> Any:
-            res = arbf.kmeans(Xj, k, **{**kw, "init": Cj})
+            res = arbf.kmeans(Xj, k, init=Cj, **kw)
             jax.block_until_ready((res.centers, res.labels))
             return res
 
         return run_jax
-    if name == "sklearn":
-        from sklearn.cluster import KMeans
+    if name in ("sklearn", "sklearnex"):
+        if name == "sklearn":
+            from sklearn.cluster import KMeans
+        else:
+            from sklearnex.cluster import KMeans
 
-        return lambda: KMeans(
-            n_clusters=k, init=C0, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd"
-        ).fit(X)
+        return lambda: KMeans(n_clusters=k, init=C0, algorithm="lloyd", **kw).fit(X)
     if name == "faiss":
         import faiss
 
@@ -143,6 +179,15 @@ def make_runner(name: str, X: np.ndarray, C0: np.ndarray, iters: int = 1) -> Cal
 
         return run_faiss
     raise ValueError(f"unknown runner {name!r}")
+
+
+def result_of(name: str, out: Any) -> tuple[np.ndarray, float, int] | None:
+    """``(labels, inertia, n_iter)`` of a runner's return value (``None`` for faiss)."""
+    if name.startswith("arbf"):
+        return np.asarray(out.labels), float(out.inertia), int(out.n_iter)
+    if name in ("sklearn", "sklearnex"):
+        return np.asarray(out.labels_), float(out.inertia_), int(out.n_iter_)
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -191,13 +236,13 @@ def memory_worker(args: argparse.Namespace) -> None:
     n, d, k = args.shape
     X, C0 = make_data(n, d, k, args.dtype)
     Xs, Cs = make_data(max(4 * k, 256), d, k, args.dtype, seed=1)
-    make_runner(args.memory_worker, Xs, Cs, args.iters)()
-    run = make_runner(args.memory_worker, X, C0, args.iters)
+    make_runner(args.memory_worker, Xs, Cs, args.iters, args.tol)()
+    run = make_runner(args.memory_worker, X, C0, args.iters, args.tol)
     print(json.dumps({"peak_mib": peak_rss_delta_mib(run)}))
 
 
 def measure_memory(
-    name: str, shape: tuple[int, int, int], dtype: str, iters: int = 1
+    name: str, shape: tuple[int, int, int], dtype: str, iters: int = 1, tol: float = 0.0
 ) -> float | None:
     cmd = [
         sys.executable,
@@ -210,6 +255,8 @@ def measure_memory(
         dtype,
         "--iters",
         str(iters),
+        "--tol",
+        str(tol),
     ]
     env = {**os.environ, _REEXEC_FLAG: "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -268,7 +315,15 @@ def environment_notes() -> list[str]:
     ]
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("scikit-learn", "torch", "jax", "faiss-cpu", "numba", "threadpoolctl"):
+    for dist in (
+        "scikit-learn",
+        "scikit-learn-intelex",
+        "torch",
+        "jax",
+        "faiss-cpu",
+        "numba",
+        "threadpoolctl",
+    ):
         try:
             notes.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
@@ -318,23 +373,111 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny shapes (a smoke run)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per row (median)")
-    p.add_argument("--out", help="also write the table as markdown to this file")
+    p.add_argument("--out", help="also write the tables as markdown to this file")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--runners", default=",".join(RUNNERS), help="comma-separated subset")
+    p.add_argument(
+        "--fit-runners",
+        default=",".join(FIT_RUNNERS),
+        help="runners of the full-fit table (comma-separated; those also in --runners)",
+    )
     p.add_argument("--shapes", help="override: 'n,d,k;n,d,k'")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-fit", action="store_true", help="skip the full-fit table")
     p.add_argument(
         "--iters",
         type=int,
         default=1,
-        help="Lloyd iterations per fit (default 1: the per-iteration work plus each "
-        "library's fixed cost; 10 shows the cost of longer fits)",
+        help="Lloyd iterations per fit of the first table (default 1: the per-iteration "
+        "work plus each library's fixed cost; 10 shows the cost of longer fits)",
     )
+    p.add_argument("--max-iter", type=int, default=300, help="full fit: max_iter")
+    p.add_argument("--tol", type=float, default=1e-4, help="full fit: tol")
     p.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_*")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     p.add_argument("--shape", type=int, nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--dtype", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def _ratio(t: dict[str, float], a: str, b: str) -> str:
+    return f"{t[a] / t[b]:.2f}" if a in t and b in t else "—"
+
+
+def _agreement(results: dict[str, Any], ref: str = "sklearn") -> list[str]:
+    """arbf-numpy against ``ref``: ``n_iter`` (arbf/ref), equal labels, relative ΔJ."""
+    a = results.get("arbf-numpy")
+    b = results.get(ref)
+    if a is None or b is None:
+        return ["—", "—", "—"]
+    (la, ja, ia), (lb, jb, ib) = a, b
+    same = float(np.mean(la == lb)) if la.shape == lb.shape else float("nan")
+    return [f"{ia}/{ib}", f"{same:.5f}", f"{abs(ja - jb) / max(abs(jb), 1e-300):.1e}"]
+
+
+def run_table(
+    shapes: list[tuple[int, ...]],
+    dtypes: list[str],
+    names: list[str],
+    *,
+    iters: int,
+    tol: float,
+    repeats: int,
+    memory: bool,
+    full: bool,
+) -> tuple[list[str], list[list[str]]]:
+    """One table: a row per shape and dtype, the runners interleaved."""
+    peers = [p for p in PEERS if p in names]
+    header = (
+        ["n", "d", "k", "dtype"]
+        + [f"{nm} ms" for nm in names]
+        + [f"arbf-numpy / {p}" for p in peers]
+        + (["n_iter arbf/sklearn", "same labels", "ΔJ/J"] if full else [])
+        + ([f"{nm} peak MiB" for nm in names] if memory else [])
+    )
+    rows: list[list[str]] = []
+    print(" | ".join(header), flush=True)
+    for n, d, k in shapes:
+        for dtype in dtypes:
+            X, C0 = make_data(n, d, k, dtype)
+            runners: dict[str, Callable[[], Any]] = {}
+            for nm in names:
+                if available(nm, dtype) is None:
+                    runners[nm] = make_runner(nm, X, C0, iters, tol)
+            results: dict[str, Any] = {}
+            if full and "faiss" in runners and "sklearn" in runners:
+                # faiss has no tolerance: as many iterations as scikit-learn's fit took
+                sk = result_of("sklearn", runners["sklearn"]())
+                assert sk is not None
+                runners["faiss"] = make_runner("faiss", X, C0, sk[2], tol)
+            for nm, run in runners.items():
+                res = result_of(nm, run())
+                if res is not None:
+                    results[nm] = res
+            t = time_row(runners, repeats)
+            row = [str(n), str(d), str(k), dtype]
+            row += [_fmt_ms(t.get(nm)) for nm in names]
+            row += [_ratio(t, "arbf-numpy", p) for p in peers]
+            if full:
+                row += _agreement(results)
+            if memory:
+                del runners
+                # faiss's full fit runs scikit-learn's n_iter, unknown to a fresh process
+                row += [
+                    _fmt_mib(measure_memory(nm, (n, d, k), dtype, iters, tol))
+                    if available(nm, dtype) is None and not (full and nm == "faiss")
+                    else "—"
+                    for nm in names
+                ]
+            rows.append(row)
+            print(" | ".join(row), flush=True)
+    return header, rows
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     dtypes = [s.strip() for s in args.dtypes.split(",") if s.strip()]
     names = [s.strip() for s in args.runners.split(",") if s.strip()]
+    fit_names = [s.strip() for s in args.fit_runners.split(",") if s.strip() in names]
     unknown = sorted(set(names) - set(RUNNERS))
     if unknown:
         raise SystemExit(f"unknown runners {unknown}; choose from {RUNNERS}")
@@ -366,56 +510,40 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_kmeans.py " + " ".join(argv)
     print(f"command: {command}\n", flush=True)
 
-    header = (
-        ["n", "d", "k", "dtype"]
-        + [f"{nm} ms" for nm in names]
-        + ["arbf-numpy / sklearn"]
-        + ([] if args.no_memory else [f"{nm} peak MiB" for nm in names])
-    )
-    rows: list[list[str]] = []
-    print(" | ".join(header), flush=True)
-    for n, d, k in shapes:
-        for dtype in dtypes:
-            X, C0 = make_data(n, d, k, dtype)
-            runners: dict[str, Callable[[], Any]] = {}
-            for nm in names:
-                if available(nm, dtype) is None:
-                    runners[nm] = make_runner(nm, X, C0, args.iters)
-            t = time_row(runners, args.repeats)
-            ratio = (
-                f"{t['arbf-numpy'] / t['sklearn']:.2f}"
-                if "arbf-numpy" in t and "sklearn" in t
-                else "—"
-            )
-            row = [str(n), str(d), str(k), dtype]
-            row += [_fmt_ms(t.get(nm)) for nm in names]
-            row.append(ratio)
-            if not args.no_memory:
-                del runners
-                row += [
-                    _fmt_mib(measure_memory(nm, (n, d, k), dtype, args.iters))
-                    if available(nm, dtype) is None
-                    else "—"
-                    for nm in names
-                ]
-            rows.append(row)
-            print(" | ".join(row), flush=True)
-
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(r) + " |" for r in rows]
-    md = "\n".join(table)
-    print("\n" + md)
+    memory = not args.no_memory
+    print(f"## One fit of {args.iters} Lloyd iteration(s) (max_iter={args.iters}, tol=0)")
+    header1, rows1 = run_table(
+        shapes, dtypes, names, iters=args.iters, tol=0.0, repeats=args.repeats,
+        memory=memory, full=False,
+    )  # fmt: skip
+    md = [_markdown(header1, rows1)]
+    print("\n" + md[0])
+    if not args.no_fit and fit_names:
+        print(f"\n## Full fit (max_iter={args.max_iter}, tol={args.tol})")
+        header2, rows2 = run_table(
+            shapes, dtypes, fit_names, iters=args.max_iter, tol=args.tol,
+            repeats=args.repeats, memory=memory, full=True,
+        )  # fmt: skip
+        md.append(_markdown(header2, rows2))
+        print("\n" + md[1])
     if args.out:
         with open(args.out, "w") as f:
             f.write(f"Command: `{command}`\n\n")
             f.write("\n".join(f"- {line}" for line in notes) + "\n\n")
             f.write(
-                f"Median of {args.repeats} interleaved rounds after one warm-up; times in ms "
-                f"for {args.iters} Lloyd iteration(s) + final assignment + inertia. Peak MiB: "
-                "resident set growth during one full-size call, in a fresh subprocess "
-                "after a small warm-up call.\n\n"
+                f"Median of {args.repeats} interleaved rounds after one warm-up; times in "
+                "ms. Peak MiB: resident set growth during one full-size call, in a fresh "
+                "subprocess after a small warm-up call.\n\n"
             )
-            f.write(md + "\n")
+            f.write(
+                f"### One fit of {args.iters} Lloyd iteration(s) + final assignment + "
+                f"inertia\n\n{md[0]}\n"
+            )
+            if len(md) > 1:
+                f.write(
+                    f"\n### Full fit (max_iter={args.max_iter}, tol={args.tol}; faiss: "
+                    f"scikit-learn's number of iterations)\n\n{md[1]}\n"
+                )
     return 0
 
 

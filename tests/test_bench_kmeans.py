@@ -31,7 +31,7 @@ def test_quick_run_writes_a_table(tmp_path: Path) -> None:
         "--repeats",
         "1",
         "--runners",
-        "arbf-numpy,arbf-numpy-pure,sklearn",
+        "arbf-numpy,arbf-numpy-pure,sklearn,sklearnex",
         "--no-memory",
         "--keep-blas-env",  # tests never change OPENBLAS_* (not even in the child)
         "--out",
@@ -40,9 +40,19 @@ def test_quick_run_writes_a_table(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    assert "arbf-numpy / sklearn" in text
+    assert "arbf-numpy / sklearn |" in text
+    if importlib.util.find_spec("sklearnex") is not None:
+        assert "arbf-numpy / sklearnex" in text
+    assert "### One fit of 1 Lloyd iteration" in text and "### Full fit" in text
     rows = [line for line in text.splitlines() if line.startswith("| 3000 |")]
-    assert len(rows) == 2  # float32 and float64
+    assert len(rows) == 4  # float32 and float64, in both tables
+    full = text.split("### Full fit")[1]
+    for row in [r for r in full.splitlines() if r.startswith("| 3000 |")]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        n_iter = cells[-3].split("/")
+        assert n_iter[0] == n_iter[1]  # the same fit: same n_iter, labels, inertia
+        assert float(cells[-2]) == 1.0
+        assert float(cells[-1]) < 1e-5
     assert "BLAS" in proc.stdout
 
 
@@ -57,6 +67,16 @@ def test_runners_agree_on_a_tiny_problem() -> None:
         km = bench.make_runner("sklearn", X, C0)()
         np.testing.assert_array_equal(a.labels, km.labels_)
         np.testing.assert_allclose(a.inertia, km.inertia_, rtol=1e-10)
+        # the full fit from the same init: the same result
+        full = bench.make_runner("arbf-numpy", X, C0, 300, 1e-4)()
+        ref = bench.make_runner("sklearn", X, C0, 300, 1e-4)()
+        got, want = bench.result_of("arbf-numpy", full), bench.result_of("sklearn", ref)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-10)
+        assert got[2] == want[2]
+    if importlib.util.find_spec("sklearnex") is not None:
+        kx = bench.make_runner("sklearnex", X, C0)()
+        np.testing.assert_allclose(a.inertia, kx.inertia_, rtol=1e-6)
     assert bench.available("faiss", "float64") is not None
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import arbf
+from arbf._math.core.soft import SoftStats
 from arbf._math.core.soft import soft_stats as soft_stats_ref
 from arbf._math.kernels import exp as kexp
 from arbf._math.kernels import hard, runtime
@@ -148,6 +149,39 @@ def test_softmax_far_center_mass_to_a_few_ulps():
     ref = np.sum(np.exp(-g / sigma) / (1.0 + np.exp(-g / sigma)))
     assert ref < 1e-180
     np.testing.assert_allclose(mass[1], ref, rtol=4e-15)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kept", "flushed"),
+    [
+        ("float32", (-80.0, -86.5), (-88.0, -103.0)),
+        ("float64", (-700.0, -707.5), (-709.0, -744.0)),
+    ],
+)
+def test_softmax_flushes_terms_below_the_normal_range(dtype, kept, flushed):
+    # the kernel drops e^a below the dtype's smallest normal (subnormal arithmetic is ~100x
+    # slower on x86); what it keeps equals the reference, what it drops is below `tiny`
+    tiny = float(np.finfo(dtype).tiny)
+    sigma = 1.0
+    for lo, hi, dropped in ((*kept, False), (*flushed, True)):
+        a = np.linspace(lo, hi, 256)  # logits of the far center
+        # nearest center at 0, far center at c: gap to it = c^2 - 2 c x = -a (σ = 1)
+        c = 64.0
+        x = (c * c + a) / (2 * c)
+        X = x[:, None].astype(dtype)
+        C = np.array([[0.0], [c]], dtype=dtype)
+        ref = _pure(X, C, None, sigma, "softmax")
+        got = SoftStats(*fast_soft.soft_stats(X, C, None, sigma=sigma, kind="softmax"))
+        if dropped:
+            assert got.mass[1] == 0 and got.sums[1, 0] == 0
+            assert 0 < float(ref.mass[1]) <= 256 * tiny  # what the reference keeps
+        else:
+            assert float(got.mass[1]) > 0
+            np.testing.assert_allclose(got.mass[1], ref.mass[1], rtol=1e-4)
+        np.testing.assert_allclose(got.mass[0], ref.mass[0], rtol=1e-6)
+        np.testing.assert_allclose(got.sums[0], ref.sums[0], rtol=1e-6)
+        for name in ("soft_distortion", "free_energy", "inertia"):
+            np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -459,6 +459,7 @@ def deterministic_annealing(
     finish: bool = True,
     working_memory: Any = None,
     verbose: bool = False,
+    algorithm: str = "auto",
 ) -> DeterministicAnnealingResult:
     r"""K-Means by deterministic annealing, splitting centers at critical temperatures.
 
@@ -554,6 +555,9 @@ def deterministic_annealing(
         Memory budget in MiB for one chunk.
     verbose : bool
         Print every level and split.
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
+        How the final hard Lloyd run computes its assignments (as :func:`arbf.kmeans`;
+        every value gives the same result).
 
     Returns
     -------
@@ -593,11 +597,14 @@ def deterministic_annealing(
         max_rounds=max_rounds, refine=refine, max_samples=max_samples, verbose=verbose,
     )  # fmt: skip
     finish = check_param("finish", finish, BOOLEAN)
+    algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
     mean, Xc = center(X, xp=xp)
     C, rec = _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)
     km: KMeansResult | None = None
     if finish:
-        C, km = engine_finish(Xc, C, w, mean, xp=xp, working_memory=working_memory)
+        C, km = engine_finish(
+            Xc, C, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm
+        )
     n_iter = np.asarray(rec["n_iter"], dtype=np.int64)
     return DeterministicAnnealingResult(
         centers=C + mean,

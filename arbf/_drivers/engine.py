@@ -54,6 +54,7 @@ def _relocate_empty(
     *,
     xp: ModuleType,
     working_memory: Any,
+    offset: Array | None = None,
 ) -> tuple[Array, Array]:
     """Move each empty cluster onto one of the samples farthest from their center.
 
@@ -62,15 +63,20 @@ def _relocate_empty(
     mass are moved out of their old cluster.  Nothing moves when every sample sits on its
     center (more clusters than distinct samples).  Host-side on k x d arrays (rare path).
     """
-    dist = seam.labelled_distances(X, C_old, labels, xp=xp, working_memory=working_memory)
+    dist = seam.labelled_distances(
+        X, C_old, labels, xp=xp, working_memory=working_memory, shift=offset
+    )
     n_empty = int(empty.shape[0])
     if not float(to_host(xp.max(dist))) > 0:
         # more clusters than distinct samples: relocating is pointless (scikit-learn)
         return sums, weights
-    far = to_host(xp.argsort(dist, descending=True, stable=True)[:n_empty]).astype(np.int64)
+    far = seam.largest(dist, n_empty, xp=xp).astype(np.int64)
     dev = device_of(X)
     far_d = from_host(far, xp=xp, device=dev)
-    Xf = to_host(seam.dense_rows(X, far, xp=xp)).astype(np.float64)
+    rows_far = seam.dense_rows(X, far, xp=xp)
+    if offset is not None:
+        rows_far = rows_far - offset  # the rows of the centred data, to the bit
+    Xf = to_host(rows_far).astype(np.float64)
     wf = np.ones(n_empty) if w is None else to_host(xp.take(w, far_d, axis=0)).astype(np.float64)
     lf = to_host(xp.take(labels, far_d, axis=0)).astype(np.int64)
     sums_h = to_host(sums).astype(np.float64, copy=True)
@@ -111,6 +117,8 @@ def lloyd(
     tol: float,
     verbose: bool = False,
     working_memory: Any = None,
+    algorithm: str = "auto",
+    offset: Array | None = None,
 ) -> KMeansResult:
     """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -118,7 +126,15 @@ def lloyd(
     (absolute: :func:`tolerance`), or after ``max_iter`` iterations; unless labels
     converged strictly, a final assignment makes labels match centers.  Empty clusters
     are relocated to the farthest samples.  The result is in ``X``'s coordinates.
+    ``algorithm`` chooses how the assignment is computed (:func:`seam.lloyd_stepper`:
+    Lloyd's pass or a bound method, with the same labels), not what it is.  With
+    ``offset`` (where :func:`seam.lazily_centred`) the data are ``X - offset``, centred by
+    the kernels chunk by chunk: the same bits as a centred copy, without making one.
     """
+    stepper = seam.lloyd_stepper(
+        X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
+        working_memory=working_memory, shift=offset,
+    )  # fmt: skip
     C = C0
     labels_old: Array | None = None
     inertias: list[float] = []
@@ -126,16 +142,16 @@ def lloyd(
     strict = converged = False
     i = 0
     for i in range(max_iter):
-        labels, sums, weights, inert = seam.lloyd_sums(
-            X, C, w, xp=xp, working_memory=working_memory
-        )
+        labels, sums, weights, inert, changed = stepper.step(C)
         C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         # labels on the host (NumPy, CPU torch): compared there, without a device pass
         h_labels = host_view(labels, floats_only=False)
         same_host = None
-        if labels_old is not None:
+        if changed is not None:  # a bound method counted the labels that changed
+            same_host = labels_old is not None and changed == 0
+        elif labels_old is not None:
             h_old = host_view(labels_old, floats_only=False)
             if h_labels is not None and h_old is not None:
                 same_host = bool(np.array_equal(h_labels, h_old))
@@ -158,8 +174,9 @@ def lloyd(
         empty = np.flatnonzero(host[len(stats) :] == 0)
         if empty.size:  # rare: relocate empty clusters, then recompute the shift
             sums, weights = _relocate_empty(
-                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory
-            )
+                X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory,
+                offset=offset,
+            )  # fmt: skip
             C_new = _park_weightless(
                 seam.safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp
             )
@@ -183,9 +200,10 @@ def lloyd(
         labels_old = labels
     if strict:
         # the labels are the nearest-center labels of C: their inertia equals seam.inertia
-        inert = seam.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
+        labels, inert = stepper.converged(C, labels)
     else:
-        labels, inert = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+        labels = labels_old = None  # freed before the final pass allocates its labels
+        labels, inert = stepper.final(C)
         labels, inert = materialize(labels, inert, xp=xp)
     return KMeansResult(
         centers=C,
@@ -215,8 +233,11 @@ def best_of(
     tol: float,
     verbose: bool = False,
     working_memory: Any = None,
+    algorithm: str = "auto",
+    offset: Array | None = None,
 ) -> KMeansResult:
-    """``runs`` Lloyd runs on prepared ``X``, each from ``init()``; the best is kept.
+    """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
+    ``init()``; the best is kept.
 
     A later run replaces the best only if its inertia is lower *and* it is a different
     partition (scikit-learn's rounding guard).  ``n_init_inertia`` lists every run's.
@@ -228,7 +249,7 @@ def best_of(
         emit(verbose, "Initialization complete")
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
-            working_memory=working_memory,
+            working_memory=working_memory, algorithm=algorithm, offset=offset,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (
@@ -253,15 +274,26 @@ def warn_fewer_clusters(labels: Array, n_clusters: int, *, stacklevel: int = 3) 
 
 
 def finish(
-    Xc: Array, C: Array, w: Array | None, mean: Array, *, xp: ModuleType, working_memory: Any
+    Xc: Array,
+    C: Array,
+    w: Array | None,
+    mean: Array,
+    *,
+    xp: ModuleType,
+    working_memory: Any,
+    algorithm: str = "auto",
 ) -> tuple[Array, KMeansResult]:
     """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
-    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over.
+    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over
+    (``algorithm`` as :func:`lloyd`).
 
     Returns the final centers in the centred coordinates and the :class:`KMeansResult`
     in the data's own coordinates.
     """
-    km = lloyd(Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory)
+    km = lloyd(
+        Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
+        algorithm=algorithm,
+    )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     return km.centers, dataclasses.replace(
         km, centers=km.centers + mean, n_init_inertia=[km.inertia]

@@ -12,6 +12,9 @@ import numbers
 import warnings
 from typing import Any
 
+from .._backend import materialize
+from .._math import seam
+from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
 from .engine import best_of, center, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init
@@ -33,8 +36,8 @@ def kmeans(
     random_state: Any = None,
     verbose: bool = False,
     copy_x: bool = True,
-    algorithm: str = "lloyd",
     working_memory: Any = None,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
 
@@ -86,12 +89,21 @@ def kmeans(
     copy_x : bool
         Accepted for scikit-learn compatibility.  arbf never writes into ``X`` (it
         centres into a new array), so ``X`` is left unchanged either way.
-    algorithm : {"lloyd", "elkan", "auto"}
-        Accepted for scikit-learn compatibility; every value runs Lloyd's algorithm
-        (the results of Elkan's are the same).
     working_memory : float or "auto", optional
         Memory budget in MiB for one chunk's temporaries (default: the configuration's,
         :func:`arbf.get_config`).
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
+        How the assignment is computed -- not what it is: every value gives the same
+        labels, centers, inertia and ``n_iter`` (to rounding).  "lloyd" computes all
+        distances every iteration; the others carry bounds on the distances between
+        iterations and skip the points whose label cannot change (exact triangle
+        inequality bounds): "hamerly" (one lower bound per point; best for few
+        clusters), "yinyang" (one per group of about ten centers; best for many),
+        "elkan" (one per center, as scikit-learn's; memory ``n x k``).  "auto" chooses
+        from ``n``, ``d`` and ``k`` by a cost model measured on a CPU (see the user
+        guide, "Choosing an algorithm").  The bound methods run on the NumPy fast path
+        (NumPy arrays and CPU tensors without gradient); elsewhere every value runs
+        Lloyd.
 
     Returns
     -------
@@ -116,24 +128,32 @@ def kmeans(
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     check_param("copy_x", copy_x, BOOLEAN)
-    algorithm = check_param("algorithm", algorithm, Options("lloyd", "elkan", "auto"))
+    algorithm = check_param("algorithm", algorithm, Options(*ALGORITHMS))
     if algorithm == "elkan" and n_clusters == 1:
         warnings.warn(
             "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead.",
             RuntimeWarning,
             stacklevel=2,
         )
+        algorithm = "lloyd"
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
     tol_abs = tolerance(X, tol, xp=xp)
-    mean, Xc = center(X, xp=xp)
+    offset = None
+    if not isinstance(init, str) and seam.lazily_centred(X, w):
+        # the init needs no centred data: the kernels centre X chunk by chunk (the same
+        # bits), and no centred copy of X is made
+        (mean,) = materialize(seam.mean_rows(X, xp=xp), xp=xp)
+        Xc, offset = X, mean
+    else:
+        mean, Xc = center(X, xp=xp)
     make_init = resolve_init(
         init, n_clusters, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp,
         working_memory=working_memory,
     )  # fmt: skip
     res = best_of(
         Xc, w, make_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-        working_memory=working_memory,
+        working_memory=working_memory, algorithm=algorithm, offset=offset,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return dataclasses.replace(res, centers=res.centers + mean)

@@ -300,6 +300,7 @@ def anneal(
     random_state: Any = 0,
     working_memory: Any = None,
     verbose: bool = False,
+    algorithm: str = "auto",
 ) -> AnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
 
@@ -337,6 +338,9 @@ def anneal(
     working_memory : float, optional
     verbose : bool
         Print each level.
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
+        How the final hard Lloyd run computes its assignments (as :func:`arbf.kmeans`;
+        every value gives the same result).
 
     Returns
     -------
@@ -364,6 +368,7 @@ def anneal(
     finish = check_param("finish", finish, BOOLEAN)
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     perturbation = check_param("perturbation", perturbation, Interval(numbers.Real, 0))
+    algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
     if schedule is None:
         sigmas = _default_schedule(
             X, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
@@ -376,7 +381,7 @@ def anneal(
     return anneal_prepared(
         Xc, C - mean, w, mean, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
         tol=tolerance(X, tol, xp=xp), lr=lr, finish=finish, perturbation=perturbation,
-        rng=rng, working_memory=working_memory, verbose=bool(verbose),
+        rng=rng, working_memory=working_memory, verbose=bool(verbose), algorithm=algorithm,
     )  # fmt: skip
 
 
@@ -417,6 +422,7 @@ def anneal_prepared(
     rng: np.random.Generator,
     working_memory: Any,
     verbose: bool,
+    algorithm: str = "auto",
 ) -> AnnealResult:
     """:func:`anneal` on validated, centred data ``Xc`` (centers ``Cc`` in the same
     coordinates, ``tol`` absolute); the result is in the data's coordinates."""
@@ -457,7 +463,9 @@ def anneal_prepared(
             one_hot[li] = bool(margin / s > -np.log(tiny))
     km: KMeansResult | None = None
     if finish:
-        Cc, km = engine_finish(Xc, Cc, w, mean, xp=xp, working_memory=working_memory)
+        Cc, km = engine_finish(
+            Xc, Cc, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm
+        )
     return AnnealResult(
         centers=Cc + mean,
         sigmas=sigmas,

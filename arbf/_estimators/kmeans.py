@@ -43,14 +43,15 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     copy_x : bool, default=True
         Accepted for scikit-learn compatibility: arbf never modifies ``X`` (dense data
         are centred into a new array; sparse data are not centred), whatever its value.
-    algorithm : {"lloyd", "elkan", "auto"}, default="lloyd"
-        Accepted for scikit-learn compatibility; all run Lloyd's algorithm.
     random_state : int, numpy Generator, RandomState or None, default=None
         Seeds the host NumPy Generator of the initialisation: the same integer gives the
         same initial centers on every backend.
     working_memory : float, "auto" or None, default=None
         Memory budget in MiB for one chunk's temporaries (None: the configuration's,
         ``"auto"`` unless set: 64 MiB on the CPU, a share of the free memory on a GPU).
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
+        How the assignments are computed; every value gives the same clustering (see
+        :func:`arbf.kmeans`).  "lloyd" and "elkan" are scikit-learn's names.
 
     Attributes
     ----------
@@ -99,8 +100,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         verbose: bool = False,
         random_state: Any = None,
         copy_x: bool = True,
-        algorithm: str = "lloyd",
         working_memory: float | None = None,
+        algorithm: str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -110,8 +111,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.copy_x = copy_x
-        self.algorithm = algorithm
         self.working_memory = working_memory
+        self.algorithm = algorithm
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute the K-Means clustering of ``X``.
@@ -139,8 +140,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             random_state=self.random_state,
             verbose=self.verbose,
             copy_x=self.copy_x,
-            algorithm=self.algorithm,
             working_memory=self.working_memory,
+            algorithm=self.algorithm,
         )
         self._reset_input_meta(X, res.centers.shape[1])
         self._n_init = len(res.n_init_inertia)

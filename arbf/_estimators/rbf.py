@@ -66,6 +66,9 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     verbose : bool, default=False
     working_memory : float or None
         Memory budget in MiB for one chunk.
+    algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
+        How the hard Lloyd run that ends ``sigma="anneal"`` computes its assignments
+        (as :class:`arbf.KMeans`; every value gives the same result).
 
     Attributes
     ----------
@@ -116,6 +119,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         random_state: Any = None,
         verbose: bool = False,
         working_memory: float | None = None,
+        algorithm: str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.sigma = sigma
@@ -129,6 +133,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.working_memory = working_memory
+        self.algorithm = algorithm
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> RBFKMeans:
         """Train the centers on ``X``.
@@ -156,6 +161,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         tol = check_param("tol", self.tol, Interval(numbers.Real, 0))
         verbose = check_param("verbose", self.verbose, BOOLEAN, Interval(numbers.Integral, 0))
         schedule = None if self.schedule is None else check_schedule(self.schedule)
+        algorithm = check_param("algorithm", self.algorithm, Options(*seam.ALGORITHMS))
         wm = self.working_memory
         mean, Xc = center(X, xp=xp)
         C0 = resolve_init(
@@ -174,6 +180,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
                 Xc, C0, w, mean, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter,
                 tol=tol_abs, lr=lr, finish=True, perturbation=1e-2,
                 rng=check_random_state(0), working_memory=wm, verbose=bool(verbose),
+                algorithm=algorithm,
             )  # fmt: skip
             C = res.centers
             self.path_ = res.path

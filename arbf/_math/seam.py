@@ -51,7 +51,7 @@ from .core import entmax as _entmax
 from .core import responsibilities as _resp
 from .core import soft as _soft
 from .core import spectral as _spectral
-from .core.distances import labelled_sq_distances, sq_distances, two_nearest
+from .core.distances import sq_distances, two_nearest
 from .core.entmax import entmax15_sqrt, entmax_bisect, sparsemax
 from .core.matching import linear_assignment
 from .core.monotone import Geometry as MonotoneGeometry
@@ -67,6 +67,7 @@ from .core.soft import SoftStats
 from .core.spectral import covariance
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
+from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
 from .kernels import hard as _hard
@@ -76,6 +77,7 @@ from .kernels import sparse as _ksparse
 from .kernels.segments import native_segment_sum
 
 __all__ = [
+    "ALGORITHMS",
     "OBJECTIVES",
     "MonotoneGeometry",
     "SampleTerms",
@@ -96,7 +98,10 @@ __all__ = [
     "labelled_distances",
     "labelled_inertia",
     "labelled_sq_distances",
+    "largest",
+    "lazily_centred",
     "linear_assignment",
+    "lloyd_stepper",
     "lloyd_sums",
     "mean_rows",
     "mean_variance",
@@ -112,6 +117,7 @@ __all__ = [
     "principal_axes_pass",
     "principal_axis",
     "reduce_terms",
+    "resolve_algorithm",
     "responsibilities",
     "route",
     "running_mean_step",
@@ -131,6 +137,9 @@ __all__ = [
 ]
 
 HOST, DASK, SPARSE, PURE = "host", "dask", "sparse", "pure"
+
+#: The values of ``algorithm`` (K-Means' exact assignment strategies).
+ALGORITHMS = ("lloyd", "elkan", "hamerly", "yinyang", "auto")
 _FLOATS = (np.float32, np.float64)
 
 
@@ -220,14 +229,24 @@ def assign(
 
 
 def assign_inertia(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
 ) -> tuple[Array, Array]:
-    """``(labels, J)``: :func:`arbf._math.core.distances.assign_inertia`."""
+    """``(labels, J)``: :func:`arbf._math.core.distances.assign_inertia` (of
+    ``X - shift``)."""
     r, v = route(X, C, w)
     if r == SPARSE:
         return _ksparse.assign_inertia(*v, working_memory=working_memory)
     if r == HOST:
-        return _back(_hard.assign_inertia(*v, working_memory=working_memory), X)
+        sh = _host_shift(shift)
+        return _back(_hard.assign_inertia(*v, working_memory=working_memory, shift=sh), X)
+    if shift is not None:
+        X = X - shift
     return _d.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
 
 
@@ -246,9 +265,11 @@ def labelled_inertia(
     *,
     xp: ModuleType,
     working_memory: Any = None,
+    shift: Array | None = None,
 ) -> Array:
     """``Σ_i w_i ||x_i - c_{labels_i}||^2`` (0-d), equal to :func:`assign_inertia`'s
-    inertia for the nearest-center labels: :func:`arbf._math.core.distances.labelled_inertia`."""
+    inertia for the nearest-center labels: :func:`arbf._math.core.distances.labelled_inertia`
+    (of ``X - shift``)."""
     r, v = route(X, C, w)
     if r == SPARSE:
         return _ksparse.labelled_inertia(
@@ -257,20 +278,78 @@ def labelled_inertia(
     if r == HOST:
         hl = host_view(labels, floats_only=False)
         if hl is not None:
-            out = _hard.labelled_inertia(v[0], v[1], hl, v[2], working_memory=working_memory)
+            out = _hard.labelled_inertia(
+                v[0], v[1], hl, v[2], working_memory=working_memory, shift=_host_shift(shift)
+            )
             return like_view(out, X)
+    if shift is not None:
+        X = X - shift
     return _d.labelled_inertia(X, C, labels, w, xp=xp, working_memory=working_memory)
 
 
+def labelled_sq_distances(
+    X: Array, C: Array, labels: Array, *, xp: ModuleType, shift: Array | None = None
+) -> Array:
+    """``||x_i - c_{labels_i}||^2`` per row (of ``X - shift``):
+    :func:`arbf._math.core.distances.labelled_sq_distances` (the host kernel rounds as
+    NumPy's sum does)."""
+    r, v = route(X, C)
+    if r == HOST:
+        hl = host_view(labels, floats_only=False)
+        sh = _host_shift(shift)
+        if hl is not None and X.shape[1] <= _hard.PAIRWISE_BLOCK:
+            return like_view(_hard.labelled_sq_distances(v[0], v[1], hl, shift=sh), X)
+        if hl is not None:  # NumPy's own expression over cache-sized blocks of rows
+            rows = max(1, _runtime.CACHE_BYTES // (X.shape[1] * v[0].dtype.itemsize))
+            out = []
+            for a in range(0, X.shape[0], rows):
+                block = v[0][a : a + rows] if sh is None else v[0][a : a + rows] - sh
+                out.append(_d.labelled_sq_distances(block, v[1], hl[a : a + rows], xp=np))
+            return like_view(np.concatenate(out), X)
+    if shift is not None:
+        X = X - shift
+    return _d.labelled_sq_distances(X, C, labels, xp=xp)
+
+
+def largest(values: Array, m: int, *, xp: ModuleType) -> np.ndarray:
+    """Host indices of the ``m`` largest ``values`` (1-D), largest first, ties to the
+    lowest index (a stable descending sort's first ``m``; ``O(n)`` on the host route)."""
+    hv = host_view(values)
+    if hv is not None and route(values[:, None])[0] == HOST:
+        return _hard.largest(hv, m)
+    order = xp.argsort(values, descending=True, stable=True)[:m]
+    return to_host(order).astype(np.int64)
+
+
+def _host_shift(shift: Array | None) -> np.ndarray | None:
+    return None if shift is None else host_view(shift)
+
+
+def lazily_centred(X: Array, w: Array | None = None) -> bool:
+    """Whether the host kernels can take ``X`` with a ``shift`` and centre it chunk by
+    chunk (the same bits as ``X - shift``) instead of a centred copy of ``X``."""
+    return route(X, None, w)[0] == HOST
+
+
 def lloyd_sums(
-    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
 ) -> tuple[Array, Array, Array, Array]:
-    """``(labels, sums, weights, J)``: :func:`arbf._math.core.distances.lloyd_sums`."""
+    """``(labels, sums, weights, J)``: :func:`arbf._math.core.distances.lloyd_sums` of
+    ``X - shift`` (``shift`` only where :func:`lazily_centred`)."""
     r, v = route(X, C, w)
     if r == SPARSE:
         return _ksparse.lloyd_sums(*v, working_memory=working_memory)
     if r == HOST:
-        return _back(_hard.lloyd_sums(*v, working_memory=working_memory), X)
+        sh = _host_shift(shift)
+        return _back(_hard.lloyd_sums(*v, working_memory=working_memory, shift=sh), X)
+    if shift is not None:
+        X = X - shift
     if r == DASK:
         return _kdask.lloyd_sums(X, C, w)
     return _d.lloyd_sums(
@@ -456,9 +535,14 @@ def centre(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
 
 def mean_variance(X: Array, *, xp: ModuleType) -> float:
     """``mean_f Var(X[:, f])`` as a host float (a host sync): scikit-learn's tolerance
-    scale (for sparse data: ``mean_variance_axis``, float64)."""
+    scale.  Host kernel (float64, one pass, no temporary the size of ``X``, NumPy's
+    ``var`` to the bit), sparse kernel (``mean_variance_axis``, float64), else
+    ``xp.mean(xp.var(X, axis=0))``."""
     if is_sparse(X):
         return _ksparse.mean_variance(X)
+    r, v = route(X)
+    if r == HOST:
+        return _hard.mean_variance(v[0])
     return float(to_host(xp.mean(xp.var(X, axis=0))))
 
 
@@ -483,14 +567,162 @@ def take_rows(X: Array, idx: Any, *, xp: ModuleType) -> Array:
 
 
 def labelled_distances(
-    X: Array, C: Array, labels: Array, *, xp: ModuleType, working_memory: Any = None
+    X: Array,
+    C: Array,
+    labels: Array,
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
 ) -> Array:
-    """``||x_i - c_{labels_i}||^2`` for every row (computed directly), over chunks."""
+    """``||x_i - c_{labels_i}||^2`` for every row of ``X`` (of ``X - shift``), computed
+    directly: the host kernel (:func:`labelled_sq_distances`), the sparse one, else the
+    reference over chunks (no temporary the size of ``X``)."""
     if is_sparse(X):
         return _ksparse.labelled_distances(X, C, to_host(labels), working_memory=working_memory)
+    if route(X, C)[0] == HOST:
+        return labelled_sq_distances(X, C, labels, xp=xp, shift=shift)
     rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
-    parts = [
-        _d.labelled_sq_distances(X[a:b, ...], C, labels[a:b], xp=xp)
-        for a, b in iter_chunks(X.shape[0], rows)
-    ]
+    parts = []
+    for a, b in iter_chunks(X.shape[0], rows):
+        Xc = X[a:b, ...] if shift is None else X[a:b, ...] - shift
+        parts.append(_d.labelled_sq_distances(Xc, C, labels[a:b], xp=xp))
     return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
+# --------------------------------------------------------------------------------------
+# Lloyd's step: the plain pass, or a bound method carrying its state between steps
+# --------------------------------------------------------------------------------------
+
+
+def resolve_algorithm(
+    algorithm: str,
+    n: int,
+    d: int,
+    k: int,
+    dtype: Any,
+    *,
+    host: bool = True,
+    max_iter: int = 300,
+) -> str:
+    """The assignment strategy that runs for ``algorithm`` on ``n`` samples of ``d``
+    features and ``k`` centers: ``"lloyd"`` off the host route (the bound methods are
+    host kernels), the named method on it, and for ``"auto"`` the rule measured on a
+    2-core x86 machine (docs: "Choosing an algorithm"; the same for float32 and
+    float64):
+
+    - Lloyd when bounds cannot pay for their first pass: at most two iterations (the
+      final assignment after one large move rarely skips a point), ``k < 2``, a tiny
+      problem (``n k < 20000``), very cheap distances (``d <= 4`` and ``k <= 32``), or
+      many large clusters (``k > 256`` and ``d > 32``: such fits take few iterations);
+    - Yinyang for ``d >= 128``, where one distance costs a lot and its group bounds
+      skip most of them;
+    - Hamerly otherwise (one lower bound per point: the cheapest bookkeeping).
+    """
+    if not host or algorithm == "lloyd":
+        return "lloyd"
+    if algorithm != "auto":
+        return algorithm
+    if max_iter <= 2 or k < 2 or n * k < 20_000:
+        return "lloyd"
+    if (d <= 4 and k <= 32) or (k > 256 and d > 32):
+        return "lloyd"
+    return "yinyang" if d >= 128 else "hamerly"
+
+
+class _LloydStepper:
+    """Lloyd's plain pass behind the stepper interface of :func:`lloyd_stepper`."""
+
+    def __init__(
+        self,
+        X: Array,
+        w: Array | None,
+        *,
+        xp: ModuleType,
+        working_memory: Any,
+        shift: Array | None,
+    ):
+        self.X, self.w, self.xp, self.working_memory = X, w, xp, working_memory
+        self.kw = {"xp": xp, "working_memory": working_memory, "shift": shift}
+
+    def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
+        return (*lloyd_sums(self.X, C, self.w, **self.kw), None)
+
+    def final(self, C: Array) -> tuple[Array, Array]:
+        return assign_inertia(self.X, C, self.w, **self.kw)
+
+    def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
+        return labels, labelled_inertia(self.X, C, labels, self.w, **self.kw)
+
+
+class _HostStepper:
+    """A bound method (:class:`arbf._math.kernels.bounds.BoundedLloyd`) on host views;
+    results in the input's kind."""
+
+    def __init__(
+        self,
+        X: Array,
+        views: tuple[Any, ...],
+        method: str,
+        working_memory: Any,
+        shift: Array | None,
+    ):
+        self.X = X
+        self.impl = _bounds.BoundedLloyd(
+            views[0], views[2], method=method, working_memory=working_memory,
+            shift=_host_shift(shift),
+        )  # fmt: skip
+
+    def _host(self, C: Array) -> np.ndarray:
+        hc = host_view(C)  # C comes from the engine in X's kind: a host view exists
+        assert hc is not None
+        return hc
+
+    def step(self, C: Array) -> tuple[Array, Array, Array, Array, int | None]:
+        labels, sums, weights, inertia, changed = self.impl.step(self._host(C))
+        return (*_back((labels, sums, weights, inertia), self.X), changed)
+
+    def final(self, C: Array) -> tuple[Array, Array]:
+        return _back(self.impl.final(self._host(C)), self.X)
+
+    def converged(self, C: Array, labels: Array) -> tuple[Array, Array]:
+        hl = np.asarray(host_view(labels, floats_only=False), dtype=np.intp)
+        J = _hard.labelled_inertia(
+            self.impl.X, self._host(C), hl, self.impl.w,
+            working_memory=self.impl.working_memory, shift=self.impl.shift,
+        )  # fmt: skip
+        return _back((hl, J), self.X)
+
+
+def lloyd_stepper(
+    X: Array,
+    w: Array | None,
+    *,
+    n_clusters: int,
+    algorithm: str = "auto",
+    max_iter: int = 300,
+    xp: ModuleType,
+    working_memory: Any = None,
+    shift: Array | None = None,
+) -> Any:
+    """Lloyd's assignment step for the iterations of one run on ``X``.
+
+    The returned object's ``step(C)`` gives ``(labels, sums, weights, J, changed)``
+    (:func:`lloyd_sums`, and the number of labels changed since the previous step, or
+    ``None`` when not counted), ``final(C)`` gives ``(labels, J)`` (:func:`assign_inertia`)
+    and ``converged(C, labels)`` the same for the labels of the last step when they did
+    not change (:func:`labelled_inertia`; equal bits).  On the host route a bound method
+    (:mod:`arbf._math.kernels.bounds`, chosen by :func:`resolve_algorithm`) carries its
+    bounds from step to step and skips the distances that cannot change a label, with
+    the same results; elsewhere every ``algorithm`` is Lloyd's pass.  The labels a bound
+    method returns are its state: valid until its next call.  With ``shift`` (only where
+    :func:`lazily_centred`) the data are ``X - shift``, centred chunk by chunk.
+    """
+    r, v = route(X, None, w)
+    n, d = X.shape
+    method = resolve_algorithm(
+        algorithm, n, d, n_clusters, X.dtype, host=r == HOST, max_iter=max_iter
+    )
+    if method != "lloyd":
+        return _HostStepper(X, v, method, working_memory, shift)
+    return _LloydStepper(X, w, xp=xp, working_memory=working_memory, shift=shift)

@@ -34,6 +34,7 @@ __all__ = [
     "chunk_plan",
     "n_threads",
     "run_chunks",
+    "single_threaded_blas",
 ]
 
 #: Bytes of per-thread chunk temporaries aimed at (they should stay in L2 cache).
@@ -87,7 +88,8 @@ def n_threads() -> int:
     return max(1, min(max(counts, default=1), _CPUS or 1, 16))
 
 
-def _single_threaded_blas(threads: int) -> AbstractContextManager[Any]:
+def single_threaded_blas(threads: int = 2) -> AbstractContextManager[Any]:
+    """BLAS limited to one thread inside (unless ``threads <= 1``: nothing to do)."""
     ctl = _blas_controller()
     if threads <= 1 or ctl is None:
         return nullcontext()
@@ -156,7 +158,7 @@ def run_chunks(
         for start in starts[bounds[t] : bounds[t + 1]]:
             work(start, states[t])
 
-    with _single_threaded_blas(threads):
+    with single_threaded_blas(threads):
         if threads == 1:
             loop(0)
         else:

@@ -1,0 +1,360 @@
+"""``algorithm=`` of K-Means: every value gives Lloyd's result.
+
+- against scikit-learn's Lloyd (``sklearn.cluster.KMeans(algorithm="lloyd")``) from the
+  same initial centers at ``n >= 10^4``, ``d`` up to 128, ``k`` up to 256, float32 and
+  float64, with and without weights: labels equal, centers and inertia to the dtype's
+  tolerance, ``n_iter`` equal -- for every value of ``algorithm``;
+- the bound methods against ``algorithm="lloyd"`` of arbf on adversarial cases (exact
+  ties, duplicate points, empty clusters and relocation, zero weights, centers that do
+  not move, ``k = 1``, ``k = n``, one iteration): the same labels, ``n_iter`` and history,
+  centers and inertia to rounding;
+- the bounded step itself (:class:`arbf._math.kernels.bounds.BoundedLloyd`) against
+  Lloyd's pass under arbitrary center moves, and its choice (``resolve_algorithm``);
+- ``algorithm`` on every entry point, validated (wrong type: ``TypeError``, wrong value:
+  ``ValueError``), and on every backend (off the host route every value is Lloyd).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import pytest
+
+import arbf
+from arbf._math import seam
+from arbf._math.kernels import bounds, hard, runtime
+from tests.test_kmeans import CASES, _case
+
+sklearn_cluster = pytest.importorskip("sklearn.cluster")
+
+BOUND_METHODS = ["hamerly", "yinyang", "elkan"]
+ALL = ["lloyd", *BOUND_METHODS, "auto"]
+
+needs_numba = pytest.mark.skipif(not runtime.HAVE_NUMBA, reason="numba not installed")
+
+
+def _separated(
+    n: int, d: int, k: int, seed: int, one_per_blob: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian blobs (unit noise) around ``k`` means far apart, and weights.  ``C0``:
+    random rows (some blobs start with two centers and some with none: many
+    iterations, relocations, and centers that split a blob), or one row of every blob
+    (no center ever shares a blob: no sample near a tie, even at float32 rounding)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(k, d)) * max(8.0, 40.0 / np.sqrt(d))
+    blob = rng.integers(k, size=n)
+    blob[:k] = np.arange(k)
+    X = means[blob] + rng.standard_normal((n, d))
+    C0 = X[:k] if one_per_blob else X[rng.choice(n, size=k, replace=False)]
+    w = rng.uniform(0.5, 2.0, n)
+    return X, C0, w
+
+
+SHAPES = [(10_000, 2, 5), (12_000, 32, 64), (10_000, 128, 256)]
+
+
+@functools.cache
+def _sk(shape: tuple[int, int, int], dtype: str, weighted: bool) -> tuple[object, ...]:
+    # float32: scikit-learn's and arbf's float32 scores round differently, so the test
+    # keeps samples away from ties (one center per blob); float64: random rows
+    X, C0, w = _separated(*shape, seed=sum(shape), one_per_blob=dtype == "float32")
+    X, C0 = X.astype(dtype), C0.astype(dtype)
+    sw = w.astype(dtype) if weighted else None
+    km = sklearn_cluster.KMeans(
+        n_clusters=shape[2], init=C0, n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd"
+    ).fit(X, sample_weight=sw)
+    return X, C0, sw, km.labels_, km.cluster_centers_, float(km.inertia_), int(km.n_iter_)
+
+
+@pytest.mark.slow
+@needs_numba
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_every_algorithm_matches_sklearn_lloyd(shape, dtype, weighted):
+    X, C0, sw, labels, centers, inertia, n_iter = _sk(shape, dtype, weighted)
+    rtol = 1e-10 if dtype == "float64" else 2e-5
+    scale = float(np.abs(X).max())
+    for algorithm in ALL:
+        res = arbf.kmeans(X, shape[2], init=C0, n_init=1, sample_weight=sw, algorithm=algorithm)
+        np.testing.assert_array_equal(res.labels, labels, err_msg=algorithm)
+        np.testing.assert_allclose(res.centers, centers, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(res.inertia, inertia, rtol=rtol)
+        assert res.n_iter == n_iter, algorithm
+
+
+# --------------------------------------------------------------------------------------
+# the bound methods against arbf's Lloyd on adversarial cases
+# --------------------------------------------------------------------------------------
+
+
+def _same_as_lloyd(X, k, C0, w=None, dtype="float64", **opts):
+    runs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", arbf.ConvergenceWarning)
+        # scikit-learn's warning for algorithm="elkan" with one cluster (tested elsewhere)
+        warnings.filterwarnings("ignore", "algorithm='elkan'", RuntimeWarning)
+        for algorithm in ["lloyd", *BOUND_METHODS]:
+            runs[algorithm] = arbf.kmeans(
+                np.asarray(X, dtype=dtype), k, init=np.asarray(C0, dtype=dtype), n_init=1,
+                sample_weight=None if w is None else np.asarray(w, dtype=dtype),
+                algorithm=algorithm, **opts,
+            )  # fmt: skip
+    ref = runs.pop("lloyd")
+    rtol = 1e-12 if dtype == "float64" else 1e-6
+    for name, res in runs.items():
+        np.testing.assert_array_equal(res.labels, ref.labels, err_msg=name)
+        assert res.labels.dtype == ref.labels.dtype
+        assert res.n_iter == ref.n_iter, name
+        assert res.converged == ref.converged, name
+        np.testing.assert_allclose(res.centers, ref.centers, rtol=rtol, atol=rtol, err_msg=name)
+        np.testing.assert_allclose(res.inertia, ref.inertia, rtol=rtol, atol=rtol, err_msg=name)
+        for key in ("inertia", "center_shift"):
+            np.testing.assert_allclose(
+                res.history[key], ref.history[key], rtol=1e-9, atol=1e-9, err_msg=name
+            )
+    return ref
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", CASES)
+def test_battery_bound_methods_equal_lloyd(name, dtype):
+    X, C0, w, opts = _case(name)
+    _same_as_lloyd(X, C0.shape[0], C0, w, dtype=dtype, **opts)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_exact_ties_everywhere(dtype):
+    # a symmetric integer lattice and centers on its axes: many points are exactly
+    # equidistant from two or four centers at every iteration (ties to the lowest index)
+    g = np.array([[x, y] for x in range(-8, 9) for y in range(-8, 9)], dtype=float)
+    X = np.repeat(g, 30, axis=0)  # and every point 30 times
+    C0 = np.array([[-4.0, 0.0], [4.0, 0.0], [0.0, -4.0], [0.0, 4.0], [0.0, 0.0]])
+    ref = _same_as_lloyd(X, 5, C0, dtype=dtype)
+    assert ref.n_iter >= 1
+
+
+@needs_numba
+def test_relocation_and_duplicate_centers():
+    X, C0, w = _separated(6000, 8, 12, seed=5)
+    C0 = C0.copy()
+    C0[3] = C0[7]  # two identical centers: exact ties between them
+    C0[5] = 1e3  # far from everything: empty at once, relocated
+    C0[9] = -1e3
+    _same_as_lloyd(X, 12, C0)
+    _same_as_lloyd(X, 12, C0, w=w)
+    # zero weights: clusters whose members all weigh nothing are empty too
+    w0 = w.copy()
+    w0[X[:, 0] > np.median(X[:, 0])] = 0.0
+    _same_as_lloyd(X, 12, C0, w=w0)
+
+
+@needs_numba
+def test_centers_that_do_not_move_and_one_iteration():
+    X, C0, _ = _separated(5000, 4, 6, seed=6)
+    done = arbf.kmeans(X, 6, init=C0, n_init=1, algorithm="lloyd", tol=0.0)
+    # a fixed point (to the rounding of re-centring): labels never change
+    ref = _same_as_lloyd(X, 6, done.centers, tol=0.0)
+    assert ref.n_iter <= 2 and ref.converged
+    np.testing.assert_array_equal(ref.labels, done.labels)
+    for max_iter in (1, 2):  # the final assignment after one or two updates
+        _same_as_lloyd(X, 6, C0, max_iter=max_iter, tol=0.0)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_cluster_and_as_many_clusters_as_points(dtype):
+    X, _, w = _separated(3000, 3, 4, seed=7)
+    _same_as_lloyd(X, 1, X[:1], w, dtype=dtype)
+    Y = X[:300]
+    _same_as_lloyd(Y, 300, Y[::-1], dtype=dtype)  # k = n: every point its own cluster
+
+
+@needs_numba
+def test_noncontiguous_and_torch_inputs():
+    torch = pytest.importorskip("torch")
+    X, C0, w = _separated(4000, 5, 7, seed=8)
+    Xf = np.asfortranarray(X)
+    ref = arbf.kmeans(X, 7, init=C0, n_init=1, sample_weight=w, algorithm="lloyd")
+    for algorithm in BOUND_METHODS:
+        got = arbf.kmeans(Xf, 7, init=C0, n_init=1, sample_weight=w, algorithm=algorithm)
+        np.testing.assert_array_equal(got.labels, ref.labels)
+        tg = arbf.kmeans(
+            torch.from_numpy(X), 7, init=torch.from_numpy(C0), n_init=1,
+            sample_weight=torch.from_numpy(w), algorithm=algorithm,
+        )  # fmt: skip
+        assert isinstance(tg.labels, torch.Tensor) and isinstance(tg.centers, torch.Tensor)
+        np.testing.assert_array_equal(tg.labels.numpy(), ref.labels)
+        np.testing.assert_allclose(tg.centers.numpy(), ref.centers, rtol=1e-12)
+
+
+def test_every_backend_accepts_every_algorithm(backend):
+    X, C0, w = _separated(200, 3, 4, seed=9)
+    ref = None
+    for algorithm in ALL:
+        res = arbf.kmeans(
+            backend.asarray(X, "float64"), 4, init=backend.asarray(C0, "float64"),
+            sample_weight=backend.asarray(w, "float64"), algorithm=algorithm,
+        )  # fmt: skip
+        backend.check_same_kind(res.labels)
+        labels = backend.to_numpy(res.labels)
+        if ref is None:
+            ref = (labels, res.inertia, res.n_iter)
+        np.testing.assert_array_equal(labels, ref[0])
+        np.testing.assert_allclose(res.inertia, ref[1], rtol=1e-12)
+        assert res.n_iter == ref[2]
+
+
+# --------------------------------------------------------------------------------------
+# the bounded step itself
+# --------------------------------------------------------------------------------------
+
+
+@needs_numba
+@pytest.mark.parametrize("method", BOUND_METHODS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_step_equals_lloyd_pass_under_arbitrary_moves(method, dtype, seed):
+    rng = np.random.default_rng(seed)
+    X, C, w = _separated(5000, 6, 24, seed=10 + seed)
+    X = X.astype(dtype)
+    w = w.astype(dtype) if seed else None
+    stepper = bounds.BoundedLloyd(X, w, method=method)
+    prev = None
+    for it in range(14):
+        C = C.astype(dtype)
+        labels, sums, weights, inertia, changed = stepper.step(C)
+        ref = hard.lloyd_sums(X, C, w, working_memory=None)
+        if dtype == "float64":  # float32: Lloyd's scores round; near ties may differ
+            np.testing.assert_array_equal(labels, ref[0])
+        else:
+            assert np.mean(labels == ref[0]) > 0.999
+        if prev is not None:
+            assert changed == int(np.count_nonzero(labels != prev))
+        else:
+            assert changed is None
+        prev = labels.copy()
+        same = labels == ref[0]
+        if same.all():
+            rtol = 1e-9 if dtype == "float64" else 1e-5
+            scale = float(np.abs(ref[1]).max())
+            np.testing.assert_allclose(sums, ref[1], rtol=rtol, atol=rtol * scale)
+            np.testing.assert_allclose(weights, ref[2], rtol=rtol)
+            np.testing.assert_allclose(inertia, ref[3], rtol=rtol)
+        # the next centers: an update, no move, a jump, duplicates, a far center
+        kind = it % 5
+        if kind == 0:
+            C = np.where(weights[:, None] > 0, sums / np.maximum(weights, 1e-30)[:, None], C)
+            C = C.astype(dtype)
+        elif kind == 1:
+            pass
+        elif kind == 2:
+            C = C + rng.normal(size=C.shape) * rng.choice([1e-6, 0.1, 3.0])
+        elif kind == 3:
+            C = C.copy()
+            C[rng.integers(24)] = C[rng.integers(24)]
+        else:
+            C = C.copy()
+            C[rng.integers(24)] = rng.normal(size=C.shape[1]) * 50
+    labels, inertia = stepper.final(C.astype(dtype))
+    ref_labels, ref_inertia = hard.assign_inertia(X, C.astype(dtype), w, working_memory=None)
+    assert labels.dtype == np.intp
+    if dtype == "float64":
+        np.testing.assert_array_equal(labels, ref_labels)
+        np.testing.assert_allclose(inertia, ref_inertia, rtol=1e-12)
+
+
+@needs_numba
+def test_make_groups_partitions_the_centers():
+    C = np.random.default_rng(0).normal(size=(103, 5))
+    grp = bounds.make_groups(C, 10)
+    assert grp.shape == (103,) and grp.min() == 0
+    used = np.unique(grp)
+    np.testing.assert_array_equal(used, np.arange(used.size))  # no empty group
+    assert 2 <= used.size <= 10
+    assert np.all(np.diff([np.flatnonzero(grp == q)[0] for q in used]) > 0)
+
+
+def test_resolve_algorithm():
+    f = seam.resolve_algorithm
+    assert f("lloyd", 10**6, 16, 16, np.float32) == "lloyd"
+    assert f("elkan", 10**6, 16, 16, np.float32) == "elkan"
+    assert f("hamerly", 10**6, 16, 16, np.float32, host=False) == "lloyd"
+    assert f("auto", 10**6, 16, 16, np.float32, host=False) == "lloyd"
+    assert f("auto", 100, 2, 3, np.float64) == "lloyd"  # too small to pay for bounds
+    assert f("auto", 10**6, 16, 1, np.float64) == "lloyd"
+    assert f("auto", 10**6, 16, 16, np.float32) == "hamerly"
+    assert f("auto", 10**6, 16, 16, np.float32, max_iter=1) == "lloyd"
+    assert f("auto", 10**5, 128, 256, np.float32) == "yinyang"
+    assert f("auto", 10**5, 4, 8, np.float64) == "lloyd"
+    assert f("auto", 10**5, 64, 512, np.float64) == "lloyd"
+
+
+def test_fast_paths_off_means_lloyd():
+    X, C0, _ = _separated(3000, 4, 5, seed=11)
+    with arbf.config_context(fast_paths=False):
+        stepper = seam.lloyd_stepper(X, None, n_clusters=5, algorithm="hamerly", xp=np)
+    assert stepper.step(C0)[-1] is None  # Lloyd's pass: changes not counted
+
+
+# --------------------------------------------------------------------------------------
+# every entry point takes and validates ``algorithm``
+# --------------------------------------------------------------------------------------
+
+
+def _tiny():
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    return X, np.array([[4.0], [6.0]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X, C, a: arbf.kmeans(X, 2, init=C, algorithm=a),
+        lambda X, C, a: arbf.KMeans(2, init=C, n_init=1, algorithm=a).fit(X),
+        lambda X, C, a: arbf.RBFKMeans(2, init=C, schedule=[10.0, 1.0], algorithm=a).fit(X),
+        lambda X, C, a: arbf.anneal(X, C, schedule=[10.0, 1.0], algorithm=a),
+        lambda X, C, a: arbf.deterministic_annealing(X, 2, random_state=0, algorithm=a),
+    ],
+    ids=["kmeans", "KMeans", "RBFKMeans", "anneal", "deterministic_annealing"],
+)
+def test_entry_points_take_and_check_algorithm(call):
+    X, C = _tiny()
+    results = [call(X, C, a) for a in ALL]
+    for res in results[1:]:
+        assert type(res) is type(results[0])
+    with pytest.raises(ValueError, match="algorithm"):
+        call(X, C, "full")
+    with pytest.raises(TypeError, match="algorithm"):
+        call(X, C, 3)
+    assert arbf.KMeans(algorithm="elkan").get_params()["algorithm"] == "elkan"
+
+
+@needs_numba
+@pytest.mark.parametrize("algorithm", ["lloyd", *BOUND_METHODS])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lazy_centring_is_the_centred_copy_bit_for_bit(algorithm, dtype):
+    # an explicit init needs no centred data: kmeans centres X chunk by chunk in the
+    # kernels instead of making X - mean; the result is the same, bit for bit
+    from arbf._drivers import engine
+
+    X, C0, w = _separated(6000, 6, 9, seed=12)
+    X = (X + 50.0).astype(dtype)  # far from the origin: centring matters
+    C0 = C0.astype(dtype) + np.asarray(50.0, dtype)
+    C0[4] = 1e4  # empty at once: relocation reads the (lazily) centred rows
+    for weights in (None, w.astype(dtype)):
+        for Xin in (X, np.asfortranarray(X)):
+            got = arbf.kmeans(Xin, 9, init=C0, sample_weight=weights, algorithm=algorithm)
+            mean, Xc = engine.center(Xin, xp=np)
+            tol = engine.tolerance(Xin, 1e-4, xp=np)
+            ref = engine.lloyd(
+                Xc, weights, C0 - mean, xp=np, max_iter=300, tol=tol, algorithm=algorithm
+            )
+            np.testing.assert_array_equal(got.labels, ref.labels)
+            np.testing.assert_array_equal(got.centers, ref.centers + mean)
+            assert got.inertia == ref.inertia and got.n_iter == ref.n_iter
+            np.testing.assert_array_equal(got.history["inertia"], ref.history["inertia"])
