@@ -58,7 +58,10 @@ def _prepare(z: Any, axis: Any, name: str = "z") -> tuple[Array, ModuleType, Any
         wdt = working_dtype(xp, dt, device_of(z))
     except TypeError as exc:
         raise TypeError(f"{name}: {exc}") from exc
-    out_dtype = dt if xp.isdtype(dt, "real floating") else wdt
+    # half precision is computed in float32 and returned in its own dtype; anything else
+    # in the working dtype (a non-native '>f8' as native float64, longdouble as float64)
+    half = xp.isdtype(dt, "real floating") and getattr(dt, "itemsize", 0) == 2
+    out_dtype = dt if half else wdt
     if wdt != dt:
         z = xp.astype(z, wdt)
     if not is_traced(z):

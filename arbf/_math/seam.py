@@ -43,10 +43,16 @@ from .core.distances import (
 )
 from .core.entmax import entmax15_sqrt, entmax_bisect, sparsemax
 from .core.matching import linear_assignment
-from .core.responsibilities import from_distances, onehot, responsibilities, soft_from_gaps
+from .core.responsibilities import (
+    from_distances,
+    onehot,
+    responsibilities,
+    score_sigma,
+    soft_from_gaps,
+)
 from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
-from .core.soft import SoftStats
+from .core.soft import SoftStats, free_energy_at, free_energy_base
 from .core.spectral import covariance, principal_axes_pass, principal_axis
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
@@ -69,6 +75,8 @@ __all__ = [
     "entmax15",
     "entmax15_sqrt",
     "entmax_bisect",
+    "free_energy_at",
+    "free_energy_base",
     "from_distances",
     "geometric",
     "inertia",
@@ -89,6 +97,7 @@ __all__ = [
     "running_mean_step",
     "safe_divide_centers",
     "sample_terms",
+    "score_sigma",
     "segment_sum",
     "select_objective",
     "soft_from_gaps",

@@ -26,7 +26,14 @@ from ..._chunking import chunk_rows, iter_chunks
 from .distances import sq_distances, sq_norms
 from .entmax import entmax15_sqrt
 
-__all__ = ["from_distances", "gaps", "onehot", "responsibilities", "soft_from_gaps"]
+__all__ = [
+    "from_distances",
+    "gaps",
+    "onehot",
+    "responsibilities",
+    "score_sigma",
+    "soft_from_gaps",
+]
 
 
 def onehot(labels: Array, k: int, *, dtype: Any, xp: ModuleType) -> Array:
@@ -41,14 +48,31 @@ def gaps(D: Array, *, xp: ModuleType) -> Array:
     return xp.clip(G, 0.0, None)
 
 
-def soft_from_gaps(G: Array, *, sigma: float, kind: str, xp: ModuleType) -> tuple[Array, Array]:
+def score_sigma(sigma: Any, dtype: Any, *, xp: ModuleType) -> Any:
+    """σ as it divides the gaps in ``dtype``: clamped to ``[smallest normal, largest
+    finite]`` of ``dtype`` (a Python float stays a float; a 0-d array is clipped).
+
+    So the scores ``-G/σ`` never meet a σ that under- or overflows the dtype: a σ below
+    the smallest normal number acts as that number (rows differ from the exact σ → 0
+    limit only through gaps below about 100 times it, e.g. 1e-36 in float32 -- far below
+    the rounding of the squared distances themselves), and a σ beyond the largest finite
+    number gives scores that round to 0 (uniform rows), as the exact σ does.
+    """
+    fi = xp.finfo(dtype)
+    lo, hi = float(fi.smallest_normal), float(fi.max)
+    if isinstance(sigma, int | float):
+        return min(max(float(sigma), lo), hi)
+    return xp.clip(sigma, lo, hi)
+
+
+def soft_from_gaps(G: Array, *, sigma: Any, kind: str, xp: ModuleType) -> tuple[Array, Array]:
     """Soft responsibilities from the gaps of one chunk, for ``sigma > 0``.
 
     Returns ``(R, aux)``: for ``"softmax"`` ``aux = log sum_l exp(-G_il/σ)`` (>= 0, one
     per row); for ``"entmax15"`` ``aux = sqrt(R)`` (so that ``R**1.5 = aux**3`` with no
-    ``sqrt(0)`` in the autodiff graph).
+    ``sqrt(0)`` in the autodiff graph).  σ enters through :func:`score_sigma`.
     """
-    z = G / (-sigma)
+    z = G / (-score_sigma(sigma, G.dtype, xp=xp))
     if kind == "softmax":
         e = xp.exp(z)  # the row minimum contributes exp(0) = 1: no underflow to 0/0
         s = xp.sum(e, axis=1, keepdims=True)
