@@ -8,6 +8,7 @@ an operation runs (that is :mod:`arbf._math.seam`).  Arrows point here and never
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "like_view",
     "map_rows",
     "materialize",
+    "quiet_overflow",
     "to_host",
     "working_dtype",
 ]
@@ -294,6 +296,15 @@ def float_range(xp: ModuleType, dtype: Any) -> tuple[float, float]:
     """``(smallest normal, largest finite)`` of the floating ``dtype``, as host floats."""
     fi = xp.finfo(dtype)
     return float(fi.smallest_normal), float(fi.max)
+
+
+def quiet_overflow(xp: ModuleType) -> Any:
+    """A context in which NumPy-computed arithmetic (NumPy, array-api-strict, Dask
+    blocks) overflows to ``±inf`` without a :class:`RuntimeWarning`: for values the
+    caller documents as ``±inf`` beyond the dtype's range.  Other libraries never warn."""
+    if is_numpy(xp) or is_strict(xp) or is_dask(xp):
+        return np.errstate(over="ignore")
+    return contextlib.nullcontext()
 
 
 def has_take_along_axis(xp: ModuleType) -> bool:

@@ -7,13 +7,12 @@ iteration, and the arithmetic is behind :mod:`arbf._math.seam`.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from typing import Any
 
 from .._validation import BOOLEAN, Interval, check_fit_inputs, check_param
-from .engine import best_of, center, tolerance, warn_fewer_clusters
-from .init import check_init, resolve_init, resolve_n_init
+from .engine import best_of, prepare, result_to_data, warn_fewer_clusters
+from .init import array_init, check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
 
 __all__ = ["kmeans"]
@@ -105,15 +104,14 @@ def kmeans(
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
-    tol_abs = tolerance(X, tol, xp=xp)
-    mean, Xc = center(X, xp=xp)
+    prep = prepare(X, xp=xp, tol=tol, others=(array_init(init, n_clusters, X, xp=xp),))
     make_init = resolve_init(
-        init, n_clusters, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp,
-        working_memory=working_memory,
+        init, n_clusters, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w, rng=rng,
+        xp=xp, working_memory=working_memory,
     )  # fmt: skip
     res = best_of(
-        Xc, w, make_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-        working_memory=working_memory,
+        prep.X, w, make_init, runs, xp=xp, max_iter=max_iter, tol=prep.tol,
+        verbose=bool(verbose), working_memory=working_memory,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
-    return dataclasses.replace(res, centers=res.centers + mean)
+    return result_to_data(res, prep)

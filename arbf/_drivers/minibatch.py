@@ -33,8 +33,9 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._messages import emit
-from .engine import tolerance
-from .init import resolve_init
+from .._scaling import in_units, rescale, sigma_in, unscale
+from .engine import scale_data, tolerance
+from .init import array_init, resolve_init
 from .results import MiniBatchResult
 
 __all__ = ["final_labels", "minibatch_fit", "minibatch_step"]
@@ -98,9 +99,15 @@ def minibatch_fit(
     Generator, stopping early on ``tol`` or ``max_no_improvement``.  With ``sigma_end``
     σ falls geometrically over the steps (:func:`arbf._math.core.schedules.geometric`).
     One host sync per step.
+
+    ``X`` and the centers are divided by an exact power of two
+    (:func:`arbf._drivers.engine.scale_data`) when their squared distances would leave
+    the dtype; σ, the centers and the history are in the data's units.
     """
     n = X.shape[0]
     dev = device_of(X)
+    scale = scale_data(X, array_init(init, n_clusters, X, xp=xp), xp=xp)
+    X = rescale(X, scale)
     batch_size = min(int(batch_size), n)
     if init_size is None:
         init_size = max(3 * batch_size, 3 * n_clusters)
@@ -114,8 +121,8 @@ def minibatch_fit(
     else:
         X_init, w_init = X, w
     make_init = resolve_init(
-        init, n_clusters, X=X_init, Xc=X_init, mean=None, w=w_init, rng=rng, xp=xp,
-        working_memory=working_memory,
+        init, n_clusters, X=unscale(X_init, scale), Xc=X_init, mean=None, w=w_init, rng=rng,
+        xp=xp, scale=scale, working_memory=working_memory,
     )  # fmt: skip
     best_C: Array | None = None
     best_J = math.inf
@@ -136,7 +143,7 @@ def minibatch_fit(
         seam.geometric(sigma, sigma_end, n_steps)
         if sigma_end is not None and sigma > 0
         else np.full(n_steps, float(sigma))
-    )
+    )  # in the data's units; each step runs at sigma_in(s, scale)
     alpha = min(1.0, 2.0 * batch_size / (n + 1))
     ewa: float | None = None
     ewa_min = math.inf
@@ -150,27 +157,38 @@ def minibatch_fit(
         idx = from_host(idx_h, xp=xp, device=dev)
         Xb = xp.take(X, idx, axis=0)
         wb = None if w is None else xp.take(w, idx, axis=0)
+        step_kind = "hard" if s == 0 else kind
         C_new, counts, st = minibatch_step(
-            Xb, C, counts, wb, sigma=s, kind=kind, lr=lr, xp=xp, working_memory=working_memory
-        )
+            Xb, C, counts, wb, sigma=sigma_in(s, scale), kind=step_kind, lr=lr, xp=xp,
+            working_memory=working_memory,
+        )  # fmt: skip
         diff = C_new - C
-        parts = [xp.astype(st.free_energy, C.dtype), xp.sum(diff * diff)]
+        parts = [
+            xp.astype(seam.free_energy_base(st, step_kind), C.dtype),
+            xp.astype(st.entropy, C.dtype),
+            xp.sum(diff * diff),
+        ]
         if wb is not None:
             parts.append(xp.sum(wb))
         # the one host sync of the step: batch objective (F at sigma; J when hard),
         # squared center shift, batch weight
-        host = to_host(xp.stack(parts))
-        wsum = float(host[2]) if wb is not None else float(batch_size)
+        host = to_host(xp.stack(parts)).astype(np.float64)
+        wsum = float(host[3]) if wb is not None else float(batch_size)
         C = C_new
-        batch_obj = float(host[0]) / max(wsum, np.finfo(float).tiny)
-        shift = float(host[1])
+        free = seam.free_energy_at(host[0], host[1], sigma=s, scale=scale)
+        batch_obj = free / max(wsum, np.finfo(float).tiny)
+        shift = float(host[2])
         if not np.isfinite(shift):
+            cause = (
+                "the data or centers overflow the working dtype"
+                if isinstance(lr, str)
+                else f"the learning rate lr={lr:g} is probably too large"
+            )
             raise FloatingPointError(
-                f"non-finite center update at step {step} (sigma={s:g}); with a float lr "
-                "the learning rate is probably too large"
+                f"non-finite center update at step {step} (sigma={s:g}): {cause}"
             )
         hist["batch_inertia"].append(batch_obj)
-        hist["center_shift"].append(shift)
+        hist["center_shift"].append(shift * scale * scale)
         hist["sigma"].append(s)
         if step == 0:
             continue
@@ -196,7 +214,7 @@ def minibatch_fit(
             break
     n_done = step + 1
     return MiniBatchResult(
-        centers=C,
+        centers=unscale(C, scale),
         counts=counts,
         n_steps=n_done,
         n_iter=math.ceil(n_done * batch_size / n),
@@ -208,6 +226,10 @@ def minibatch_fit(
 def final_labels(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any
 ) -> tuple[Array, float]:
-    """Nearest-center labels of all of ``X`` and the inertia (one pass, one sync)."""
-    labels, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
-    return labels, float(to_host(J))
+    """Nearest-center labels of all of ``X`` and the inertia (one pass, one sync), on
+    data and centers rescaled alike (:func:`arbf._drivers.engine.scale_data`)."""
+    scale = scale_data(X, C, xp=xp)
+    labels, J = seam.assign_inertia(
+        rescale(X, scale), rescale(C, scale), w, xp=xp, working_memory=working_memory
+    )
+    return labels, in_units(float(to_host(J)), scale)

@@ -48,6 +48,9 @@ def gaps(D: Array, *, xp: ModuleType) -> Array:
     return xp.clip(G, 0.0, None)
 
 
+_SCORE_FLOOR = 2.0**20
+
+
 def score_sigma(sigma: Any, dtype: Any, *, xp: ModuleType) -> Any:
     """σ as it divides the gaps in ``dtype``: clamped to ``[smallest normal, largest
     finite]`` of ``dtype`` (a Python float stays a float; a 0-d array is clipped).
@@ -72,7 +75,14 @@ def soft_from_gaps(G: Array, *, sigma: Any, kind: str, xp: ModuleType) -> tuple[
     per row); for ``"entmax15"`` ``aux = sqrt(R)`` (so that ``R**1.5 = aux**3`` with no
     ``sqrt(0)`` in the autodiff graph).  σ enters through :func:`score_sigma`.
     """
-    z = G / (-score_sigma(sigma, G.dtype, xp=xp))
+    s = score_sigma(sigma, G.dtype, xp=xp)
+    # scores below -2**20 are 0 for both maps (softmax: e^-1e6 = 0; entmax-1.5: far
+    # below the support): the gaps are capped there, so no division overflows
+    if isinstance(s, float):
+        cap = min(s * _SCORE_FLOOR, float(xp.finfo(G.dtype).max))
+    else:
+        cap = xp.minimum(s * _SCORE_FLOOR, xp.finfo(G.dtype).max)
+    z = xp.minimum(G, cap) / (-s)
     if kind == "softmax":
         e = xp.exp(z)  # the row minimum contributes exp(0) = 1: no underflow to 0/0
         s = xp.sum(e, axis=1, keepdims=True)

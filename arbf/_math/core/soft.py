@@ -22,7 +22,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ..._backend import Array, device_of, has_take_along_axis
+from ..._backend import Array, device_of, has_take_along_axis, quiet_overflow
 from ..._chunking import Accumulator, chunk_rows, iter_chunks
 from .distances import labelled_sq_distances, nearest, sq_distances, sq_norms
 from .responsibilities import score_sigma, soft_from_gaps
@@ -71,13 +71,11 @@ def free_energy_base(st: SoftStats, kind: str) -> Array:
     return st.soft_distortion if kind == "entmax15" else st.inertia
 
 
-def free_energy_at(
-    base: float, entropy: float, *, sigma: float, unit: float = 1.0
-) -> float:
-    """:math:`F_\\sigma = u B - \\sigma T` on the host in float64, for host values of
-    :math:`B` and :math:`T` measured on data scaled by :math:`1/\\sqrt u` (σ in the data's
-    own units).  ``-inf``/``inf`` only when the value is beyond float64's range."""
-    f = float(base) * float(unit)
+def free_energy_at(base: float, entropy: float, *, sigma: float, scale: float = 1.0) -> float:
+    """:math:`F_\\sigma = s^2 B - \\sigma T` on the host in float64, from host values of
+    :math:`B` and :math:`T` measured on data divided by ``scale`` :math:`= s` (σ in the
+    data's own units).  ``±inf`` only when the value is beyond float64's range."""
+    f = float(base) * scale * scale
     t = float(entropy)
     return f - float(sigma) * t if t != 0.0 else f
 
@@ -100,7 +98,7 @@ def soft_stats(
     ``L = F = J``; their sums by cluster use ``segment_sum`` (default the one-hot
     product).  Per chunk the weighted responsibilities are multiplied with the rows *and*
     a column of ones in one product (sums and masses together), and the sums, masses
-    and ``(L, F, J, T)`` are accumulated as one vector (compensated): under 60 array
+    and ``(L, J, T)`` are accumulated as one vector (compensated): under 60 array
     operations per chunk for softmax, so a GPU runs few, large kernels.  No host sync, so the
     function is safe inside ``jax.jit``, lazy on Dask, and differentiable.
     """
@@ -126,8 +124,7 @@ def soft_stats(
             j_c = xp.sum(dist) if wc is None else xp.sum(wc * dist)
             xw = Xc if wc is None else Xc * ones
             sm_c = seg(xp.concat([xw, ones], axis=1), lab, k)
-            zero = xp.zeros_like(j_c)
-            acc.add(xp.concat([xp.reshape(sm_c, (-1,)), xp.stack([j_c, j_c, j_c, zero])]))
+            acc.add(xp.concat([xp.reshape(sm_c, (-1,)), xp.stack([j_c, j_c, xp.zeros_like(j_c)])]))
             continue
         D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
         lab = xp.argmin(D, axis=1)
@@ -143,15 +140,22 @@ def soft_stats(
         extra_l = xp.sum(R * G, axis=1)  # L_i - d_i >= 0
         if kind == "softmax":
             t_row = aux  # F_i - d_i = -σ log Σ exp(-G/σ) <= 0
-            extra_f = -s_eff * aux
-        else:  # entmax15: Σ p G - σ (4/3) Σ (p - p^{3/2}),  p = u², p^{3/2} = u³
+        else:  # entmax15: F_i = L_i - σ (4/3) Σ (p - p^{3/2}),  p = u², p^{3/2} = u³
             t_row = (4.0 / 3.0) * xp.sum(R - R * aux, axis=1)
-            extra_f = extra_l - s_eff * t_row
         Rw = R if wc is None else R * ones
         sm_c = Rw.T @ xp.concat([Xc, ones if wc is None else xp.ones_like(ones)], axis=1)
-        per_row = xp.stack([dist + extra_l, dist + extra_f, dist, t_row], axis=1)
-        lfj_c = xp.sum(per_row if wc is None else per_row * ones, axis=0)
-        acc.add(xp.concat([xp.reshape(sm_c, (-1,)), lfj_c]))
+        per_row = xp.stack([dist + extra_l, dist, t_row], axis=1)
+        ljt_c = xp.sum(per_row if wc is None else per_row * ones, axis=0)
+        acc.add(xp.concat([xp.reshape(sm_c, (-1,)), ljt_c]))
     tot = acc.result()
     sm = xp.reshape(tot[: k * (d + 1)], (k, d + 1))
-    return SoftStats(sm[:, :d], sm[:, d], tot[-4], tot[-3], tot[-2], tot[-1])
+    L, J, T = tot[-3], tot[-2], tot[-1]
+    if hard:
+        F = L
+    else:
+        # F = B - σT (B = J for softmax, L for entmax-1.5): F <= J exactly for softmax;
+        # beyond the dtype's range it is -inf, without NumPy's overflow warning (the
+        # callers that need it exactly assemble it with free_energy_at)
+        with quiet_overflow(xp):
+            F = (J if kind == "softmax" else L) - s_eff * T
+    return SoftStats(sm[:, :d], sm[:, d], L, F, J, T)

@@ -476,11 +476,12 @@ def soft_stats(
         sums += st.sums
         mass += st.mass
         acc += st.acc
-    return (
-        sums.astype(dtype),
-        mass.astype(dtype),
-        np.asarray(acc[0], dtype=dtype),
-        np.asarray(acc[1], dtype=dtype),
-        np.asarray(acc[2], dtype=dtype),
-        np.asarray(acc[3], dtype=dtype),
-    )
+    with np.errstate(over="ignore"):  # F beyond the dtype's range is -inf (documented)
+        return (
+            sums.astype(dtype),
+            mass.astype(dtype),
+            np.asarray(acc[0], dtype=dtype),
+            np.asarray(acc[1], dtype=dtype),
+            np.asarray(acc[2], dtype=dtype),
+            np.asarray(acc[3], dtype=dtype),
+        )
