@@ -28,9 +28,20 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from ._backend import Array
+import numpy as np
 
-__all__ = ["in_units", "rescale", "scale_for", "sigma_in", "sigma_out", "unscale"]
+from ._backend import Array, is_traced, materialize, to_host
+
+__all__ = [
+    "check_finite_result",
+    "check_representable",
+    "in_units",
+    "rescale",
+    "scale_for",
+    "sigma_in",
+    "sigma_out",
+    "unscale",
+]
 
 
 def _max_exponent(xp: ModuleType, dtype: Any) -> int:
@@ -93,3 +104,33 @@ def in_units(value: float, scale: float, *, what: str = "inertia") -> float:
             stacklevel=3,
         )
     return out
+
+
+def check_representable(value: float, dtype: Any, *, xp: ModuleType, what: str) -> None:
+    """Raise a :class:`ValueError` naming ``what`` when the (float64) ``value`` of a
+    result is outside the finite range of ``dtype``: the result cannot be returned in
+    the input's dtype without becoming ``±inf``."""
+    hi = float(xp.finfo(dtype).max)
+    if not abs(value) <= hi:
+        name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+        raise ValueError(
+            f"{what} is {value:.6g}, beyond the range of {name} (largest finite "
+            f"{hi:.4g}): it cannot be returned in the data's dtype; pass float64 data"
+        )
+
+
+def check_finite_result(x: Array, *, xp: ModuleType, what: str) -> Array:
+    """``x`` (a small result: centers, a gradient) if every entry is finite, else a
+    :class:`ValueError` naming ``what``: its true value is beyond the dtype's range.
+    Traced arrays are returned unchecked."""
+    if is_traced(x):
+        return x
+    (x,) = materialize(x, xp=xp)
+    host = to_host(x)
+    if not bool(np.all(np.isfinite(host))):
+        name = getattr(x.dtype, "name", None) or str(x.dtype).rsplit(".", 1)[-1]
+        raise ValueError(
+            f"{what} is beyond the range of {name}: it cannot be returned in the data's "
+            "dtype; pass float64 data (or, for a gradient step, a smaller lr)"
+        )
+    return x
