@@ -40,8 +40,8 @@ from .._validation import (
     check_kind,
     check_param,
 )
-from .engine import lloyd, prepare, tolerance
 from .engine import finish as engine_finish
+from .engine import lloyd, prepare, tolerance
 from .fixed_point import fixed_point
 from .results import DeterministicAnnealingResult, KMeansResult
 

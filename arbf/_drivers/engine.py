@@ -16,7 +16,6 @@ unchanged" and the cluster weights come to the host together.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,9 +135,7 @@ def result_to_data(res: KMeansResult, prep: Prepared) -> KMeansResult:
         res,
         centers=centers,
         inertia=prep.to_units(res.inertia),
-        history={
-            name: np.asarray(v, dtype=np.float64) * s * s for name, v in res.history.items()
-        },
+        history={name: np.asarray(v, dtype=np.float64) * s * s for name, v in res.history.items()},
         n_init_inertia=[float(v) * s * s for v in res.n_init_inertia],
     )
 

@@ -90,7 +90,9 @@ def fixed_point(
         h = to_host(stats).astype(np.float64)
         shift = float(h[0])
         free = seam.free_energy_at(h[1], h[2], sigma=sigma * scale * scale, scale=scale)
-        host = np.asarray([shift * scale * scale, free, h[3] * scale * scale, h[4] * scale * scale])
+        host = np.asarray(
+            [shift * scale * scale, free, h[3] * scale * scale, h[4] * scale * scale]
+        )
         for name, value in zip(names, host, strict=True):
             hist[name].append(float(value))
         if not np.isfinite(shift):

@@ -30,6 +30,7 @@ from .._backend import (
 )
 from .._chunking import budget_mb
 from .._math import seam
+from .._scaling import rescale, unscale
 from .._validation import (
     NONE,
     Interval,
@@ -38,7 +39,6 @@ from .._validation import (
     check_fit_inputs,
     check_param,
 )
-from .._scaling import rescale, unscale
 from .engine import center, lloyd, scale_data, tolerance
 
 __all__ = [
@@ -233,9 +233,7 @@ def kmeans_plusplus(
         "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1, MAX_LOCAL_TRIALS)
     )
     if n_local_trials is not None and n_local_trials > X.shape[0]:
-        raise ValueError(
-            f"n_local_trials must be <= n_samples={X.shape[0]}, got {n_local_trials}"
-        )
+        raise ValueError(f"n_local_trials must be <= n_samples={X.shape[0]}, got {n_local_trials}")
     # distances on the data divided by an exact power of two (no overflow); the centers
     # are rows of X itself
     _, idx = kmeans_plusplus_impl(

@@ -481,8 +481,6 @@ def anneal_prepared(
         n_iter=int(iters.sum()),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=prep.sigma_out(
-            min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2
-        ),
+        sigma_exact=prep.sigma_out(min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2),
         kmeans=km,
     )

@@ -28,12 +28,12 @@ from .._validation import check_centers, check_data
 
 __all__ = [
     "HAVE_SKLEARN",
-    "free_energy_score",
     "BaseEstimator",
     "CenterEstimator",
     "ClusterMixin",
     "NotFittedError",
     "TransformerMixin",
+    "free_energy_score",
 ]
 
 

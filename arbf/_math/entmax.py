@@ -73,9 +73,7 @@ def _prepare(z: Any, axis: Any, name: str = "z") -> tuple[Array, ModuleType, Any
         # scores overflow the sum) scan elementwise
         total = float(to_host(xp.sum(z)))
         if not math.isfinite(total):
-            if total != float("-inf") and bool(
-                to_host(xp.any(xp.isnan(z) | (z == float("inf"))))
-            ):
+            if total != float("-inf") and bool(to_host(xp.any(xp.isnan(z) | (z == float("inf"))))):
                 raise ValueError(f"{name} contains NaN or +inf; scores must be finite (or -inf)")
             if bool(to_host(xp.any(xp.max(z, axis=-1) == float("-inf")))):
                 raise ValueError(

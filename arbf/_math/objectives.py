@@ -136,7 +136,9 @@ def _stats(
     return C, st, xp, s, sp
 
 
-def _free_energy(st: seam.SoftStats, kind: str, sigma: float, s: float, sp: float, xp: Any) -> Array:
+def _free_energy(
+    st: seam.SoftStats, kind: str, sigma: float, s: float, sp: float, xp: Any
+) -> Array:
     r""":math:`F_\sigma = s^2 (B - \sigma' T)` in the data's dtype, from the statistics of
     data divided by ``s`` at :math:`\sigma' = \sigma/s^2` (``sp``).  Checked on the host
     against the float64 value :math:`s^2 B - \sigma T`: beyond the dtype's range a

@@ -31,6 +31,7 @@ def _rescaled(
     s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
     return rescale(X, s), rescale(C, s), w, xp, s
 
+
 __all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
 
 

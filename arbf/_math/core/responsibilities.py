@@ -68,21 +68,25 @@ def score_sigma(sigma: Any, dtype: Any, *, xp: ModuleType) -> Any:
     return xp.clip(sigma, lo, hi)
 
 
-def soft_from_gaps(G: Array, *, sigma: Any, kind: str, xp: ModuleType) -> tuple[Array, Array]:
+def soft_from_gaps(
+    G: Array, *, sigma: Any, kind: str, xp: ModuleType, inv_sigma: Any = None
+) -> tuple[Array, Array]:
     """Soft responsibilities from the gaps of one chunk, for ``sigma > 0``.
 
     Returns ``(R, aux)``: for ``"softmax"`` ``aux = log sum_l exp(-G_il/σ)`` (>= 0, one
     per row); for ``"entmax15"`` ``aux = sqrt(R)`` (so that ``R**1.5 = aux**3`` with no
-    ``sqrt(0)`` in the autodiff graph).  σ enters through :func:`score_sigma`.
+    ``sqrt(0)`` in the autodiff graph).  σ enters through :func:`score_sigma`; a caller
+    that has ``1/σ`` for a σ already in the dtype's range passes it as ``inv_sigma``
+    (then the scores are a product, whose gradient in σ cannot meet ``σ**2 = 0``).
     """
-    s = score_sigma(sigma, G.dtype, xp=xp)
+    s = sigma if inv_sigma is not None else score_sigma(sigma, G.dtype, xp=xp)
     # scores below -2**20 are 0 for both maps (softmax: e^-1e6 = 0; entmax-1.5: far
     # below the support): the gaps are capped there, so no division overflows
     if isinstance(s, float):
         cap = min(s * _SCORE_FLOOR, float(xp.finfo(G.dtype).max))
     else:
         cap = xp.minimum(s * _SCORE_FLOOR, xp.finfo(G.dtype).max)
-    z = xp.minimum(G, cap) / (-s)
+    z = xp.minimum(G, cap) / (-s) if inv_sigma is None else -xp.minimum(G, cap) * inv_sigma
     if kind == "softmax":
         e = xp.exp(z)  # the row minimum contributes exp(0) = 1: no underflow to 0/0
         s = xp.sum(e, axis=1, keepdims=True)

@@ -132,13 +132,13 @@ def _chunk_python(
     chunk along the contiguous axis: every loop over ``i`` below vectorises).
 
     On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
-    of L, F and the entropy term T) and, for every center, the soft mass.  Then either leaves the weighted
-    responsibilities ``w_i r_ij`` for the caller's product with ``X_c`` and returns True
-    (softmax in ``E``, entmax-1.5 in ``GT``), or adds that product to ``sums`` itself and
-    returns False (entmax-1.5 with a small support; a one-hot chunk exactly as the hard
-    pass).  ``scale`` is ``-1/σ`` (softmax) or ``-1/(2σ)`` (entmax-1.5).  Softmax writes
-    ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out`` (the caller adds ``w_i log S_i`` to T and
-    ``-σ w_i log S_i`` to F).
+    of L, F and the entropy term T) and, for every center, the soft mass.  Then either
+    leaves the weighted responsibilities ``w_i r_ij`` for the caller's product with
+    ``X_c`` and returns True (softmax in ``E``, entmax-1.5 in ``GT``), or adds that
+    product to ``sums`` itself and returns False (entmax-1.5 with a small support; a
+    one-hot chunk exactly as the hard pass).  ``scale`` is ``-1/σ`` (softmax) or
+    ``-1/(2σ)`` (entmax-1.5).  Softmax writes ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out``
+    (the caller adds ``w_i log S_i`` to T and ``-σ w_i log S_i`` to F).
     ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
     (length >= m), ``scr`` (float64, ``8 x`` >= m) and ``scr32`` (float32, ``2 x`` >= m
     for float32 softmax) are scratch."""
