@@ -131,11 +131,16 @@ def result_to_data(res: KMeansResult, prep: Prepared) -> KMeansResult:
     if prep.scale == 1.0:
         return dataclasses.replace(res, centers=centers)
     s = prep.scale
+    inertia = prep.to_units(res.inertia)  # warns when beyond float64's range
+    with np.errstate(over="ignore"):  # then the history is inf too (said once, above)
+        history = {
+            name: np.asarray(v, dtype=np.float64) * s * s for name, v in res.history.items()
+        }
     return dataclasses.replace(
         res,
         centers=centers,
-        inertia=prep.to_units(res.inertia),
-        history={name: np.asarray(v, dtype=np.float64) * s * s for name, v in res.history.items()},
+        inertia=inertia,
+        history=history,
         n_init_inertia=[float(v) * s * s for v in res.n_init_inertia],
     )
 

@@ -175,7 +175,9 @@ def minibatch_fit(
         host = to_host(xp.stack(parts)).astype(np.float64)
         wsum = float(host[3]) if wb is not None else float(batch_size)
         C = C_new
-        free = seam.free_energy_at(host[0], host[1], sigma=s, scale=scale)
+        # the stopping rule in the rescaled units (a value beyond float64 in the data's
+        # units must not stop it); the history in the data's
+        free = seam.free_energy_at(host[0], host[1], sigma=sigma_in(s, scale))
         batch_obj = free / max(wsum, np.finfo(float).tiny)
         shift = float(host[2])
         if not np.isfinite(shift):
@@ -187,7 +189,8 @@ def minibatch_fit(
             raise FloatingPointError(
                 f"non-finite center update at step {step} (sigma={s:g}): {cause}"
             )
-        hist["batch_inertia"].append(batch_obj)
+        with np.errstate(over="ignore"):
+            hist["batch_inertia"].append(batch_obj * scale * scale)
         hist["center_shift"].append(shift * scale * scale)
         hist["sigma"].append(s)
         if step == 0:
@@ -195,7 +198,7 @@ def minibatch_fit(
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
         emit(
             verbose, "Minibatch step %d/%d: mean batch inertia: %s, ewa inertia: %s",
-            step + 1, n_steps, batch_obj, ewa,
+            step + 1, n_steps, batch_obj * scale * scale, ewa * scale * scale,
         )  # fmt: skip
         if tol_abs > 0 and shift <= tol_abs:
             emit(verbose, "Converged (small centers change) at step %d/%d", step + 1, n_steps)
