@@ -294,7 +294,7 @@ class TestSigmaRange:
             F = float(_host(arbf.free_energy(Xb, Cb, sigma=HUGE, kind=kind)))
             np.testing.assert_allclose(F, D.mean(1).sum() - HUGE * X.shape[0] * H, rtol=1e-12)
         else:  # -1e300 * 45 * H is no float32: an error naming the value
-            with pytest.raises(ValueError, match="at sigma=1e\\+300 is .* range of float32"):
+            with pytest.raises(ValueError, match=r"at sigma=1e\+300 is .* range of float32"):
                 arbf.free_energy(Xb, Cb, sigma=HUGE, kind=kind)
 
     def test_drivers_and_estimators_limits(self, backend, dtype, kind):
@@ -371,7 +371,7 @@ class TestObjectivesBeyondTheDtype:
     def test_inertia_of_float32_at_1e20(self, backend):
         X = (_blobs() * 1e20).astype("float32")
         with pytest.raises(
-            ValueError, match="inertia is .*e\\+4[0-9], beyond the range of float32"
+            ValueError, match=r"inertia is .*e\+4[0-9], beyond the range of float32"
         ):
             arbf.inertia(backend.asarray(X), backend.asarray(_init(X)))
         # the estimator's score is a float64: no error
