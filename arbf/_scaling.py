@@ -40,6 +40,7 @@ __all__ = [
     "scale_for",
     "sigma_in",
     "sigma_out",
+    "units",
     "unscale",
 ]
 
@@ -86,9 +87,20 @@ def sigma_in(sigma: float, scale: float) -> float:
     return max(float(sigma) / scale / scale, 5e-324)
 
 
+def units(value: Any, scale: float) -> Any:
+    """A host value (float or NumPy array) of a squared-distance quantity measured on
+    data divided by ``scale``, in the data's units: ``value * scale**2`` in float64,
+    ``±inf`` beyond float64's range (data beyond about ``1e154``), without warnings --
+    documented where such values are returned."""
+    if isinstance(value, np.ndarray):
+        with np.errstate(over="ignore"):
+            return value.astype(np.float64) * scale * scale
+    return float(value) * scale * scale
+
+
 def sigma_out(sigma: float, scale: float) -> float:
     """A temperature in the units of data divided by ``scale`` back in the data's."""
-    return float(sigma) * scale * scale
+    return units(sigma, scale)
 
 
 def in_units(value: float, scale: float, *, what: str = "inertia") -> float:

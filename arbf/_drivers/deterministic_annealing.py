@@ -31,6 +31,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._messages import convergence_warning, emit
+from .._scaling import units
 from .._validation import (
     BOOLEAN,
     NONE,
@@ -182,7 +183,6 @@ def _anneal_impl(
     record are in those units, the ``verbose`` lines in the data's); returns exactly
     ``k`` centers (:func:`_pad_centers` when fewer distinct points exist) and the
     record."""
-    s2 = scale * scale
     kind, cooling, tol, verbose = opts.kind, opts.cooling, opts.tol, opts.verbose
     d = X.shape[1]
     dev, dtype = device_of(X), X.dtype
@@ -281,7 +281,7 @@ def _anneal_impl(
             C = from_host(np.vstack([C_h, *new_c]), xp=xp, device=dev, dtype=dtype)
             V = from_host(np.vstack([V_h, *new_v]), xp=xp, device=dev, dtype=dtype)
             emit(
-                verbose, "sigma %.4g: split %d center(s), now %d", sigma * s2, cand.size,
+                verbose, "sigma %.4g: split %d center(s), now %d", units(sigma, scale), cand.size,
                 C.shape[0],
             )  # fmt: skip
         m = C.shape[0]
@@ -295,12 +295,12 @@ def _anneal_impl(
             verbose,
             "level %d: sigma %.4g, %d centers, %d iteration(s), F %.6g, L %.6g, J %.6g",
             level,
-            sigma * s2,
+            units(sigma, scale),
             m,
             iters,
-            host[1] * s2,
-            host[2] * s2,
-            host[3] * s2,
+            units(host[1], scale),
+            units(host[2], scale),
+            units(host[3], scale),
         )
         # ---- the next temperature ------------------------------------------------
         if m >= k:
@@ -660,12 +660,12 @@ def deterministic_annealing(
     n_iter = np.asarray(rec["n_iter"], dtype=np.int64)
     return DeterministicAnnealingResult(
         centers=prep.to_data(C),
-        sigmas=np.asarray(rec["sigmas"], dtype=np.float64) * sc * sc,
+        sigmas=units(np.asarray(rec["sigmas"], dtype=np.float64), sc),
         n_centers=np.asarray(rec["n_centers"], dtype=np.int64),
         n_iter=int(n_iter.sum()),
         n_iter_per_level=n_iter,
         objectives={
-            name: np.asarray(rec[name], dtype=np.float64) * sc * sc
+            name: units(np.asarray(rec[name], dtype=np.float64), sc)
             for name in ("free_energy", "soft_distortion", "inertia")
         },
         splits=[(prep.sigma_out(a), j, prep.sigma_out(c)) for a, j, c in rec["splits"]],

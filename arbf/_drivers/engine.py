@@ -28,7 +28,7 @@ from .._backend import Array, device_of, from_host, host_view, materialize, to_h
 from .._chunking import chunk_rows, iter_chunks
 from .._math import seam
 from .._messages import convergence_warning, emit
-from .._scaling import in_units, rescale, scale_for, sigma_in, sigma_out, unscale
+from .._scaling import in_units, rescale, scale_for, sigma_in, sigma_out, units, unscale
 from .results import KMeansResult
 
 __all__ = [
@@ -134,14 +134,14 @@ def result_to_data(res: KMeansResult, prep: Prepared) -> KMeansResult:
     inertia = prep.to_units(res.inertia)  # warns when beyond float64's range
     with np.errstate(over="ignore"):  # then the history is inf too (said once, above)
         history = {
-            name: np.asarray(v, dtype=np.float64) * s * s for name, v in res.history.items()
+            name: units(np.asarray(v, dtype=np.float64), s) for name, v in res.history.items()
         }
     return dataclasses.replace(
         res,
         centers=centers,
         inertia=inertia,
         history=history,
-        n_init_inertia=[float(v) * s * s for v in res.n_init_inertia],
+        n_init_inertia=[units(v, s) for v in res.n_init_inertia],
     )
 
 

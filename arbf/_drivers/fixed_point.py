@@ -23,6 +23,7 @@ import numpy as np
 
 from .._backend import Array, materialize, to_host
 from .._math import seam
+from .._scaling import units
 
 __all__ = ["FixedPoint", "fixed_point"]
 
@@ -89,10 +90,8 @@ def fixed_point(
         C_new, stats = materialize(C_new, stats, xp=xp)  # Dask: one evaluation per iteration
         h = to_host(stats).astype(np.float64)
         shift = float(h[0])
-        free = seam.free_energy_at(h[1], h[2], sigma=sigma * scale * scale, scale=scale)
-        host = np.asarray(
-            [shift * scale * scale, free, h[3] * scale * scale, h[4] * scale * scale]
-        )
+        free = seam.free_energy_at(h[1], h[2], sigma=units(sigma, scale), scale=scale)
+        host = np.asarray([units(shift, scale), free, units(h[3], scale), units(h[4], scale)])
         for name, value in zip(names, host, strict=True):
             hist[name].append(float(value))
         if not np.isfinite(shift):
@@ -102,8 +101,7 @@ def fixed_point(
                 else "; the learning rate lr is probably too large"
             )
             raise FloatingPointError(
-                f"non-finite center update at sigma={sigma * scale * scale:g} "
-                f"(iteration {it}){hint}"
+                f"non-finite center update at sigma={units(sigma, scale):g} (iteration {it}){hint}"
             )
         C = C_new
         if shift <= tol:

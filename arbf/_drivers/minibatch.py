@@ -33,7 +33,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._messages import emit
-from .._scaling import in_units, rescale, sigma_in, unscale
+from .._scaling import in_units, rescale, sigma_in, units, unscale
 from .engine import scale_data, tolerance
 from .init import array_init, resolve_init
 from .results import MiniBatchResult
@@ -190,15 +190,15 @@ def minibatch_fit(
                 f"non-finite center update at step {step} (sigma={s:g}): {cause}"
             )
         with np.errstate(over="ignore"):
-            hist["batch_inertia"].append(batch_obj * scale * scale)
-        hist["center_shift"].append(shift * scale * scale)
+            hist["batch_inertia"].append(units(batch_obj, scale))
+        hist["center_shift"].append(units(shift, scale))
         hist["sigma"].append(s)
         if step == 0:
             continue
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
         emit(
             verbose, "Minibatch step %d/%d: mean batch inertia: %s, ewa inertia: %s",
-            step + 1, n_steps, batch_obj * scale * scale, ewa * scale * scale,
+            step + 1, n_steps, units(batch_obj, scale), units(ewa, scale),
         )  # fmt: skip
         if tol_abs > 0 and shift <= tol_abs:
             emit(verbose, "Converged (small centers change) at step %d/%d", step + 1, n_steps)

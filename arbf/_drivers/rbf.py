@@ -18,6 +18,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
 from .._messages import emit
+from .._scaling import units
 from .._validation import (
     BOOLEAN,
     NONE,
@@ -95,7 +96,7 @@ def fit_fixed_sigma(
     h = fp.history
     emit(
         verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label,
-        sigma * scale * scale, fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1],
+        units(sigma, scale), fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1],
         h["inertia"][-1],
     )  # fmt: skip
     return fp
@@ -274,8 +275,7 @@ def _default_schedule(
             f"sigma_min must be <= sigma_max (annealing lowers σ), got sigma_min={sigma_min} "
             f"and sigma_max={sigma_max}"
         )
-    s2 = scale * scale
-    s_c = critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0 * s2
+    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
     if s_c == 0 and sigma_max is None and sigma_min is None:
         # constant data: every temperature gives the same (hard) answer
         return np.zeros(1)
@@ -285,7 +285,7 @@ def _default_schedule(
     else:
         lo = 1e-3 * s_c
         if C is not None:
-            m = min_margin(X, C, xp=xp) * s2
+            m = units(min_margin(X, C, xp=xp), scale)
             if np.isfinite(m) and m > 0:
                 lo = min(lo, m / 2)
     if lo > hi:  # a data-driven end above the given start: one level at the start
@@ -459,8 +459,8 @@ def anneal_prepared(
         obj["free_energy"][li] = seam.free_energy_at(
             vals[0], vals[1], sigma=float(s_data), scale=sc
         )
-        obj["soft_distortion"][li] = vals[2] * sc * sc
-        obj["inertia"][li] = vals[3] * sc * sc
+        obj["soft_distortion"][li] = units(vals[2], sc)
+        obj["inertia"][li] = units(vals[3], sc)
         path[li] = to_host(prep.to_data(Cc))
         iters[li] = fp.n_iter
         margin = min_margin(Xc, Cc, xp=xp, working_memory=working_memory)

@@ -74,10 +74,14 @@ def free_energy_base(st: SoftStats, kind: str) -> Array:
 def free_energy_at(base: float, entropy: float, *, sigma: float, scale: float = 1.0) -> float:
     """:math:`F_\\sigma = s^2 B - \\sigma T` on the host in float64, from host values of
     :math:`B` and :math:`T` measured on data divided by ``scale`` :math:`= s` (σ in the
-    data's own units).  ``±inf`` only when the value is beyond float64's range."""
-    f = float(base) * scale * scale
-    t = float(entropy)
-    return f - float(sigma) * t if t != 0.0 else f
+    data's own units).  ``±inf`` only when the value is beyond float64's range (formed as
+    :math:`s^2 (B - (\\sigma/s^2) T)`, so its sign is right even then)."""
+    b, t = float(base), float(entropy)
+    if t == 0.0:
+        return b * scale * scale
+    if b == 0.0 or scale == 1.0:
+        return b * scale * scale - float(sigma) * t
+    return (b - float(sigma) / scale / scale * t) * scale * scale
 
 
 def soft_stats(
