@@ -8,6 +8,7 @@ an operation runs (that is :mod:`arbf._math.seam`).  Arrows point here and never
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_same_device",
     "device_free_memory",
     "device_of",
+    "float_range",
     "from_host",
     "has_float64",
     "has_take_along_axis",
@@ -40,6 +42,7 @@ __all__ = [
     "like_view",
     "map_rows",
     "materialize",
+    "quiet_overflow",
     "to_host",
     "working_dtype",
 ]
@@ -268,10 +271,18 @@ def working_dtype(xp: ModuleType, dtype: Any, device: Any = None) -> Any:
 
     float32/float64 are kept; integer and bool are promoted to the namespace's default
     float; half precision is computed in float32 (results are cast back by the caller
-    only where it says so).
+    only where it says so).  NumPy floats are recognised by kind and size, not by
+    identity: a non-native byte order (``'>f8'``, ``'>f4'``) works in the native
+    float64/float32, and ``np.longdouble`` (extended precision) is computed -- and
+    returned -- in float64, the widest dtype the kernels and every other backend have.
     """
     if dtype == xp.float64 or dtype == xp.float32:
         return dtype
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        npdt = np.dtype(dtype)
+        if npdt.kind == "f" and npdt.itemsize >= 4:
+            native = np.float64 if npdt.itemsize >= 8 else np.float32
+            return getattr(xp, native.__name__, native)
     if xp.isdtype(dtype, "complex floating"):
         raise TypeError("complex input is not supported: clustering needs real data")
     if xp.isdtype(dtype, "real floating"):  # float16 / bfloat16
@@ -289,6 +300,21 @@ def working_dtype(xp: ModuleType, dtype: Any, device: Any = None) -> Any:
             default = xp.float64 if has_float64(xp, device) else xp.float32
         return default
     raise TypeError(f"unsupported dtype {dtype!r}: expected a real numeric array")
+
+
+def float_range(xp: ModuleType, dtype: Any) -> tuple[float, float]:
+    """``(smallest normal, largest finite)`` of the floating ``dtype``, as host floats."""
+    fi = xp.finfo(dtype)
+    return float(fi.smallest_normal), float(fi.max)
+
+
+def quiet_overflow(xp: ModuleType) -> Any:
+    """A context in which NumPy-computed arithmetic (NumPy, array-api-strict, Dask
+    blocks) overflows to ``±inf`` without a :class:`RuntimeWarning`: for values the
+    caller documents as ``±inf`` beyond the dtype's range.  Other libraries never warn."""
+    if is_numpy(xp) or is_strict(xp) or is_dask(xp):
+        return np.errstate(over="ignore")
+    return contextlib.nullcontext()
 
 
 def has_take_along_axis(xp: ModuleType) -> bool:

@@ -484,6 +484,11 @@ def check_random_state(random_state: Any) -> np.random.Generator:
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(
+                f"random_state must be None, a non-negative int, a numpy Generator or "
+                f"RandomState, got {random_state!r}"
+            )
         return np.random.default_rng(int(random_state))
     raise TypeError(
         f"random_state must be None, an int, a numpy Generator or RandomState, "

@@ -19,6 +19,22 @@ does not recompile); ``log_sigma`` then gets a zero gradient.  ``kind``, ``objec
 and ``reduction`` are Python strings: mark them static under :func:`jax.jit`
 (``static_argnames``) or bind them with :func:`functools.partial`.
 
+Inputs are checked where JAX can: the parameters' structure, the shapes (``X`` is
+``(n >= 1, d)`` with the centers' ``d``, weights 1-D of length ``n``, σ 0-d) and dtypes
+(real) always, also under :func:`jax.jit` (shapes are static there); the *values*
+(finite data and centers, σ > 0, weights finite, >= 0 and not all zero) only outside a
+trace -- a traced array has no values to read, and NaN inputs then propagate as in any
+JAX function.  Other array libraries are refused (NumPy arrays and lists are converted).
+Every error is a :class:`TypeError` or :class:`ValueError` naming the argument.
+
+σ may be any positive number: the scores use it clamped to the dtype's normal range
+(the exact one-hot or uniform limits, no NaN), the ``"nll"`` objective is computed from
+:math:`\log\sigma`.  Where the loss itself cannot be represented -- the free energy
+(:math:`\approx -\sigma\log k` per sample) with σ log k beyond the dtype's largest
+number, the NLL (:math:`\approx d_i/\sigma`) with σ below its smallest normal one --
+:func:`loss` raises a :class:`ValueError` for a concrete σ; with a traced σ such a loss
+is ``±inf`` (and its gradients may not be finite).
+
 The math is the functional core's (:func:`arbf.free_energy`, :func:`arbf.responsibilities`)
 evaluated per sample (:mod:`arbf._math.core.terms`); with ``reduction="sum"`` the loss
 equals :func:`arbf.free_energy` and its center gradient :func:`arbf.center_gradient`.
@@ -27,12 +43,14 @@ equals :func:`arbf.free_energy` and its center gradient :func:`arbf.center_gradi
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._backend import array_namespace
+from ._backend import array_namespace, is_array
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
@@ -41,7 +59,7 @@ from ._math.seam import (
     sample_terms,
     select_objective,
 )
-from ._validation import Options, check_kind, check_param, check_sigma
+from ._validation import Interval, Options, check_kind, check_param, check_sigma
 
 __all__ = ["apply", "geometric_schedule", "init_params", "loss", "predict", "sample_terms_of"]
 
@@ -50,10 +68,133 @@ _XP = array_namespace(jnp.zeros(0))
 Params = dict[str, Any]
 
 
+def _check_real(x: Any, name: str) -> Any:
+    """``x`` as a JAX array: JAX or NumPy arrays, lists and scalars of real numbers
+    (other array libraries, complex and non-numeric data are a :class:`TypeError`)."""
+    if is_array(x) and not isinstance(x, jax.Array | np.ndarray | np.generic):
+        raise TypeError(
+            f"{name} must be a JAX or NumPy array, got {type(x).__module__}."
+            f"{type(x).__name__} (arrays of one library at a time)"
+        )
+    try:
+        a = jnp.asarray(x)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from exc
+    if jnp.issubdtype(a.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} has dtype {a.dtype}: clustering needs real data")
+    if not (jnp.issubdtype(a.dtype, jnp.number) or a.dtype == jnp.bool_):
+        raise TypeError(f"{name} has unsupported dtype {a.dtype}; expected real numbers")
+    return a
+
+
+def _host(a: Any) -> np.ndarray | None:
+    """The values of ``a`` on the host, or ``None`` when it is traced (under ``jit``
+    even operations on concrete arrays are staged: the check reads them with NumPy)."""
+    return None if isinstance(a, jax.core.Tracer) else np.asarray(a)
+
+
+def _check_finite(a: Any, name: str) -> None:
+    h = _host(a)
+    if h is not None and not bool(np.all(np.isfinite(h))):
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def _check_params(params: Any) -> Any:
+    """``params`` must be ``{"centers": (k, d) real, "log_sigma": 0-d}``; returns the
+    centers (floating)."""
+    if not isinstance(params, dict) or "centers" not in params or "log_sigma" not in params:
+        raise TypeError(
+            'params must be a dict {"centers": (k, d) array, "log_sigma": 0-d array} '
+            f"(from init_params), got {type(params).__name__}"
+        )
+    C = _check_real(params["centers"], 'params["centers"]')
+    if C.ndim != 2 or C.shape[0] < 1 or C.shape[1] < 1:
+        raise ValueError(f'params["centers"] must be a non-empty 2-D array, got shape {C.shape}')
+    if jnp.ndim(params["log_sigma"]) != 0:
+        raise ValueError(
+            f'params["log_sigma"] must be 0-d, got shape {jnp.shape(params["log_sigma"])}'
+        )
+    return C
+
+
+def _check_batch(X: Any, C: Any, name: str = "X") -> Any:
+    """``X`` as an ``(n >= 1, d)`` array of the centers' dtype (shapes are checked under
+    ``jit`` too; values -- finite -- only outside it)."""
+    X = _check_real(X, name)
+    if X.ndim != 2 or X.shape[1] != C.shape[1]:
+        raise ValueError(f"{name} must have shape (n, {C.shape[1]}), got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (0 samples): the loss has no value")
+    _check_finite(X, name)
+    return X.astype(C.dtype)
+
+
+def _check_weight(w: Any, n: int, dtype: Any) -> Any:
+    if w is None:
+        return None
+    w = _check_real(w, "sample_weight")
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(
+            f"sample_weight must be 1-D with {n} entries (one per sample), got shape {w.shape}"
+        )
+    h = _host(w)
+    if h is not None:
+        _check_finite(h, "sample_weight")
+        if bool(np.any(h < 0)):
+            raise ValueError("sample_weight contains negative values; weights must be >= 0")
+        if not float(np.sum(h, dtype=np.float64)) > 0:
+            raise ValueError("sample_weight sums to zero: at least one must be positive")
+    return w.astype(dtype)
+
+
+def _check_sigma_arg(sigma: Any) -> Any:
+    """The ``sigma=`` override: a positive real number or a 0-d array (its value
+    checked when it is not traced)."""
+    if sigma is None or isinstance(sigma, jax.core.Tracer):
+        if sigma is not None and jnp.ndim(sigma) != 0:
+            raise ValueError(f"sigma must be 0-d, got shape {jnp.shape(sigma)}")
+        return sigma
+    if is_array(sigma) and getattr(sigma, "ndim", 0) != 0:
+        raise ValueError(f"sigma must be a number or a 0-d array, got shape {sigma.shape}")
+    return check_sigma(sigma, allow_zero=False)
+
+
+def _check_loss_range(objective: str, log_sigma: Any, sigma: Any, C: Any) -> None:
+    """As :class:`arbf.torch.RBFClustering`: a concrete σ at which the loss itself is
+    beyond the dtype's range is a :class:`ValueError` (the free energy, about
+    :math:`-\\sigma\\log k` per sample, above ``max / log k``; the NLL, about
+    :math:`d_i/\\sigma`, below the smallest normal number).  Traced σ: not checked."""
+    if objective == "distortion":
+        return
+    value = sigma if log_sigma is None else log_sigma
+    h = _host(value) if not isinstance(value, int | float) else np.asarray(value)
+    if h is None:
+        return
+    ls = float(h) if log_sigma is not None else math.log(float(h))
+    fi = jnp.finfo(C.dtype)
+    k = C.shape[0]
+    if objective == "free_energy" and k > 1 and ls + math.log(math.log(k)) > math.log(fi.max):
+        raise ValueError(
+            f"sigma={math.exp(min(ls, 709.0)):g}: the free energy (about -sigma * log(k) per "
+            f"sample) is beyond the range of {C.dtype} (largest finite {float(fi.max):.4g}); "
+            "use float64 (jax_enable_x64), or objective='distortion'"
+        )
+    if objective == "nll" and ls < math.log(float(fi.smallest_normal)):
+        raise ValueError(
+            f"sigma={math.exp(ls):g}: the Gaussian negative log-likelihood (d_i / sigma per "
+            f"sample) is beyond the range of {C.dtype} below sigma="
+            f"{float(fi.smallest_normal):.4g}; use float64 (jax_enable_x64)"
+        )
+
+
 def _sample_terms_impl(params: Params, X: Any, sigma: Any, kind: str) -> SampleTerms:
-    C = params["centers"]
-    X = jnp.asarray(X, dtype=C.dtype)
-    return sample_terms(X, C, sigma, kind=kind, xp=_XP, stop_gradient=jax.lax.stop_gradient)
+    C = _check_params(params)
+    X = _check_batch(X, C)
+    log_sigma = params["log_sigma"] if sigma is None else None
+    s = jnp.exp(params["log_sigma"]) if sigma is None else sigma
+    return sample_terms(
+        X, C, s, kind=kind, xp=_XP, stop_gradient=jax.lax.stop_gradient, log_sigma=log_sigma
+    )
 
 
 def _sigma(params: Params, sigma: Any) -> Any:
@@ -97,23 +238,31 @@ def init_params(
             raise ValueError("give either centers or X and n_clusters")
         from ._drivers.kmeans import kmeans
 
-        X = jnp.asarray(X)
+        X = _check_real(X, "X")
         if not jnp.issubdtype(X.dtype, jnp.floating):
             X = X.astype(jnp.result_type(float))
-        centers = kmeans(X, int(n_clusters), random_state=random_state, n_init=n_init).centers
-    C = jnp.asarray(centers, dtype=dtype)
+        centers = kmeans(X, n_clusters, random_state=random_state, n_init=n_init).centers
+    elif X is not None or n_clusters is not None:
+        raise ValueError("give either centers or X and n_clusters, not both")
+    C = _check_real(centers, "centers")
+    if dtype is not None:
+        C = C.astype(dtype)
     if not jnp.issubdtype(C.dtype, jnp.floating):
         C = C.astype(jnp.result_type(float))
-    if C.ndim != 2:
-        raise ValueError(f"centers must be 2-D, got shape {C.shape}")
-    return {"centers": C, "log_sigma": jnp.asarray(math.log(sigma), dtype=C.dtype)}
+    if C.ndim != 2 or C.shape[0] < 1 or C.shape[1] < 1:
+        raise ValueError(f"centers must be a non-empty 2-D array, got shape {C.shape}")
+    _check_finite(C, "centers")
+    log_sigma = jnp.asarray(math.log(sigma), dtype=C.dtype)
+    if not bool(jnp.isfinite(log_sigma)):  # pragma: no cover - float64 log is finite
+        raise ValueError(f"sigma={sigma:g} cannot be stored in {C.dtype}")
+    return {"centers": C, "log_sigma": log_sigma}
 
 
 def sample_terms_of(
     params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None
 ) -> SampleTerms:
     """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``X``."""
-    return _sample_terms_impl(params, X, _sigma(params, sigma), check_kind(kind))
+    return _sample_terms_impl(params, X, _check_sigma_arg(sigma), check_kind(kind))
 
 
 def apply(params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None) -> Any:
@@ -209,15 +358,18 @@ def loss(
     """
     kind = check_kind(kind)
     objective = check_param("objective", objective, Options(*OBJECTIVES))
+    reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
     if objective == "nll" and kind != "softmax":
         raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
-    s = _sigma(params, sigma)
-    terms = _sample_terms_impl(params, X, s, kind)
+    sigma = _check_sigma_arg(sigma)
+    terms = _sample_terms_impl(params, X, sigma, kind)
     C = params["centers"]
+    _check_loss_range(objective, params["log_sigma"] if sigma is None else None, sigma, C)
     per_sample = select_objective(
-        terms, objective, s, n_features=C.shape[1], n_clusters=C.shape[0], xp=_XP
-    )
-    w = None if sample_weight is None else jnp.asarray(sample_weight, dtype=per_sample.dtype)
+        terms, objective, _sigma(params, sigma), n_features=C.shape[1], n_clusters=C.shape[0],
+        xp=_XP, log_sigma=params["log_sigma"] if sigma is None else None,
+    )  # fmt: skip
+    w = _check_weight(sample_weight, per_sample.shape[0], per_sample.dtype)
     return reduce_terms(per_sample, w, reduction, xp=_XP)
 
 
@@ -232,6 +384,7 @@ def geometric_schedule(start: float, end: float, n_steps: int) -> Any:
     :math:`\sigma_t = \sigma_0 (\sigma_{end}/\sigma_0)^{t/(T-1)}`; index it with the step
     number inside a jitted update so that σ is traced, not static.
     """
-    if not (start > 0 and end > 0 and n_steps >= 1):
-        raise ValueError("start and end must be > 0 and n_steps >= 1")
+    start = check_sigma(start, allow_zero=False, name="start")
+    end = check_sigma(end, allow_zero=False, name="end")
+    n_steps = check_param("n_steps", n_steps, Interval(numbers.Integral, 1))
     return jnp.asarray(geometric(start, end, n_steps) if n_steps > 1 else [float(end)])

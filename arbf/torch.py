@@ -27,10 +27,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._backend import array_namespace
+from ._backend import array_namespace, is_array, to_host
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
@@ -39,7 +40,7 @@ from ._math.seam import (
     sample_terms,
     select_objective,
 )
-from ._validation import BOOLEAN, Interval, Options, check_kind, check_param
+from ._validation import BOOLEAN, Interval, Options, check_kind, check_param, real_scalar
 
 # the compat namespace, resolved once (not inside forward: keeps torch.compile graphs clean)
 _XP = array_namespace(torch.empty(0))
@@ -63,7 +64,31 @@ class RBFOutput(NamedTuple):
 
 
 def _check_positive(value: float, name: str) -> float:
-    return float(check_param(name, value, Interval(numbers.Real, 0, None, "neither")))
+    return float(
+        check_param(name, real_scalar(value, name), Interval(numbers.Real, 0, None, "neither"))
+    )
+
+
+def _kind_of(x: Any) -> str:
+    return f"{type(x).__module__.split('.')[0]}.{type(x).__name__}"
+
+
+def _check_tensor(x: Any, name: str) -> torch.Tensor:
+    """``x`` must be a dense, real torch tensor with values (not on the meta device)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {_kind_of(x)}; convert it with "
+            "torch.as_tensor (arbf's functions take other arrays)"
+        )
+    if x.layout != torch.strided:
+        raise TypeError(
+            f"{name} is a {x.layout} tensor: RBFClustering needs a dense tensor (call .to_dense())"
+        )
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device: it has no values to cluster")
+    if x.is_complex():
+        raise TypeError(f"{name} has dtype {x.dtype}: clustering needs real data")
+    return x
 
 
 class RBFClustering(nn.Module):
@@ -113,6 +138,23 @@ class RBFClustering(nn.Module):
         :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
     device, dtype : optional
         Of the parameters, as for any ``nn.Module``.
+    check_inputs : bool, default True
+        Check the *values* of every batch and its weights (finite; weights >= 0 and not
+        all zero): one host synchronisation per call, skipped while ``torch.compile``
+        traces.  Types, shapes, devices and an empty batch are always checked (no
+        synchronisation).  Set False for hot training loops on a GPU.
+
+    Notes
+    -----
+    σ is stored as :math:`\log\sigma`, so any positive σ works in any dtype: the
+    responsibilities use σ clamped to the dtype's normal range (the exact one-hot or
+    uniform limits), :math:`F_i` tends to :math:`d_i` as σ underflows, and the ``"nll"``
+    objective is computed from :math:`\log\sigma`.  ``objective="free_energy"``
+    refuses a σ with :math:`\sigma\log k` beyond the dtype's range, ``"nll"`` a σ below
+    its smallest normal number (their losses could not be represented: a
+    :class:`ValueError` names σ and the dtype).  Otherwise a loss whose true value is
+    beyond the dtype's range (a *learned* σ that drifts there, or far-away inputs) is
+    ``±inf``, as any overflowing torch operation.
 
     Attributes
     ----------
@@ -149,6 +191,7 @@ class RBFClustering(nn.Module):
         centers: torch.Tensor | None = None,
         device: Any = None,
         dtype: Any = None,
+        check_inputs: bool = True,
     ) -> None:
         super().__init__()
         self.n_clusters = check_param("n_clusters", n_clusters, Interval(numbers.Integral, 1))
@@ -159,10 +202,19 @@ class RBFClustering(nn.Module):
             raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
         self.reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
         self.learn_sigma = check_param("learn_sigma", learn_sigma, BOOLEAN)
+        self.check_inputs = check_param("check_inputs", check_inputs, BOOLEAN)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         if centers is None:
             init = torch.randn(self.n_clusters, self.n_features, **factory)
         else:
+            if isinstance(centers, torch.Tensor):
+                _check_tensor(centers, "centers")
+            elif is_array(centers) or isinstance(centers, list | tuple):
+                host = np.asarray(to_host(centers) if is_array(centers) else centers)
+                if host.dtype.kind not in "biuf":
+                    raise TypeError(f"centers must be real numbers, got dtype {host.dtype}")
+            else:
+                raise TypeError(f"centers must be a tensor or an array, got {_kind_of(centers)}")
             init = torch.as_tensor(centers, **factory).detach().clone()
             if tuple(init.shape) != (self.n_clusters, self.n_features):
                 raise ValueError(
@@ -171,10 +223,11 @@ class RBFClustering(nn.Module):
                 )
         if not init.is_floating_point():
             init = init.to(torch.get_default_dtype())
+        if init.device.type != "meta" and not bool(torch.isfinite(init).all()):
+            raise ValueError("centers contains NaN or infinity")
         self.centers = nn.Parameter(init)
-        log_sigma = torch.tensor(
-            math.log(_check_positive(sigma, "sigma")), dtype=init.dtype, device=init.device
-        )
+        sigma = self._check_sigma_range(_check_positive(sigma, "sigma"), init.dtype)
+        log_sigma = torch.tensor(math.log(sigma), dtype=init.dtype, device=init.device)
         if self.learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -218,17 +271,90 @@ class RBFClustering(nn.Module):
     @torch.no_grad()
     def set_sigma(self, value: float) -> None:
         """Set σ (> 0) in place; no recompilation under ``torch.compile``."""
-        self.log_sigma.fill_(math.log(_check_positive(value, "sigma")))
+        value = self._check_sigma_range(_check_positive(value, "sigma"), self.log_sigma.dtype)
+        self.log_sigma.fill_(math.log(value))
+
+    def _check_sigma_range(self, sigma: float, dtype: torch.dtype) -> float:
+        """σ is stored as log σ and may be anything positive in float64, except where the
+        loss itself could not be represented (a :class:`ValueError`): the free energy is
+        about :math:`-\\sigma\\log k` per sample at a σ far above the data's squared
+        scale, so ``objective="free_energy"`` refuses ``σ log k`` beyond the dtype's
+        largest finite number; the NLL is about :math:`d_i/\\sigma`, so ``"nll"``
+        refuses a σ below its smallest normal number."""
+        if not dtype.is_floating_point:
+            return sigma
+        fi = torch.finfo(dtype)
+        if self.objective == "free_energy" and self.n_clusters > 1:
+            if sigma * math.log(self.n_clusters) > fi.max:
+                raise ValueError(
+                    f"sigma={sigma:g}: the free energy (about -sigma * log(k) per sample) is "
+                    f"beyond the range of {dtype} (largest finite {fi.max:.4g}); use float64 "
+                    "parameters, or objective='distortion' (the same center gradients)"
+                )
+        if self.objective == "nll" and sigma < fi.smallest_normal:
+            raise ValueError(
+                f"sigma={sigma:g}: the Gaussian negative log-likelihood (d_i / sigma per "
+                f"sample) is beyond the range of {dtype} below sigma={fi.smallest_normal:.4g}; "
+                "use float64 parameters"
+            )
+        return sigma
+
+    def _check_batch(
+        self, x: Any, sample_weight: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The input batch (and weights) validated: a dense real tensor on the centers'
+        device, shape ``(n >= 1, n_features)``; weights a 1-D tensor of length ``n``.
+        With ``check_inputs`` (and not while ``torch.compile`` traces) the values too,
+        in one host synchronisation: finite inputs, finite non-negative weights that
+        are not all zero."""
+        x = _check_tensor(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x must have shape (n, {self.n_features}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError("x is an empty batch (0 samples): the loss has no value")
+        if x.device != self.centers.device:
+            raise ValueError(
+                f"x is on {x.device} but the centers are on {self.centers.device}; move "
+                "one of them (layer.to(device))"
+            )
+        x = x.to(self.centers.dtype)
+        w = None
+        if sample_weight is not None:
+            w = _check_tensor(sample_weight, "sample_weight")
+            if w.ndim != 1 or w.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"sample_weight must be 1-D with {x.shape[0]} entries (one per sample), "
+                    f"got shape {tuple(w.shape)}"
+                )
+            if w.device != x.device:
+                raise ValueError(f"sample_weight is on {w.device} but x is on {x.device}")
+            w = w.to(x.dtype)
+        if self.check_inputs and not torch.compiler.is_compiling():
+            with torch.no_grad():
+                flags = [torch.isfinite(x).all()]
+                if w is not None:
+                    flags += [torch.isfinite(w).all(), (w >= 0).all(), w.sum() > 0]
+                ok = torch.stack(flags).cpu().tolist()
+            if not ok[0]:
+                raise ValueError("x contains NaN or infinity")
+            if w is not None and not ok[1]:
+                raise ValueError("sample_weight contains NaN or infinity")
+            if w is not None and not ok[2]:
+                raise ValueError("sample_weight contains negative values; weights must be >= 0")
+            if w is not None and not ok[3]:
+                raise ValueError("sample_weight sums to zero: at least one must be positive")
+        return x, w
 
     def sample_terms(self, x: torch.Tensor) -> SampleTerms:
         """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``x``.
 
         See :class:`arbf._math.core.terms.SampleTerms`.
         """
-        x = x.to(self.centers.dtype)
+        x, _ = self._check_batch(x)
         return sample_terms(
-            x, self.centers, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach
-        )
+            x, self.centers, self.sigma, kind=self.kind, xp=_XP,
+            stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor, sample_weight: torch.Tensor | None = None) -> RBFOutput:
         """Responsibilities of the centers for ``x`` (n×d) and the clustering loss.
@@ -245,16 +371,16 @@ class RBFClustering(nn.Module):
         RBFOutput
             ``(responsibilities, loss)``.
         """
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"x must have shape (n, {self.n_features}), got {tuple(x.shape)}")
-        terms = self.sample_terms(x)
-        xp = _XP
-        sigma = self.sigma
-        per_sample = select_objective(
-            terms, self.objective, sigma, n_features=self.n_features,
-            n_clusters=self.n_clusters, xp=xp,
+        x, w = self._check_batch(x, sample_weight)
+        terms = sample_terms(
+            x, self.centers, self.sigma, kind=self.kind, xp=_XP,
+            stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
         )  # fmt: skip
-        w = None if sample_weight is None else sample_weight.to(per_sample.dtype)
+        xp = _XP
+        per_sample = select_objective(
+            terms, self.objective, self.sigma, n_features=self.n_features,
+            n_clusters=self.n_clusters, xp=xp, log_sigma=self.log_sigma,
+        )  # fmt: skip
         return RBFOutput(
             terms.responsibilities, reduce_terms(per_sample, w, self.reduction, xp=xp)
         )
@@ -262,7 +388,8 @@ class RBFClustering(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest center for each row of ``x`` (ties to the lowest index)."""
-        return torch.cdist(x.to(self.centers.dtype), self.centers).argmin(dim=1)
+        x, _ = self._check_batch(x)
+        return torch.cdist(x, self.centers).argmin(dim=1)
 
     def extra_repr(self) -> str:
         return (
@@ -304,10 +431,12 @@ class SigmaSchedule:
     """
 
     def __init__(self, layer: RBFClustering, sigmas: Sequence[float]) -> None:
+        if isinstance(sigmas, str | bytes) or not isinstance(sigmas, Sequence | np.ndarray):
+            raise TypeError(f"sigmas must be a sequence of temperatures, got {sigmas!r}")
         if len(sigmas) == 0:
             raise ValueError("sigmas must not be empty")
         self.layer = layer
-        self.sigmas = [float(s) for s in sigmas]
+        self.sigmas = [_check_positive(s, "sigmas entries") for s in sigmas]
         self.t = 0
         layer.set_sigma(self.sigmas[0])
 

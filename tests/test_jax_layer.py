@@ -183,3 +183,100 @@ def test_optax_adam_example():
         p, state = update(p, state, t)
     labels = np.asarray(ajax.predict(p, X))
     assert len(np.unique(labels)) == 3
+
+
+class TestValidation:
+    """Shapes and dtypes checked always (also under jit); values outside a trace."""
+
+    def _p(self):
+        return ajax.init_params(centers=jnp.zeros((3, 2)))
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "match"),
+        [
+            ({"centers": np.full((3, 2), np.nan)}, ValueError, "centers contains NaN"),
+            ({"centers": np.zeros((3, 2), dtype=complex)}, TypeError, "real data"),
+            ({"centers": np.zeros(3)}, ValueError, "2-D"),
+            ({"centers": np.zeros((3, 2)), "sigma": "1"}, TypeError, "sigma"),
+            ({"centers": np.zeros((3, 2)), "sigma": True}, TypeError, "sigma"),
+            ({"centers": np.zeros((3, 2)), "sigma": -1.0}, ValueError, "sigma"),
+            ({"X": np.zeros((5, 2)), "n_clusters": 2.5}, TypeError, "n_clusters"),
+            ({}, ValueError, "give either centers or X"),
+        ],
+    )
+    def test_init_params(self, kwargs, error, match):
+        with pytest.raises(error, match=match):
+            ajax.init_params(**kwargs)
+
+    @pytest.mark.parametrize(
+        ("X", "kw", "error", "match"),
+        [
+            (np.zeros((5, 3)), {}, ValueError, r"X must have shape \(n, 2\)"),
+            (np.zeros((0, 2)), {}, ValueError, "empty batch"),
+            (np.array([[0.0, np.nan]]), {}, ValueError, "X contains NaN"),
+            (np.zeros((5, 2), dtype=complex), {}, TypeError, "real data"),
+            (np.zeros((5, 2)), {"sample_weight": np.ones((5, 1))}, ValueError, "1-D"),
+            (np.zeros((5, 2)), {"sample_weight": -np.ones(5)}, ValueError, "negative"),
+            (np.zeros((5, 2)), {"sample_weight": np.zeros(5)}, ValueError, "sums to zero"),
+            (np.zeros((5, 2)), {"sigma": "1"}, TypeError, "sigma"),
+            (np.zeros((5, 2)), {"sigma": np.ones(2)}, ValueError, "sigma"),
+            (np.zeros((5, 2)), {"reduction": "avg"}, ValueError, "reduction"),
+            (
+                np.zeros((5, 2)),
+                {"objective": "nll", "sigma": 1e-320},
+                ValueError,
+                "log-likelihood",
+            ),
+        ],
+    )
+    def test_loss(self, X, kw, error, match):
+        with pytest.raises(error, match=match):
+            ajax.loss(self._p(), X, **kw)
+
+    def test_other_libraries_and_bad_params(self):
+        torch = pytest.importorskip("torch")
+        with pytest.raises(TypeError, match=r"JAX or NumPy array, got torch\.Tensor"):
+            ajax.loss(self._p(), torch.zeros((5, 2)))
+        with pytest.raises(TypeError, match="params must be a dict"):
+            ajax.loss({"centers": jnp.zeros((3, 2))}, np.zeros((5, 2)))
+        with pytest.raises(TypeError, match="start"):
+            ajax.geometric_schedule("1", 0.1, 3)
+        with pytest.raises(TypeError, match="n_steps"):
+            ajax.geometric_schedule(1.0, 0.1, 2.5)
+
+    def test_under_jit_shapes_checked_values_not(self):
+        p = self._p()
+        with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
+            jit_loss(p, jnp.zeros((5, 3)))
+        # a traced NaN cannot be read: it propagates, as in any JAX function
+        assert np.isnan(float(jit_loss(p, jnp.asarray([[0.0, np.nan]]))))
+
+
+class TestSigmaRange:
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_tiny_and_huge(self, kind):
+        X, C = _data(seed=7)
+        hard = np.asarray(arbf.responsibilities(np.asarray(X), np.asarray(C), sigma=0.0))
+        p = ajax.init_params(centers=C, sigma=1e-300)
+        np.testing.assert_array_equal(np.asarray(ajax.apply(p, X, kind=kind)), hard)
+        g = jax.grad(ajax.loss)(p, X, kind=kind, reduction="sum")
+        N = hard.sum(0)
+        lloyd = (hard.T @ np.asarray(X)) / N[:, None]
+        step = np.asarray(C) - np.asarray(g["centers"]) / (2 * N[:, None])
+        np.testing.assert_allclose(step, lloyd, rtol=1e-12)
+        assert np.isfinite(float(g["log_sigma"]))
+        p = ajax.init_params(centers=C, sigma=1e300)
+        np.testing.assert_allclose(np.asarray(ajax.apply(p, X, kind=kind)), 0.25)
+        g = jax.grad(ajax.loss)(p, X, kind=kind, objective="distortion", reduction="sum")
+        step = np.asarray(C) - np.asarray(g["centers"]) / (2 * 15.0)
+        np.testing.assert_allclose(
+            step, np.broadcast_to(np.asarray(X).mean(0), C.shape), rtol=1e-12
+        )
+        assert np.isfinite(float(ajax.loss(p, X, objective="nll")))
+
+    def test_float32_free_energy_beyond_range_is_refused(self):
+        X, C = _data(seed=8)
+        p = ajax.init_params(centers=C.astype(jnp.float32), sigma=1e300)
+        with pytest.raises(ValueError, match=r"free energy .* beyond the range of float32"):
+            ajax.loss(p, X.astype(jnp.float32))
+        assert np.isfinite(float(ajax.loss(p, X.astype(jnp.float32), objective="distortion")))

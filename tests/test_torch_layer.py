@@ -270,3 +270,119 @@ def test_output_is_named_tuple():
     out = RBFClustering(2, 2)(torch.zeros(3, 2))
     assert isinstance(out, RBFOutput)
     assert out.responsibilities.shape == (3, 2) and out.loss.ndim == 0
+
+
+class TestValidation:
+    """Every bad input is a TypeError or ValueError naming the argument (issue 15)."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "match"),
+        [
+            ({"n_clusters": 2.5}, TypeError, "n_clusters"),
+            ({"n_features": 0}, ValueError, "n_features"),
+            ({"sigma": "0.5"}, TypeError, "sigma"),
+            ({"sigma": True}, TypeError, "sigma"),
+            ({"sigma": 0.0}, ValueError, "sigma"),
+            ({"learn_sigma": 1}, TypeError, "learn_sigma"),
+            ({"check_inputs": "yes"}, TypeError, "check_inputs"),
+            ({"centers": torch.full((3, 2), float("nan"))}, ValueError, "centers contains NaN"),
+            ({"centers": torch.zeros((3, 2), dtype=torch.complex64)}, TypeError, "real"),
+            ({"centers": np.zeros((3, 2), dtype=complex)}, TypeError, "real"),
+            ({"centers": torch.zeros((2, 2))}, ValueError, r"centers must have shape \(3, 2\)"),
+            ({"centers": "abc"}, TypeError, "centers"),
+            ({"sigma": 1e300}, ValueError, "free energy .* beyond the range of torch.float32"),
+            ({"sigma": 1e-300, "objective": "nll"}, ValueError, "negative log-likelihood"),
+        ],
+    )
+    def test_constructor(self, kwargs, error, match):
+        args = {"n_clusters": 3, "n_features": 2, **kwargs}
+        with pytest.raises(error, match=match):
+            RBFClustering(args.pop("n_clusters"), args.pop("n_features"), **args)
+
+    @pytest.mark.parametrize(
+        ("x", "w", "error", "match"),
+        [
+            (np.zeros((5, 2)), None, TypeError, "x must be a torch.Tensor, got numpy.ndarray"),
+            (torch.zeros((5, 3)), None, ValueError, r"x must have shape \(n, 2\)"),
+            (torch.zeros(5), None, ValueError, r"x must have shape \(n, 2\)"),
+            (torch.zeros((0, 2)), None, ValueError, "empty batch"),
+            (torch.tensor([[0.0, float("nan")]]), None, ValueError, "x contains NaN"),
+            (torch.zeros((5, 2), dtype=torch.complex64), None, TypeError, "real data"),
+            (torch.zeros((5, 2)).to_sparse(), None, TypeError, "dense tensor"),
+            (torch.zeros((5, 2), device="meta"), None, ValueError, "meta"),
+            (torch.zeros((5, 2)), torch.ones(5, 1), ValueError, "sample_weight must be 1-D"),
+            (torch.zeros((5, 2)), torch.ones(4), ValueError, "sample_weight must be 1-D"),
+            (torch.zeros((5, 2)), -torch.ones(5), ValueError, "negative"),
+            (torch.zeros((5, 2)), torch.zeros(5), ValueError, "sums to zero"),
+            (torch.zeros((5, 2)), torch.full((5,), float("inf")), ValueError, "sample_weight"),
+            (torch.zeros((5, 2)), np.ones(5), TypeError, "sample_weight must be a torch.Tensor"),
+        ],
+    )
+    def test_forward(self, x, w, error, match):
+        layer = RBFClustering(3, 2, centers=torch.zeros(3, 2))
+        with pytest.raises(error, match=match):
+            layer(x, sample_weight=w)
+        if w is None:
+            with pytest.raises(error, match=match):
+                layer.predict(x)
+
+    def test_values_unchecked_on_request(self):
+        layer = RBFClustering(3, 2, centers=torch.zeros(3, 2), check_inputs=False)
+        out = layer(torch.tensor([[0.0, float("nan")]]))  # no host sync: NaN propagates
+        assert torch.isnan(out.loss)
+        with pytest.raises(ValueError, match="empty batch"):  # shapes are always checked
+            layer(torch.zeros((0, 2)))
+
+    def test_set_sigma_and_schedule(self):
+        layer = RBFClustering(3, 2)
+        for bad, error in (("0.5", TypeError), (True, TypeError), (-1.0, ValueError)):
+            with pytest.raises(error, match="sigma"):
+                layer.set_sigma(bad)
+            with pytest.raises(error, match="sigmas entries"):
+                SigmaSchedule(layer, [1.0, bad])
+        with pytest.raises(TypeError, match="sigmas must be a sequence"):
+            SigmaSchedule(layer, "0.5")
+
+
+class TestSigmaRange:
+    """σ from 1e-300 to 1e300: the exact limits, no NaN (issue 15)."""
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_tiny_sigma_is_lloyd(self, dtype, kind):
+        X, C = _data(dtype=dtype, seed=5)
+        layer = RBFClustering(4, 3, sigma=1e-300, kind=kind, reduction="sum", centers=C,
+                              learn_sigma=True, dtype=dtype)  # fmt: skip
+        R, loss = layer(X)
+        loss.backward()
+        hard = torch.nn.functional.one_hot(torch.cdist(X, C).argmin(1), 4).to(dtype)
+        torch.testing.assert_close(R, hard)
+        d = ((X[:, None, :] - C[None]) ** 2).sum(-1).min(1).values
+        torch.testing.assert_close(loss, d.sum())  # F -> J
+        # the gradient step of size 1/(2 N_j) is Lloyd's step
+        N = hard.sum(0)
+        lloyd = (hard.T @ X) / N[:, None]
+        torch.testing.assert_close(C - layer.centers.grad / (2 * N[:, None]), lloyd)
+        assert torch.isfinite(layer.log_sigma.grad)
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_huge_sigma_is_the_mean(self, kind):
+        X, C = _data(dtype=torch.float32, seed=6)
+        layer = RBFClustering(4, 3, sigma=1e300, kind=kind, objective="distortion",
+                              reduction="sum", centers=C, learn_sigma=True)  # fmt: skip
+        R, loss = layer(X)
+        loss.backward()
+        torch.testing.assert_close(R, torch.full_like(R, 0.25))
+        step = C - layer.centers.grad / (2 * R.sum(0)[:, None])
+        torch.testing.assert_close(step, X.mean(0).expand(4, 3))
+        assert torch.isfinite(loss)
+        assert layer.log_sigma.grad is None  # L with the responsibilities held fixed
+        # the NLL at a huge σ is finite (computed from log σ)
+        nll = RBFClustering(4, 3, sigma=1e300, objective="nll", centers=C)
+        assert torch.isfinite(nll(X).loss)
+
+    def test_one_center_any_sigma(self):
+        X, C = _data(dtype=torch.float32, k=1)
+        for sigma in (1e-300, 1.0, 1e30):
+            layer = RBFClustering(1, 3, sigma=sigma, reduction="sum", centers=C)
+            torch.testing.assert_close(layer(X).loss, ((X - C) ** 2).sum())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, fields, replace
 from types import ModuleType
 from typing import Any
@@ -29,7 +30,8 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, is_sparse, to_host
 from .._math import seam
-from .._messages import emit
+from .._messages import convergence_warning, emit
+from .._scaling import units
 from .._validation import (
     BOOLEAN,
     NONE,
@@ -39,18 +41,32 @@ from .._validation import (
     check_kind,
     check_param,
 )
-from .engine import center, lloyd, tolerance
 from .engine import finish as engine_finish
+from .engine import lloyd, prepare, tolerance
 from .fixed_point import fixed_point
 from .results import DeterministicAnnealingResult, KMeansResult
 
 __all__ = [
+    "MAX_LEVELS",
     "AnnealOptions",
     "anneal_centers",
     "anneal_init",
     "critical_factor",
     "deterministic_annealing",
 ]
+
+
+def warn_fewer_distinct(C: Array, k: int) -> None:
+    """:func:`arbf.kmeans`'s warning when fewer than ``k`` distinct centers came out
+    (fewer distinct points than clusters): the centers are duplicated."""
+    distinct = int(np.unique(to_host(C).astype(np.float64), axis=0).shape[0])
+    if distinct < k:
+        warnings.warn(
+            f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
+            "Possibly due to duplicate points in X.",
+            convergence_warning(),
+            stacklevel=3,
+        )
 
 
 def critical_factor(kind: str) -> float:
@@ -135,6 +151,23 @@ def _root(parent: np.ndarray, i: int) -> int:
     return int(i)
 
 
+#: Largest number of temperature levels of one annealing run: with ``cooling <= 0.99``
+#: the cooling phase needs :math:`\\log(\\sigma_c/\\sigma_{hard}) / 0.01` levels, a few
+#: hundred for twelve decades; past the cap Lloyd's iterations take over (with a
+#: :class:`arbf.ConvergenceWarning`).
+MAX_LEVELS = 1000
+
+
+def _pad_centers(C: Array, k: int, *, xp: ModuleType) -> Array:
+    """``C`` with copies of its first row appended up to ``k`` rows (fewer distinct
+    points than clusters: Lloyd's relocation then places the copies, as in
+    :func:`arbf.kmeans`)."""
+    m = C.shape[0]
+    if m >= k:
+        return C
+    return xp.concat([C, *([C[:1, ...]] * (k - m))], axis=0)
+
+
 def _anneal_impl(
     X: Array,
     k: int,
@@ -144,8 +177,12 @@ def _anneal_impl(
     xp: ModuleType,
     opts: AnnealOptions,
     working_memory: Any,
+    scale: float = 1.0,
 ) -> tuple[Array, dict[str, Any]]:
-    """The annealing loop on (centred) ``X``; returns centers and the record."""
+    """The annealing loop on prepared ``X`` (centred, divided by ``scale``: σ and the
+    record are in those units, the ``verbose`` lines in the data's); returns exactly
+    ``k`` centers (:func:`_pad_centers` when fewer distinct points exist) and the
+    record."""
     kind, cooling, tol, verbose = opts.kind, opts.cooling, opts.tol, opts.verbose
     d = X.shape[1]
     dev, dtype = device_of(X), X.dtype
@@ -184,6 +221,15 @@ def _anneal_impl(
     sigma = cooling * rec["sigma_critical"]
     level = 0
     while k > 1 and sigma > 0:
+        if level >= MAX_LEVELS:
+            warnings.warn(
+                f"deterministic annealing stopped after {MAX_LEVELS} temperature levels "
+                f"(cooling={cooling}) before the soft and hard distortions agreed; Lloyd's "
+                "iterations finish",
+                convergence_warning(),
+                stacklevel=4,
+            )
+            break
         level += 1
         iters = 0
         for _round in range(opts.max_rounds):
@@ -234,7 +280,10 @@ def _anneal_impl(
                 rec["splits"].append((float(sigma), int(j), float(crit[j])))
             C = from_host(np.vstack([C_h, *new_c]), xp=xp, device=dev, dtype=dtype)
             V = from_host(np.vstack([V_h, *new_v]), xp=xp, device=dev, dtype=dtype)
-            emit(verbose, "sigma %.4g: split %d center(s), now %d", sigma, cand.size, C.shape[0])
+            emit(
+                verbose, "sigma %.4g: split %d center(s), now %d", units(sigma, scale), cand.size,
+                C.shape[0],
+            )  # fmt: skip
         m = C.shape[0]
         rec["sigmas"].append(sigma)
         rec["n_centers"].append(m)
@@ -246,12 +295,12 @@ def _anneal_impl(
             verbose,
             "level %d: sigma %.4g, %d centers, %d iteration(s), F %.6g, L %.6g, J %.6g",
             level,
-            sigma,
+            units(sigma, scale),
             m,
             iters,
-            host[1],
-            host[2],
-            host[3],
+            units(host[1], scale),
+            units(host[2], scale),
+            units(host[3], scale),
         )
         # ---- the next temperature ------------------------------------------------
         if m >= k:
@@ -262,14 +311,13 @@ def _anneal_impl(
             continue
         top = float(c * np.max(lam))
         if not top > 0:
-            # no cluster has any spread left (fewer distinct points than clusters):
-            # duplicate the first center and let Lloyd's relocation place the copies
-            extra = xp.concat([C[:1, ...]] * (k - m), axis=0)
-            C = xp.concat([C, extra], axis=0)
+            # no cluster has any spread left (fewer distinct points than clusters)
             break
         # skip the levels where nothing splits: jump just below the next critical σ
         sigma = cooling * min(sigma, top)
-    return C, rec
+    # fewer centers than clusters (no spread left, constant data, one positive weight):
+    # copies of the first, placed by Lloyd's relocation
+    return _pad_centers(C, k, xp=xp), rec
 
 
 def _swap_refine(
@@ -368,7 +416,7 @@ class AnnealOptions:
         verbose = check_param("verbose", o.verbose, BOOLEAN, Interval(numbers.Integral, 0))
         return cls(
             kind=check_kind(o.kind, ("softmax", "entmax15")),
-            cooling=check_param("cooling", o.cooling, Interval(numbers.Real, 0, 1, "neither")),
+            cooling=check_param("cooling", o.cooling, Interval(numbers.Real, 0, 0.99, "right")),
             max_iter=check_param("max_iter", o.max_iter, count),
             tol=check_param("tol", o.tol, positive),
             hard_tol=check_param("hard_tol", o.hard_tol, positive),
@@ -391,9 +439,11 @@ def _anneal_prepared(
     xp: ModuleType,
     opts: AnnealOptions,
     working_memory: Any,
+    scale: float = 1.0,
 ) -> tuple[Array, dict[str, Any]]:
     """Annealing (on a subsample when ``max_samples`` says so) then the center swaps, on
-    validated, centred ``Xc``; returns the centers (``Xc``'s coordinates) and the record."""
+    validated, prepared ``Xc`` (centred, divided by ``scale``); returns exactly ``k``
+    centers (``Xc``'s coordinates) and the record (in those units)."""
     if is_sparse(Xc):
         raise TypeError(
             "deterministic annealing does not support scipy.sparse input (its splits need "
@@ -407,13 +457,21 @@ def _anneal_prepared(
     elif opts.max_samples is not None:
         m = max(int(opts.max_samples), k)
     Xa, wa = Xc, w
-    if m is not None and n > m:
-        # anneal on a uniform subsample (weights kept); swaps and Lloyd see all the data
-        pick = np.sort(rng.choice(n, size=m, replace=False))
-        idx = from_host(pick, xp=xp, device=device_of(Xc))
+    # zero-weight samples never move a center: the annealing sees the others only
+    pos = None if w is None else np.flatnonzero(to_host(w) > 0)
+    if pos is not None and pos.size == n:
+        pos = None
+    pool = n if pos is None else int(pos.size)
+    if (m is not None and pool > m) or pos is not None:
+        # a uniform subsample of them (weights kept); swaps and Lloyd see all the data
+        pick = np.arange(pool) if m is None or pool <= m else rng.choice(pool, m, replace=False)
+        pick = np.sort(pick if pos is None else pos[pick])
+        idx = from_host(pick.astype(np.int64), xp=xp, device=device_of(Xc))
         Xa = xp.take(Xc, idx, axis=0)
         wa = None if w is None else xp.take(w, idx, axis=0)
-    C, rec = _anneal_impl(Xa, k, wa, rng, xp=xp, opts=opts, working_memory=working_memory)
+    C, rec = _anneal_impl(
+        Xa, k, wa, rng, xp=xp, opts=opts, working_memory=working_memory, scale=scale
+    )
     if opts.refine:
         C, n_tried, n_acc = _swap_refine(
             Xc, C, w, rng, xp=xp, max_fail=opts.refine, working_memory=working_memory
@@ -433,7 +491,7 @@ def anneal_centers(
     **options: Any,
 ) -> Array:
     """Initial centers for K-Means by deterministic annealing and swaps (no final Lloyd)
-    on validated, centred data: ``init="anneal"`` of every driver and estimator."""
+    on validated, prepared data: ``init="anneal"`` of every driver and estimator."""
     opts = AnnealOptions.check(**options)
     return _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)[0]
 
@@ -529,8 +587,10 @@ def deterministic_annealing(
         Non-negative weights (annealing, swaps and Lloyd).
     random_state : int, numpy Generator or None
         Seeds the power-iteration starts, the subsample and the swap directions.
-    cooling : float in (0, 1), default 0.8
-        γ, the factor between levels and below each critical temperature.
+    cooling : float in (0, 0.99], default 0.8
+        γ, the factor between levels and below each critical temperature.  At most
+        :data:`MAX_LEVELS` (1000) levels run; past them Lloyd's iterations finish (with
+        a :class:`arbf.ConvergenceWarning`).
     max_iter : int, default 20
         Fixed-point iterations per round at one temperature.
     tol : float, default 1e-3
@@ -598,26 +658,31 @@ def deterministic_annealing(
     )  # fmt: skip
     finish = check_param("finish", finish, BOOLEAN)
     algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
-    mean, Xc = center(X, xp=xp)
-    C, rec = _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)
+    prep = prepare(X, xp=xp)
+    sc = prep.scale
+    C, rec = _anneal_prepared(
+        prep.X, k, w, rng, xp=xp, opts=opts, working_memory=working_memory, scale=sc
+    )
     km: KMeansResult | None = None
     if finish:
         C, km = engine_finish(
-            Xc, C, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm
+            prep, C, w, xp=xp, working_memory=working_memory, algorithm=algorithm
         )
+    else:
+        warn_fewer_distinct(C, k)
     n_iter = np.asarray(rec["n_iter"], dtype=np.int64)
     return DeterministicAnnealingResult(
-        centers=C + mean,
-        sigmas=np.asarray(rec["sigmas"], dtype=np.float64),
+        centers=prep.to_data(C),
+        sigmas=units(np.asarray(rec["sigmas"], dtype=np.float64), sc),
         n_centers=np.asarray(rec["n_centers"], dtype=np.int64),
         n_iter=int(n_iter.sum()),
         n_iter_per_level=n_iter,
         objectives={
-            name: np.asarray(rec[name], dtype=np.float64)
+            name: units(np.asarray(rec[name], dtype=np.float64), sc)
             for name in ("free_energy", "soft_distortion", "inertia")
         },
-        splits=rec["splits"],
-        sigma_critical=rec["sigma_critical"],
+        splits=[(prep.sigma_out(a), j, prep.sigma_out(c)) for a, j, c in rec["splits"]],
+        sigma_critical=prep.sigma_out(rec["sigma_critical"]),
         n_passes=int(rec["n_passes"]),
         kmeans=km,
     )
@@ -658,6 +723,9 @@ def anneal_init(
     working_memory = options.pop("working_memory", None)
     opts = AnnealOptions.check(kind=kind, **options)  # no "finish": a TypeError
     X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
-    mean, Xc = center(X, xp=xp)
-    C, _ = _anneal_prepared(Xc, k, w, rng, xp=xp, opts=opts, working_memory=working_memory)
-    return C + mean
+    prep = prepare(X, xp=xp)
+    C, _ = _anneal_prepared(
+        prep.X, k, w, rng, xp=xp, opts=opts, working_memory=working_memory, scale=prep.scale
+    )
+    warn_fewer_distinct(C, k)
+    return prep.to_data(C)

@@ -1,6 +1,8 @@
 """The Lloyd engine: K-Means on prepared data (scikit-learn's ``_kmeans_single_lloyd``).
 
-Callers validate and centre the data once (:func:`center`), then run :func:`lloyd` —
+Callers validate the data, then prepare them once (:func:`prepare`: an exact
+power-of-two rescaling, :func:`scale_data`, so that no squared distance leaves the
+dtype's range, then centring, :func:`center`), then run :func:`lloyd` —
 one run from given centers — or :func:`best_of` — ``runs`` runs from an initialisation
 function, the best kept.  The public :func:`arbf.kmeans`, k-means‖ (on its weighted
 candidates), deterministic annealing (center swaps and the hand-over to Lloyd) and the
@@ -16,17 +18,30 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, host_view, materialize, to_host
+from .._backend import Array, device_of, from_host, host_view, is_sparse, materialize, to_host
 from .._math import seam
 from .._messages import convergence_warning, emit
+from .._scaling import in_units, rescale, scale_for, sigma_in, sigma_out, units, unscale
 from .results import KMeansResult
 
-__all__ = ["best_of", "center", "finish", "lloyd", "tolerance", "warn_fewer_clusters"]
+__all__ = [
+    "Prepared",
+    "best_of",
+    "center",
+    "finish",
+    "lloyd",
+    "prepare",
+    "result_to_data",
+    "scale_data",
+    "tolerance",
+    "warn_fewer_clusters",
+]
 
 
 def tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
@@ -41,6 +56,103 @@ def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     before K-Means, for precision); on Dask the mean is computed once and kept.  Sparse
     data are not centred (:func:`arbf._math.seam.centre`: the mean is 0)."""
     return seam.centre(X, xp=xp)
+
+
+def scale_data(X: Array, *others: Array | None, xp: ModuleType) -> float:
+    """The power of two that data ``X`` (and ``others``: centers, an initialisation in
+    the same units) are divided by before any distance is formed
+    (:func:`arbf._scaling.scale_for` of their extent; ``1.0`` for all ordinary data).
+    One host sync."""
+    return scale_for(seam.extent(X, *others, xp=xp), X.dtype, xp=xp)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Validated data, rescaled and centred once: ``X = x / scale - mean``.
+
+    ``scale`` is a power of two (:func:`scale_data`), so the rescaling is exact and the
+    whole computation on ``X`` is the original one in other units: centers map back by
+    :meth:`to_data`, squared distances and objectives by ``scale**2``
+    (:meth:`to_units`), a temperature σ is :meth:`sigma_in` here.  ``tol`` is the
+    absolute tolerance (:func:`tolerance`) in these units.
+    """
+
+    X: Array
+    mean: Array
+    scale: float
+    tol: float = 0.0
+    offset: Array | None = None  # lazily centred: X is not centred, the kernels subtract this
+
+    def to_data(self, C: Array) -> Array:
+        """Centers from these coordinates back to the data's: ``(C + mean) * scale``."""
+        return unscale(C + self.mean, self.scale)
+
+    def from_data(self, C: Array) -> Array:
+        """Centers from the data's coordinates to these: ``C / scale - mean``."""
+        return rescale(C, self.scale) - self.mean
+
+    def to_units(self, value: float, *, what: str = "inertia") -> float:
+        """A host value of a squared-distance quantity, in the data's units
+        (:func:`arbf._scaling.in_units`)."""
+        return in_units(value, self.scale, what=what)
+
+    def sigma_in(self, sigma: float) -> float:
+        """A temperature (data units) in these units (:func:`arbf._scaling.sigma_in`)."""
+        return sigma_in(sigma, self.scale)
+
+    def sigma_out(self, sigma: float) -> float:
+        """A temperature in these units back in the data's units."""
+        return sigma_out(sigma, self.scale)
+
+
+def prepare(
+    X: Array,
+    *,
+    xp: ModuleType,
+    tol: float = 0.0,
+    others: tuple[Array | None, ...] = (),
+    lazy: bool = False,
+) -> Prepared:
+    """Rescale (:func:`scale_data`, with ``others`` in the extent) and centre validated
+    ``X`` once; the tolerance ``tol`` (relative, :func:`tolerance`) is made absolute on
+    the rescaled data.  Ordinary data (``scale == 1``) are centred exactly as before:
+    nothing is copied beyond ``X - mean``.  ``lazy`` (the host kernels centre chunk by
+    chunk, :func:`arbf._math.seam.lazily_centred`): ordinary data are not copied at all,
+    ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract."""
+    scale = scale_data(X, *others, xp=xp)
+    Xs = rescale(X, scale)
+    tol_abs = tolerance(Xs, tol, xp=xp)
+    if lazy and scale == 1.0 and not is_sparse(Xs):
+        (mean,) = materialize(seam.mean_rows(Xs, xp=xp), xp=xp)
+        return Prepared(Xs, mean, scale, tol_abs, offset=mean)
+    if scale == 1.0 or is_sparse(Xs):
+        mean, Xc = center(Xs, xp=xp)
+    else:  # Xs is a fresh array: centre it in place where the namespace can
+        (mean,) = materialize(seam.mean_rows(Xs, xp=xp), xp=xp)
+        Xc = Xs
+        Xc -= mean
+    return Prepared(Xc, mean, scale, tol_abs)
+
+
+def result_to_data(res: KMeansResult, prep: Prepared) -> KMeansResult:
+    """A :class:`KMeansResult` of the engine on ``prep.X`` in the data's units: centers
+    mapped back, inertia and history multiplied by ``prep.scale**2``."""
+    centers = prep.to_data(res.centers)
+    if prep.scale == 1.0:
+        return dataclasses.replace(res, centers=centers)
+    s = prep.scale
+    inertia = prep.to_units(res.inertia)  # warns when beyond float64's range
+    with np.errstate(over="ignore"):  # then the history is inf too (said once, above)
+        history = {
+            name: units(np.asarray(v, dtype=np.float64), s) for name, v in res.history.items()
+        }
+    return dataclasses.replace(
+        res,
+        centers=centers,
+        inertia=inertia,
+        history=history,
+        n_init_inertia=[units(v, s) for v in res.n_init_inertia],
+    )
 
 
 def _relocate_empty(
@@ -274,27 +386,25 @@ def warn_fewer_clusters(labels: Array, n_clusters: int, *, stacklevel: int = 3) 
 
 
 def finish(
-    Xc: Array,
+    prep: Prepared,
     C: Array,
     w: Array | None,
-    mean: Array,
     *,
     xp: ModuleType,
     working_memory: Any,
     algorithm: str = "auto",
 ) -> tuple[Array, KMeansResult]:
     """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
-    iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over
-    (``algorithm`` as :func:`lloyd`).
+    iterations) on prepared data: the annealers' hand-over (``algorithm`` as
+    :func:`lloyd`).
 
-    Returns the final centers in the centred coordinates and the :class:`KMeansResult`
-    in the data's own coordinates.
+    Returns the final centers in the prepared coordinates and the :class:`KMeansResult`
+    in the data's own coordinates and units.
     """
     km = lloyd(
-        Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
+        prep.X, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
         algorithm=algorithm,
     )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
-    return km.centers, dataclasses.replace(
-        km, centers=km.centers + mean, n_init_inertia=[km.inertia]
-    )
+    km = dataclasses.replace(km, n_init_inertia=[km.inertia])
+    return km.centers, result_to_data(km, prep)

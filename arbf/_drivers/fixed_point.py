@@ -23,6 +23,7 @@ import numpy as np
 
 from .._backend import Array, materialize, to_host
 from .._math import seam
+from .._scaling import units
 
 __all__ = ["FixedPoint", "fixed_point"]
 
@@ -55,8 +56,16 @@ def fixed_point(
     tol: float,
     lr: float | str = "lloyd",
     working_memory: Any = None,
+    scale: float = 1.0,
 ) -> FixedPoint:
     """Iterate the update at temperature ``sigma`` from ``C`` (see the module docstring).
+
+    ``X`` may be data divided by a power of two ``scale`` (:mod:`arbf._scaling`);
+    ``sigma`` and ``tol`` are then in those units, and the history (and ``last``) in the
+    data's: shifts and objectives times ``scale**2``, the free energy assembled on the
+    host in float64 as :math:`F = s^2 B - \\sigma_{data} T`
+    (:func:`arbf._math.core.soft.free_energy_at`), so a σ or an objective beyond the
+    working dtype's range is still recorded exactly.
 
     Raises :class:`FloatingPointError` on a non-finite update (a float ``lr`` too large).
     """
@@ -72,22 +81,30 @@ def fixed_point(
         stats = xp.stack(
             [
                 xp.sum(diff * diff),
-                xp.astype(st.free_energy, C.dtype),
+                xp.astype(seam.free_energy_base(st, kind), C.dtype),
+                xp.astype(st.entropy, C.dtype),
                 xp.astype(st.soft_distortion, C.dtype),
                 xp.astype(st.inertia, C.dtype),
             ]
         )
         C_new, stats = materialize(C_new, stats, xp=xp)  # Dask: one evaluation per iteration
-        host = to_host(stats).astype(np.float64)
+        h = to_host(stats).astype(np.float64)
+        shift = float(h[0])
+        free = seam.free_energy_at(h[1], h[2], sigma=units(sigma, scale), scale=scale)
+        host = np.asarray([units(shift, scale), free, units(h[3], scale), units(h[4], scale)])
         for name, value in zip(names, host, strict=True):
             hist[name].append(float(value))
-        if not np.isfinite(host[0]):
-            hint = "" if isinstance(lr, str) else "; the learning rate lr is probably too large"
+        if not np.isfinite(shift):
+            hint = (
+                "; the data or centers overflow the working dtype"
+                if isinstance(lr, str)
+                else "; the learning rate lr is probably too large"
+            )
             raise FloatingPointError(
-                f"non-finite center update at sigma={sigma:g} (iteration {it}){hint}"
+                f"non-finite center update at sigma={units(sigma, scale):g} (iteration {it}){hint}"
             )
         C = C_new
-        if host[0] <= tol:
+        if shift <= tol:
             converged = True
             break
     return FixedPoint(C, it, converged, host, hist)

@@ -25,10 +25,13 @@ from .._backend import (
     has_float64,
     is_dask,
     is_sparse,
+    itemsize,
     materialize,
     to_host,
 )
+from .._chunking import budget_mb
 from .._math import seam
+from .._scaling import rescale, unscale
 from .._validation import (
     NONE,
     Interval,
@@ -38,10 +41,13 @@ from .._validation import (
     check_param,
     check_x_squared_norms,
 )
-from .engine import center, lloyd, tolerance
+from .engine import center, lloyd, scale_data, tolerance
 
 __all__ = [
     "INIT_NAMES",
+    "MAX_LOCAL_TRIALS",
+    "MAX_ROUNDS",
+    "array_init",
     "check_init",
     "kmeans_parallel",
     "kmeans_parallel_impl",
@@ -51,6 +57,22 @@ __all__ = [
     "resolve_init",
     "resolve_n_init",
 ]
+
+
+#: Largest ``n_local_trials`` of k-means++ (the default is ``2 + floor(ln k)``: 2 to 9 for
+#: k up to 1000; the greedy candidates' returns diminish long before 100).
+MAX_LOCAL_TRIALS = 100
+
+#: Largest ``n_rounds`` of k-means|| (Bahmani et al. use about 5: the candidate set's
+#: cost falls geometrically per round).
+MAX_ROUNDS = 100
+
+
+def _candidate_block(n: int, itemsize: int, working_memory: Any, like: Array) -> int:
+    """How many candidate columns an ``n x m`` distance block may have within the
+    memory budget (at least 1)."""
+    budget = budget_mb(working_memory, like) * 2**20
+    return max(1, int(budget // (2 * max(n, 1) * itemsize)))
 
 
 def _host_probabilities(sample_weight: Array | None, n: int) -> np.ndarray:
@@ -87,7 +109,7 @@ def kmeans_plusplus_impl(
     n = X.shape[0]
     dev = device_of(X)
     if n_local_trials is None:
-        n_local_trials = 2 + int(math.log(n_clusters))
+        n_local_trials = min(2 + int(math.log(n_clusters)), n)
     p = _host_probabilities(sample_weight, n)
     first = int(rng.choice(n, p=p))
     indices = [first]
@@ -99,6 +121,7 @@ def kmeans_plusplus_impl(
     # Dask: keep the n-vectors as concrete chunks so each center's graph is shallow
     x_sq, closest = materialize(x_sq, closest, xp=xp)
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
+    block = _candidate_block(n, itemsize(X), working_memory, X)
     for _ in range(1, n_clusters):
         wd = closest if sample_weight is None else closest * sample_weight
         cum = xp.astype(wd, acc_dtype)
@@ -113,16 +136,23 @@ def kmeans_plusplus_impl(
             rand = rng.uniform(size=n_local_trials) * pot
             cand = xp.searchsorted(cum, from_host(rand, xp=xp, device=dev, dtype=acc_dtype))
             cand_h = np.minimum(to_host(cand), n - 1).astype(np.int64)
-        cand_rows = seam.dense_rows(X, cand_h, xp=xp)
-        D = xp.minimum(
-            closest[:, None],
-            seam.dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
-        )
-        weighted = D if sample_weight is None else D * sample_weight[:, None]
-        D, pots_d = materialize(D, xp.sum(weighted, axis=0), xp=xp)
-        pots = to_host(pots_d)
-        best = int(np.argmin(pots))
-        closest = D[:, best]
+        # the candidates in blocks of columns within the memory budget (one block for
+        # the default number of trials), the first best kept
+        best_pot, best, best_col = math.inf, 0, closest
+        for a in range(0, n_local_trials, block):
+            cand_b = cand_h[a : a + block]
+            cand_rows = seam.dense_rows(X, cand_b, xp=xp)
+            D = xp.minimum(
+                closest[:, None],
+                seam.dist_to_rows(X, cand_rows, x_sq, xp=xp, working_memory=working_memory),
+            )
+            weighted = D if sample_weight is None else D * sample_weight[:, None]
+            D, pots_d = materialize(D, xp.sum(weighted, axis=0), xp=xp)
+            pots = to_host(pots_d)
+            j = int(np.argmin(pots))
+            if a == 0 or pots[j] < best_pot:
+                best_pot, best, best_col = float(pots[j]), a + j, D[:, j]
+        closest = best_col
         indices.append(int(cand_h[best]))
     idx_h = np.asarray(indices, dtype=np.int64)
     return seam.dense_rows(X, idx_h, xp=xp), idx_h
@@ -182,7 +212,9 @@ def kmeans_plusplus(
         for data that do not fit one memory use k-means|| (``init="k-means||"``,
         :func:`kmeans_parallel`), a few passes in all.
     n_local_trials : int, optional
-        Candidates per center (default ``2 + floor(ln k)``).
+        Candidates per center (default ``2 + floor(ln k)``); at most ``n_samples`` and
+        :data:`MAX_LOCAL_TRIALS` (100).  The ``n x n_local_trials`` distances are formed
+        in blocks of columns within ``working_memory``.
     x_squared_norms : array of shape (n_samples,), optional
         The squared row norms :math:`\lVert x_i\rVert^2` when already computed
         (scikit-learn's parameter; validated, then used in the distances).
@@ -207,15 +239,21 @@ def kmeans_plusplus(
     """
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     n_local_trials = check_param(
-        "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1)
+        "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1, MAX_LOCAL_TRIALS)
     )
+    if n_local_trials is not None and n_local_trials > X.shape[0]:
+        raise ValueError(f"n_local_trials must be <= n_samples={X.shape[0]}, got {n_local_trials}")
+    # distances on the data divided by an exact power of two (no overflow); the centers
+    # are rows of X itself
+    scale = scale_data(X, xp=xp)
     x_sq = None
     if x_squared_norms is not None:
         x_sq = check_x_squared_norms(
             x_squared_norms, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-    return kmeans_plusplus_impl(
-        X,
+        x_sq = rescale(rescale(x_sq, scale), scale)
+    _, idx = kmeans_plusplus_impl(
+        rescale(X, scale),
         n_clusters,
         w,
         rng,
@@ -224,6 +262,7 @@ def kmeans_plusplus(
         working_memory=working_memory,
         x_sq=x_sq,
     )
+    return seam.dense_rows(X, idx, xp=xp), idx
 
 
 # --------------------------------------------------------------------------------------
@@ -289,6 +328,7 @@ def kmeans_parallel_impl(
     )[:, 0]
     x_sq, closest = materialize(x_sq, closest, xp=xp)
     max_rounds = 4 * max(int(n_rounds), 1)
+    block = _candidate_block(n, itemsize(X), working_memory, X)
     r = 0
     while r < max_rounds:
         if r >= n_rounds and len(set(picked)) >= n_clusters:
@@ -303,9 +343,10 @@ def kmeans_parallel_impl(
         if new.size == 0:
             continue
         picked.extend(int(i) for i in new)
-        rows = seam.dense_rows(X, new, xp=xp)
-        D = seam.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
-        (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
+        for a in range(0, new.shape[0], block):  # blocks of columns within the budget
+            rows = seam.dense_rows(X, new[a : a + block], xp=xp)
+            D = seam.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
+            (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
     idx = np.asarray(picked, dtype=np.int64)
     cand_h = to_host(seam.dense_rows(X, idx, xp=xp)).astype(np.float64)
     _, first_of = np.unique(cand_h, axis=0, return_index=True)
@@ -384,6 +425,8 @@ def kmeans_parallel(
     oversampling_factor : float, default=2.0
         :math:`\ell / k`.
     n_rounds : int, default=5
+        At most :data:`MAX_ROUNDS` (100); rounds continue past it only while fewer than
+        ``n_clusters`` distinct candidates exist (at most ``4 n_rounds`` in all).
     working_memory : float, optional
         Memory budget in MiB for one chunk.
 
@@ -405,9 +448,10 @@ def kmeans_parallel(
     oversampling_factor = check_param(
         "oversampling_factor", oversampling_factor, Interval(numbers.Real, 0, None, "neither")
     )
-    n_rounds = check_param("n_rounds", n_rounds, Interval(numbers.Integral, 1))
-    return kmeans_parallel_impl(
-        X,
+    n_rounds = check_param("n_rounds", n_rounds, Interval(numbers.Integral, 1, MAX_ROUNDS))
+    scale = scale_data(X, xp=xp)
+    C = kmeans_parallel_impl(
+        rescale(X, scale),
         n_clusters,
         w,
         rng,
@@ -416,6 +460,7 @@ def kmeans_parallel(
         n_rounds=int(n_rounds),
         working_memory=working_memory,
     )
+    return unscale(C, scale)
 
 
 # --------------------------------------------------------------------------------------
@@ -463,6 +508,16 @@ def resolve_n_init(
     return int(n_init)
 
 
+def array_init(init: Any, n_clusters: int, X: Array, *, xp: ModuleType) -> Array | None:
+    """``init`` validated as centers in ``X``'s namespace, device and dtype when it is
+    an array (or a list), else ``None`` (a name or a callable)."""
+    if isinstance(init, str) or callable(init):
+        return None
+    return check_centers(
+        init, n_clusters, X.shape[1], xp=xp, dtype=X.dtype, device=device_of(X), like=X
+    )
+
+
 def resolve_init(
     init: Any,
     n_clusters: int,
@@ -473,15 +528,17 @@ def resolve_init(
     w: Array | None,
     rng: np.random.Generator,
     xp: ModuleType,
+    scale: float = 1.0,
     working_memory: Any = None,
 ) -> Callable[[], Array]:
     """A function returning initial centers (in ``Xc``'s coordinates) for one run.
 
-    ``Xc`` is the prepared data, ``X - mean`` (``mean=None``: not centred, ``Xc is X``);
-    ``X`` is what a callable ``init`` sees: ``init(X, n_clusters, random_state=rng)``.
-    Names: :data:`INIT_NAMES` (``"anneal"``: deterministic annealing then center swaps,
-    :func:`arbf._drivers.deterministic_annealing.anneal_centers`).  An array is
-    validated once.  Random draws come from ``rng``.
+    ``Xc`` is the prepared data, ``X / scale - mean`` (``mean=None``: not centred;
+    ``scale`` the power of two of :func:`arbf._drivers.engine.scale_data`); ``X`` is what a
+    callable ``init`` sees: ``init(X, n_clusters, random_state=rng)``, in the data's
+    own units.  Names: :data:`INIT_NAMES` (``"anneal"``: deterministic annealing then
+    center swaps, :func:`arbf._drivers.deterministic_annealing.anneal_centers`).  An
+    array is validated once.  Random draws come from ``rng``.
     """
     init = check_init(init)
     d = X.shape[1]
@@ -493,6 +550,7 @@ def resolve_init(
         )
 
     def shift(C: Array) -> Array:
+        C = rescale(C, scale)
         return C if mean is None else C - mean
 
     if isinstance(init, str):

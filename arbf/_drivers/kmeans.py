@@ -7,17 +7,15 @@ iteration, and the arithmetic is behind :mod:`arbf._math.seam`.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import warnings
 from typing import Any
 
-from .._backend import materialize
 from .._math import seam
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
-from .engine import best_of, center, tolerance, warn_fewer_clusters
-from .init import check_init, resolve_init, resolve_n_init
+from .engine import best_of, prepare, result_to_data, warn_fewer_clusters
+from .init import array_init, check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
 
 __all__ = ["kmeans"]
@@ -138,22 +136,18 @@ def kmeans(
         algorithm = "lloyd"
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
-    tol_abs = tolerance(X, tol, xp=xp)
-    offset = None
-    if not isinstance(init, str) and seam.lazily_centred(X, w):
-        # the init needs no centred data: the kernels centre X chunk by chunk (the same
-        # bits), and no centred copy of X is made
-        (mean,) = materialize(seam.mean_rows(X, xp=xp), xp=xp)
-        Xc, offset = X, mean
-    else:
-        mean, Xc = center(X, xp=xp)
+    # an explicit or callable init needs no centred data: on the host route the kernels
+    # centre X chunk by chunk (the same bits) and no centred copy of X is made
+    lazy = not isinstance(init, str) and seam.lazily_centred(X, w)
+    prep = prepare(X, xp=xp, tol=tol, others=(array_init(init, n_clusters, X, xp=xp),), lazy=lazy)
     make_init = resolve_init(
-        init, n_clusters, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp,
-        working_memory=working_memory,
+        init, n_clusters, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w, rng=rng,
+        xp=xp, working_memory=working_memory,
     )  # fmt: skip
     res = best_of(
-        Xc, w, make_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-        working_memory=working_memory, algorithm=algorithm, offset=offset,
+        prep.X, w, make_init, runs, xp=xp, max_iter=max_iter, tol=prep.tol,
+        verbose=bool(verbose), working_memory=working_memory, algorithm=algorithm,
+        offset=prep.offset,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
-    return dataclasses.replace(res, centers=res.centers + mean)
+    return result_to_data(res, prep)

@@ -34,8 +34,9 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._messages import emit
-from .engine import tolerance
-from .init import resolve_init
+from .._scaling import in_units, rescale, sigma_in, units, unscale
+from .engine import scale_data, tolerance
+from .init import array_init, resolve_init
 from .results import MiniBatchResult
 
 __all__ = [
@@ -191,9 +192,15 @@ def minibatch_fit(
     schedule), stopping early on ``tol`` or ``max_no_improvement``.  With ``sigma_end``
     σ falls geometrically over the steps (:func:`arbf._math.core.schedules.geometric`).
     One host sync per step.  A sparse ``X`` stays sparse (batches are CSR row subsets).
+
+    ``X`` and the centers are divided by an exact power of two
+    (:func:`arbf._drivers.engine.scale_data`) when their squared distances would leave
+    the dtype; σ, the centers and the history are in the data's units.
     """
     n = X.shape[0]
     dev = device_of(X)
+    scale = scale_data(X, array_init(init, n_clusters, X, xp=xp), xp=xp)
+    X = rescale(X, scale)
     batch_size = min(int(batch_size), n)
     if init_size is None:
         init_size = init_size_rule(None, batch_size, n_clusters, n)
@@ -207,8 +214,8 @@ def minibatch_fit(
     else:
         X_init, w_init = X, w
     make_init = resolve_init(
-        init, n_clusters, X=X_init, Xc=X_init, mean=None, w=w_init, rng=rng, xp=xp,
-        working_memory=working_memory,
+        init, n_clusters, X=unscale(X_init, scale), Xc=X_init, mean=None, w=w_init, rng=rng,
+        xp=xp, scale=scale, working_memory=working_memory,
     )  # fmt: skip
     best_C: Array | None = None
     best_J = math.inf
@@ -233,7 +240,7 @@ def minibatch_fit(
         seam.geometric(sigma, sigma_end, n_steps)
         if sigma_end is not None and sigma > 0
         else np.full(n_steps, float(sigma))
-    )
+    )  # in the data's units; each step runs at sigma_in(s, scale)
     alpha = min(1.0, 2.0 * batch_size / (n + 1))
     ewa: float | None = None
     ewa_min = math.inf
@@ -247,20 +254,29 @@ def minibatch_fit(
         Xb = seam.take_rows(X, idx_h, xp=xp)
         wb = None if w is None else xp.take(w, from_host(idx_h, xp=xp, device=dev), axis=0)
         due = reassignment_ratio > 0 and schedule.due(batch_size, counts_h)
+        step_kind = "hard" if s == 0 else kind
         C_new, counts, st = minibatch_step(
-            Xb, C, counts, wb, sigma=s, kind=kind, lr=lr, xp=xp, working_memory=working_memory
-        )
+            Xb, C, counts, wb, sigma=sigma_in(s, scale), kind=step_kind, lr=lr, xp=xp,
+            working_memory=working_memory,
+        )  # fmt: skip
         diff = C_new - C
-        parts = [xp.astype(st.free_energy, C.dtype), xp.sum(diff * diff)]
+        parts = [
+            xp.astype(seam.free_energy_base(st, step_kind), C.dtype),
+            xp.astype(st.entropy, C.dtype),
+            xp.sum(diff * diff),
+        ]
         if wb is not None:
             parts.append(xp.sum(wb))
         # the one host sync of the step: batch objective (F at sigma; J when hard),
         # squared center shift, batch weight, the accumulated weights
-        host = to_host(xp.concat([xp.stack(parts), xp.astype(counts, C.dtype)]))
-        counts_h = host[len(parts) :].astype(np.float64)
-        wsum = float(host[2]) if wb is not None else float(batch_size)
-        batch_obj = float(host[0]) / max(wsum, np.finfo(float).tiny)
-        shift = float(host[1])
+        host = to_host(xp.concat([xp.stack(parts), xp.astype(counts, C.dtype)])).astype(np.float64)
+        counts_h = host[len(parts) :]
+        wsum = float(host[3]) if wb is not None else float(batch_size)
+        # the stopping rule in the rescaled units (a value beyond float64 in the data's
+        # units must not stop it); the history in the data's
+        free = seam.free_energy_at(host[0], host[1], sigma=sigma_in(s, scale))
+        batch_obj = free / max(wsum, np.finfo(float).tiny)
+        shift = float(host[2])
         if due:
             C_new, counts_h, moved = reassign_small(
                 Xb, C_new, counts_h, rng, ratio=reassignment_ratio, xp=xp, verbose=verbose,
@@ -272,12 +288,17 @@ def minibatch_fit(
                 shift = float(to_host(xp.sum(diff * diff)))
         C = C_new
         if not np.isfinite(shift):
-            raise FloatingPointError(
-                f"non-finite center update at step {step} (sigma={s:g}); with a float lr "
-                "the learning rate is probably too large"
+            cause = (
+                "the data or centers overflow the working dtype"
+                if isinstance(lr, str)
+                else f"the learning rate lr={lr:g} is probably too large"
             )
-        hist["batch_inertia"].append(batch_obj)
-        hist["center_shift"].append(shift)
+            raise FloatingPointError(
+                f"non-finite center update at step {step} (sigma={s:g}): {cause}"
+            )
+        with np.errstate(over="ignore"):
+            hist["batch_inertia"].append(units(batch_obj, scale))
+        hist["center_shift"].append(units(shift, scale))
         hist["sigma"].append(s)
         if step == 0:
             emit(verbose, "Minibatch step %d/%d: mean batch inertia: %s", 1, n_steps, batch_obj)
@@ -285,7 +306,7 @@ def minibatch_fit(
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
         emit(
             verbose, "Minibatch step %d/%d: mean batch inertia: %s, ewa inertia: %s",
-            step + 1, n_steps, batch_obj, ewa,
+            step + 1, n_steps, units(batch_obj, scale), units(ewa, scale),
         )  # fmt: skip
         if tol_abs > 0 and shift <= tol_abs:
             emit(verbose, "Converged (small centers change) at step %d/%d", step + 1, n_steps)
@@ -304,7 +325,7 @@ def minibatch_fit(
             break
     n_done = step + 1
     return MiniBatchResult(
-        centers=C,
+        centers=unscale(C, scale),
         counts=counts,
         n_steps=n_done,
         n_iter=math.ceil(n_done * batch_size / n),
@@ -316,6 +337,10 @@ def minibatch_fit(
 def final_labels(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any
 ) -> tuple[Array, float]:
-    """Nearest-center labels of all of ``X`` and the inertia (one pass, one sync)."""
-    labels, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
-    return labels, float(to_host(J))
+    """Nearest-center labels of all of ``X`` and the inertia (one pass, one sync), on
+    data and centers rescaled alike (:func:`arbf._drivers.engine.scale_data`)."""
+    scale = scale_data(X, C, xp=xp)
+    labels, J = seam.assign_inertia(
+        rescale(X, scale), rescale(C, scale), w, xp=xp, working_memory=working_memory
+    )
+    return labels, in_units(float(to_host(J)), scale)

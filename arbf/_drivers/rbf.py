@@ -18,6 +18,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
 from .._messages import emit
+from .._scaling import units
 from .._validation import (
     BOOLEAN,
     NONE,
@@ -34,12 +35,13 @@ from .._validation import (
     real_scalar,
 )
 from .deterministic_annealing import critical_factor
-from .engine import center, tolerance
+from .engine import Prepared, prepare
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
 from .results import AnnealResult, KMeansResult, RBFResult
 
 __all__ = [
+    "MAX_LEVELS",
     "anneal",
     "anneal_prepared",
     "check_schedule",
@@ -53,6 +55,11 @@ __all__ = [
 
 
 _UPDATES = ("fixed_point", "gradient")
+
+#: Largest ``n_levels`` of a default schedule: the path alone holds
+#: ``n_levels x n_clusters x n_features`` float64 values (a geometric schedule over six
+#: decades with 10,000 levels already steps by 0.14 % per level).
+MAX_LEVELS = 10_000
 
 
 def check_update(update: Any, lr: Any) -> float | str:
@@ -77,17 +84,20 @@ def fit_fixed_sigma(
     working_memory: Any,
     verbose: bool,
     label: str = "",
+    scale: float = 1.0,
 ) -> FixedPoint:
-    """The fixed-point run of :func:`rbf_kmeans` on prepared data (``sigma == 0``: hard),
-    with its ``verbose`` line."""
+    """The fixed-point run of :func:`rbf_kmeans` on prepared data (``sigma == 0``: hard;
+    σ and ``tol`` in the prepared units, the data divided by ``scale``), with its
+    ``verbose`` line (in the data's units)."""
     fp = fixed_point(
         Xc, Cc, w, xp=xp, sigma=sigma, kind="hard" if sigma == 0 else kind,
-        max_iter=max_iter, tol=tol, lr=lr, working_memory=working_memory,
+        max_iter=max_iter, tol=tol, lr=lr, working_memory=working_memory, scale=scale,
     )  # fmt: skip
     h = fp.history
     emit(
-        verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label, sigma,
-        fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1], h["inertia"][-1],
+        verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label,
+        units(sigma, scale), fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1],
+        h["inertia"][-1],
     )  # fmt: skip
     return fp
 
@@ -174,14 +184,14 @@ def rbf_kmeans(
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
-    mean, Xc = center(X, xp=xp)
+    prep = prepare(X, xp=xp, tol=tol, others=(C,))
     fp = fit_fixed_sigma(
-        Xc, C - mean, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter,
-        tol=tolerance(X, tol, xp=xp), lr=lr, working_memory=working_memory,
-        verbose=bool(verbose),
+        prep.X, prep.from_data(C), w, xp=xp, sigma=prep.sigma_in(sigma), kind=kind,
+        max_iter=max_iter, tol=prep.tol, lr=lr, working_memory=working_memory,
+        verbose=bool(verbose), scale=prep.scale,
     )  # fmt: skip
     return RBFResult(
-        centers=fp.centers + mean,
+        centers=prep.to_data(fp.centers),
         n_iter=fp.n_iter,
         converged=fp.converged,
         history={name: np.asarray(v) for name, v in fp.history.items()},
@@ -235,9 +245,10 @@ def default_schedule(
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
+    prep = prepare(Xv, xp=xp, others=(C,))
     return _default_schedule(
-        Xv, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
-        n_levels=n_levels,
+        prep.X, None if C is None else prep.from_data(C), w, xp=xp, kind=kind,
+        sigma_max=sigma_max, sigma_min=sigma_min, n_levels=n_levels, scale=prep.scale,
     )  # fmt: skip
 
 
@@ -251,18 +262,20 @@ def _default_schedule(
     sigma_max: Any,
     sigma_min: Any,
     n_levels: Any,
+    scale: float = 1.0,
 ) -> np.ndarray:
-    """:func:`default_schedule` on validated arrays."""
+    """:func:`default_schedule` on validated, prepared arrays (divided by ``scale``;
+    ``sigma_max``/``sigma_min`` and the result in the data's units)."""
     bound = Interval(numbers.Real, 0, None, "neither")
     sigma_max = check_param("sigma_max", real_scalar(sigma_max, "sigma_max"), NONE, bound)
     sigma_min = check_param("sigma_min", real_scalar(sigma_min, "sigma_min"), NONE, bound)
-    n_levels = check_param("n_levels", n_levels, NONE, Interval(numbers.Integral, 1, 100_000))
+    n_levels = check_param("n_levels", n_levels, NONE, Interval(numbers.Integral, 1, MAX_LEVELS))
     if sigma_max is not None and sigma_min is not None and sigma_min > sigma_max:
         raise ValueError(
             f"sigma_min must be <= sigma_max (annealing lowers σ), got sigma_min={sigma_min} "
             f"and sigma_max={sigma_max}"
         )
-    s_c = critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0
+    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
     if s_c == 0 and sigma_max is None and sigma_min is None:
         # constant data: every temperature gives the same (hard) answer
         return np.zeros(1)
@@ -272,7 +285,7 @@ def _default_schedule(
     else:
         lo = 1e-3 * s_c
         if C is not None:
-            m = min_margin(X, C, xp=xp)
+            m = units(min_margin(X, C, xp=xp), scale)
             if np.isfinite(m) and m > 0:
                 lo = min(lo, m / 2)
     if lo > hi:  # a data-driven end above the given start: one level at the start
@@ -369,19 +382,19 @@ def anneal(
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     perturbation = check_param("perturbation", perturbation, Interval(numbers.Real, 0))
     algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
+    prep = prepare(X, xp=xp, tol=tol, others=(C,))
     if schedule is None:
         sigmas = _default_schedule(
-            X, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
-            n_levels=n_levels,
+            prep.X, prep.from_data(C), w, xp=xp, kind=kind, sigma_max=sigma_max,
+            sigma_min=sigma_min, n_levels=n_levels, scale=prep.scale,
         )  # fmt: skip
     else:
         sigmas = check_schedule(schedule)
     rng = check_random_state(random_state)
-    mean, Xc = center(X, xp=xp)
     return anneal_prepared(
-        Xc, C - mean, w, mean, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
-        tol=tolerance(X, tol, xp=xp), lr=lr, finish=finish, perturbation=perturbation,
-        rng=rng, working_memory=working_memory, verbose=bool(verbose), algorithm=algorithm,
+        prep, prep.from_data(C), w, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
+        lr=lr, finish=finish, perturbation=perturbation, rng=rng,
+        working_memory=working_memory, verbose=bool(verbose), algorithm=algorithm,
     )  # fmt: skip
 
 
@@ -406,16 +419,14 @@ def check_schedule(schedule: Any) -> np.ndarray:
 
 
 def anneal_prepared(
-    Xc: Array,
+    prep: Prepared,
     Cc: Array,
     w: Array | None,
-    mean: Array,
     *,
     xp: ModuleType,
     kind: str,
     sigmas: np.ndarray,
     max_iter: int,
-    tol: float,
     lr: float | str,
     finish: bool,
     perturbation: float,
@@ -424,8 +435,10 @@ def anneal_prepared(
     verbose: bool,
     algorithm: str = "auto",
 ) -> AnnealResult:
-    """:func:`anneal` on validated, centred data ``Xc`` (centers ``Cc`` in the same
-    coordinates, ``tol`` absolute); the result is in the data's coordinates."""
+    """:func:`anneal` on prepared data (:func:`arbf._drivers.engine.prepare`; centers
+    ``Cc`` in its coordinates, ``prep.tol`` absolute, the schedule ``sigmas`` in the
+    data's units); the result is in the data's coordinates and units."""
+    Xc, tol, sc = prep.X, prep.tol, prep.scale
     k, d = Cc.shape
     L = sigmas.size
     path = np.empty((L, k, d))
@@ -433,26 +446,28 @@ def anneal_prepared(
     iters = np.empty(L, dtype=np.int64)
     one_hot = np.empty(L, dtype=bool)
     tiny = float(np.finfo(to_host(Cc[:1, :1]).dtype).tiny)
-    for li, s in enumerate(sigmas):
-        s = float(s)
+    for li, s_data in enumerate(sigmas):
+        s = prep.sigma_in(float(s_data))  # σ in the prepared units
         level_kind = "hard" if s == 0 else kind
         if perturbation > 0 and s > 0:
             Cc = _split_coincident(Cc, perturbation * float(np.sqrt(s)), rng, xp=xp)
         fp = fit_fixed_sigma(
             Xc, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, tol=tol, lr=lr,
             working_memory=working_memory, verbose=verbose, label=f"level {li + 1}/{L}: ",
+            scale=sc,
         )  # fmt: skip
         Cc = fp.centers
         st = seam.soft_stats(
             Xc, Cc, w, sigma=s, kind=level_kind, xp=xp, working_memory=working_memory
         )
-        vals = to_host(
-            xp.stack(
-                [xp.astype(v, Cc.dtype) for v in (st.free_energy, st.soft_distortion, st.inertia)]
-            )
+        parts = (seam.free_energy_base(st, level_kind), st.entropy, st.soft_distortion, st.inertia)
+        vals = to_host(xp.stack([xp.astype(v, Cc.dtype) for v in parts])).astype(np.float64)
+        obj["free_energy"][li] = seam.free_energy_at(
+            vals[0], vals[1], sigma=float(s_data), scale=sc
         )
-        obj["free_energy"][li], obj["soft_distortion"][li], obj["inertia"][li] = vals
-        path[li] = to_host(Cc + mean)
+        obj["soft_distortion"][li] = units(vals[2], sc)
+        obj["inertia"][li] = units(vals[3], sc)
+        path[li] = to_host(prep.to_data(Cc))
         iters[li] = fp.n_iter
         margin = min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
         if level_kind == "hard":
@@ -464,16 +479,16 @@ def anneal_prepared(
     km: KMeansResult | None = None
     if finish:
         Cc, km = engine_finish(
-            Xc, Cc, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm
+            prep, Cc, w, xp=xp, working_memory=working_memory, algorithm=algorithm
         )
     return AnnealResult(
-        centers=Cc + mean,
+        centers=prep.to_data(Cc),
         sigmas=sigmas,
         path=path,
         objectives=obj,
         n_iter=int(iters.sum()),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2,
+        sigma_exact=prep.sigma_out(min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2),
         kmeans=km,
     )

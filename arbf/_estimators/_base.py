@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, is_array
+from .._backend import Array, device_of, is_array, to_host
 from .._math import seam
+from .._scaling import rescale, scale_for, sigma_in, unscale
 from .._validation import check_centers, check_data
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ClusterMixin",
     "NotFittedError",
     "TransformerMixin",
+    "free_energy_score",
 ]
 
 
@@ -157,6 +159,30 @@ def _feature_names(X: Any) -> np.ndarray | None:
     return names if types == ["str"] else None
 
 
+def free_energy_score(
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    scale: float,
+    xp: ModuleType,
+    working_memory: Any,
+) -> float:
+    """:math:`F_\\sigma` (a host float64) of data and centers divided by ``scale``, σ in
+    the data's units: assembled as :math:`s^2 B - \\sigma T`
+    (:func:`arbf._math.core.soft.free_energy_at`), so a value beyond the data's dtype is
+    still exact."""
+    kind = "hard" if sigma == 0 else kind
+    st = seam.soft_stats(
+        X, C, w, sigma=sigma_in(sigma, scale), kind=kind, xp=xp, working_memory=working_memory
+    )
+    parts = xp.stack([xp.astype(seam.free_energy_base(st, kind), X.dtype), st.entropy])
+    base, ent = (float(v) for v in to_host(parts))
+    return seam.free_energy_at(base, ent, sigma=sigma, scale=scale)
+
+
 class CenterEstimator(BaseEstimator):
     """Base of the estimators whose fitted state is ``cluster_centers_`` (k x d).
 
@@ -257,13 +283,22 @@ class CenterEstimator(BaseEstimator):
         )
         return X, C, xp
 
-    def _distances(self, X: Array, C: Array, *, xp: ModuleType) -> Array:
-        """Euclidean (not squared) distances of the rows of ``X`` to ``C``, in chunks.
+    def _rescaled_after_fit(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
+        """:meth:`_validate_after_fit`, then ``X`` and the centers divided by the power of
+        two of their extent (:func:`arbf._scaling.scale_for`; 1 for ordinary data), so
+        that no squared distance overflows: ``(X / s, C / s, xp, s)``."""
+        X, C, xp = self._validate_after_fit(X)
+        s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
+        return rescale(X, s), rescale(C, s), xp, s
+
+    def _distances(self, X: Array, C: Array, *, xp: ModuleType, scale: float = 1.0) -> Array:
+        """Euclidean (not squared) distances of the rows of ``X`` to ``C``, in chunks
+        (``X`` and ``C`` divided by ``scale``: the distances are multiplied back).
 
         The chunk size follows the estimator's ``working_memory`` (MiB) when it has one.
         """
         wm = getattr(self, "working_memory", None)
-        return seam.pairwise_distances(X, C, xp=xp, working_memory=wm)
+        return unscale(seam.pairwise_distances(X, C, xp=xp, working_memory=wm), scale)
 
     # ---- feature names out (one per center) ------------------------------------------
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

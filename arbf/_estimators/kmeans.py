@@ -7,6 +7,7 @@ from typing import Any
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
 from .._math import seam
+from .._scaling import in_units
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
@@ -165,7 +166,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         labels : array of shape (n_samples,)
             An integer array in the namespace and on the device of ``X``.
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, _ = self._rescaled_after_fit(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
@@ -177,8 +178,8 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         distances : array of shape (n_samples, n_clusters)
             In the namespace, device and floating dtype of ``X``; computed in chunks.
         """
-        X, C, xp = self._validate_after_fit(X)
-        return self._distances(X, C, xp=xp)
+        X, C, xp, s = self._rescaled_after_fit(X)
+        return self._distances(X, C, xp=xp, scale=s)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -192,9 +193,9 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         score : float
             Larger is better (0 at best).
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
         J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
-        return -float(to_host(J))
+        return -in_units(float(to_host(J)), s)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, device_of, from_host, to_host
-from .._drivers.init import check_init, resolve_init, resolve_n_init
+from .._drivers.init import array_init, check_init, resolve_init, resolve_n_init
 from .._drivers.minibatch import (
     Reassigner,
     final_labels,
@@ -26,6 +26,7 @@ from .._drivers.minibatch import (
     reassign_small,
 )
 from .._math import seam
+from .._scaling import in_units, rescale, scale_for, sigma_in, unscale
 from .._validation import (
     BOOLEAN,
     NONE,
@@ -40,7 +41,7 @@ from .._validation import (
     check_sample_weight,
     check_sigma,
 )
-from ._base import CenterEstimator, ClusterMixin, TransformerMixin
+from ._base import CenterEstimator, ClusterMixin, TransformerMixin, free_energy_score
 
 __all__ = ["MiniBatchKMeans", "MiniBatchRBFKMeans"]
 
@@ -197,6 +198,10 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         )
         if p is not None:
             rng = check_random_state(self.random_state)
+            scale = scale_for(
+                seam.extent(X, array_init(self.init, p["n_clusters"], X, xp=xp), xp=xp),
+                X.dtype, xp=xp,
+            )  # fmt: skip
             X_init, w_init = X, w
             if p["init_size"] < n:  # scikit-learn initialises on init_size samples
                 idx = rng.choice(n, size=p["init_size"], replace=False)
@@ -204,8 +209,8 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
                 if w is not None:
                     w_init = xp.take(w, from_host(idx, xp=xp, device=dev), axis=0)
             C = resolve_init(
-                self.init, p["n_clusters"], X=X_init, Xc=X_init, mean=None, w=w_init,
-                rng=rng, xp=xp, working_memory=self.working_memory,
+                self.init, p["n_clusters"], X=X_init, Xc=rescale(X_init, scale), mean=None,
+                w=w_init, rng=rng, xp=xp, scale=scale, working_memory=self.working_memory,
             )()  # fmt: skip
             counts = xp.zeros((p["n_clusters"],), dtype=X.dtype, device=dev)
             self._reset_input_meta(raw, d)
@@ -221,12 +226,17 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             counts = check_centers(
                 self.counts_[:, None], None, 1, xp=xp, dtype=X.dtype, device=dev, like=X
             )[:, 0]
+            scale = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
+            C = rescale(C, scale)
         k = C.shape[0]
         schedule = Reassigner(k, getattr(self, "_n_since_last_reassign", 0))
         counts_before = np.asarray(to_host(counts), dtype=np.float64)
         due = ratio > 0 and schedule.due(n, counts_before)
+        # one step on the piece and the centers divided by the power of two of their extent
+        Xs = rescale(X, scale)
         C, counts, _ = minibatch_step(
-            X, C, counts, w, sigma=sigma, kind=kind, lr=lr, xp=xp,
+            Xs, C, counts, w, sigma=sigma_in(sigma, scale),
+            kind="hard" if sigma == 0 else kind, lr=lr, xp=xp,
             working_memory=self.working_memory,
         )  # fmt: skip
         if due:
@@ -234,12 +244,13 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
                 self._rng = check_random_state(self.random_state)
             rng = self._rng
             C, counts_h, moved = reassign_small(
-                X, C, np.asarray(to_host(counts), dtype=np.float64), rng, ratio=ratio,
+                Xs, C, np.asarray(to_host(counts), dtype=np.float64), rng, ratio=ratio,
                 xp=xp, verbose=verbose, name=type(self).__name__,
             )  # fmt: skip
             if moved:
                 counts = from_host(counts_h, xp=xp, device=dev, dtype=X.dtype)
         self._n_since_last_reassign = schedule.since
+        C = unscale(C, scale)
         self.cluster_centers_ = C
         self.counts_ = counts
         self.n_steps_ += 1
@@ -257,13 +268,13 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
 
     def predict(self, X: Any) -> Array:
         """Index of the nearest center of each sample (ties to the lowest index)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, _ = self._rescaled_after_fit(X)
         return seam.assign(X, C, xp=xp, working_memory=self.working_memory)[0]
 
     def transform(self, X: Any) -> Array:
         """Euclidean (not squared) distance of each sample to each center (chunked)."""
-        X, C, xp = self._validate_after_fit(X)
-        return self._distances(X, C, xp=xp)
+        X, C, xp, s = self._rescaled_after_fit(X)
+        return self._distances(X, C, xp=xp, scale=s)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -387,11 +398,12 @@ class MiniBatchKMeans(_MiniBatchBase):
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         r"""Opposite of the inertia: :math:`-\sum_i w_i \min_j \lVert x_i-\mu_j\rVert^2`."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        return -float(to_host(seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)))
+        J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
+        return -in_units(float(to_host(J)), s)
 
 
 class MiniBatchRBFKMeans(_MiniBatchBase):
@@ -499,18 +511,19 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         return seam.responsibilities(
-            X, C, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
-        )
+            X, C, sigma=sigma_in(self.sigma_, s), kind=self.kind, xp=xp,
+            working_memory=self.working_memory,
+        )  # fmt: skip
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         r"""Opposite of the free energy at ``sigma_``: :math:`-F_\sigma(\mu)`."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        st = seam.soft_stats(
-            X, C, w, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
-        )
-        return -float(to_host(st.free_energy))
+        return -free_energy_score(
+            X, C, w, sigma=self.sigma_, kind=self.kind, scale=s, xp=xp,
+            working_memory=self.working_memory,
+        )  # fmt: skip

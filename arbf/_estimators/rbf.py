@@ -7,8 +7,8 @@ import numbers
 from typing import Any
 
 from .._backend import Array, device_of, to_host
-from .._drivers.engine import center, tolerance
-from .._drivers.init import resolve_init
+from .._drivers.engine import prepare
+from .._drivers.init import array_init, resolve_init
 from .._drivers.rbf import (
     _default_schedule,
     anneal_prepared,
@@ -17,6 +17,7 @@ from .._drivers.rbf import (
     fit_fixed_sigma,
 )
 from .._math import seam
+from .._scaling import in_units, rescale, scale_for, sigma_in
 from .._validation import (
     BOOLEAN,
     Interval,
@@ -28,7 +29,7 @@ from .._validation import (
     check_sample_weight,
     real_scalar,
 )
-from ._base import CenterEstimator, ClusterMixin, TransformerMixin
+from ._base import CenterEstimator, ClusterMixin, TransformerMixin, free_energy_score
 
 __all__ = ["RBFKMeans"]
 
@@ -163,24 +164,24 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         schedule = None if self.schedule is None else check_schedule(self.schedule)
         algorithm = check_param("algorithm", self.algorithm, Options(*seam.ALGORITHMS))
         wm = self.working_memory
-        mean, Xc = center(X, xp=xp)
+        prep = prepare(X, xp=xp, tol=tol, others=(array_init(self.init, k, X, xp=xp),))
         C0 = resolve_init(
-            self.init, k, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp, working_memory=wm
-        )()
-        tol_abs = tolerance(X, tol, xp=xp)
+            self.init, k, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w, rng=rng,
+            xp=xp, working_memory=wm,
+        )()  # fmt: skip
         for attr in ("path_", "sigmas_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         if annealing:
             if schedule is None:
                 schedule = _default_schedule(
-                    Xc, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None, n_levels=None
-                )
+                    prep.X, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None,
+                    n_levels=None, scale=prep.scale,
+                )  # fmt: skip
             res = anneal_prepared(
-                Xc, C0, w, mean, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter,
-                tol=tol_abs, lr=lr, finish=True, perturbation=1e-2,
-                rng=check_random_state(0), working_memory=wm, verbose=bool(verbose),
-                algorithm=algorithm,
+                prep, C0, w, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter, lr=lr,
+                finish=True, perturbation=1e-2, rng=check_random_state(0),
+                working_memory=wm, verbose=bool(verbose), algorithm=algorithm,
             )  # fmt: skip
             C = res.centers
             self.path_ = res.path
@@ -189,16 +190,21 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             self.n_iter_ = res.n_iter + (res.kmeans.n_iter if res.kmeans else 0)
         else:
             fp = fit_fixed_sigma(
-                Xc, C0, w, xp=xp, sigma=float(sigma), kind=kind, max_iter=max_iter,
-                tol=tol_abs, lr=lr, working_memory=wm, verbose=bool(verbose),
+                prep.X, C0, w, xp=xp, sigma=prep.sigma_in(float(sigma)), kind=kind,
+                max_iter=max_iter, tol=prep.tol, lr=lr, working_memory=wm,
+                verbose=bool(verbose), scale=prep.scale,
             )  # fmt: skip
-            C = fp.centers + mean
+            C = prep.to_data(fp.centers)
             self.sigma_ = float(sigma)
             self.n_iter_ = int(fp.n_iter)
         self._reset_input_meta(X_raw, d)
         self.cluster_centers_ = C
-        self.labels_, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=wm)
-        self.inertia_ = float(to_host(J))
+        # the labels as predict computes them (data and centers rescaled alike)
+        s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
+        self.labels_, J = seam.assign_inertia(
+            rescale(X, s), rescale(C, s), w, xp=xp, working_memory=wm
+        )
+        self.inertia_ = in_units(float(to_host(J)), s)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
@@ -207,21 +213,22 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
     def predict(self, X: Any) -> Array:
         """Nearest center of each sample (= the most responsible one, for every σ)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, _ = self._rescaled_after_fit(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1; entmax-1.5 is sparse)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         return seam.responsibilities(
-            X, C, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
-        )
+            X, C, sigma=sigma_in(self.sigma_, s), kind=self.kind, xp=xp,
+            working_memory=self.working_memory,
+        )  # fmt: skip
 
     def transform(self, X: Any) -> Array:
         """Euclidean distance of each sample to each center (chunked)."""
-        X, C, xp = self._validate_after_fit(X)
-        return self._distances(X, C, xp=xp)
+        X, C, xp, s = self._rescaled_after_fit(X)
+        return self._distances(X, C, xp=xp, scale=s)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -232,17 +239,9 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
         :math:`F_\sigma \le J`, and equals J at σ = 0.
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp, s = self._rescaled_after_fit(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        st = seam.soft_stats(
-            X,
-            C,
-            w,
-            sigma=self.sigma_,
-            kind="hard" if self.sigma_ == 0 else self.kind,
-            xp=xp,
-            working_memory=self.working_memory,
-        )
-        return -float(to_host(st.free_energy))
+        return -free_energy_score(X, C, w, sigma=self.sigma_, kind=self.kind, scale=s, xp=xp,
+                                  working_memory=self.working_memory)  # fmt: skip

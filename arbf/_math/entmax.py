@@ -9,6 +9,7 @@ on NumPy and grad-free CPU torch).
 
 from __future__ import annotations
 
+import math
 import numbers
 from types import ModuleType
 from typing import Any
@@ -58,19 +59,28 @@ def _prepare(z: Any, axis: Any, name: str = "z") -> tuple[Array, ModuleType, Any
         wdt = working_dtype(xp, dt, device_of(z))
     except TypeError as exc:
         raise TypeError(f"{name}: {exc}") from exc
-    out_dtype = dt if xp.isdtype(dt, "real floating") else wdt
+    # half precision is computed in float32 and returned in its own dtype; anything else
+    # in the working dtype (a non-native '>f8' as native float64, longdouble as float64)
+    half = xp.isdtype(dt, "real floating") and getattr(dt, "itemsize", 0) == 2
+    out_dtype = dt if half else wdt
     if wdt != dt:
         z = xp.astype(z, wdt)
-    if not is_traced(z):
-        # one pass: a sum that is finite or -inf proves no NaN and no +inf; otherwise (or
-        # when finite scores overflow the sum) scan elementwise
-        total = xp.sum(z)
-        clean = bool(to_host(xp.isfinite(total) | (total == float("-inf"))))
-        bad = not clean and bool(to_host(xp.any(xp.isnan(z) | (z == float("inf")))))
-        if bad:
-            raise ValueError(f"{name} contains NaN or +inf; scores must be finite (or -inf)")
     if axis != z.ndim - 1:
         z = xp.moveaxis(z, axis, -1)
+    if not is_traced(z):
+        # one pass: a finite sum proves no NaN and no ±inf; a sum of -inf, no NaN and no
+        # +inf (then every row must keep a finite score); otherwise (or when finite
+        # scores overflow the sum) scan elementwise
+        total = float(to_host(xp.sum(z)))
+        if not math.isfinite(total):
+            if total != float("-inf") and bool(to_host(xp.any(xp.isnan(z) | (z == float("inf"))))):
+                raise ValueError(f"{name} contains NaN or +inf; scores must be finite (or -inf)")
+            if bool(to_host(xp.any(xp.max(z, axis=-1) == float("-inf")))):
+                raise ValueError(
+                    f"{name} has a slice along axis {axis} whose scores are all -inf: it has "
+                    "no probability distribution (every entry would get probability 0); at "
+                    "least one score per slice must be finite"
+                )
     return z, xp, out_dtype, axis
 
 
@@ -105,7 +115,9 @@ def entmax15(z: Any, /, *, axis: int = -1) -> Array:
     Parameters
     ----------
     z : array
-        Real scores, any Array API namespace.  ``-inf`` entries get probability 0.
+        Real scores, any Array API namespace.  ``-inf`` entries get probability 0; a
+        slice whose scores are all ``-inf`` is a :class:`ValueError` (it has no
+        distribution: every candidate has zero weight).
         Half-precision input is computed in float32 and returned in its own dtype;
         integer input is promoted to the default floating dtype.
     axis : int, default -1
@@ -121,7 +133,8 @@ def entmax15(z: Any, /, *, axis: int = -1) -> Array:
     TypeError
         If ``z`` is not real numeric.
     ValueError
-        If ``z`` contains NaN or ``+inf``, or ``axis`` is out of range.
+        If ``z`` contains NaN or ``+inf``, a slice along ``axis`` whose scores are all
+        ``-inf``, or ``axis`` is out of range.
 
     Examples
     --------

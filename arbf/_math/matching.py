@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, array_namespace, check_same_device, device_of, from_host, to_host
+from .._backend import (
+    Array,
+    array_namespace,
+    check_same_device,
+    device_of,
+    from_host,
+    quiet_overflow,
+    to_host,
+)
+from .._scaling import check_finite_result, rescale, scale_for, unscale
 from .._validation import check_data
 from . import seam
 
@@ -71,8 +80,13 @@ def centroid_discrepancy(centers: Any, reference: Any, /) -> Array:
             f"cannot match {M.shape[0]} centers one-to-one to {R.shape[0]} reference centers"
         )
     R = xp.astype(R, M.dtype)
-    D = seam.sq_distances(M, R, xp=xp)
+    # both divided by the power of two of their extent: no squared distance overflows
+    s = scale_for(seam.extent(M, R, xp=xp), M.dtype, xp=xp)
+    Ms, Rs = rescale(M, s), rescale(R, s)
+    D = seam.sq_distances(Ms, Rs, xp=xp)
     _, cols = seam.linear_assignment(to_host(D))
     idx = from_host(cols.astype(np.int64), xp=xp, device=device_of(M))
-    diff = M - xp.take(R, idx, axis=0)
-    return xp.sqrt(xp.sum(diff * diff, axis=1))
+    diff = Ms - xp.take(Rs, idx, axis=0)
+    with quiet_overflow(xp):
+        d = unscale(xp.sqrt(xp.sum(diff * diff, axis=1)), s)
+    return check_finite_result(d, xp=xp, what="the centroid discrepancy")

@@ -23,7 +23,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Array
+import numpy as np
+
+from .._backend import (
+    Array,
+    device_of,
+    from_host,
+    is_traced,
+    materialize,
+    quiet_overflow,
+    to_host,
+)
+from .._scaling import (
+    check_finite_result,
+    check_representable,
+    rescale,
+    scale_for,
+    sigma_in,
+    unscale,
+)
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
 
@@ -73,8 +91,32 @@ def inertia(
     >>> float(arbf.inertia(X, C))
     0.5
     """
+    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    J = seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
+    return _in_units(J, s, xp=xp, what="the inertia")
+
+
+def _rescaled(
+    X: Any, centers: Any, sample_weight: Any
+) -> tuple[Array, Array, Array | None, Any, float]:
+    """Validated ``(X / s, C / s, w, xp, s)`` with ``s`` the power of two of the extent
+    of the data and centers (:func:`arbf._scaling.scale_for`; 1 for ordinary data)."""
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    return seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
+    s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
+    return rescale(X, s), rescale(C, s), w, xp, s
+
+
+def _in_units(value: Array, s: float, *, xp: Any, what: str) -> Array:
+    """A 0-d squared-distance quantity measured on data divided by ``s``, times ``s**2``
+    in the data's dtype; a :class:`ValueError` when that is beyond the dtype's range
+    (checked on the host, except for traced arrays)."""
+    with quiet_overflow(xp):
+        out = unscale(unscale(value, s), s)
+    if is_traced(out):
+        return out
+    (out,) = materialize(out, xp=xp)
+    check_representable(float(to_host(value)) * s * s, out.dtype, xp=xp, what=what)
+    return out
 
 
 def _stats(
@@ -84,13 +126,46 @@ def _stats(
     kind: Any,
     sample_weight: Any,
     working_memory: float | None,
-) -> tuple[Array, seam.SoftStats]:
+) -> tuple[Array, seam.SoftStats, Any, float, float]:
+    """``(C / s, statistics, xp, s, σ / s²)`` of the rescaled data at the rescaled σ."""
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    return C, seam.soft_stats(
-        X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
-    )
+    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    sp = sigma_in(sigma, s)
+    st = seam.soft_stats(X, C, w, sigma=sp, kind=kind, xp=xp, working_memory=working_memory)
+    return C, st, xp, s, sp
+
+
+def _free_energy(
+    st: seam.SoftStats, kind: str, sigma: float, s: float, sp: float, xp: Any
+) -> Array:
+    r""":math:`F_\sigma = s^2 (B - \sigma' T)` in the data's dtype, from the statistics of
+    data divided by ``s`` at :math:`\sigma' = \sigma/s^2` (``sp``).  Checked on the host
+    against the float64 value :math:`s^2 B - \sigma T`: beyond the dtype's range a
+    :class:`ValueError`; representable but overflowing the rescaled units (a σ huge
+    against tiny data) the float64 value is returned (not differentiable then)."""
+    kind = "hard" if sigma == 0 else kind
+    base, T = seam.free_energy_base(st, kind), st.entropy
+    hi = float(xp.finfo(base.dtype).max)
+    F = None
+    if sp <= hi:
+        with quiet_overflow(xp):
+            F = unscale(unscale(base - sp * T, s), s)
+    if is_traced(base):
+        if F is None:
+            raise ValueError(
+                f"sigma={sigma:g} is beyond the range of the data's dtype: with traced data "
+                "(under jit) the free energy cannot be computed; pass float64 data"
+            )
+        return F
+    b, t = (float(v) for v in to_host(xp.stack([base, T])))
+    value = seam.free_energy_at(b, t, sigma=sigma, scale=s)
+    check_representable(value, base.dtype, xp=xp, what=f"the free energy at sigma={sigma:g}")
+    if F is not None:
+        (F,) = materialize(F, xp=xp)
+        if bool(np.isfinite(to_host(F))):
+            return F
+    return from_host(np.asarray(value), xp=xp, device=device_of(base), dtype=base.dtype)
 
 
 _PARAMS = """
@@ -145,8 +220,8 @@ def soft_distortion(
     >>> float(arbf.soft_distortion(X, C, sigma=1.0, kind="entmax15"))  # rows one-hot or tied
     2.0
     """
-    _, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return st.soft_distortion
+    _, st, xp, s, _ = _stats(X, centers, sigma, kind, sample_weight, working_memory)
+    return _in_units(st.soft_distortion, s, xp=xp, what="the soft distortion")
 
 
 def free_energy(
@@ -191,8 +266,9 @@ def free_energy(
     >>> round(float(arbf.free_energy(X, C, sigma=1.0, kind="entmax15")), 6)
     1.609476
     """
-    _, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return st.free_energy
+    kind = check_kind(kind)
+    _, st, xp, s, sp = _stats(X, centers, sigma, kind, sample_weight, working_memory)
+    return _free_energy(st, kind, check_sigma(sigma), s, sp, xp)
 
 
 def center_gradient(
@@ -233,8 +309,10 @@ def center_gradient(
     Array([[-2.],
            [-2.]], dtype=array_api_strict.float64)
     """
-    C, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return seam.center_gradient(C, st.mass, st.sums)
+    C, st, xp, s, _ = _stats(X, centers, sigma, kind, sample_weight, working_memory)
+    with quiet_overflow(xp):
+        grad = unscale(seam.center_gradient(C, st.mass, st.sums), s)
+    return check_finite_result(grad, xp=xp, what="the gradient")
 
 
 for _f in (soft_distortion, free_energy, center_gradient):

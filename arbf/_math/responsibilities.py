@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import Array
+from .._scaling import rescale, scale_for, sigma_in
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
 
@@ -76,6 +77,10 @@ def responsibilities(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     X, C, _, xp = check_x_centers_weights(X, centers)
+    # data and centers divided by the power of two of their extent, σ by its square:
+    # the same responsibilities, with no squared distance beyond the dtype's range
+    s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
     return seam.responsibilities(
-        X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
-    )
+        rescale(X, s), rescale(C, s), sigma=sigma_in(sigma, s), kind=kind, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip

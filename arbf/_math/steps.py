@@ -16,9 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Array
+from .._backend import Array, quiet_overflow
+from .._scaling import check_finite_result, rescale, scale_for, sigma_in, unscale
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
 from . import seam
+
+
+def _rescaled(
+    X: Any, centers: Any, sample_weight: Any
+) -> tuple[Array, Array, Array | None, Any, float]:
+    """Validated ``(X / s, C / s, w, xp, s)``, ``s`` the power of two of their extent
+    (:func:`arbf._scaling.scale_for`; 1 for ordinary data): no distance overflows."""
+    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
+    return rescale(X, s), rescale(C, s), w, xp, s
+
 
 __all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
 
@@ -63,9 +75,9 @@ def lloyd_step(
     Array([[ 1.],
            [11.]], dtype=array_api_strict.float64)
     """
-    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
-    return seam.safe_divide_centers(sums, weights, C, xp=xp)
+    return unscale(seam.safe_divide_centers(sums, weights, C, xp=xp), s)
 
 
 def soft_lloyd_step(
@@ -122,9 +134,11 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-    return seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
+    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    st = seam.soft_stats(
+        X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
+    )
+    return unscale(seam.step(C, st.mass, st.sums, "lloyd", xp=xp), s)
 
 
 def gradient_step(
@@ -188,6 +202,12 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = check_lr(lr)
-    X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-    return seam.step(C, st.mass, st.sums, lr, xp=xp)
+    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    st = seam.soft_stats(
+        X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
+    )
+    if lr == "lloyd":
+        return unscale(seam.step(C, st.mass, st.sums, lr, xp=xp), s)
+    with quiet_overflow(xp):  # a float lr can step anywhere: checked
+        new = unscale(seam.step(C, st.mass, st.sums, lr, xp=xp), s)
+    return check_finite_result(new, xp=xp, what=f"the gradient step with lr={lr:g}")

@@ -26,7 +26,14 @@ from ..._chunking import chunk_rows, iter_chunks
 from .distances import sq_distances, sq_norms
 from .entmax import entmax15_sqrt
 
-__all__ = ["from_distances", "gaps", "onehot", "responsibilities", "soft_from_gaps"]
+__all__ = [
+    "from_distances",
+    "gaps",
+    "onehot",
+    "responsibilities",
+    "score_sigma",
+    "soft_from_gaps",
+]
 
 
 def onehot(labels: Array, k: int, *, dtype: Any, xp: ModuleType) -> Array:
@@ -41,14 +48,45 @@ def gaps(D: Array, *, xp: ModuleType) -> Array:
     return xp.clip(G, 0.0, None)
 
 
-def soft_from_gaps(G: Array, *, sigma: float, kind: str, xp: ModuleType) -> tuple[Array, Array]:
+_SCORE_FLOOR = 2.0**20
+
+
+def score_sigma(sigma: Any, dtype: Any, *, xp: ModuleType) -> Any:
+    """σ as it divides the gaps in ``dtype``: clamped to ``[smallest normal, largest
+    finite]`` of ``dtype`` (a Python float stays a float; a 0-d array is clipped).
+
+    So the scores ``-G/σ`` never meet a σ that under- or overflows the dtype: a σ below
+    the smallest normal number acts as that number (rows differ from the exact σ → 0
+    limit only through gaps below about 100 times it, e.g. 1e-36 in float32 -- far below
+    the rounding of the squared distances themselves), and a σ beyond the largest finite
+    number gives scores that round to 0 (uniform rows), as the exact σ does.
+    """
+    fi = xp.finfo(dtype)
+    lo, hi = float(fi.smallest_normal), float(fi.max)
+    if isinstance(sigma, int | float):
+        return min(max(float(sigma), lo), hi)
+    return xp.clip(sigma, lo, hi)
+
+
+def soft_from_gaps(
+    G: Array, *, sigma: Any, kind: str, xp: ModuleType, inv_sigma: Any = None
+) -> tuple[Array, Array]:
     """Soft responsibilities from the gaps of one chunk, for ``sigma > 0``.
 
     Returns ``(R, aux)``: for ``"softmax"`` ``aux = log sum_l exp(-G_il/σ)`` (>= 0, one
     per row); for ``"entmax15"`` ``aux = sqrt(R)`` (so that ``R**1.5 = aux**3`` with no
-    ``sqrt(0)`` in the autodiff graph).
+    ``sqrt(0)`` in the autodiff graph).  σ enters through :func:`score_sigma`; a caller
+    that has ``1/σ`` for a σ already in the dtype's range passes it as ``inv_sigma``
+    (then the scores are a product, whose gradient in σ cannot meet ``σ**2 = 0``).
     """
-    z = G / (-sigma)
+    s = sigma if inv_sigma is not None else score_sigma(sigma, G.dtype, xp=xp)
+    # scores below -2**20 are 0 for both maps (softmax: e^-1e6 = 0; entmax-1.5: far
+    # below the support): the gaps are capped there, so no division overflows
+    if isinstance(s, float):
+        cap = min(s * _SCORE_FLOOR, float(xp.finfo(G.dtype).max))
+    else:
+        cap = xp.minimum(s * _SCORE_FLOOR, xp.finfo(G.dtype).max)
+    z = xp.minimum(G, cap) / (-s) if inv_sigma is None else -xp.minimum(G, cap) * inv_sigma
     if kind == "softmax":
         e = xp.exp(z)  # the row minimum contributes exp(0) = 1: no underflow to 0/0
         s = xp.sum(e, axis=1, keepdims=True)

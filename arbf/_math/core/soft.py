@@ -22,13 +22,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ..._backend import Array, device_of, has_take_along_axis
+from ..._backend import Array, device_of, has_take_along_axis, quiet_overflow
 from ..._chunking import Accumulator, chunk_rows, iter_chunks
 from .distances import labelled_sq_distances, nearest, sq_distances, sq_norms
-from .responsibilities import soft_from_gaps
+from .responsibilities import score_sigma, soft_from_gaps
 from .segments import SegmentSum, resolve
 
-__all__ = ["SoftStats", "soft_stats"]
+__all__ = ["SoftStats", "free_energy_at", "free_energy_base", "soft_stats"]
 
 
 class SoftStats(NamedTuple):
@@ -43,9 +43,18 @@ class SoftStats(NamedTuple):
     soft_distortion : 0-d array
         :math:`L_\\sigma`.
     free_energy : 0-d array
-        :math:`F_\\sigma`.
+        :math:`F_\\sigma` (at the σ of the pass, clamped to the dtype's range as the
+        scores are: :func:`.responsibilities.score_sigma`).
     inertia : 0-d array
         :math:`J`.
+    entropy : 0-d array
+        :math:`T \\ge 0` such that :math:`F_\\sigma = B - \\sigma T` at any σ the
+        rows were computed for, with :math:`B` = :func:`free_energy_base` (J for softmax,
+        :math:`L_\\sigma` for entmax-1.5): softmax
+        :math:`T = \\sum_i w_i \\log\\sum_j e^{-G_{ij}/\\sigma}`, entmax-1.5 the Tsallis
+        entropy :math:`T = \\sum_i w_i \\tfrac43\\sum_j (r_{ij} - r_{ij}^{3/2})`, 0 when
+        hard.  Callers that know σ beyond the dtype's range (or work on rescaled data)
+        assemble :math:`F_\\sigma` from it (:func:`free_energy_at`).
     """
 
     sums: Array
@@ -53,6 +62,26 @@ class SoftStats(NamedTuple):
     soft_distortion: Array
     free_energy: Array
     inertia: Array
+    entropy: Array
+
+
+def free_energy_base(st: SoftStats, kind: str) -> Array:
+    """:math:`B` with :math:`F_\\sigma = B - \\sigma T`: :math:`L_\\sigma` for entmax-1.5,
+    J otherwise."""
+    return st.soft_distortion if kind == "entmax15" else st.inertia
+
+
+def free_energy_at(base: float, entropy: float, *, sigma: float, scale: float = 1.0) -> float:
+    """:math:`F_\\sigma = s^2 B - \\sigma T` on the host in float64, from host values of
+    :math:`B` and :math:`T` measured on data divided by ``scale`` :math:`= s` (σ in the
+    data's own units).  ``±inf`` only when the value is beyond float64's range (formed as
+    :math:`s^2 (B - (\\sigma/s^2) T)`, so its sign is right even then)."""
+    b, t = float(base), float(entropy)
+    if t == 0.0:
+        return b * scale * scale
+    if b == 0.0 or scale == 1.0:
+        return b * scale * scale - float(sigma) * t
+    return (b - float(sigma) / scale / scale * t) * scale * scale
 
 
 def soft_stats(
@@ -73,7 +102,7 @@ def soft_stats(
     ``L = F = J``; their sums by cluster use ``segment_sum`` (default the one-hot
     product).  Per chunk the weighted responsibilities are multiplied with the rows *and*
     a column of ones in one product (sums and masses together), and the sums, masses
-    and ``(L, F, J)`` are accumulated as one vector (compensated): under 60 array
+    and ``(L, J, T)`` are accumulated as one vector (compensated): under 60 array
     operations per chunk for softmax, so a GPU runs few, large kernels.  No host sync, so the
     function is safe inside ``jax.jit``, lazy on Dask, and differentiable.
     """
@@ -82,6 +111,7 @@ def soft_stats(
     rows = chunk_rows(X, k, xp=xp, working_memory=working_memory)
     c_sq = sq_norms(C, xp=xp)
     hard = sigma == 0 or kind == "hard"
+    s_eff = sigma if hard else score_sigma(sigma, X.dtype, xp=xp)
     dev = device_of(X)
     # one compensated accumulator for [sums | masses] (k x (d+1), flattened) and (L, F, J):
     # a chunk costs one accumulation, not two (fewer kernel launches on a GPU)
@@ -98,7 +128,7 @@ def soft_stats(
             j_c = xp.sum(dist) if wc is None else xp.sum(wc * dist)
             xw = Xc if wc is None else Xc * ones
             sm_c = seg(xp.concat([xw, ones], axis=1), lab, k)
-            acc.add(xp.concat([xp.reshape(sm_c, (-1,)), xp.stack([j_c, j_c, j_c])]))
+            acc.add(xp.concat([xp.reshape(sm_c, (-1,)), xp.stack([j_c, j_c, xp.zeros_like(j_c)])]))
             continue
         D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
         lab = xp.argmin(D, axis=1)
@@ -113,14 +143,23 @@ def soft_stats(
         R, aux = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
         extra_l = xp.sum(R * G, axis=1)  # L_i - d_i >= 0
         if kind == "softmax":
-            extra_f = -sigma * aux  # F_i - d_i = -σ log Σ exp(-G/σ) <= 0
-        else:  # entmax15: Σ p G - σ (4/3) Σ (p - p^{3/2}),  p = u², p^{3/2} = u³
-            extra_f = extra_l - (sigma * 4.0 / 3.0) * xp.sum(R - R * aux, axis=1)
+            t_row = aux  # F_i - d_i = -σ log Σ exp(-G/σ) <= 0
+        else:  # entmax15: F_i = L_i - σ (4/3) Σ (p - p^{3/2}),  p = u², p^{3/2} = u³
+            t_row = (4.0 / 3.0) * xp.sum(R - R * aux, axis=1)
         Rw = R if wc is None else R * ones
         sm_c = Rw.T @ xp.concat([Xc, ones if wc is None else xp.ones_like(ones)], axis=1)
-        per_row = xp.stack([dist + extra_l, dist + extra_f, dist], axis=1)
-        lfj_c = xp.sum(per_row if wc is None else per_row * ones, axis=0)
-        acc.add(xp.concat([xp.reshape(sm_c, (-1,)), lfj_c]))
+        per_row = xp.stack([dist + extra_l, dist, t_row], axis=1)
+        ljt_c = xp.sum(per_row if wc is None else per_row * ones, axis=0)
+        acc.add(xp.concat([xp.reshape(sm_c, (-1,)), ljt_c]))
     tot = acc.result()
     sm = xp.reshape(tot[: k * (d + 1)], (k, d + 1))
-    return SoftStats(sm[:, :d], sm[:, d], tot[-3], tot[-2], tot[-1])
+    L, J, T = tot[-3], tot[-2], tot[-1]
+    if hard:
+        F = L
+    else:
+        # F = B - σT (B = J for softmax, L for entmax-1.5): F <= J exactly for softmax;
+        # beyond the dtype's range it is -inf, without NumPy's overflow warning (the
+        # callers that need it exactly assemble it with free_energy_at)
+        with quiet_overflow(xp):
+            F = (J if kind == "softmax" else L) - s_eff * T
+    return SoftStats(sm[:, :d], sm[:, d], L, F, J, T)

@@ -50,6 +50,10 @@ class SampleTerms(NamedTuple):
         :math:`F_i`.
     inertia : array (n,)
         :math:`d_i = \\min_j D_{ij}`.
+    entropy : array (n,)
+        :math:`t_i \\ge 0` with :math:`F_i = d_i - \\sigma t_i` (softmax:
+        :math:`\\log\\sum_j e^{-G_{ij}/\\sigma}`) or :math:`F_i = L_i - \\sigma t_i`
+        (entmax-1.5: the Tsallis entropy); 0 when hard.
     """
 
     responsibilities: Array
@@ -57,10 +61,18 @@ class SampleTerms(NamedTuple):
     distortion_stopgrad: Array
     free_energy: Array
     inertia: Array
+    entropy: Array
 
 
 def sample_terms(
-    X: Array, C: Array, sigma: Any, *, kind: str, xp: ModuleType, stop_gradient: Any = None
+    X: Array,
+    C: Array,
+    sigma: Any,
+    *,
+    kind: str,
+    xp: ModuleType,
+    stop_gradient: Any = None,
+    log_sigma: Any = None,
 ) -> SampleTerms:
     """Per-sample responsibilities and objective terms of ``X`` (n×d) for centers ``C``.
 
@@ -68,32 +80,61 @@ def sample_terms(
     ``sigma == 0``) gives one-hot responsibilities with :math:`L_i = F_i = d_i`.
     ``stop_gradient`` is the framework's stop-gradient function (``Tensor.detach``,
     ``jax.lax.stop_gradient``); ``None`` leaves the responsibilities attached.
+
+    σ may lie beyond the dtype's range (a ``log_sigma`` of ±700 in float32): the scores
+    use it clamped to the normal range (:func:`.responsibilities.score_sigma`: the exact
+    limits, one-hot or uniform rows), and :math:`F_i` uses it as it is -- a σ that
+    underflows to 0 gives :math:`F_i = d_i` (the limit), one that overflows gives
+    :math:`-\\infty` (the true :math:`-\\sigma t_i` is beyond the range), never NaN: with
+    one center :math:`F_i = d_i` at every σ.  A layer that stores :math:`\\log\\sigma`
+    passes it as ``log_sigma`` (``sigma`` is then ignored): σ is formed as
+    :math:`e^{\\log\\sigma}` with :math:`\\log\\sigma` clamped to the logarithms of the
+    dtype's normal range, so neither σ nor the gradient with respect to
+    :math:`\\log\\sigma` over- or underflows (:math:`F_i` is then off by at most
+    ``smallest_normal * log k`` below that range).
     """
     sg = stop_gradient if stop_gradient is not None else (lambda a: a)
+    inv = None
+    if log_sigma is not None:
+        fi = xp.finfo(X.dtype)
+        # a factor 2 inside the range: the bounds rounded to the dtype stay inside it
+        lo, hi = math.log(2.0 * float(fi.smallest_normal)), math.log(0.5 * float(fi.max))
+        ls = xp.clip(log_sigma, lo, hi)
+        sigma, inv = xp.exp(ls), xp.exp(-ls)
     k = C.shape[0]
     D = sq_distances(X, C, xp=xp)
     lab = xp.argmin(D, axis=1)
     d = labelled_sq_distances(X, C, lab, xp=xp)
     if kind == "hard" or (isinstance(sigma, int | float) and sigma == 0):
         R = onehot(lab, k, dtype=D.dtype, xp=xp)
-        return SampleTerms(R, d, d, d, d)
+        return SampleTerms(R, d, d, d, d, xp.zeros_like(d))
     ks = xp.arange(k, device=device_of(X))
     at_lab = lab[:, None] == xp.astype(ks, lab.dtype)[None, :]
     # D - D[lab] (not D - min D): exactly >= 0, and its gradient cancels that of d at ties
     G = D - xp.sum(xp.where(at_lab, D, xp.zeros_like(D)), axis=1, keepdims=True)
-    R, aux = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
+    R, aux = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp, inv_sigma=inv)
     extra_l = xp.sum(R * G, axis=1)
     L = d + extra_l
     L_sg = d + xp.sum(sg(R) * G, axis=1)
     if kind == "softmax":
-        F = d - sigma * aux
+        t = aux
+        base = d
     else:  # entmax15: p = u², p^{3/2} = u³ with u = aux
-        F = L - (sigma * 4.0 / 3.0) * xp.sum(R - R * aux, axis=1)
-    return SampleTerms(R, L, L_sg, F, d)
+        t = (4.0 / 3.0) * xp.sum(R - R * aux, axis=1)
+        base = L
+    F = base if k == 1 else base - sigma * t  # one center: t = 0 exactly (σ t could be NaN)
+    return SampleTerms(R, L, L_sg, F, d, t)
 
 
 def select_objective(
-    terms: SampleTerms, objective: str, sigma: Any, *, n_features: int, n_clusters: int, xp
+    terms: SampleTerms,
+    objective: str,
+    sigma: Any,
+    *,
+    n_features: int,
+    n_clusters: int,
+    xp,
+    log_sigma: Any = None,
 ) -> Array:
     r"""The per-sample loss :math:`\ell_i` for ``objective``.
 
@@ -102,19 +143,30 @@ def select_objective(
       :math:`L_i`; gradients with the responsibilities held fixed);
     - ``"nll"`` (softmax only): the negative log-likelihood of the equal-weight isotropic
       Gaussian mixture with variance :math:`s^2 = \sigma/2`,
-      :math:`F_i/\sigma + \tfrac d2 \log(\pi\sigma) + \log k`.
+      :math:`F_i/\sigma + \tfrac d2 \log(\pi\sigma) + \log k
+      = d_i/\sigma - t_i + \tfrac d2 (\log\pi + \log\sigma) + \log k`, computed from
+      ``log_sigma`` (default :math:`\log\sigma`) with :math:`d_i/\sigma =
+      e^{\log d_i - \log\sigma}` (0 where :math:`d_i = 0`), so a σ beyond the dtype's
+      range gives the exact value or an honest ``inf``, never NaN.
     """
     if objective == "free_energy":
         return terms.free_energy
     if objective == "distortion":
         return terms.distortion_stopgrad
     if objective == "nll":
+        d = terms.inertia
         if isinstance(sigma, int | float):
-            log_pi_sigma: Any = math.log(math.pi * sigma)
+            ls: Any = math.log(sigma) if log_sigma is None else log_sigma
         else:
-            log_pi_sigma = xp.log(sigma * math.pi)
-        log_norm = 0.5 * n_features * log_pi_sigma + math.log(n_clusters)
-        return terms.free_energy / sigma + log_norm
+            ls = xp.log(sigma) if log_sigma is None else log_sigma
+        # e^{log d - log σ} where d > 0 (both wheres keep the other branch, and its
+        # gradient, finite: exp(0) there)
+        pos = d > 0.0
+        zero = xp.zeros_like(d)
+        expo = xp.where(pos, xp.log(xp.where(pos, d, xp.ones_like(d))) - ls, zero)
+        d_over_sigma = xp.where(pos, xp.exp(expo), zero)
+        log_norm = 0.5 * n_features * (math.log(math.pi) + ls) + math.log(n_clusters)
+        return d_over_sigma - terms.entropy + log_norm
     raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
 
 

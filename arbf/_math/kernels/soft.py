@@ -25,7 +25,6 @@ are float64.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -147,13 +146,14 @@ def _chunk_python(
     """Soft statistics of one chunk, on the transposed ``k x m`` layout (rows of the
     chunk along the contiguous axis: every loop over ``i`` below vectorises).
 
-    On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J]`` (and the rest of
-    L and F) and, for every center, the soft mass.  Then either leaves the weighted
-    responsibilities ``w_i r_ij`` for the caller's product with ``X_c`` and returns True
-    (softmax in ``E``, entmax-1.5 in ``GT``), or adds that product to ``sums`` itself and
-    returns False (entmax-1.5 with a small support; a one-hot chunk exactly as the hard
-    pass).  ``scale`` is ``-1/σ`` (softmax) or ``-1/(2σ)`` (entmax-1.5).  Softmax writes
-    ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out`` (the caller adds ``-σ w_i log S_i`` to F).
+    On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
+    of L, F and the entropy term T) and, for every center, the soft mass.  Then either
+    leaves the weighted responsibilities ``w_i r_ij`` for the caller's product with
+    ``X_c`` and returns True (softmax in ``E``, entmax-1.5 in ``GT``), or adds that
+    product to ``sums`` itself and returns False (entmax-1.5 with a small support; a
+    one-hot chunk exactly as the hard pass).  ``scale`` is ``-1/σ`` (softmax) or
+    ``-1/(2σ)`` (entmax-1.5).  Softmax writes ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out``
+    (the caller adds ``w_i log S_i`` to T and ``-σ w_i log S_i`` to F).
     ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
     (length >= m), ``scr`` (float64, ``8 x`` >= m) and ``scr32`` (float32, ``2 x`` >= m
     for float32 softmax) are scratch."""
@@ -260,7 +260,10 @@ def _chunk_python(
         lo[i] = 0.0  # y = 0 (the nearest center) is always inside
     for j in range(k):
         for i in range(m):
-            GT[j, i] = np.float64(GT[j, i] - best[i]) * scale
+            # a score below -2 is never in the support (τ >= -1): clamped there, so that
+            # a tiny σ cannot overflow it to -inf (whose gap would then be 0 * inf)
+            v = np.float64(GT[j, i] - best[i]) * scale
+            GT[j, i] = v if v > -2.0 else -2.0
             y = np.float64(GT[j, i])  # as stored
             inside = y > -1.0
             yi = y if inside else 0.0
@@ -321,13 +324,16 @@ def _chunk_python(
             mass[j] += mj
     L = 0.0
     F = 0.0
+    T = 0.0
     c43 = sigma * (4.0 / 3.0)
     for i in range(m):
         wi = np.float64(w[i]) if has_w else 1.0
         L += wi * ext[i]
         F += wi * (ext[i] - c43 * ent[i])
+        T += wi * ent[i]
     acc[0] += L
     acc[1] += F
+    acc[3] += T * (4.0 / 3.0)
     if not sparse:
         return True
     _sparse_sums(GT, X, lab, n_sup, m, sums, mass)
@@ -382,7 +388,7 @@ class _State:
         self.prod = np.empty((k, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
-        self.acc = np.zeros(3, dtype=np.float64)
+        self.acc = np.zeros(4, dtype=np.float64)
         self.xbuf: np.ndarray | None = None
         # softmax row sums S_i of rows [s_start, s_start + s_len), logged in batches
         self.s_buf = np.empty(s_rows, dtype=np.float64)
@@ -398,19 +404,22 @@ def soft_stats(
     sigma: float,
     kind: str,
     working_memory: Any = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(sums, mass, L, F, J)`` in ``X``'s dtype, as
-    :func:`arbf._math.core.soft.soft_stats` (accumulated in float64)."""
+) -> tuple[np.ndarray, ...]:
+    """``(sums, mass, L, F, J, T)`` in ``X``'s dtype, as
+    :func:`arbf._math.core.soft.soft_stats` (accumulated in float64).  σ is clamped to
+    the dtype's normal range as the pure pass clamps it
+    (:func:`arbf._math.core.responsibilities.score_sigma`)."""
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
-    if sigma == 0 or kind == "hard" or not math.isfinite(1.0 / float(sigma)):
+    if sigma == 0 or kind == "hard":
         _, sums, wsum, inertia = _hard.lloyd_sums(
             X, C, sample_weight, working_memory=working_memory
         )
-        return sums, wsum, inertia, inertia.copy(), inertia.copy()
+        return sums, wsum, inertia, inertia.copy(), inertia.copy(), np.zeros_like(inertia)
     softmax = kind == "softmax"
-    sigma = float(sigma)
+    fi = np.finfo(dtype)
+    sigma = min(max(float(sigma), float(fi.smallest_normal)), float(fi.max))
     C = np.ascontiguousarray(C)
     c_sq = np.sum(C * C, axis=1)  # in X's dtype, as the hard path's
     w = None
@@ -442,6 +451,7 @@ def soft_stats(
             a = st.s_start
             total = logs.sum() if w is None else np.dot(w[a : a + st.s_len], logs)
             st.acc[1] -= sigma * float(total)
+            st.acc[3] += float(total)
             st.s_len = 0
 
     def work(a: int, st: _State) -> None:
@@ -486,10 +496,12 @@ def soft_stats(
         sums += st.sums
         mass += st.mass
         acc += st.acc
-    return (
-        sums.astype(dtype),
-        mass.astype(dtype),
-        np.asarray(acc[0], dtype=dtype),
-        np.asarray(acc[1], dtype=dtype),
-        np.asarray(acc[2], dtype=dtype),
-    )
+    with np.errstate(over="ignore"):  # F beyond the dtype's range is -inf (documented)
+        return (
+            sums.astype(dtype),
+            mass.astype(dtype),
+            np.asarray(acc[0], dtype=dtype),
+            np.asarray(acc[1], dtype=dtype),
+            np.asarray(acc[2], dtype=dtype),
+            np.asarray(acc[3], dtype=dtype),
+        )

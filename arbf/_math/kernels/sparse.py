@@ -228,13 +228,15 @@ def _soft_python(
     data, indices, indptr, a, b, CT, C, c_sq, c_aux, w, softmax, sigma, sums, mass, acc, g,
     r, gap,
 ):  # fmt: skip
-    """Rows ``a..b`` at σ > 0: ``acc += (Σ w_i L_i, Σ w_i F_i, Σ w_i d_i)`` and the soft
+    """Rows ``a..b`` at σ > 0: ``acc += (Σ w_i L_i, Σ w_i F_i, Σ w_i d_i, Σ w_i T_i)``
+    (``T_i`` the entropy term, :class:`arbf._math.core.soft.SoftStats`) and the soft
     sums and masses ``Σ_i w_i r_ij x_i``, ``Σ_i w_i r_ij``."""
     has_w = w.shape[0] > 0
     k = g.shape[0]
     tot_l = 0.0
     tot_f = 0.0
     tot_j = 0.0
+    tot_t = 0.0
     c43 = sigma * (4.0 / 3.0)
     for i in range(a, b):
         lo = indptr[i]
@@ -248,8 +250,10 @@ def _soft_python(
         tot_l += wi * (dist + ext)
         if softmax:
             tot_f += wi * (dist - sigma * aux)
+            tot_t += wi * aux
         else:
             tot_f += wi * (dist + ext - c43 * aux)
+            tot_t += wi * (4.0 / 3.0) * aux
         for j in range(k):
             p = r[j]
             if p > 0.0:
@@ -260,6 +264,7 @@ def _soft_python(
     acc[0] += tot_l
     acc[1] += tot_f
     acc[2] += tot_j
+    acc[3] += tot_t
 
 
 def _resp_python(data, indices, indptr, a, b, CT, c_sq, kind, sigma, out, g, r, gap):
@@ -553,7 +558,7 @@ class _SoftState:
     def __init__(self, k: int, d: int) -> None:
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
-        self.acc = np.zeros(3, dtype=np.float64)
+        self.acc = np.zeros(4, dtype=np.float64)
         self.g = np.empty(k, dtype=np.float64)
         self.r = np.empty(k, dtype=np.float64)
         self.gap = np.empty(k, dtype=np.float64)
@@ -562,16 +567,16 @@ class _SoftState:
 def soft_stats(
     X: Any, C: np.ndarray, w: np.ndarray | None, *, sigma: float, kind: str, working_memory: Any
 ) -> tuple[np.ndarray, ...]:
-    """``(sums, mass, L, F, J)`` of :func:`arbf._math.core.soft.soft_stats` for CSR
+    """``(sums, mass, L, F, J, T)`` of :func:`arbf._math.core.soft.soft_stats` for CSR
     ``X`` (``X``'s dtype; accumulated in float64).  σ = 0 or ``kind="hard"``: the Lloyd
-    sums, with ``L = F = J``."""
+    sums, with ``L = F = J`` and ``T = 0``."""
     dt = X.dtype
     if sigma == 0 or kind == "hard":
         _, _, sums, wsum, inertia = _hard_pass(
             X, C, w, working_memory=working_memory, do_sums=True, want_min=False
         )
         J = np.asarray(inertia, dtype=dt)
-        return sums.astype(dt), wsum.astype(dt), J, J.copy(), J.copy()
+        return sums.astype(dt), wsum.astype(dt), J, J.copy(), J.copy(), np.zeros((), dtype=dt)
     kern = _get_kernels()["soft"]
     n, d = X.shape
     cen = _Centers(C)
@@ -593,8 +598,8 @@ def soft_stats(
         sums += st.sums
         mass += st.mass
         acc += st.acc
-    L, F, J = (np.asarray(v, dtype=dt) for v in acc)
-    return sums.astype(dt), mass.astype(dt), L, F, J
+    L, F, J, T = (np.asarray(v, dtype=dt) for v in acc)
+    return sums.astype(dt), mass.astype(dt), L, F, J, T
 
 
 def responsibilities(
