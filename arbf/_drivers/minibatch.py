@@ -301,7 +301,10 @@ def minibatch_fit(
         hist["center_shift"].append(units(shift, scale))
         hist["sigma"].append(s)
         if step == 0:
-            emit(verbose, "Minibatch step %d/%d: mean batch inertia: %s", 1, n_steps, batch_obj)
+            emit(
+                verbose, "Minibatch step %d/%d: mean batch inertia: %s", 1, n_steps,
+                units(batch_obj, scale),
+            )  # fmt: skip
             continue
         ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
         emit(
