@@ -26,6 +26,9 @@ from .._math import seam
 from .._messages import convergence_warning, emit
 from .results import KMeansResult
 
+#: ``project(C_new, C_old)``: what the engine does to every set of updated centers.
+Projection = Callable[[Array, Array], Array]
+
 __all__ = ["best_of", "center", "finish", "lloyd", "tolerance", "warn_fewer_clusters"]
 
 
@@ -119,6 +122,7 @@ def lloyd(
     working_memory: Any = None,
     algorithm: str = "auto",
     offset: Array | None = None,
+    project: Projection | None = None,
 ) -> KMeansResult:
     """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -130,6 +134,8 @@ def lloyd(
     Lloyd's pass or a bound method, with the same labels), not what it is.  With
     ``offset`` (where :func:`seam.lazily_centred`) the data are ``X - offset``, centred by
     the kernels chunk by chunk: the same bits as a centred copy, without making one.
+    ``project(C_new, C_old)``, when given, maps every updated set of centers (spherical
+    K-Means: onto the unit sphere, :func:`arbf._math.metric.project`).
     """
     stepper = seam.lloyd_stepper(
         X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
@@ -144,6 +150,8 @@ def lloyd(
     for i in range(max_iter):
         labels, sums, weights, inert, changed = stepper.step(C)
         C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+        if project is not None:
+            C_new = project(C_new, C)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         # labels on the host (NumPy, CPU torch): compared there, without a device pass
@@ -177,9 +185,10 @@ def lloyd(
                 X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory,
                 offset=offset,
             )  # fmt: skip
-            C_new = _park_weightless(
-                seam.safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp
-            )
+            C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+            if project is not None:
+                C_new = project(C_new, C)
+            C_new = _park_weightless(C_new, weights, xp=xp)
             diff = C_new - C
             shift = float(to_host(xp.sum(diff * diff)))
         inertias.append(inertia_i)
@@ -235,6 +244,7 @@ def best_of(
     working_memory: Any = None,
     algorithm: str = "auto",
     offset: Array | None = None,
+    project: Projection | None = None,
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
     ``init()``; the best is kept.
@@ -250,6 +260,7 @@ def best_of(
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
             working_memory=working_memory, algorithm=algorithm, offset=offset,
+            project=project,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (
@@ -282,6 +293,7 @@ def finish(
     xp: ModuleType,
     working_memory: Any,
     algorithm: str = "auto",
+    project: Projection | None = None,
 ) -> tuple[Array, KMeansResult]:
     """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
     iterations) on data ``Xc`` centred by ``mean``: the annealers' hand-over
@@ -292,7 +304,7 @@ def finish(
     """
     km = lloyd(
         Xc, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
-        algorithm=algorithm,
+        algorithm=algorithm, project=project,
     )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     return km.centers, dataclasses.replace(

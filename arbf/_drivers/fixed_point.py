@@ -15,6 +15,7 @@ together; on Dask the new centers are evaluated once per iteration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -55,10 +56,12 @@ def fixed_point(
     tol: float,
     lr: float | str = "lloyd",
     working_memory: Any = None,
+    project: Callable[[Array, Array], Array] | None = None,
 ) -> FixedPoint:
     """Iterate the update at temperature ``sigma`` from ``C`` (see the module docstring).
 
-    Raises :class:`FloatingPointError` on a non-finite update (a float ``lr`` too large).
+    ``project(C_new, C_old)``, when given, maps every update (spherical: onto the unit
+    sphere).  Raises :class:`FloatingPointError` on a non-finite update (a float ``lr`` too large).
     """
     names = ("center_shift", "free_energy", "soft_distortion", "inertia")
     hist: dict[str, list[float]] = {name: [] for name in names}
@@ -68,6 +71,8 @@ def fixed_point(
     for it in range(1, max_iter + 1):
         st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
         C_new = seam.step(C, st.mass, st.sums, lr, xp=xp)
+        if project is not None:
+            C_new = project(C_new, C)
         diff = C_new - C
         stats = xp.stack(
             [

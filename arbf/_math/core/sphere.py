@@ -1,0 +1,41 @@
+r"""Rows on the unit sphere: the two operations of the cosine metric — the reference.
+
+For unit vectors :math:`\hat x, \hat\mu`,
+:math:`\lVert\hat x - \hat\mu\rVert^2 = 2\,(1 - \hat x\cdot\hat\mu) = 2\,(1 - \cos(x, \mu))`,
+so the spherical problems (``metric="cosine"``) run the Euclidean machinery on the
+normalised rows and put the centers back on the sphere after every update
+(:func:`project_rows`).  Pure array operations, no host sync.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ..._backend import Array
+
+__all__ = ["project_rows", "unit_rows"]
+
+
+def unit_rows(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    r"""``(U, zero)``: the rows of ``X`` divided by their Euclidean norm, and the boolean
+    mask of the rows of norm 0 (whose row in ``U`` is 0).
+
+    Each row is first divided by its largest absolute entry, so the squared norm neither
+    overflows nor underflows (float32 rows of 1e-30 or 1e30 are normalised exactly as
+    rows of 1).
+    """
+    s = xp.max(xp.abs(X), axis=1, keepdims=True)
+    zero = s == 0
+    s = xp.where(zero, xp.ones_like(s), s)
+    Y = X / s
+    nrm = xp.sqrt(xp.sum(Y * Y, axis=1, keepdims=True))
+    return Y / nrm, zero[:, 0]
+
+
+def project_rows(C_new: Array, C_old: Array, *, xp: ModuleType) -> Array:
+    r"""``C_new`` with every row put on the unit sphere, :math:`\mu_j/\lVert\mu_j\rVert`;
+    a row of norm 0 (a cluster whose weighted mean of unit vectors is exactly 0) takes
+    the row of ``C_old`` instead (it keeps its position, as an empty cluster's center
+    does in a plain update)."""
+    U, zero = unit_rows(C_new, xp=xp)
+    return xp.where(zero[:, None], C_old, U)
