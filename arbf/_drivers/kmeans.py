@@ -221,7 +221,7 @@ def _spherical(
     working_memory: Any,
     algorithm: Any,
 ) -> KMeansResult:
-    """:func:`kmeans` with ``metric="cosine"``: Dhillon & Modha's spherical K-Means.
+    r""":func:`kmeans` with ``metric="cosine"``: Dhillon & Modha's spherical K-Means.
 
     The rows are normalised once (:func:`arbf._math.metric.to_sphere`) and not centred
     (cosine is not translation invariant); the Euclidean engine runs on them with every
@@ -260,7 +260,7 @@ def _spherical(
 
 
 def halve_inertia(res: KMeansResult) -> KMeansResult:
-    """A spherical run's result in the cosine convention: the engine's inertia
+    r"""A spherical run's result in the cosine convention: the engine's inertia
     :math:`\sum_i w_i\lVert\hat x_i - \mu_{l_i}\rVert^2` is twice
     :math:`\sum_i w_i (1 - \cos(x_i, \mu_{l_i}))`."""
     hist = dict(res.history)

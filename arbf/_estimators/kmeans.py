@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
 from .._math import seam
+from .._math.metric import COSINE, to_sphere
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
 
@@ -52,6 +54,11 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
         How the assignments are computed; every value gives the same clustering (see
         :func:`arbf.kmeans`).  "lloyd" and "elkan" are scikit-learn's names.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": spherical K-Means (see :func:`arbf.kmeans`).  Samples are normalised
+        to unit norm (in :meth:`predict`, :meth:`transform` and :meth:`score` too); the
+        centers have unit norm; ``inertia_`` and :meth:`score` use the cosine distance
+        :math:`1 - \cos(x, \mu)`, and :meth:`transform` returns it.
 
     Attributes
     ----------
@@ -102,6 +109,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         copy_x: bool = True,
         working_memory: float | None = None,
         algorithm: str = "auto",
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -113,6 +121,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.copy_x = copy_x
         self.working_memory = working_memory
         self.algorithm = algorithm
+        self.metric = metric
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute the K-Means clustering of ``X``.
@@ -142,6 +151,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             copy_x=self.copy_x,
             working_memory=self.working_memory,
             algorithm=self.algorithm,
+            metric=self.metric,
         )
         self._reset_input_meta(X, res.centers.shape[1])
         self._n_init = len(res.n_init_inertia)
@@ -165,20 +175,22 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         labels : array of shape (n_samples,)
             An integer array in the namespace and on the device of ``X``.
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp = self._validate_on_metric(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def transform(self, X: Any) -> Array:
-        """Euclidean (not squared) distance of each sample of ``X`` to each center.
+        r"""Euclidean (not squared) distance of each sample of ``X`` to each center; with
+        ``metric="cosine"`` the cosine distance :math:`1 - \cos(x_i, \mu_j)`.
 
         Returns
         -------
         distances : array of shape (n_samples, n_clusters)
             In the namespace, device and floating dtype of ``X``; computed in chunks.
         """
-        X, C, xp = self._validate_after_fit(X)
-        return self._distances(X, C, xp=xp)
+        X, C, xp = self._validate_on_metric(X)
+        D = self._distances(X, C, xp=xp)
+        return D * D / 2 if self.metric == COSINE else D
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -192,9 +204,17 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         score : float
             Larger is better (0 at best).
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
-        return -float(to_host(J))
+        J = float(to_host(seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)))
+        return -J / 2 if self.metric == COSINE else -J
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType]:
+        """:meth:`_validate_after_fit`, with the rows of ``X`` normalised for the cosine
+        metric (the centers have unit norm already)."""
+        X, C, xp = self._validate_after_fit(X)
+        if self.metric == COSINE:
+            X = to_sphere(X, xp=xp)
+        return X, C, xp

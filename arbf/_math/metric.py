@@ -63,3 +63,16 @@ def project(C_new: Array, C_old: Array, *, xp: ModuleType) -> Array:
     r"""The centers back on the sphere after an update, :math:`\mu_j/\lVert\mu_j\rVert`; a
     center whose (weighted, soft) mean is exactly 0 keeps ``C_old``'s row."""
     return seam.project_rows(C_new, C_old, xp=xp)
+
+
+def prepare(
+    X: Any, C: Any, metric: str, *, xp: ModuleType, sigma: float = 0.0, name: str = "centers"
+) -> tuple[Any, Any, float, float]:
+    r"""``(X, C, sigma, scale)`` for the Euclidean machinery: unchanged with ``1.0`` for
+    ``"sqeuclidean"``; for ``"cosine"`` the rows of both on the sphere, the temperature
+    :math:`2\sigma` (equal logits: :math:`-\lVert\hat x-\hat\mu\rVert^2/(2\sigma) =
+    -D^{\cos}/\sigma`) and the factor ``0.5`` that turns the Euclidean objectives (and
+    gradient) into the cosine ones."""
+    if metric != COSINE:
+        return X, C, sigma, 1.0
+    return to_sphere(X, xp=xp), to_sphere(C, xp=xp, name=name), 2.0 * sigma, 0.5

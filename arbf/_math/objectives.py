@@ -26,6 +26,7 @@ from typing import Any
 from .._backend import Array
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare
 
 __all__ = ["center_gradient", "free_energy", "inertia", "soft_distortion"]
 
@@ -37,6 +38,7 @@ def inertia(
     *,
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""K-Means distortion (inertia) of ``centers`` on ``X``.
 
@@ -58,6 +60,10 @@ def inertia(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": :math:`J = \sum_i w_i \min_j (1 - \cos(x_i, \mu_j))`, half the
+        squared Euclidean distortion of the normalised rows and centers (rows of norm 0
+        raise ``ValueError``).
 
     Returns
     -------
@@ -73,8 +79,11 @@ def inertia(
     >>> float(arbf.inertia(X, C))
     0.5
     """
+    metric = check_metric(metric)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    return seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
+    X, C, _, scale = prepare(X, C, metric, xp=xp)
+    J = seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
+    return J * scale if scale != 1.0 else J
 
 
 def _stats(
@@ -84,13 +93,17 @@ def _stats(
     kind: Any,
     sample_weight: Any,
     working_memory: float | None,
-) -> tuple[Array, seam.SoftStats]:
+    metric: Any,
+) -> tuple[Array, seam.SoftStats, float]:
+    """``(C, stats, scale)``: the (normalised, for the cosine metric) centers, the pass's
+    statistics and the factor from the Euclidean objectives to the metric's."""
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    metric = check_metric(metric)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
-    return C, seam.soft_stats(
-        X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
-    )
+    X, C, sigma, scale = prepare(X, C, metric, xp=xp, sigma=sigma)
+    st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
+    return C, st, scale
 
 
 _PARAMS = """
@@ -109,6 +122,12 @@ _PARAMS = """
         not means.
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": rows of ``X`` and ``centers`` normalised (a row of norm 0 raises
+        ``ValueError``) and :math:`D_{ij}` replaced by the cosine distance
+        :math:`1 - \\cos(x_i, \\mu_j) = \\tfrac12\\lVert\\hat x_i - \\hat\\mu_j\\rVert^2`
+        everywhere (logits :math:`(\\cos - 1)/\\sigma`: a von Mises-Fisher mixture of
+        concentration :math:`1/\\sigma`); the bounds above hold as written.
 """
 
 
@@ -121,6 +140,7 @@ def soft_distortion(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Smooth weighted distortion :math:`L_\sigma(\mu) = \sum_i w_i \sum_j r_{ij} D_{ij}`.
 
@@ -145,8 +165,8 @@ def soft_distortion(
     >>> float(arbf.soft_distortion(X, C, sigma=1.0, kind="entmax15"))  # rows one-hot or tied
     2.0
     """
-    _, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return st.soft_distortion
+    _, st, scale = _stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+    return st.soft_distortion * scale if scale != 1.0 else st.soft_distortion
 
 
 def free_energy(
@@ -158,6 +178,7 @@ def free_energy(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Free energy :math:`F_\sigma = \sum_i w_i (\sum_j r_{ij} D_{ij} - \sigma H(r_i))`.
 
@@ -191,8 +212,8 @@ def free_energy(
     >>> round(float(arbf.free_energy(X, C, sigma=1.0, kind="entmax15")), 6)
     1.609476
     """
-    _, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return st.free_energy
+    _, st, scale = _stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+    return st.free_energy * scale if scale != 1.0 else st.free_energy
 
 
 def center_gradient(
@@ -204,6 +225,7 @@ def center_gradient(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Analytic gradient of the free energy, :math:`\nabla_{\mu_j} F_\sigma`.
 
@@ -217,6 +239,13 @@ def center_gradient(
     :math:`F` over the simplex, so their own variation does not contribute).  It vanishes
     at the soft centroid :math:`m_j = \sum_i w_i r_{ij} x_i / N_j`.  With σ = 0 it is the
     gradient of the inertia J inside each Voronoi cell.
+
+    With ``metric="cosine"`` it is taken at the normalised centers :math:`\hat\mu_j` with
+    :math:`D^{\cos}_{ij}` extended off the sphere as
+    :math:`\tfrac12\lVert\hat x_i - \mu_j\rVert^2`:
+    :math:`\nabla_{\mu_j} F^{\cos}_\sigma = \sum_i w_i r_{ij}(\hat\mu_j - \hat x_i)`
+    (half the Euclidean form); its component tangent to the sphere is the Riemannian
+    gradient, zero exactly when :math:`\hat\mu_j` is the normalised soft centroid.
     {params}
     Returns
     -------
@@ -233,8 +262,9 @@ def center_gradient(
     Array([[-2.],
            [-2.]], dtype=array_api_strict.float64)
     """
-    C, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return seam.center_gradient(C, st.mass, st.sums)
+    C, st, scale = _stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+    g = seam.center_gradient(C, st.mass, st.sums)
+    return g * scale if scale != 1.0 else g
 
 
 for _f in (soft_distortion, free_energy, center_gradient):

@@ -11,6 +11,7 @@ from typing import Any
 from .._backend import Array
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare
 
 __all__ = ["responsibilities"]
 
@@ -23,6 +24,7 @@ def responsibilities(
     sigma: float,
     kind: str = "softmax",
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Row-wise responsibilities of ``centers`` for ``X`` at temperature ``sigma``.
 
@@ -51,6 +53,16 @@ def responsibilities(
     kind : {"softmax", "entmax15", "hard"}, default "softmax"
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the rows of ``X`` and ``centers`` are normalised (a row of norm 0
+        raises ``ValueError``) and :math:`D_{ij}` is the cosine distance
+        :math:`1 - \cos(x_i, \mu_j)`, so :math:`r_i = \operatorname{map}((\cos(x_i,
+        \mu_\cdot) - 1)/\sigma)`; the row constant :math:`-1/\sigma` changes neither
+        map, so softmax gives the posterior of a von Mises-Fisher mixture with equal
+        weights and concentration :math:`\kappa = 1/\sigma`.  Since
+        :math:`\lVert\hat x - \hat\mu\rVert^2 = 2(1 - \cos)`, this equals the Euclidean
+        responsibilities of the normalised rows at temperature :math:`2\sigma`.
+        Entmax-1.5 rows are one-hot iff the two largest cosines differ by at least 2σ.
 
     Returns
     -------
@@ -75,7 +87,9 @@ def responsibilities(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    metric = check_metric(metric)
     X, C, _, xp = check_x_centers_weights(X, centers)
+    X, C, sigma, _ = prepare(X, C, metric, xp=xp, sigma=sigma)
     return seam.responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )

@@ -19,6 +19,7 @@ from typing import Any
 from .._backend import Array
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare, project
 
 __all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
 
@@ -30,6 +31,7 @@ def lloyd_step(
     *,
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One Lloyd (K-Means) update of ``centers``.
 
@@ -49,6 +51,12 @@ def lloyd_step(
     sample_weight : array of shape (n_samples,), optional
     working_memory : float, optional
         Memory budget in MiB for one chunk's temporaries.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere, :math:`\mu_j \leftarrow s_j/\lVert s_j\rVert`, :math:`s_j = \sum_{l_i=j} w_i\hat x_i`
+        (Dhillon & Modha's spherical K-Means update)
+        (a center whose sum is exactly 0 keeps its normalised position).
 
     Returns
     -------
@@ -63,9 +71,12 @@ def lloyd_step(
     Array([[ 1.],
            [11.]], dtype=array_api_strict.float64)
     """
+    metric = check_metric(metric)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, _, scale = prepare(X, C, metric, xp=xp)
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
-    return seam.safe_divide_centers(sums, weights, C, xp=xp)
+    C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+    return project(C_new, C, xp=xp) if scale != 1.0 else C_new
 
 
 def soft_lloyd_step(
@@ -77,6 +88,7 @@ def soft_lloyd_step(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One soft Lloyd (fixed-point) update: each center moves to its soft centroid.
 
@@ -104,7 +116,12 @@ def soft_lloyd_step(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
-
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere, :math:`\mu_j \leftarrow m_j/\lVert m_j\rVert`
+        with the soft centroid :math:`m_j` of the unit rows (the vMF M-step)
+        (a center whose sum is exactly 0 keeps its normalised position).
     Returns
     -------
     new_centers : array of shape (n_clusters, n_features)
@@ -122,9 +139,12 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    metric = check_metric(metric)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, sigma, scale = prepare(X, C, metric, xp=xp, sigma=sigma)
     st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-    return seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
+    C_new = seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
+    return project(C_new, C, xp=xp) if scale != 1.0 else C_new
 
 
 def gradient_step(
@@ -137,6 +157,7 @@ def gradient_step(
     lr: Any = "lloyd",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One gradient step on the free energy :math:`F_\sigma`.
 
@@ -166,7 +187,16 @@ def gradient_step(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
-
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere, 
+        :math:`\mu_j \leftarrow P(\hat\mu_j - \eta_j \nabla_{\mu_j} F^{\cos}_\sigma)`,
+        :math:`\nabla_{\mu_j} F^{\cos}_\sigma = \sum_i w_i r_{ij}(\hat\mu_j - \hat x_i)`
+        (:func:`arbf.center_gradient`); ``lr="lloyd"`` is then
+        :math:`\eta_j = 1/N_j`, which lands on the soft centroid, so the projected
+        step is the spherical soft Lloyd step
+        (a center whose sum is exactly 0 keeps its normalised position).
     Returns
     -------
     new_centers : array of shape (n_clusters, n_features)
@@ -188,6 +218,13 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = check_lr(lr)
+    metric = check_metric(metric)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, sigma, scale = prepare(X, C, metric, xp=xp, sigma=sigma)
     st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
-    return seam.step(C, st.mass, st.sums, lr, xp=xp)
+    if scale == 1.0:
+        return seam.step(C, st.mass, st.sums, lr, xp=xp)
+    # the cosine gradient is half the Euclidean one at 2σ: a step lr on it is a step
+    # lr/2 on the Euclidean form ("lloyd" lands on the soft centroid either way)
+    C_new = seam.step(C, st.mass, st.sums, lr if isinstance(lr, str) else lr / 2, xp=xp)
+    return project(C_new, C, xp=xp)
