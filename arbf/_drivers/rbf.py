@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
+from .._math.metric import COSINE, check_metric, prepare, project, to_sphere
 from .._messages import emit
 from .._validation import (
     BOOLEAN,
@@ -37,6 +38,7 @@ from .deterministic_annealing import critical_factor
 from .engine import center, tolerance
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
+from .kmeans import halve_inertia
 from .results import AnnealResult, KMeansResult, RBFResult
 
 __all__ = [
@@ -77,19 +79,49 @@ def fit_fixed_sigma(
     working_memory: Any,
     verbose: bool,
     label: str = "",
+    cosine: bool = False,
 ) -> FixedPoint:
     """The fixed-point run of :func:`rbf_kmeans` on prepared data (``sigma == 0``: hard),
-    with its ``verbose`` line."""
+    with its ``verbose`` line.
+
+    ``cosine``: ``Xc`` and ``Cc`` are on the unit sphere and ``sigma``, ``lr`` and the
+    objectives are the cosine metric's: the Euclidean loop runs at ``2 sigma`` with step
+    ``lr / 2`` and the centers projected onto the sphere after each update, and the
+    objectives it reports are halved (:mod:`arbf._math.metric`).
+    """
     fp = fixed_point(
-        Xc, Cc, w, xp=xp, sigma=sigma, kind="hard" if sigma == 0 else kind,
-        max_iter=max_iter, tol=tol, lr=lr, working_memory=working_memory,
+        Xc, Cc, w, xp=xp, sigma=2 * sigma if cosine else sigma,
+        kind="hard" if sigma == 0 else kind, max_iter=max_iter, tol=tol,
+        lr=lr / 2 if cosine and not isinstance(lr, str) else lr,
+        working_memory=working_memory, project=_on_sphere(xp) if cosine else None,
     )  # fmt: skip
+    if cosine:
+        fp = _halve(fp)
     h = fp.history
     emit(
         verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label, sigma,
         fp.n_iter, h["free_energy"][-1], h["soft_distortion"][-1], h["inertia"][-1],
     )  # fmt: skip
     return fp
+
+
+def _on_sphere(xp: ModuleType) -> Any:
+    def on_sphere(C_new: Array, C_old: Array) -> Array:
+        return project(C_new, C_old, xp=xp)
+
+    return on_sphere
+
+
+def _halve(fp: FixedPoint) -> FixedPoint:
+    """A spherical run's objectives in the cosine convention (half the Euclidean ones of
+    the unit rows at twice the temperature); the center shift is unchanged."""
+    hist = {
+        name: v if name == "center_shift" else [x / 2 for x in v]
+        for name, v in fp.history.items()
+    }
+    last = fp.last.copy()
+    last[1:] = last[1:] / 2
+    return FixedPoint(fp.centers, fp.n_iter, fp.converged, last, hist)
 
 
 def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> float:
@@ -119,6 +151,7 @@ def rbf_kmeans(
     lr: Any = "lloyd",
     working_memory: Any = None,
     verbose: bool = False,
+    metric: str = "sqeuclidean",
 ) -> RBFResult:
     r"""Train the centers of a normalised RBF network at a fixed temperature (A2, A3).
 
@@ -152,6 +185,17 @@ def rbf_kmeans(
     working_memory : float, optional
         Memory budget in MiB for one chunk.
     verbose : bool
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical relaxation (a von Mises-Fisher mixture with equal
+        weights and shared concentration :math:`1/\sigma`).  The rows of ``X`` and
+        ``init`` are normalised (a row of norm 0 raises ``ValueError``), :math:`D_{ij}`
+        is the cosine distance :math:`1 - \cos(x_i, \mu_j)` (logits
+        :math:`(\cos - 1)/\sigma`), and every update is projected onto the sphere:
+        :math:`\mu_j \leftarrow m_j / \lVert m_j \rVert` (the fixed-point step), or
+        :math:`P(\mu_j - \eta_j \sum_i w_i r_{ij}(\mu_j - \hat x_i))` with
+        ``lr="lloyd"`` meaning :math:`\eta_j = 1/N_j` (the same step).  The objectives
+        in ``history`` are the cosine ones; ``tol`` scales with the mean feature
+        variance of the normalised rows; the centers have unit norm.
 
     Returns
     -------
@@ -174,6 +218,20 @@ def rbf_kmeans(
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    metric = check_metric(metric)
+    if metric == COSINE:
+        X, C, _, _ = prepare(X, C, metric, xp=xp, name="init")
+        fp = fit_fixed_sigma(
+            X, C, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter,
+            tol=tolerance(X, tol, xp=xp), lr=lr, working_memory=working_memory,
+            verbose=bool(verbose), cosine=True,
+        )  # fmt: skip
+        return RBFResult(
+            centers=fp.centers,
+            n_iter=fp.n_iter,
+            converged=fp.converged,
+            history={name: np.asarray(v) for name, v in fp.history.items()},
+        )
     mean, Xc = center(X, xp=xp)
     fp = fit_fixed_sigma(
         Xc, C - mean, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter,
@@ -216,6 +274,7 @@ def default_schedule(
     sigma_max: float | None = None,
     sigma_min: float | None = None,
     n_levels: int | None = None,
+    metric: str = "sqeuclidean",
 ) -> np.ndarray:
     r"""The default geometric σ schedule, chosen from the data.
 
@@ -225,6 +284,9 @@ def default_schedule(
     :math:`\sigma_{\min} = \min(\min_i \Delta_i/2,\ 10^{-3}\sigma_c)` evaluated at ``init``
     (below :math:`\min\Delta/2` entmax-1.5 is exactly hard), with ``n_levels`` (default
     30) geometrically spaced levels.  Returns a host NumPy array, decreasing.
+    With ``metric="cosine"`` it is computed on the normalised rows (and ``init``) and
+    expressed in the cosine temperature (half the Euclidean one of the unit rows: the
+    margin is then the gap :math:`\cos_{(1)} - \cos_{(2)}` of the two largest cosines).
     """
     if init is None:
         Xv, xp = check_data(X)
@@ -235,10 +297,42 @@ def default_schedule(
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
+    if check_metric(metric) == COSINE:
+        Xv = to_sphere(Xv, xp=xp)
+        C = None if C is None else to_sphere(C, xp=xp, name="init")
+        return _cosine_schedule(
+            Xv, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
+            n_levels=n_levels,
+        )  # fmt: skip
     return _default_schedule(
         Xv, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
         n_levels=n_levels,
     )  # fmt: skip
+
+
+def _cosine_schedule(
+    U: Array,
+    C: Array | None,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    kind: str,
+    sigma_max: Any,
+    sigma_min: Any,
+    n_levels: Any,
+) -> np.ndarray:
+    """:func:`_default_schedule` for the cosine metric on unit rows ``U`` (and centers
+    ``C``): the Euclidean schedule of the unit rows, halved (the given bounds are cosine
+    temperatures, doubled on the way in)."""
+    twice = {
+        name: None if v is None else 2.0 * float(check_sigma(v, allow_zero=False, name=name))
+        for name, v in (("sigma_max", sigma_max), ("sigma_min", sigma_min))
+    }
+    sig = _default_schedule(
+        U, C, w, xp=xp, kind=kind, sigma_max=twice["sigma_max"], sigma_min=twice["sigma_min"],
+        n_levels=n_levels,
+    )  # fmt: skip
+    return sig / 2
 
 
 def _default_schedule(
@@ -301,6 +395,7 @@ def anneal(
     working_memory: Any = None,
     verbose: bool = False,
     algorithm: str = "auto",
+    metric: str = "sqeuclidean",
 ) -> AnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
 
@@ -341,6 +436,15 @@ def anneal(
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
         How the final hard Lloyd run computes its assignments (as :func:`arbf.kmeans`;
         every value gives the same result).
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": anneal the spherical relaxation (:func:`rbf_kmeans` with
+        ``metric="cosine"``) down to spherical K-Means (:func:`arbf.kmeans` with
+        ``metric="cosine"``, which ``finish`` runs).  The schedule, ``sigmas``, the
+        objectives, ``one_hot`` and ``sigma_exact`` are in the cosine convention
+        (σ divides :math:`1 - \cos`; entmax-1.5 is exactly hard once σ is at most half
+        the smallest gap between the two largest cosines of a row); the default
+        schedule is :func:`default_schedule`'s for that metric; the path lies on the
+        sphere.
 
     Returns
     -------
@@ -369,14 +473,25 @@ def anneal(
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     perturbation = check_param("perturbation", perturbation, Interval(numbers.Real, 0))
     algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
+    cosine = check_metric(metric) == COSINE
+    if cosine:
+        X, C, _, _ = prepare(X, C, COSINE, xp=xp, name="init")
     if schedule is None:
-        sigmas = _default_schedule(
+        make = _cosine_schedule if cosine else _default_schedule
+        sigmas = make(
             X, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
             n_levels=n_levels,
         )  # fmt: skip
     else:
         sigmas = check_schedule(schedule)
     rng = check_random_state(random_state)
+    if cosine:
+        return anneal_prepared(
+            X, C, w, xp.zeros_like(C[0, ...]), xp=xp, kind=kind, sigmas=sigmas,
+            max_iter=max_iter, tol=tolerance(X, tol, xp=xp), lr=lr, finish=finish,
+            perturbation=perturbation, rng=rng, working_memory=working_memory,
+            verbose=bool(verbose), algorithm=algorithm, cosine=True,
+        )  # fmt: skip
     mean, Xc = center(X, xp=xp)
     return anneal_prepared(
         Xc, C - mean, w, mean, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
@@ -423,9 +538,17 @@ def anneal_prepared(
     working_memory: Any,
     verbose: bool,
     algorithm: str = "auto",
+    cosine: bool = False,
 ) -> AnnealResult:
     """:func:`anneal` on validated, centred data ``Xc`` (centers ``Cc`` in the same
-    coordinates, ``tol`` absolute); the result is in the data's coordinates."""
+    coordinates, ``tol`` absolute); the result is in the data's coordinates.
+
+    ``cosine``: ``Xc`` and ``Cc`` are unit rows (``mean`` is 0), ``sigmas`` cosine
+    temperatures (:func:`fit_fixed_sigma`); margins and objectives are reported in the
+    cosine convention (half the Euclidean ones of the unit rows), and the hard finish
+    projects its centers onto the sphere (spherical K-Means).
+    """
+    half = 0.5 if cosine else 1.0
     k, d = Cc.shape
     L = sigmas.size
     path = np.empty((L, k, d))
@@ -441,12 +564,13 @@ def anneal_prepared(
         fp = fit_fixed_sigma(
             Xc, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, tol=tol, lr=lr,
             working_memory=working_memory, verbose=verbose, label=f"level {li + 1}/{L}: ",
+            cosine=cosine,
         )  # fmt: skip
         Cc = fp.centers
         st = seam.soft_stats(
-            Xc, Cc, w, sigma=s, kind=level_kind, xp=xp, working_memory=working_memory
+            Xc, Cc, w, sigma=s / half, kind=level_kind, xp=xp, working_memory=working_memory
         )
-        vals = to_host(
+        vals = half * to_host(
             xp.stack(
                 [xp.astype(v, Cc.dtype) for v in (st.free_energy, st.soft_distortion, st.inertia)]
             )
@@ -454,7 +578,7 @@ def anneal_prepared(
         obj["free_energy"][li], obj["soft_distortion"][li], obj["inertia"][li] = vals
         path[li] = to_host(Cc + mean)
         iters[li] = fp.n_iter
-        margin = min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
+        margin = half * min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
         if level_kind == "hard":
             one_hot[li] = True
         elif level_kind == "entmax15":
@@ -464,8 +588,11 @@ def anneal_prepared(
     km: KMeansResult | None = None
     if finish:
         Cc, km = engine_finish(
-            Xc, Cc, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm
-        )
+            Xc, Cc, w, mean, xp=xp, working_memory=working_memory, algorithm=algorithm,
+            project=_on_sphere(xp) if cosine else None,
+        )  # fmt: skip
+        if cosine:
+            km = halve_inertia(km)
     return AnnealResult(
         centers=Cc + mean,
         sigmas=sigmas,
@@ -474,6 +601,6 @@ def anneal_prepared(
         n_iter=int(iters.sum()),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2,
+        sigma_exact=half * min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2,
         kmeans=km,
     )

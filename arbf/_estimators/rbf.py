@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import numbers
+from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
 from .._drivers.engine import center, tolerance
 from .._drivers.init import resolve_init
 from .._drivers.rbf import (
+    _cosine_schedule,
     _default_schedule,
     anneal_prepared,
     check_schedule,
@@ -17,6 +19,7 @@ from .._drivers.rbf import (
     fit_fixed_sigma,
 )
 from .._math import seam
+from .._math.metric import COSINE, check_metric, to_sphere
 from .._validation import (
     BOOLEAN,
     Interval,
@@ -69,6 +72,12 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
         How the hard Lloyd run that ends ``sigma="anneal"`` computes its assignments
         (as :class:`arbf.KMeans`; every value gives the same result).
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": the spherical relaxation (:func:`arbf.rbf_kmeans`, :func:`arbf.anneal`
+        with ``metric="cosine"``): samples normalised to unit norm (in every method),
+        logits :math:`(\cos(x_i, \mu_j) - 1)/\sigma`, centers of unit norm;
+        ``inertia_``, :meth:`score` and :meth:`transform` use the cosine distance
+        :math:`1 - \cos`, and ``sigma_``, ``sigmas_`` are cosine temperatures.
 
     Attributes
     ----------
@@ -120,6 +129,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         verbose: bool = False,
         working_memory: float | None = None,
         algorithm: str = "auto",
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.sigma = sigma
@@ -134,6 +144,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.verbose = verbose
         self.working_memory = working_memory
         self.algorithm = algorithm
+        self.metric = metric
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> RBFKMeans:
         """Train the centers on ``X``.
@@ -163,24 +174,34 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         schedule = None if self.schedule is None else check_schedule(self.schedule)
         algorithm = check_param("algorithm", self.algorithm, Options(*seam.ALGORITHMS))
         wm = self.working_memory
-        mean, Xc = center(X, xp=xp)
-        C0 = resolve_init(
-            self.init, k, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp, working_memory=wm
-        )()
+        cosine = check_metric(self.metric) == COSINE
+        if cosine:
+            X = to_sphere(X, xp=xp)
+            mean, Xc = xp.zeros_like(X[0, ...]), X
+            C0 = resolve_init(
+                self.init, k, X=X, Xc=X, mean=None, w=w, rng=rng, xp=xp, working_memory=wm
+            )()
+            C0 = to_sphere(C0, xp=xp, name="init")
+        else:
+            mean, Xc = center(X, xp=xp)
+            C0 = resolve_init(
+                self.init, k, X=X, Xc=Xc, mean=mean, w=w, rng=rng, xp=xp, working_memory=wm
+            )()
         tol_abs = tolerance(X, tol, xp=xp)
         for attr in ("path_", "sigmas_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         if annealing:
             if schedule is None:
-                schedule = _default_schedule(
+                make = _cosine_schedule if cosine else _default_schedule
+                schedule = make(
                     Xc, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None, n_levels=None
                 )
             res = anneal_prepared(
                 Xc, C0, w, mean, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter,
                 tol=tol_abs, lr=lr, finish=True, perturbation=1e-2,
                 rng=check_random_state(0), working_memory=wm, verbose=bool(verbose),
-                algorithm=algorithm,
+                algorithm=algorithm, cosine=cosine,
             )  # fmt: skip
             C = res.centers
             self.path_ = res.path
@@ -190,7 +211,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         else:
             fp = fit_fixed_sigma(
                 Xc, C0, w, xp=xp, sigma=float(sigma), kind=kind, max_iter=max_iter,
-                tol=tol_abs, lr=lr, working_memory=wm, verbose=bool(verbose),
+                tol=tol_abs, lr=lr, working_memory=wm, verbose=bool(verbose), cosine=cosine,
             )  # fmt: skip
             C = fp.centers + mean
             self.sigma_ = float(sigma)
@@ -198,7 +219,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self._reset_input_meta(X_raw, d)
         self.cluster_centers_ = C
         self.labels_, J = seam.assign_inertia(X, C, w, xp=xp, working_memory=wm)
-        self.inertia_ = float(to_host(J))
+        self.inertia_ = float(to_host(J)) * (0.5 if cosine else 1.0)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
@@ -207,21 +228,24 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
     def predict(self, X: Any) -> Array:
         """Nearest center of each sample (= the most responsible one, for every σ)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp = self._validate_on_metric(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1; entmax-1.5 is sparse)."""
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp = self._validate_on_metric(X)
         return seam.responsibilities(
-            X, C, sigma=self.sigma_, kind=self.kind, xp=xp, working_memory=self.working_memory
-        )
+            X, C, sigma=self.sigma_ / self._half(), kind=self.kind, xp=xp,
+            working_memory=self.working_memory,
+        )  # fmt: skip
 
     def transform(self, X: Any) -> Array:
-        """Euclidean distance of each sample to each center (chunked)."""
-        X, C, xp = self._validate_after_fit(X)
-        return self._distances(X, C, xp=xp)
+        """Euclidean distance of each sample to each center (chunked); with
+        ``metric="cosine"`` the cosine distance ``1 - cos``."""
+        X, C, xp = self._validate_on_metric(X)
+        D = self._distances(X, C, xp=xp)
+        return D * D / 2 if self._half() != 1.0 else D
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -232,7 +256,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
         :math:`F_\sigma \le J`, and equals J at σ = 0.
         """
-        X, C, xp = self._validate_after_fit(X)
+        X, C, xp = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
@@ -240,9 +264,22 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             X,
             C,
             w,
-            sigma=self.sigma_,
+            sigma=self.sigma_ / self._half(),
             kind="hard" if self.sigma_ == 0 else self.kind,
             xp=xp,
             working_memory=self.working_memory,
         )
-        return -float(to_host(st.free_energy))
+        return -float(to_host(st.free_energy)) * self._half()
+
+    def _half(self) -> float:
+        """The factor from the Euclidean objectives of the unit rows to the cosine ones
+        (and from the Euclidean temperature to the cosine one); 1 for "sqeuclidean"."""
+        return 0.5 if self.metric == COSINE else 1.0
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType]:
+        """:meth:`_validate_after_fit`, with the rows of ``X`` normalised for the cosine
+        metric."""
+        X, C, xp = self._validate_after_fit(X)
+        if self.metric == COSINE:
+            X = to_sphere(X, xp=xp)
+        return X, C, xp
