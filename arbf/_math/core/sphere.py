@@ -28,8 +28,8 @@ def unit_rows(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     zero = s == 0
     s = xp.where(zero, xp.ones_like(s), s)
     Y = X / s
-    nrm = xp.sqrt(xp.sum(Y * Y, axis=1, keepdims=True))
-    return Y / nrm, zero[:, 0]
+    nrm = xp.sqrt(xp.sum(Y * Y, axis=1, keepdims=True))  # in [1, sqrt(d)]; 0 on zero rows
+    return Y / xp.where(zero, xp.ones_like(nrm), nrm), zero[:, 0]
 
 
 def project_rows(C_new: Array, C_old: Array, *, xp: ModuleType) -> Array:
