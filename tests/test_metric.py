@@ -403,3 +403,45 @@ class TestErrors:
         assert a.inertia == b.inertia
         r = arbf.responsibilities(X, C, sigma=0.3)
         np.testing.assert_array_equal(r, arbf.responsibilities(X, C, sigma=0.3, metric="sqeuclidean"))
+
+
+class TestDrivers:
+    def test_rbf_kmeans_float_lr(self, backend):
+        """A float ``lr`` is a step on the cosine gradient Σ w r (ĉ − x̂), then the
+        projection."""
+        X, C, w = _problem(seed=16)
+        U, V = unit(X), unit(C)
+        for _ in range(3):
+            R = resp_ref(X, V, 0.2, "softmax")
+            g = (w[:, None] * R).sum(axis=0)[:, None] * V - (w[:, None] * R).T @ U
+            V = unit(V - 0.01 * g)
+        res = arbf.rbf_kmeans(
+            backend.asarray(X), backend.asarray(C), sigma=0.2, sample_weight=backend.asarray(w),
+            update="gradient", lr=0.01, max_iter=3, tol=0.0, metric="cosine",
+        )  # fmt: skip
+        assert_close(res.centers, V, backend=backend, atol=1e-12)
+
+    def test_fixed_point_reports_the_cosine_objectives(self):
+        from arbf._drivers.rbf import fit_fixed_sigma
+
+        X, C, w = _problem(seed=17)
+        U, V = unit(X), unit(C)
+        fp = fit_fixed_sigma(
+            U, V, w, xp=np, sigma=0.1, kind="softmax", max_iter=1, tol=0.0, lr="lloyd",
+            working_memory=None, verbose=False, cosine=True,
+        )  # fmt: skip
+        R = resp_ref(X, V, 0.1, "softmax")
+        D = cos_dist(X, V)
+        np.testing.assert_allclose(fp.last[2], np.sum(w * (R * D).sum(1)), rtol=1e-10)
+        np.testing.assert_allclose(fp.last[3], np.sum(w * D.min(1)), rtol=1e-10)
+        np.testing.assert_allclose(fp.history["inertia"][-1], fp.last[3])
+
+    def test_default_schedule_in_cosine_units(self):
+        """The default schedule starts at the Euclidean critical temperature of the unit
+        rows, 2 λ_max(Cov Û), halved into the cosine convention: λ_max(Cov Û)."""
+        X, C, w = _problem(seed=18)
+        U = unit(X)
+        mu = (w[:, None] * U).sum(0) / w.sum()
+        cov = ((w[:, None] * (U - mu)).T @ (U - mu)) / w.sum()
+        res = arbf.anneal(X, C, sample_weight=w, metric="cosine", n_levels=3, max_iter=5)
+        np.testing.assert_allclose(res.sigmas[0], np.linalg.eigvalsh(cov)[-1], rtol=1e-8)
