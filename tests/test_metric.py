@@ -51,7 +51,7 @@ def spherical_lloyd(X, C0, w=None, max_iter=300):
     U, C = unit(X), unit(C0)
     w = np.ones(len(U)) if w is None else np.asarray(w, dtype=np.float64)
     labels_old = None
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - it is returned
         labels = np.argmax(U @ C.T, axis=1)
         S = np.zeros_like(C)
         np.add.at(S, labels, w[:, None] * U)
@@ -170,7 +170,7 @@ class TestKMeans:
         C = np.asarray(res.centers)
         np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1.0, rtol=1e-12)
         assert np.unique(res.labels).size == 4
-        C_ref, l_ref, J_ref, _ = spherical_lloyd(X, C)
+        _C_ref, _l_ref, J_ref, _ = spherical_lloyd(X, C)
         np.testing.assert_allclose(res.inertia, J_ref, rtol=1e-10)
 
     def test_a_zero_sum_cell_keeps_its_center(self):
@@ -202,9 +202,7 @@ class TestKMeans:
         X = directions(seed=9, n_per=200, d=16, k=6, spread=0.4).astype(np.float32)
         U = unit(X).astype(np.float32)
         C0 = U[np.random.default_rng(0).choice(len(U), 6, replace=False)]
-        km = faiss.Kmeans(
-            16, 6, niter=100, spherical=True, max_points_per_centroid=10**7, seed=0
-        )
+        km = faiss.Kmeans(16, 6, niter=100, spherical=True, max_points_per_centroid=10**7, seed=0)
         km.train(U, init_centroids=C0.copy())
         _, fl = km.index.search(U, 1)
         res = arbf.kmeans(X, 6, init=C0, max_iter=100, tol=0.0, metric="cosine")
@@ -289,7 +287,7 @@ class TestRelaxation:
             )
 
     def test_float32(self, backend):
-        X, C, w = _problem(seed=11)
+        X, C, _w = _problem(seed=11)
         Xb, Cb = backend.asarray(X, "float32"), backend.asarray(C, "float32")
         R = resp_ref(X, C, 0.1, "softmax")
         out = arbf.responsibilities(Xb, Cb, sigma=0.1, metric="cosine")
@@ -320,7 +318,7 @@ class TestRelaxation:
 
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
     def test_anneal_ends_at_spherical_kmeans(self, backend, kind):
-        X, C, w = _problem(seed=13)
+        X, C, _w = _problem(seed=13)
         res = arbf.anneal(
             backend.asarray(X), backend.asarray(C), kind=kind, metric="cosine", n_levels=12
         )
@@ -328,7 +326,7 @@ class TestRelaxation:
         path = np.asarray(res.path)
         np.testing.assert_allclose(np.linalg.norm(path, axis=2), 1.0, rtol=1e-12)
         C_end = _np(backend, res.centers)
-        C_ref, l_ref, J_ref, _ = spherical_lloyd(X, path[-1])
+        C_ref, _l_ref, J_ref, _ = spherical_lloyd(X, path[-1])
         np.testing.assert_allclose(C_end, C_ref, atol=1e-12)
         np.testing.assert_allclose(res.kmeans.inertia, J_ref, rtol=1e-10)
         # sigma_exact in the cosine convention: half the smallest gap of the two largest
@@ -341,7 +339,7 @@ class TestRelaxation:
         np.testing.assert_allclose(res.objectives["soft_distortion"][-1], (R * D).sum(), rtol=1e-8)
 
     def test_estimator(self, backend):
-        X, C, _ = _problem(seed=14)
+        X, _C, _ = _problem(seed=14)
         Xb = backend.asarray(X)
         est = arbf.RBFKMeans(3, sigma=0.1, metric="cosine", random_state=0).fit(Xb)
         Cf = _np(backend, est.cluster_centers_)
@@ -356,7 +354,7 @@ class TestRelaxation:
         F = float(np.sum(-0.1 * (z.max(1) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)))))
         np.testing.assert_allclose(est.score(Xb), -F, rtol=1e-10)
         ann = arbf.RBFKMeans(3, metric="cosine", kind="entmax15", random_state=0).fit(Xb)
-        C_ref, l_ref, J_ref, _ = spherical_lloyd(X, _np(backend, ann.cluster_centers_))
+        _C_ref, _l_ref, J_ref, _ = spherical_lloyd(X, _np(backend, ann.cluster_centers_))
         np.testing.assert_allclose(ann.inertia_, J_ref, rtol=1e-10)
 
 
@@ -402,7 +400,9 @@ class TestErrors:
         np.testing.assert_array_equal(a.centers, b.centers)
         assert a.inertia == b.inertia
         r = arbf.responsibilities(X, C, sigma=0.3)
-        np.testing.assert_array_equal(r, arbf.responsibilities(X, C, sigma=0.3, metric="sqeuclidean"))
+        np.testing.assert_array_equal(
+            r, arbf.responsibilities(X, C, sigma=0.3, metric="sqeuclidean")
+        )
 
 
 class TestDrivers:

@@ -529,7 +529,9 @@ class TestSpherical:
 
         def prop(p: Any, sigma: float) -> None:
             Xb, Cb, _ = _sph_arrays(backend, p)
-            R = _np(backend, arbf.responsibilities(Xb, Cb, sigma=sigma, kind=kind, metric="cosine"))
+            R = _np(
+                backend, arbf.responsibilities(Xb, Cb, sigma=sigma, kind=kind, metric="cosine")
+            )
             np.testing.assert_allclose(R, _sph_resp(p, sigma, kind), atol=1e-9)
             clear = p.margins() > 1e-9
             assert np.all(np.argmax(R, 1)[clear] == np.argmin(p.Dc, 1)[clear])

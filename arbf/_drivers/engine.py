@@ -29,7 +29,15 @@ from .results import KMeansResult
 #: ``project(C_new, C_old)``: what the engine does to every set of updated centers.
 Projection = Callable[[Array, Array], Array]
 
-__all__ = ["best_of", "center", "finish", "lloyd", "tolerance", "warn_fewer_clusters"]
+__all__ = [
+    "best_of",
+    "center",
+    "finish",
+    "halve_inertia",
+    "lloyd",
+    "tolerance",
+    "warn_fewer_clusters",
+]
 
 
 def tolerance(X: Array, tol: float, *, xp: ModuleType) -> float:
@@ -309,4 +317,19 @@ def finish(
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     return km.centers, dataclasses.replace(
         km, centers=km.centers + mean, n_init_inertia=[km.inertia]
+    )
+
+
+def halve_inertia(res: KMeansResult) -> KMeansResult:
+    r"""A spherical run's result in the cosine convention: the engine's inertia
+    :math:`\sum_i w_i\lVert\hat x_i - \mu_{l_i}\rVert^2` is twice
+    :math:`\sum_i w_i (1 - \cos(x_i, \mu_{l_i}))`."""
+    hist = dict(res.history)
+    if "inertia" in hist:
+        hist["inertia"] = hist["inertia"] / 2
+    return dataclasses.replace(
+        res,
+        inertia=res.inertia / 2,
+        history=hist,
+        n_init_inertia=[v / 2 for v in res.n_init_inertia],
     )

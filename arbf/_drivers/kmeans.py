@@ -17,7 +17,7 @@ from .._math import seam
 from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
-from .engine import best_of, center, tolerance, warn_fewer_clusters
+from .engine import best_of, center, halve_inertia, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
 
@@ -257,18 +257,3 @@ def _spherical(
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return halve_inertia(res)
-
-
-def halve_inertia(res: KMeansResult) -> KMeansResult:
-    r"""A spherical run's result in the cosine convention: the engine's inertia
-    :math:`\sum_i w_i\lVert\hat x_i - \mu_{l_i}\rVert^2` is twice
-    :math:`\sum_i w_i (1 - \cos(x_i, \mu_{l_i}))`."""
-    hist = dict(res.history)
-    if "inertia" in hist:
-        hist["inertia"] = hist["inertia"] / 2
-    return dataclasses.replace(
-        res,
-        inertia=res.inertia / 2,
-        history=hist,
-        n_init_inertia=[v / 2 for v in res.n_init_inertia],
-    )

@@ -35,10 +35,9 @@ from .._validation import (
     real_scalar,
 )
 from .deterministic_annealing import critical_factor
-from .engine import center, tolerance
+from .engine import center, halve_inertia, tolerance
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
-from .kmeans import halve_inertia
 from .results import AnnealResult, KMeansResult, RBFResult
 
 __all__ = [
@@ -116,8 +115,7 @@ def _halve(fp: FixedPoint) -> FixedPoint:
     """A spherical run's objectives in the cosine convention (half the Euclidean ones of
     the unit rows at twice the temperature); the center shift is unchanged."""
     hist = {
-        name: v if name == "center_shift" else [x / 2 for x in v]
-        for name, v in fp.history.items()
+        name: v if name == "center_shift" else [x / 2 for x in v] for name, v in fp.history.items()
     }
     last = fp.last.copy()
     last[1:] = last[1:] / 2

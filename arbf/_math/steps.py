@@ -54,7 +54,8 @@ def lloyd_step(
     metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
         "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
         of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
-        the result projected onto the sphere, :math:`\mu_j \leftarrow s_j/\lVert s_j\rVert`, :math:`s_j = \sum_{l_i=j} w_i\hat x_i`
+        the result projected onto the sphere,
+        :math:`\mu_j \leftarrow s_j/\lVert s_j\rVert`, :math:`s_j = \sum_{l_i=j} w_i\hat x_i`
         (Dhillon & Modha's spherical K-Means update)
         (a center whose sum is exactly 0 keeps its normalised position).
 
@@ -190,7 +191,7 @@ def gradient_step(
     metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
         "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
         of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
-        the result projected onto the sphere, 
+        the result projected onto the sphere,
         :math:`\mu_j \leftarrow P(\hat\mu_j - \eta_j \nabla_{\mu_j} F^{\cos}_\sigma)`,
         :math:`\nabla_{\mu_j} F^{\cos}_\sigma = \sum_i w_i r_{ij}(\hat\mu_j - \hat x_i)`
         (:func:`arbf.center_gradient`); ``lr="lloyd"`` is then
