@@ -445,3 +445,85 @@ class TestDrivers:
         cov = ((w[:, None] * (U - mu)).T @ (U - mu)) / w.sum()
         res = arbf.anneal(X, C, sample_weight=w, metric="cosine", n_levels=3, max_iter=5)
         np.testing.assert_allclose(res.sigmas[0], np.linalg.eigvalsh(cov)[-1], rtol=1e-8)
+
+
+class TestMiniBatch:
+    @pytest.mark.parametrize("sigma", [0.0, 0.1])
+    def test_partial_fit_is_the_online_spherical_step(self, backend, sigma):
+        """Two ``partial_fit`` calls from given centers: μ ← normalise(M μ + S^B) with the
+        masses M accumulated so far (hard, or softmax of (cos − 1)/σ)."""
+        X, C, w = _problem(seed=19)
+        kind = "hard" if sigma == 0 else "softmax"
+        V, M = unit(C), np.zeros(len(C))
+        for part in (slice(0, 30), slice(30, None)):
+            R = resp_ref(X[part], V, sigma, kind)
+            N = (w[part, None] * R).sum(0)
+            S = (w[part, None] * R).T @ unit(X[part])
+            V = unit(M[:, None] * V + S)
+            M = M + N
+        if sigma == 0:
+            est = arbf.MiniBatchKMeans(3, init=C, metric="cosine", reassignment_ratio=0.0)
+        else:
+            est = arbf.MiniBatchRBFKMeans(
+                3, sigma=sigma, init=C, metric="cosine", reassignment_ratio=0.0
+            )
+        for part in (slice(0, 30), slice(30, None)):
+            est.partial_fit(backend.asarray(X[part]), sample_weight=backend.asarray(w[part]))
+        assert_close(est.cluster_centers_, V, backend=backend, atol=1e-12)
+        assert_close(est.counts_, M, backend=backend, atol=1e-12)
+        D = cos_dist(X[30:], V)
+        np.testing.assert_allclose(est.inertia_, np.sum(w[30:] * D.min(1)), rtol=1e-10)
+
+    def test_fit(self, backend):
+        X = directions(seed=20, n_per=100)
+        Xb = backend.asarray(X)
+        est = arbf.MiniBatchKMeans(4, metric="cosine", batch_size=64, random_state=0).fit(Xb)
+        C = _np(backend, est.cluster_centers_)
+        np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1.0, rtol=1e-12)
+        D = cos_dist(X, C)
+        np.testing.assert_array_equal(backend.to_numpy(est.labels_), np.argmin(D, 1))
+        np.testing.assert_allclose(est.inertia_, D.min(1).sum(), rtol=1e-10)
+        np.testing.assert_allclose(est.score(Xb), -D.min(1).sum(), rtol=1e-10)
+        assert_close(est.transform(Xb), D, backend=backend, atol=1e-10)
+        assert np.all(est.history_["batch_inertia"] <= 2.0)
+        # the bundles are found: the spherical K-Means from here moves little
+        J_ref = spherical_lloyd(X, C)[2]
+        assert est.inertia_ <= 1.05 * J_ref
+        rbf = arbf.MiniBatchRBFKMeans(
+            4, sigma=0.05, metric="cosine", batch_size=64, random_state=0
+        ).fit(Xb)
+        Cr = _np(backend, rbf.cluster_centers_)
+        assert_close(rbf.predict_proba(Xb), resp_ref(X, Cr, 0.05, "softmax"), backend=backend,
+                     atol=1e-10)  # fmt: skip
+
+    def test_float_lr(self):
+        X, C, w = _problem(seed=21)
+        V = unit(C)
+        R = resp_ref(X, V, 0.1, "softmax")
+        N = (w[:, None] * R).sum(0)
+        S = (w[:, None] * R).T @ unit(X)
+        expected = unit(V - 0.01 * (N[:, None] * V - S))
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.1, lr=0.01, init=C, metric="cosine", reassignment_ratio=0.0
+        ).partial_fit(X, sample_weight=w)
+        np.testing.assert_allclose(est.cluster_centers_, expected, atol=1e-12)
+        np.testing.assert_allclose(
+            est.score(X, sample_weight=w),
+            -float(np.sum(w * -0.1 * np.log(np.exp(-cos_dist(X, expected) / 0.1).sum(1)))),
+            rtol=1e-10,
+        )
+
+    def test_driver_batch_objective_and_init(self):
+        """The driver normalises given initial centers and reports the batch objective
+        in the cosine convention, mean_B (1 − max cos), at the centers before the step."""
+        from arbf._drivers.minibatch import minibatch_fit
+
+        X, C, _ = _problem(seed=22)
+        U, n = unit(X), len(X)
+        res = minibatch_fit(
+            U, 3, None, np.random.default_rng(0), xp=np, init=5.0 * C, batch_size=n,
+            max_iter=1, max_no_improvement=None, cosine=True,
+        )  # fmt: skip
+        idx = np.random.default_rng(0).integers(0, n, size=n)
+        expected = float(np.mean(cos_dist(X[idx], C).min(1)))
+        np.testing.assert_allclose(res.history["batch_inertia"][0], expected, rtol=1e-12)
