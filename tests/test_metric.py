@@ -527,3 +527,75 @@ class TestMiniBatch:
         idx = np.random.default_rng(0).integers(0, n, size=n)
         expected = float(np.mean(cos_dist(X[idx], C).min(1)))
         np.testing.assert_allclose(res.history["batch_inertia"][0], expected, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# the network layers
+# --------------------------------------------------------------------------------------
+
+
+def _riemannian(X, C, sigma, kind, w=None):
+    """d/dC of F(normalise(C)) = (I − ĉĉᵀ)/‖c‖ · Σ w r (ĉ − x̂), row by row."""
+    g = np.asarray(arbf.center_gradient(X, C, sigma=sigma, kind=kind, sample_weight=w,
+                                        metric="cosine"))  # fmt: skip
+    V = unit(C)
+    tang = g - (g * V).sum(1, keepdims=True) * V
+    return tang / np.linalg.norm(C, axis=1, keepdims=True)
+
+
+class TestLayers:
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_torch_layer(self, kind):
+        torch = pytest.importorskip("torch")
+        from arbf.torch import RBFClustering
+
+        X, C, w = _problem(seed=23)
+        layer = RBFClustering(
+            3, 4, sigma=0.2, kind=kind, reduction="sum", centers=torch.tensor(C),
+            dtype=torch.float64, metric="cosine",
+        )  # fmt: skip
+        R, loss = layer(torch.tensor(X), sample_weight=torch.tensor(w))
+        F = float(arbf.free_energy(X, C, sigma=0.2, kind=kind, sample_weight=w, metric="cosine"))
+        np.testing.assert_allclose(float(loss.detach()), F, rtol=1e-12)
+        np.testing.assert_allclose(R.detach().numpy(), resp_ref(X, C, 0.2, kind), atol=1e-12)
+        loss.backward()
+        np.testing.assert_allclose(
+            layer.centers.grad.numpy(), _riemannian(X, C, 0.2, kind, w), atol=1e-10
+        )
+        np.testing.assert_array_equal(
+            layer.predict(torch.tensor(X)).numpy(), np.argmin(cos_dist(X, C), 1)
+        )
+        with pytest.raises(ValueError, match="nll"):
+            RBFClustering(3, 4, objective="nll", metric="cosine")
+        with pytest.raises(ValueError, match="metric must be"):
+            RBFClustering(3, 4, metric="dot")
+        fitted = RBFClustering.from_data(torch.tensor(X), 3, random_state=0, metric="cosine")
+        np.testing.assert_allclose(fitted.centers.detach().norm(dim=1).numpy(), 1.0, rtol=1e-6)
+
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_jax(self, kind):
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        from arbf import jax as ajax
+
+        X, C, w = _problem(seed=24)
+        p = ajax.init_params(centers=jnp.asarray(C), sigma=0.2)
+        kw = {"kind": kind, "reduction": "sum", "metric": "cosine", "sample_weight": w}
+        F = float(arbf.free_energy(X, C, sigma=0.2, kind=kind, sample_weight=w, metric="cosine"))
+        np.testing.assert_allclose(float(ajax.loss(p, jnp.asarray(X), **kw)), F, rtol=1e-12)
+        g = jax.jit(jax.grad(lambda q: ajax.loss(q, jnp.asarray(X), **kw)))(p)
+        np.testing.assert_allclose(
+            np.asarray(g["centers"]), _riemannian(X, C, 0.2, kind, w), atol=1e-10
+        )
+        R = ajax.apply(p, jnp.asarray(X), kind=kind, metric="cosine")
+        np.testing.assert_allclose(np.asarray(R), resp_ref(X, C, 0.2, kind), atol=1e-12)
+        np.testing.assert_array_equal(
+            np.asarray(ajax.predict(p, jnp.asarray(X), metric="cosine")),
+            np.argmin(cos_dist(X, C), 1),
+        )
+        with pytest.raises(ValueError, match="nll"):
+            ajax.loss(p, jnp.asarray(X), objective="nll", metric="cosine")
+        q = ajax.init_params(jnp.asarray(X), 3, random_state=0, metric="cosine")
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(q["centers"]), axis=1), 1.0)

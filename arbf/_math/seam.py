@@ -66,7 +66,7 @@ from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
 from .core.soft import SoftStats
 from .core.spectral import covariance
-from .core.sphere import project_rows
+from .core.sphere import cosine_sample_terms, project_rows
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import bounds as _bounds
@@ -88,6 +88,7 @@ __all__ = [
     "assign_inertia",
     "center_gradient",
     "centre",
+    "cosine_sample_terms",
     "covariance",
     "dense_rows",
     "dist_to_rows",

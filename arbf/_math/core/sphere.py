@@ -10,10 +10,12 @@ normalised rows and put the centers back on the sphere after every update
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from ..._backend import Array
+from .terms import SampleTerms, sample_terms
 
-__all__ = ["project_rows", "unit_rows"]
+__all__ = ["cosine_sample_terms", "project_rows", "unit_rows"]
 
 
 def unit_rows(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -39,3 +41,24 @@ def project_rows(C_new: Array, C_old: Array, *, xp: ModuleType) -> Array:
     does in a plain update)."""
     U, zero = unit_rows(C_new, xp=xp)
     return xp.where(zero[:, None], C_old, U)
+
+
+def cosine_sample_terms(
+    X: Array, C: Array, sigma: Any, *, kind: str, xp: ModuleType, stop_gradient: Any = None
+) -> SampleTerms:
+    r""":func:`arbf._math.core.terms.sample_terms` for the cosine metric.
+
+    The rows of ``X`` and ``C`` are normalised (differentiably: a network layer keeps
+    unconstrained center parameters and uses their directions; a row of norm 0 becomes 0
+    here, unchecked) and the Euclidean terms of the unit rows at ``2 sigma`` are halved,
+    so :math:`d_i = \min_j (1 - \cos(x_i, \mu_j))` and :math:`L_i`, :math:`F_i` are in the
+    cosine convention; the responsibilities are those of the logits
+    :math:`(\cos - 1)/\sigma`.
+    """
+    U, _ = unit_rows(X, xp=xp)
+    V, _ = unit_rows(C, xp=xp)
+    t = sample_terms(U, V, 2 * sigma, kind=kind, xp=xp, stop_gradient=stop_gradient)
+    return SampleTerms(
+        t.responsibilities, t.distortion / 2, t.distortion_stopgrad / 2, t.free_energy / 2,
+        t.inertia / 2,
+    )  # fmt: skip
