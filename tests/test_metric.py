@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import arbf
+from arbf._backend import array_namespace
 from tests import reference as ref
 from tests.backends import assert_close, tolerance
 
@@ -427,7 +428,7 @@ class TestDrivers:
         X, C, w = _problem(seed=17)
         U, V = unit(X), unit(C)
         fp = fit_fixed_sigma(
-            U, V, w, xp=np, sigma=0.1, kind="softmax", max_iter=1, tol=0.0, lr="lloyd",
+            U, V, w, xp=array_namespace(U), sigma=0.1, kind="softmax", max_iter=1, tol=0.0, lr="lloyd",
             working_memory=None, verbose=False, cosine=True,
         )  # fmt: skip
         R = resp_ref(X, V, 0.1, "softmax")
@@ -523,7 +524,7 @@ class TestMiniBatch:
         X, C, _ = _problem(seed=22)
         U, n = unit(X), len(X)
         res = minibatch_fit(
-            U, 3, None, np.random.default_rng(0), xp=np, init=5.0 * C, batch_size=n,
+            U, 3, None, np.random.default_rng(0), xp=array_namespace(U), init=5.0 * C, batch_size=n,
             max_iter=1, max_no_improvement=None, cosine=True,
         )  # fmt: skip
         idx = np.random.default_rng(0).integers(0, n, size=n)
