@@ -19,7 +19,8 @@ normalised, as faiss expects).  Both libraries start from the same ``k`` initial
 The objective of each result, :math:`J = \\sum_i (1 - \\max_j \\cos(x_i, \\mu_j))`, is
 computed afresh in float64 from the returned centers; the table shows its relative
 difference, the fraction of equal labels and the time ratio.  Times are medians of
-interleaved rounds after one warm-up call each (both libraries use every core).
+interleaved rounds after one warm-up call each (both libraries use every core, or
+``--threads`` each).
 
 Usage::
 
@@ -76,12 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="also write the table to this file")
+    ap.add_argument(
+        "--threads", type=int, default=None,
+        help="threads for both (faiss.omp_set_num_threads, arbf n_threads, BLAS); default all",
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     import faiss
 
     import arbf
 
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        faiss.omp_set_num_threads(args.threads)
+        arbf.set_config(n_threads=args.threads)
+        threadpool_limits(args.threads)
     n, d, k = QUICK if args.quick else FULL
     X, C0 = make_embeddings(n, d, k)
     U = X / np.linalg.norm(X, axis=1, keepdims=True)  # what faiss is given
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             _bk._markdown(header, rows),
             "",
             f"arbf reported inertia {res.inertia:.6g} (its own float32 pass; J above is "
-            "recomputed in float64 for both).",
+            "recomputed in float64 for both).  Threads: "
+            f"{'all' if args.threads is None else args.threads}.",
             "",
             *[f"- {line}" for line in _bk.environment_notes()],
         ]

@@ -428,8 +428,8 @@ class TestDrivers:
         X, C, w = _problem(seed=17)
         U, V = unit(X), unit(C)
         fp = fit_fixed_sigma(
-            U, V, w, xp=array_namespace(U), sigma=0.1, kind="softmax", max_iter=1, tol=0.0, lr="lloyd",
-            working_memory=None, verbose=False, cosine=True,
+            U, V, w, xp=array_namespace(U), sigma=0.1, kind="softmax", max_iter=1, tol=0.0,
+            lr="lloyd", working_memory=None, verbose=False, cosine=True,
         )  # fmt: skip
         R = resp_ref(X, V, 0.1, "softmax")
         D = cos_dist(X, V)
@@ -524,8 +524,8 @@ class TestMiniBatch:
         X, C, _ = _problem(seed=22)
         U, n = unit(X), len(X)
         res = minibatch_fit(
-            U, 3, None, np.random.default_rng(0), xp=array_namespace(U), init=5.0 * C, batch_size=n,
-            max_iter=1, max_no_improvement=None, cosine=True,
+            U, 3, None, np.random.default_rng(0), xp=array_namespace(U), init=5.0 * C,
+            batch_size=n, max_iter=1, max_no_improvement=None, cosine=True,
         )  # fmt: skip
         idx = np.random.default_rng(0).integers(0, n, size=n)
         expected = float(np.mean(cos_dist(X[idx], C).min(1)))
