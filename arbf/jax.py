@@ -54,6 +54,7 @@ from ._backend import array_namespace, is_array
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    cosine_sample_terms,
     geometric,
     reduce_terms,
     sample_terms,
@@ -187,14 +188,28 @@ def _check_loss_range(objective: str, log_sigma: Any, sigma: Any, C: Any) -> Non
         )
 
 
-def _sample_terms_impl(params: Params, X: Any, sigma: Any, kind: str) -> SampleTerms:
+def _sample_terms_impl(
+    params: Params, X: Any, sigma: Any, kind: str, metric: str = "sqeuclidean"
+) -> SampleTerms:
     C = _check_params(params)
     X = _check_batch(X, C)
     log_sigma = params["log_sigma"] if sigma is None else None
     s = jnp.exp(params["log_sigma"]) if sigma is None else sigma
-    return sample_terms(
+    terms = cosine_sample_terms if metric == "cosine" else sample_terms
+    return terms(
         X, C, s, kind=kind, xp=_XP, stop_gradient=jax.lax.stop_gradient, log_sigma=log_sigma
     )
+
+
+def _check_metric(metric: Any) -> str:
+    return str(check_param("metric", metric, Options("sqeuclidean", "cosine")))
+
+
+_METRIC_DOC = """metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical model (a von Mises-Fisher mixture, concentration
+        :math:`1/\\sigma`): rows of ``X`` and the centers enter through their directions
+        (differentiably; ``params["centers"]`` stay unconstrained) and :math:`D_{ij}` is
+        the cosine distance :math:`1 - \\cos(x_i, \\mu_j)`.  Static under ``jit``."""
 
 
 def _sigma(params: Params, sigma: Any) -> Any:
@@ -210,6 +225,7 @@ def init_params(
     random_state: Any = None,
     n_init: int | str = "auto",
     dtype: Any = None,
+    metric: str = "sqeuclidean",
 ) -> Params:
     r"""Initial parameters ``{"centers", "log_sigma"}``.
 
@@ -226,6 +242,9 @@ def init_params(
         Given initial centers (instead of ``X``).
     dtype : optional
         Of the parameters; default that of ``X`` or ``centers`` (floating).
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        Of the :func:`arbf.kmeans` run on ``X`` ("cosine": spherical K-Means, unit
+        centers); pass the same to :func:`apply`, :func:`loss` and :func:`predict`.
 
     Returns
     -------
@@ -241,7 +260,9 @@ def init_params(
         X = _check_real(X, "X")
         if not jnp.issubdtype(X.dtype, jnp.floating):
             X = X.astype(jnp.result_type(float))
-        centers = kmeans(X, n_clusters, random_state=random_state, n_init=n_init).centers
+        centers = kmeans(
+            X, n_clusters, random_state=random_state, n_init=n_init, metric=metric
+        ).centers
     elif X is not None or n_clusters is not None:
         raise ValueError("give either centers or X and n_clusters, not both")
     C = _check_real(centers, "centers")
@@ -259,13 +280,28 @@ def init_params(
 
 
 def sample_terms_of(
-    params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None
+    params: Params,
+    X: Any,
+    *,
+    kind: str = "softmax",
+    sigma: Any = None,
+    metric: str = "sqeuclidean",
 ) -> SampleTerms:
-    """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``X``."""
-    return _sample_terms_impl(params, X, _check_sigma_arg(sigma), check_kind(kind))
+    """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``X``
+    (``metric`` as :func:`apply`)."""
+    return _sample_terms_impl(
+        params, X, _check_sigma_arg(sigma), check_kind(kind), _check_metric(metric)
+    )
 
 
-def apply(params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None) -> Any:
+def apply(
+    params: Params,
+    X: Any,
+    *,
+    kind: str = "softmax",
+    sigma: Any = None,
+    metric: str = "sqeuclidean",
+) -> Any:
     r"""Responsibilities :math:`r_{ij}` of the centers for the rows of ``X`` (n×d).
 
     .. math::
@@ -285,6 +321,7 @@ def apply(params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None) -
         Static under ``jit``.
     sigma : float or 0-d array, optional
         Overrides ``exp(params["log_sigma"])``.
+    {metric}
 
     Returns
     -------
@@ -298,7 +335,7 @@ def apply(params: Params, X: Any, *, kind: str = "softmax", sigma: Any = None) -
     >>> ajax.apply(p, jnp.asarray([[0.0], [1.0], [3.0]]), kind="entmax15").round(4).tolist()
     [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
     """
-    return sample_terms_of(params, X, kind=kind, sigma=sigma).responsibilities
+    return sample_terms_of(params, X, kind=kind, sigma=sigma, metric=metric).responsibilities
 
 
 def loss(
@@ -310,6 +347,7 @@ def loss(
     reduction: str = "mean",
     sample_weight: Any = None,
     sigma: Any = None,
+    metric: str = "sqeuclidean",
 ) -> Any:
     r"""The clustering loss of ``X`` (n×d) for ``params``; differentiable in both.
 
@@ -340,6 +378,8 @@ def loss(
     sample_weight : array of shape (n,), optional
     sigma : float or 0-d array, optional
         Overrides ``exp(params["log_sigma"])`` (e.g. the current annealing value).
+    {metric}
+        ``objective="nll"`` needs ``"sqeuclidean"``.
 
     Returns
     -------
@@ -361,8 +401,13 @@ def loss(
     reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
     if objective == "nll" and kind != "softmax":
         raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
+    metric = _check_metric(metric)
+    if objective == "nll" and metric == "cosine":
+        raise ValueError(
+            "objective='nll' is the Gaussian mixture likelihood: metric='sqeuclidean' only"
+        )
     sigma = _check_sigma_arg(sigma)
-    terms = _sample_terms_impl(params, X, sigma, kind)
+    terms = _sample_terms_impl(params, X, sigma, kind, metric)
     C = params["centers"]
     _check_loss_range(objective, params["log_sigma"] if sigma is None else None, sigma, C)
     per_sample = select_objective(
@@ -373,9 +418,15 @@ def loss(
     return reduce_terms(per_sample, w, reduction, xp=_XP)
 
 
-def predict(params: Params, X: Any) -> Any:
-    """Index of the nearest center for each row of ``X`` (ties to the lowest index)."""
-    return sample_terms_of(params, X, kind="hard").responsibilities.argmax(axis=1)
+def predict(params: Params, X: Any, *, metric: str = "sqeuclidean") -> Any:
+    """Index of the nearest center for each row of ``X`` (ties to the lowest index); with
+    ``metric="cosine"`` the center of largest cosine."""
+    terms = sample_terms_of(params, X, kind="hard", metric=metric)
+    return terms.responsibilities.argmax(axis=1)
+
+
+for _f in (apply, loss):
+    _f.__doc__ = (_f.__doc__ or "").replace("{metric}", _METRIC_DOC)
 
 
 def geometric_schedule(start: float, end: float, n_steps: int) -> Any:

@@ -35,6 +35,7 @@ from ._backend import array_namespace, is_array, to_host
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    cosine_sample_terms,
     geometric,
     reduce_terms,
     sample_terms,
@@ -133,6 +134,17 @@ class RBFClustering(nn.Module):
     reduction : {"mean", "sum", "none"}, default "mean"
     learn_sigma : bool, default False
         Make :math:`\log\sigma` a learnable parameter (use with ``objective="nll"``).
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical layer (a von Mises-Fisher mixture with concentration
+        :math:`1/\sigma`).  Inputs and centers enter through their directions,
+        :math:`\hat x = x/\lVert x\rVert`, :math:`\hat\mu = \mu/\lVert\mu\rVert` (the
+        ``centers`` parameter stays unconstrained; gradients flow through the
+        normalisation), and :math:`D_{ij}` is the cosine distance
+        :math:`1 - \hat x_i\cdot\hat\mu_j` in every formula above, so with
+        ``reduction="sum"`` the free energy equals :func:`arbf.free_energy` with
+        ``metric="cosine"``.  ``objective="nll"`` is refused (its normaliser is the
+        Gaussian one).  Rows of norm 0 are not checked (they get cosine 0 with every
+        center).
     centers : Tensor of shape (n_clusters, n_features), optional
         Initial centers (copied).  Default: standard normal draws; use
         :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
@@ -192,6 +204,7 @@ class RBFClustering(nn.Module):
         device: Any = None,
         dtype: Any = None,
         check_inputs: bool = True,
+        metric: str = "sqeuclidean",
     ) -> None:
         super().__init__()
         self.n_clusters = check_param("n_clusters", n_clusters, Interval(numbers.Integral, 1))
@@ -203,6 +216,11 @@ class RBFClustering(nn.Module):
         self.reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
         self.learn_sigma = check_param("learn_sigma", learn_sigma, BOOLEAN)
         self.check_inputs = check_param("check_inputs", check_inputs, BOOLEAN)
+        self.metric = check_param("metric", metric, Options("sqeuclidean", "cosine"))
+        if self.metric == "cosine" and self.objective == "nll":
+            raise ValueError(
+                "objective='nll' is the Gaussian mixture likelihood: metric='sqeuclidean' only"
+            )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         if centers is None:
             init = torch.randn(self.n_clusters, self.n_features, **factory)
@@ -255,11 +273,14 @@ class RBFClustering(nn.Module):
     def init_centers_(
         self, X: torch.Tensor, *, random_state: Any = None, n_init: int | str = "auto"
     ) -> RBFClustering:
-        """Set the centers, in place, to :func:`arbf.kmeans` of ``X``; returns ``self``."""
+        """Set the centers, in place, to :func:`arbf.kmeans` of ``X`` (with the layer's
+        ``metric``: unit centers for "cosine"); returns ``self``."""
         from ._drivers.kmeans import kmeans
 
         X = torch.as_tensor(X).detach().to(device=self.centers.device, dtype=self.centers.dtype)
-        res = kmeans(X, self.n_clusters, random_state=random_state, n_init=n_init)
+        res = kmeans(
+            X, self.n_clusters, random_state=random_state, n_init=n_init, metric=self.metric
+        )
         self.centers.copy_(torch.as_tensor(res.centers).to(self.centers))
         return self
 
@@ -351,7 +372,8 @@ class RBFClustering(nn.Module):
         See :class:`arbf._math.core.terms.SampleTerms`.
         """
         x, _ = self._check_batch(x)
-        return sample_terms(
+        terms = cosine_sample_terms if self.metric == "cosine" else sample_terms
+        return terms(
             x, self.centers, self.sigma, kind=self.kind, xp=_XP,
             stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
         )  # fmt: skip
@@ -372,7 +394,8 @@ class RBFClustering(nn.Module):
             ``(responsibilities, loss)``.
         """
         x, w = self._check_batch(x, sample_weight)
-        terms = sample_terms(
+        terms_of = cosine_sample_terms if self.metric == "cosine" else sample_terms
+        terms = terms_of(
             x, self.centers, self.sigma, kind=self.kind, xp=_XP,
             stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
         )  # fmt: skip
@@ -387,8 +410,12 @@ class RBFClustering(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest center for each row of ``x`` (ties to the lowest index)."""
+        """Index of the nearest center for each row of ``x`` (ties to the lowest index);
+        with ``metric="cosine"`` the center of largest cosine."""
         x, _ = self._check_batch(x)
+        if self.metric == "cosine":
+            terms = cosine_sample_terms(x, self.centers, 1.0, kind="hard", xp=_XP)
+            return terms.responsibilities.argmax(dim=1)
         return torch.cdist(x, self.centers).argmin(dim=1)
 
     def extra_repr(self) -> str:
@@ -396,6 +423,7 @@ class RBFClustering(nn.Module):
             f"n_clusters={self.n_clusters}, n_features={self.n_features}, "
             f"kind={self.kind!r}, objective={self.objective!r}, "
             f"reduction={self.reduction!r}, learn_sigma={self.learn_sigma}"
+            + (f", metric={self.metric!r}" if self.metric != "sqeuclidean" else "")
         )
 
 

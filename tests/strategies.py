@@ -222,3 +222,72 @@ def mixtures(
         [(ww[comp == j, None] * X[comp == j]).sum(0) / ww[comp == j].sum() for j in range(k)]
     )
     return Mixture(X, w, means)
+
+
+# --------------------------------------------------------------------------------------
+# spherical problems (metric="cosine")
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SphericalProblem:
+    """A :class:`Problem` read on the sphere: ``X`` and ``C`` as drawn (any norms), ``U``
+    and ``V`` their normalised rows, ``Dc = 1 − U Vᵀ`` the cosine distances, and
+    ``scale``: their median (σ is drawn relative to it)."""
+
+    X: np.ndarray
+    C: np.ndarray
+    w: np.ndarray | None
+    scale: float
+
+    @property
+    def U(self) -> np.ndarray:
+        return self.X / np.linalg.norm(self.X, axis=1, keepdims=True)
+
+    @property
+    def V(self) -> np.ndarray:
+        return self.C / np.linalg.norm(self.C, axis=1, keepdims=True)
+
+    @property
+    def Dc(self) -> np.ndarray:
+        return 1.0 - self.U @ self.V.T
+
+    def margins(self) -> np.ndarray:
+        """``Δᶜ_i = cos_i(1) − cos_i(2)``: the gap of the two largest cosines."""
+        Ds = np.sort(self.Dc, axis=1)
+        return Ds[:, 1] - Ds[:, 0]
+
+
+@st.composite
+def spherical_problems(draw: Any, **kw: Any) -> SphericalProblem:
+    """:func:`problems` with ``d >= 2`` and distinct center directions (no rows or
+    centers of norm 0: the drawn data are continuous), read on the sphere."""
+    p = draw(problems(**kw))
+    assume(p.X.shape[1] >= 2)
+    V = p.C / np.linalg.norm(p.C, axis=1, keepdims=True)
+    cv = V @ V.T
+    assume(np.all(cv[np.triu_indices(len(V), 1)] < 1 - 1e-9))
+    sp = SphericalProblem(p.X, p.C, p.w, 0.0)
+    scale = float(np.median(sp.Dc))
+    assume(scale > 1e-12)
+    return SphericalProblem(p.X, p.C, p.w, scale)
+
+
+@st.composite
+def spherical_and_sigma(draw: Any, *, lo: float = -8.0, hi: float = 3.0, **kw: Any) -> tuple:
+    """``(problem, σ)``, σ = scale · 10^u with u uniform in [lo, hi]."""
+    p = draw(spherical_problems(**kw))
+    return p, p.scale * 10.0 ** draw(st.floats(lo, hi))
+
+
+@st.composite
+def spherical_near_threshold(draw: Any, **kw: Any) -> tuple:
+    """``(problem, σ, i, ε)``: σ = Δᶜ_i / (2 (1 + ε)) for a row with a clear cosine gap,
+    ``|ε|`` in [1e-4, 1e-2]: row ``i`` within 1 % of its entmax-1.5 threshold."""
+    p = draw(spherical_problems(**kw))
+    gaps = p.margins()
+    ok = np.flatnonzero(gaps > 1e-6)
+    assume(ok.size > 0)
+    i = int(ok[draw(st.integers(0, ok.size - 1))])
+    eps = draw(st.floats(1e-4, 1e-2)) * draw(st.sampled_from([-1.0, 1.0]))
+    return p, float(gaps[i] / (2.0 * (1.0 + eps))), i, eps

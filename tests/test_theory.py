@@ -376,3 +376,167 @@ class TestAutodiffJax:
         np.testing.assert_allclose(
             np.asarray(dz), _closed_form_entmax_vjp(np.asarray(p), dy), atol=1e-10
         )
+
+
+# ------------------------------------------------------------------------------------
+# the spherical statements (metric="cosine"; docs/theory.md, "Spherical K-Means")
+# ------------------------------------------------------------------------------------
+
+
+def _sph_resp(p: Any, sigma: float, kind: str) -> np.ndarray:
+    """Independent reference: softmax / entmax-1.5 of (cos − 1)/σ, or one-hot."""
+    if sigma == 0:
+        R = np.zeros_like(p.Dc)
+        R[np.arange(len(p.Dc)), np.argmin(p.Dc, axis=1)] = 1.0
+        return R
+    z = -p.Dc / sigma
+    if kind == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return ref.entmax15(z)
+
+
+def _sph_arrays(backend: Any, p: Any) -> tuple:
+    return (
+        backend.asarray(p.X),
+        backend.asarray(p.C),
+        None if p.w is None else backend.asarray(p.w),
+    )
+
+
+def _sph_tol(p: Any, sigma: float = 0.0) -> float:
+    total = float(len(p.X) if p.w is None else p.w.sum())
+    return 1e-10 * (2.0 + sigma) * max(total, 1.0)
+
+
+class TestSpherical:
+    @pytest.mark.parametrize("kind", SOFT_KINDS)
+    def test_gamma_bounds(self, backend, kind):
+        """Theorem 1 on the sphere: the objectives with Dᶜ = 1 − cos equal the reference
+        and obey the Euclidean bounds with the same constants (they hold row by row for
+        any values of D), uniformly on the compact set of unit centers."""
+        from tests.strategies import spherical_and_sigma
+
+        def prop(p: Any, sigma: float) -> None:
+            Xb, Cb, wb = _sph_arrays(backend, p)
+            kw = {"sigma": sigma, "kind": kind, "sample_weight": wb, "metric": "cosine"}
+            L = float(_np(backend, arbf.soft_distortion(Xb, Cb, **kw)))
+            F = float(_np(backend, arbf.free_energy(Xb, Cb, **kw)))
+            J = float(_np(backend, arbf.inertia(Xb, Cb, sample_weight=wb, metric="cosine")))
+            ww = np.ones(len(p.X)) if p.w is None else p.w
+            R = _sph_resp(p, sigma, kind)
+            tol = _sph_tol(p, sigma)
+            assert J == pytest.approx(float(np.sum(ww * p.Dc.min(1))), abs=tol)
+            assert L == pytest.approx(float(np.sum(ww * (R * p.Dc).sum(1))), abs=tol)
+            k, sw = len(p.C), float(ww.sum())
+            if kind == "softmax":
+                upper_l, upper_f = (k - 1) * sigma * sw / np.e, sigma * np.log(k) * sw
+            else:
+                upper_l, upper_f = 2 * sigma * sw, 4 / 3 * (1 - 1 / np.sqrt(k)) * sigma * sw
+            assert -tol <= L - J <= upper_l + tol
+            assert -tol <= J - F <= upper_f + tol
+
+        run(backend, spherical_and_sigma(backend=backend.name), prop)
+
+    @pytest.mark.parametrize("kind", SOFT_KINDS)
+    def test_fixed_point(self, backend, kind):
+        """Lemma 1 on the sphere: the Riemannian gradient (I − μμᵀ)∇F of F at unit μ is
+        −N_j‖m_j‖ (I − μμᵀ) T_j with T_j = m_j/‖m_j‖ the spherical soft Lloyd step, so it
+        vanishes exactly where μ_j = normalise(Σ w r x̂)."""
+        from tests.strategies import spherical_and_sigma
+
+        def prop(p: Any, sigma: float) -> None:
+            Xb, Cb, wb = _sph_arrays(backend, p)
+            kw = {"sigma": sigma, "kind": kind, "sample_weight": wb, "metric": "cosine"}
+            g = _np(backend, arbf.center_gradient(Xb, Cb, **kw))
+            T = _np(backend, arbf.soft_lloyd_step(Xb, Cb, **kw))
+            ww = np.ones(len(p.X)) if p.w is None else p.w
+            R = _sph_resp(p, sigma, kind)
+            N = (ww[:, None] * R).sum(0)
+            S = (ww[:, None] * R).T @ p.U
+            V = p.V
+            np.testing.assert_allclose(g, N[:, None] * V - S, atol=_sph_tol(p))
+            live = np.linalg.norm(S, axis=1) > 1e-6 * max(N.max(), 1e-300)
+            assume(live.any())
+            np.testing.assert_allclose(T[live], S[live] / np.linalg.norm(S[live], axis=1)[:, None],
+                                       atol=1e-9)  # fmt: skip
+            tang = g - (g * V).sum(1, keepdims=True) * V
+            tT = T - (T * V).sum(1, keepdims=True) * V
+            expect = -np.linalg.norm(S, axis=1)[:, None] * tT
+            np.testing.assert_allclose(tang[live], expect[live], atol=_sph_tol(p))
+
+        run(backend, spherical_and_sigma(backend=backend.name), prop)
+
+    @pytest.mark.parametrize("kind", [*SOFT_KINDS, "hard"])
+    def test_gradient_step_is_the_spherical_lloyd_step(self, backend, kind):
+        """Theorem 2 on the sphere: the ambient gradient step with η_j = 1/N_j followed by
+        the projection is the spherical soft Lloyd step; at σ = 0 it is Dhillon & Modha's
+        spherical K-Means update normalise(Σ_{l_i = j} w_i x̂_i)."""
+        from tests.strategies import spherical_and_sigma
+
+        def prop(p: Any, sigma: float) -> None:
+            Xb, Cb, wb = _sph_arrays(backend, p)
+            kw = {"kind": kind, "sample_weight": wb, "metric": "cosine"}
+            for s in (sigma, 0.0):
+                a = _np(backend, arbf.gradient_step(Xb, Cb, sigma=s, **kw))
+                b = _np(backend, arbf.soft_lloyd_step(Xb, Cb, sigma=s, **kw))
+                np.testing.assert_allclose(a, b, atol=1e-12)
+            ww = np.ones(len(p.X)) if p.w is None else p.w
+            lab = np.argmin(p.Dc, axis=1)
+            S = np.zeros_like(p.V)
+            np.add.at(S, lab, ww[:, None] * p.U)
+            nrm = np.linalg.norm(S, axis=1, keepdims=True)
+            expected = np.where(nrm > 0, S / np.where(nrm > 0, nrm, 1.0), p.V)
+            got = _np(backend, arbf.lloyd_step(Xb, Cb, sample_weight=wb, metric="cosine"))
+            clear = np.all(p.margins() > 1e-9)
+            assume(clear)
+            np.testing.assert_allclose(got, expected, atol=1e-9)
+            np.testing.assert_allclose(a, expected, atol=1e-9)  # σ = 0 (last loop pass)
+
+        run(backend, spherical_and_sigma(backend=backend.name), prop)
+
+    def test_entmax_exact_below_the_cosine_threshold(self, backend):
+        """Theorem 4 on the sphere: row i is one-hot iff cos_i(1) − cos_i(2) ≥ 2σ (σ
+        within 1 % of the row's threshold on either side); so once
+        σ ≤ min_i Δᶜ_i / 2 the entmax-1.5 spherical step is the spherical Lloyd step."""
+        from tests.strategies import spherical_near_threshold
+
+        def prop(p: Any, sigma: float, i: int, eps: float) -> None:
+            Xb, Cb, wb = _sph_arrays(backend, p)
+            R = _np(
+                backend,
+                arbf.responsibilities(Xb, Cb, sigma=sigma, kind="entmax15", metric="cosine"),
+            )
+            assert (R[i].max() == 1.0) == (eps >= 0)
+            gaps = p.margins()
+            clear = np.abs(gaps - 2 * sigma) > 1e-9
+            np.testing.assert_array_equal((R.max(1) == 1.0)[clear], (gaps >= 2 * sigma)[clear])
+            # below the smallest threshold the whole step is Lloyd's
+            s_all = gaps.min() / 2 * (1 - 1e-6)
+            assume(s_all > 1e-9)
+            kw = {"sample_weight": wb, "metric": "cosine"}
+            a = _np(backend, arbf.soft_lloyd_step(Xb, Cb, sigma=s_all, kind="entmax15", **kw))
+            b = _np(backend, arbf.lloyd_step(Xb, Cb, **kw))
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+        run(backend, spherical_near_threshold(backend=backend.name), prop)
+
+    @pytest.mark.parametrize("kind", SOFT_KINDS)
+    def test_voronoi_and_tail(self, backend, kind):
+        """argmax_j r_ij = argmax_j cos(x_i, μ_j) for every σ; softmax's off-nearest mass
+        is at most (k − 1) e^{−Δᶜ_i/σ} (Theorem 3 on the sphere)."""
+        from tests.strategies import spherical_and_sigma
+
+        def prop(p: Any, sigma: float) -> None:
+            Xb, Cb, _ = _sph_arrays(backend, p)
+            R = _np(
+                backend, arbf.responsibilities(Xb, Cb, sigma=sigma, kind=kind, metric="cosine")
+            )
+            np.testing.assert_allclose(R, _sph_resp(p, sigma, kind), atol=1e-9)
+            clear = p.margins() > 1e-9
+            assert np.all(np.argmax(R, 1)[clear] == np.argmin(p.Dc, 1)[clear])
+            if kind == "softmax":
+                bound = (len(p.C) - 1) * np.exp(-p.margins() / sigma)
+                assert np.all(1 - R.max(1) <= bound + 1e-12)
+
+        run(backend, spherical_and_sigma(backend=backend.name), prop)

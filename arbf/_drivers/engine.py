@@ -30,15 +30,20 @@ from .._messages import convergence_warning, emit
 from .._scaling import in_units, rescale, scale_for, sigma_in, sigma_out, units, unscale
 from .results import KMeansResult
 
+#: ``project(C_new, C_old)``: what the engine does to every set of updated centers.
+Projection = Callable[[Array, Array], Array]
+
 __all__ = [
     "Prepared",
     "best_of",
     "center",
     "finish",
+    "halve_inertia",
     "lloyd",
     "prepare",
     "result_to_data",
     "scale_data",
+    "sphere_prepared",
     "tolerance",
     "warn_fewer_clusters",
 ]
@@ -132,6 +137,18 @@ def prepare(
         Xc = Xs
         Xc -= mean
     return Prepared(Xc, mean, scale, tol_abs)
+
+
+def sphere_prepared(U: Array, *, xp: ModuleType, tol: float = 0.0) -> Prepared:
+    """Unit rows ``U`` (the cosine metric, :func:`arbf._math.metric.to_sphere`) as
+    prepared data: not centred (cosine is not translation invariant: the mean is 0) and
+    not rescaled (every entry lies in [-1, 1]); ``tol`` made absolute on ``U``."""
+    d = U.shape[1]
+    if is_sparse(U):
+        mean = np.zeros(d, dtype=U.dtype)
+    else:
+        mean = xp.zeros((d,), dtype=U.dtype, device=device_of(U))
+    return Prepared(U, mean, 1.0, tolerance(U, tol, xp=xp))
 
 
 def result_to_data(res: KMeansResult, prep: Prepared) -> KMeansResult:
@@ -231,6 +248,7 @@ def lloyd(
     working_memory: Any = None,
     algorithm: str = "auto",
     offset: Array | None = None,
+    project: Projection | None = None,
 ) -> KMeansResult:
     """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -242,6 +260,8 @@ def lloyd(
     Lloyd's pass or a bound method, with the same labels), not what it is.  With
     ``offset`` (where :func:`seam.lazily_centred`) the data are ``X - offset``, centred by
     the kernels chunk by chunk: the same bits as a centred copy, without making one.
+    ``project(C_new, C_old)``, when given, maps every updated set of centers (spherical
+    K-Means: onto the unit sphere, :func:`arbf._math.metric.project`).
     """
     stepper = seam.lloyd_stepper(
         X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
@@ -256,6 +276,8 @@ def lloyd(
     for i in range(max_iter):
         labels, sums, weights, inert, changed = stepper.step(C)
         C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+        if project is not None:
+            C_new = project(C_new, C)
         diff = C_new - C
         stats = [xp.sum(diff * diff), xp.astype(inert, C.dtype)]
         # labels on the host (NumPy, CPU torch): compared there, without a device pass
@@ -289,9 +311,10 @@ def lloyd(
                 X, w, C, sums, weights, labels, empty, xp=xp, working_memory=working_memory,
                 offset=offset,
             )  # fmt: skip
-            C_new = _park_weightless(
-                seam.safe_divide_centers(sums, weights, C, xp=xp), weights, xp=xp
-            )
+            C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+            if project is not None:
+                C_new = project(C_new, C)
+            C_new = _park_weightless(C_new, weights, xp=xp)
             diff = C_new - C
             shift = float(to_host(xp.sum(diff * diff)))
         inertias.append(inertia_i)
@@ -347,6 +370,7 @@ def best_of(
     working_memory: Any = None,
     algorithm: str = "auto",
     offset: Array | None = None,
+    project: Projection | None = None,
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
     ``init()``; the best is kept.
@@ -362,6 +386,7 @@ def best_of(
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
             working_memory=working_memory, algorithm=algorithm, offset=offset,
+            project=project,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (
@@ -393,6 +418,7 @@ def finish(
     xp: ModuleType,
     working_memory: Any,
     algorithm: str = "auto",
+    project: Projection | None = None,
 ) -> tuple[Array, KMeansResult]:
     """Hard Lloyd from ``C`` to an exact K-Means fixed point (``tol=0``, at most 300
     iterations) on prepared data: the annealers' hand-over (``algorithm`` as
@@ -403,8 +429,23 @@ def finish(
     """
     km = lloyd(
         prep.X, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
-        algorithm=algorithm,
+        algorithm=algorithm, project=project,
     )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     km = dataclasses.replace(km, n_init_inertia=[km.inertia])
     return km.centers, result_to_data(km, prep)
+
+
+def halve_inertia(res: KMeansResult) -> KMeansResult:
+    r"""A spherical run's result in the cosine convention: the engine's inertia
+    :math:`\sum_i w_i\lVert\hat x_i - \mu_{l_i}\rVert^2` is twice
+    :math:`\sum_i w_i (1 - \cos(x_i, \mu_{l_i}))`."""
+    hist = dict(res.history)
+    if "inertia" in hist:
+        hist["inertia"] = hist["inertia"] / 2
+    return dataclasses.replace(
+        res,
+        inertia=res.inertia / 2,
+        history=hist,
+        n_init_inertia=[v / 2 for v in res.n_init_inertia],
+    )

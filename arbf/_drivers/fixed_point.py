@@ -15,6 +15,7 @@ together; on Dask the new centers are evaluated once per iteration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -57,6 +58,7 @@ def fixed_point(
     lr: float | str = "lloyd",
     working_memory: Any = None,
     scale: float = 1.0,
+    project: Callable[[Array, Array], Array] | None = None,
 ) -> FixedPoint:
     """Iterate the update at temperature ``sigma`` from ``C`` (see the module docstring).
 
@@ -65,7 +67,8 @@ def fixed_point(
     data's: shifts and objectives times ``scale**2``, the free energy assembled on the
     host in float64 as :math:`F = s^2 B - \\sigma_{data} T`
     (:func:`arbf._math.core.soft.free_energy_at`), so a σ or an objective beyond the
-    working dtype's range is still recorded exactly.
+    working dtype's range is still recorded exactly.  ``project(C_new, C_old)``, when
+    given, maps every update (spherical: onto the unit sphere).
 
     Raises :class:`FloatingPointError` on a non-finite update (a float ``lr`` too large).
     """
@@ -77,6 +80,8 @@ def fixed_point(
     for it in range(1, max_iter + 1):
         st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
         C_new = seam.step(C, st.mass, st.sums, lr, xp=xp)
+        if project is not None:
+            C_new = project(C_new, C)
         diff = C_new - C
         stats = xp.stack(
             [

@@ -12,9 +12,17 @@ import warnings
 from typing import Any
 
 from .._math import seam
+from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
-from .engine import best_of, prepare, result_to_data, warn_fewer_clusters
+from .engine import (
+    best_of,
+    halve_inertia,
+    prepare,
+    result_to_data,
+    tolerance,
+    warn_fewer_clusters,
+)
 from .init import array_init, check_init, resolve_init, resolve_n_init
 from .results import KMeansResult
 
@@ -36,6 +44,7 @@ def kmeans(
     copy_x: bool = True,
     working_memory: Any = None,
     algorithm: str = "auto",
+    metric: str = "sqeuclidean",
 ) -> KMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
 
@@ -103,6 +112,26 @@ def kmeans(
         (NumPy arrays and CPU tensors without gradient); elsewhere every value runs
         Lloyd.
 
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine" is spherical K-Means (Dhillon & Modha 2001): the rows of ``X`` are
+        normalised to unit norm (a row of norm 0 raises ``ValueError``) and not centred,
+        a sample goes to the center of largest cosine similarity, and a center is the
+        normalised weighted sum of its cell,
+
+        .. math:: \mu_j = \frac{s_j}{\lVert s_j\rVert},\qquad
+                  s_j = \sum_{l_i = j} w_i \frac{x_i}{\lVert x_i\rVert}
+
+        (a cell whose sum is exactly 0 keeps its center; empty cells are relocated as
+        above), minimising
+        :math:`J^{\cos}(\mu) = \sum_i w_i \min_j \big(1 - \cos(x_i, \mu_j)\big)
+        = \tfrac12 \sum_i w_i \min_j \lVert\hat x_i - \mu_j\rVert^2`, which is the
+        ``inertia`` reported.  Initialisations see the normalised rows (k-means++ samples
+        proportionally to :math:`1 - \cos`); initial centers are normalised; ``tol``
+        scales with the mean feature variance of the normalised rows.  The centers
+        returned have unit norm.  faiss's ``Kmeans(spherical=True)`` on normalised data
+        from the same initial centers gives the same labels (its empty-cluster rule
+        differs).
+
     Returns
     -------
     KMeansResult
@@ -121,19 +150,18 @@ def kmeans(
     >>> res.inertia, res.n_iter, res.converged
     (1.0, 2, True)
     """
+    metric = check_metric(metric)
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
-    max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
-    tol = check_param("tol", tol, Interval(numbers.Real, 0))
-    verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
-    check_param("copy_x", copy_x, BOOLEAN)
-    algorithm = check_param("algorithm", algorithm, Options(*ALGORITHMS))
-    if algorithm == "elkan" and n_clusters == 1:
-        warnings.warn(
-            "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        algorithm = "lloyd"
+    if metric == COSINE:
+        return _spherical(
+            X, xp, n_clusters, w, rng, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+            verbose=verbose, copy_x=copy_x, working_memory=working_memory,
+            algorithm=algorithm,
+        )  # fmt: skip
+    max_iter, tol, verbose, algorithm = _check_options(
+        n_clusters, max_iter=max_iter, tol=tol, verbose=verbose, copy_x=copy_x,
+        algorithm=algorithm,
+    )  # fmt: skip
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10)
     # an explicit or callable init needs no centred data: on the host route the kernels
@@ -151,3 +179,82 @@ def kmeans(
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return result_to_data(res, prep)
+
+
+def _check_options(
+    n_clusters: int,
+    *,
+    max_iter: Any,
+    tol: Any,
+    verbose: Any,
+    copy_x: Any,
+    algorithm: Any,
+    stacklevel: int = 3,
+) -> tuple[int, float, Any, str]:
+    max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
+    tol = check_param("tol", tol, Interval(numbers.Real, 0))
+    verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    check_param("copy_x", copy_x, BOOLEAN)
+    algorithm = check_param("algorithm", algorithm, Options(*ALGORITHMS))
+    if algorithm == "elkan" and n_clusters == 1:
+        warnings.warn(
+            "algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead.",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+        algorithm = "lloyd"
+    return max_iter, tol, verbose, algorithm
+
+
+def _spherical(
+    X: Any,
+    xp: Any,
+    n_clusters: int,
+    w: Any,
+    rng: Any,
+    *,
+    init: Any,
+    n_init: Any,
+    max_iter: Any,
+    tol: Any,
+    verbose: Any,
+    copy_x: Any,
+    working_memory: Any,
+    algorithm: Any,
+) -> KMeansResult:
+    r""":func:`kmeans` with ``metric="cosine"``: Dhillon & Modha's spherical K-Means.
+
+    The rows are normalised once (:func:`arbf._math.metric.to_sphere`) and not centred
+    (cosine is not translation invariant); the Euclidean engine runs on them with every
+    updated center projected back onto the sphere, which is the spherical update
+    :math:`\mu_j = s_j/\lVert s_j\rVert`, :math:`s_j = \sum_{l_i=j} w_i\hat x_i`, and its
+    nearest centers are those of largest cosine
+    (:math:`\lVert\hat x-\hat\mu\rVert^2 = 2(1-\cos)`).  The inertia it reports is
+    :math:`\sum_i w_i (1 - \cos(x_i, \mu_{l_i}))`, half the engine's.
+    """
+    max_iter, tol, verbose, algorithm = _check_options(
+        n_clusters, max_iter=max_iter, tol=tol, verbose=verbose, copy_x=copy_x,
+        algorithm=algorithm, stacklevel=4,
+    )  # fmt: skip
+    init = check_init(init)
+    runs = resolve_n_init(n_init, init, auto_many=10)
+    U = to_sphere(X, xp=xp)
+    tol_abs = tolerance(U, tol, xp=xp)
+    make_init = resolve_init(
+        init, n_clusters, X=U, Xc=U, mean=None, w=w, rng=rng, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
+
+    def on_sphere(C_new: Any, C_old: Any) -> Any:
+        return project(C_new, C_old, xp=xp)
+
+    def make_unit_init() -> Any:
+        return to_sphere(make_init(), xp=xp, name="init")
+
+    res = best_of(
+        U, w, make_unit_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs,
+        verbose=bool(verbose), working_memory=working_memory, algorithm=algorithm,
+        project=on_sphere,
+    )  # fmt: skip
+    warn_fewer_clusters(res.labels, n_clusters)
+    return halve_inertia(res)

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
+from .._math.metric import project, to_sphere
 from .._messages import emit
 from .._scaling import in_units, rescale, sigma_in, units, unscale
 from .engine import scale_data, tolerance
@@ -141,6 +142,7 @@ def minibatch_step(
     lr: Any = "lloyd",
     xp: ModuleType,
     working_memory: Any = None,
+    cosine: bool = False,
 ) -> tuple[Array, Array, seam.SoftStats]:
     r"""One mini-batch step; returns ``(centers, counts, batch_stats)``.
 
@@ -152,9 +154,24 @@ def minibatch_step(
     with a float ``lr`` they are :math:`\mu_j - \text{lr}\cdot 2 (N_j^B\mu_j - S_j^B)`
     (:func:`arbf._math.core.updates.running_mean_step`).  No host sync (lazy on Dask,
     safe under ``jax.jit`` for a fixed σ).
+
+    ``cosine``: ``Xb`` and ``C`` are unit rows and σ, ``lr`` and the objectives are the
+    cosine metric's (:mod:`arbf._math.metric`): the Euclidean step at ``2 sigma`` (a float
+    ``lr`` halved), its centers projected onto the sphere — the online spherical K-Means
+    update :math:`\mu_j \leftarrow (M_j\mu_j + S^B_j)/\lVert M_j\mu_j + S^B_j\rVert` —
+    and the batch objectives halved.
     """
+    if cosine:
+        sigma, lr = 2.0 * sigma, lr if isinstance(lr, str) else lr / 2
     st = seam.soft_stats(Xb, C, wb, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
     C_new, new_counts = seam.running_mean_step(C, counts, st.mass, st.sums, lr, xp=xp)
+    if cosine:
+        C_new = project(C_new, C, xp=xp)
+        st = st._replace(
+            soft_distortion=st.soft_distortion / 2,
+            free_energy=st.free_energy / 2,
+            inertia=st.inertia / 2,
+        )
     return C_new, new_counts, st
 
 
@@ -180,6 +197,7 @@ def minibatch_fit(
     working_memory: Any = None,
     verbose: bool = False,
     name: str = "MiniBatchKMeans",
+    cosine: bool = False,
 ) -> MiniBatchResult:
     """Fit centers on validated ``X`` by mini-batch steps (scikit-learn's driver).
 
@@ -195,7 +213,9 @@ def minibatch_fit(
 
     ``X`` and the centers are divided by an exact power of two
     (:func:`arbf._drivers.engine.scale_data`) when their squared distances would leave
-    the dtype; σ, the centers and the history are in the data's units.
+    the dtype; σ, the centers and the history are in the data's units.  ``cosine``: ``X``
+    holds unit rows (spherical mini-batch K-Means, see :func:`minibatch_step`); the
+    initial centers are normalised.
     """
     n = X.shape[0]
     dev = device_of(X)
@@ -222,6 +242,8 @@ def minibatch_fit(
     for r in range(n_init):
         emit(verbose, "Init %d/%d with method %s", r + 1, n_init, init)
         C = make_init()
+        if cosine:
+            C = to_sphere(C, xp=xp, name="init")
         if n_init > 1:
             J = float(to_host(seam.inertia(X_init, C, w_init, xp=xp)))
             emit(verbose, "Inertia for init %d/%d: %s", r + 1, n_init, J)
@@ -257,7 +279,7 @@ def minibatch_fit(
         step_kind = "hard" if s == 0 else kind
         C_new, counts, st = minibatch_step(
             Xb, C, counts, wb, sigma=sigma_in(s, scale), kind=step_kind, lr=lr, xp=xp,
-            working_memory=working_memory,
+            working_memory=working_memory, cosine=cosine,
         )  # fmt: skip
         diff = C_new - C
         parts = [

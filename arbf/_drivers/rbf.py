@@ -17,6 +17,8 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
+from .._math.metric import COSINE, check_metric, project, to_sphere
+from .._math.metric import prepare as metric_prepare
 from .._messages import emit
 from .._scaling import units
 from .._validation import (
@@ -35,7 +37,7 @@ from .._validation import (
     real_scalar,
 )
 from .deterministic_annealing import critical_factor
-from .engine import Prepared, prepare
+from .engine import Prepared, halve_inertia, prepare, sphere_prepared
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
 from .results import AnnealResult, KMeansResult, RBFResult
@@ -85,14 +87,26 @@ def fit_fixed_sigma(
     verbose: bool,
     label: str = "",
     scale: float = 1.0,
+    cosine: bool = False,
 ) -> FixedPoint:
     """The fixed-point run of :func:`rbf_kmeans` on prepared data (``sigma == 0``: hard;
     σ and ``tol`` in the prepared units, the data divided by ``scale``), with its
-    ``verbose`` line (in the data's units)."""
+    ``verbose`` line (in the data's units).
+
+    ``cosine``: ``Xc`` and ``Cc`` are on the unit sphere and ``sigma``, ``lr`` and the
+    objectives are the cosine metric's: the Euclidean loop runs at ``2 sigma`` with step
+    ``lr / 2`` and the centers projected onto the sphere after each update, and the
+    objectives it reports are halved (:mod:`arbf._math.metric`).
+    """
     fp = fixed_point(
-        Xc, Cc, w, xp=xp, sigma=sigma, kind="hard" if sigma == 0 else kind,
-        max_iter=max_iter, tol=tol, lr=lr, working_memory=working_memory, scale=scale,
+        Xc, Cc, w, xp=xp, sigma=2 * sigma if cosine else sigma,
+        kind="hard" if sigma == 0 else kind, max_iter=max_iter, tol=tol,
+        lr=lr / 2 if cosine and not isinstance(lr, str) else lr,
+        working_memory=working_memory, scale=scale,
+        project=_on_sphere(xp) if cosine else None,
     )  # fmt: skip
+    if cosine:
+        fp = _halve(fp)
     h = fp.history
     emit(
         verbose, "%ssigma %.4g: %d iteration(s), F %.6g, L %.6g, J %.6g", label,
@@ -100,6 +114,24 @@ def fit_fixed_sigma(
         h["inertia"][-1],
     )  # fmt: skip
     return fp
+
+
+def _on_sphere(xp: ModuleType) -> Any:
+    def on_sphere(C_new: Array, C_old: Array) -> Array:
+        return project(C_new, C_old, xp=xp)
+
+    return on_sphere
+
+
+def _halve(fp: FixedPoint) -> FixedPoint:
+    """A spherical run's objectives in the cosine convention (half the Euclidean ones of
+    the unit rows at twice the temperature); the center shift is unchanged."""
+    hist = {
+        name: v if name == "center_shift" else [x / 2 for x in v] for name, v in fp.history.items()
+    }
+    last = fp.last.copy()
+    last[1:] = last[1:] / 2
+    return FixedPoint(fp.centers, fp.n_iter, fp.converged, last, hist)
 
 
 def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> float:
@@ -129,6 +161,7 @@ def rbf_kmeans(
     lr: Any = "lloyd",
     working_memory: Any = None,
     verbose: bool = False,
+    metric: str = "sqeuclidean",
 ) -> RBFResult:
     r"""Train the centers of a normalised RBF network at a fixed temperature (A2, A3).
 
@@ -162,6 +195,17 @@ def rbf_kmeans(
     working_memory : float, optional
         Memory budget in MiB for one chunk.
     verbose : bool
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical relaxation (a von Mises-Fisher mixture with equal
+        weights and shared concentration :math:`1/\sigma`).  The rows of ``X`` and
+        ``init`` are normalised (a row of norm 0 raises ``ValueError``), :math:`D_{ij}`
+        is the cosine distance :math:`1 - \cos(x_i, \mu_j)` (logits
+        :math:`(\cos - 1)/\sigma`), and every update is projected onto the sphere:
+        :math:`\mu_j \leftarrow m_j / \lVert m_j \rVert` (the fixed-point step), or
+        :math:`P(\mu_j - \eta_j \sum_i w_i r_{ij}(\mu_j - \hat x_i))` with
+        ``lr="lloyd"`` meaning :math:`\eta_j = 1/N_j` (the same step).  The objectives
+        in ``history`` are the cosine ones; ``tol`` scales with the mean feature
+        variance of the normalised rows; the centers have unit norm.
 
     Returns
     -------
@@ -184,6 +228,20 @@ def rbf_kmeans(
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    metric = check_metric(metric)
+    if metric == COSINE:
+        X, C, _, _ = metric_prepare(X, C, metric, xp=xp, name="init")
+        sp = sphere_prepared(X, xp=xp, tol=tol)
+        fp = fit_fixed_sigma(
+            sp.X, C, w, xp=xp, sigma=sigma, kind=kind, max_iter=max_iter, tol=sp.tol,
+            lr=lr, working_memory=working_memory, verbose=bool(verbose), cosine=True,
+        )  # fmt: skip
+        return RBFResult(
+            centers=fp.centers,
+            n_iter=fp.n_iter,
+            converged=fp.converged,
+            history={name: np.asarray(v) for name, v in fp.history.items()},
+        )
     prep = prepare(X, xp=xp, tol=tol, others=(C,))
     fp = fit_fixed_sigma(
         prep.X, prep.from_data(C), w, xp=xp, sigma=prep.sigma_in(sigma), kind=kind,
@@ -226,6 +284,7 @@ def default_schedule(
     sigma_max: float | None = None,
     sigma_min: float | None = None,
     n_levels: int | None = None,
+    metric: str = "sqeuclidean",
 ) -> np.ndarray:
     r"""The default geometric σ schedule, chosen from the data.
 
@@ -235,6 +294,9 @@ def default_schedule(
     :math:`\sigma_{\min} = \min(\min_i \Delta_i/2,\ 10^{-3}\sigma_c)` evaluated at ``init``
     (below :math:`\min\Delta/2` entmax-1.5 is exactly hard), with ``n_levels`` (default
     30) geometrically spaced levels.  Returns a host NumPy array, decreasing.
+    With ``metric="cosine"`` it is computed on the normalised rows (and ``init``) and
+    expressed in the cosine temperature (half the Euclidean one of the unit rows: the
+    margin is then the gap :math:`\cos_{(1)} - \cos_{(2)}` of the two largest cosines).
     """
     if init is None:
         Xv, xp = check_data(X)
@@ -245,11 +307,43 @@ def default_schedule(
     else:
         Xv, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
+    if check_metric(metric) == COSINE:
+        Xv = to_sphere(Xv, xp=xp)
+        C = None if C is None else to_sphere(C, xp=xp, name="init")
+        return _cosine_schedule(
+            Xv, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
+            n_levels=n_levels,
+        )  # fmt: skip
     prep = prepare(Xv, xp=xp, others=(C,))
     return _default_schedule(
         prep.X, None if C is None else prep.from_data(C), w, xp=xp, kind=kind,
         sigma_max=sigma_max, sigma_min=sigma_min, n_levels=n_levels, scale=prep.scale,
     )  # fmt: skip
+
+
+def _cosine_schedule(
+    U: Array,
+    C: Array | None,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    kind: str,
+    sigma_max: Any,
+    sigma_min: Any,
+    n_levels: Any,
+) -> np.ndarray:
+    """:func:`_default_schedule` for the cosine metric on unit rows ``U`` (and centers
+    ``C``): the Euclidean schedule of the unit rows, halved (the given bounds are cosine
+    temperatures, doubled on the way in)."""
+    twice = {
+        name: None if v is None else 2.0 * float(check_sigma(v, allow_zero=False, name=name))
+        for name, v in (("sigma_max", sigma_max), ("sigma_min", sigma_min))
+    }
+    sig = _default_schedule(
+        U, C, w, xp=xp, kind=kind, sigma_max=twice["sigma_max"], sigma_min=twice["sigma_min"],
+        n_levels=n_levels,
+    )  # fmt: skip
+    return sig / 2
 
 
 def _default_schedule(
@@ -314,6 +408,7 @@ def anneal(
     working_memory: Any = None,
     verbose: bool = False,
     algorithm: str = "auto",
+    metric: str = "sqeuclidean",
 ) -> AnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
 
@@ -354,6 +449,15 @@ def anneal(
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default "auto"
         How the final hard Lloyd run computes its assignments (as :func:`arbf.kmeans`;
         every value gives the same result).
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": anneal the spherical relaxation (:func:`rbf_kmeans` with
+        ``metric="cosine"``) down to spherical K-Means (:func:`arbf.kmeans` with
+        ``metric="cosine"``, which ``finish`` runs).  The schedule, ``sigmas``, the
+        objectives, ``one_hot`` and ``sigma_exact`` are in the cosine convention
+        (σ divides :math:`1 - \cos`; entmax-1.5 is exactly hard once σ is at most half
+        the smallest gap between the two largest cosines of a row); the default
+        schedule is :func:`default_schedule`'s for that metric; the path lies on the
+        sphere.
 
     Returns
     -------
@@ -382,12 +486,23 @@ def anneal(
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     perturbation = check_param("perturbation", perturbation, Interval(numbers.Real, 0))
     algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
-    prep = prepare(X, xp=xp, tol=tol, others=(C,))
+    cosine = check_metric(metric) == COSINE
+    if cosine:
+        X, C, _, _ = metric_prepare(X, C, COSINE, xp=xp, name="init")
+        prep = sphere_prepared(X, xp=xp, tol=tol)
+    else:
+        prep = prepare(X, xp=xp, tol=tol, others=(C,))
     if schedule is None:
-        sigmas = _default_schedule(
-            prep.X, prep.from_data(C), w, xp=xp, kind=kind, sigma_max=sigma_max,
-            sigma_min=sigma_min, n_levels=n_levels, scale=prep.scale,
-        )  # fmt: skip
+        if cosine:
+            sigmas = _cosine_schedule(
+                prep.X, C, w, xp=xp, kind=kind, sigma_max=sigma_max, sigma_min=sigma_min,
+                n_levels=n_levels,
+            )  # fmt: skip
+        else:
+            sigmas = _default_schedule(
+                prep.X, prep.from_data(C), w, xp=xp, kind=kind, sigma_max=sigma_max,
+                sigma_min=sigma_min, n_levels=n_levels, scale=prep.scale,
+            )  # fmt: skip
     else:
         sigmas = check_schedule(schedule)
     rng = check_random_state(random_state)
@@ -395,6 +510,7 @@ def anneal(
         prep, prep.from_data(C), w, xp=xp, kind=kind, sigmas=sigmas, max_iter=max_iter,
         lr=lr, finish=finish, perturbation=perturbation, rng=rng,
         working_memory=working_memory, verbose=bool(verbose), algorithm=algorithm,
+        cosine=cosine,
     )  # fmt: skip
 
 
@@ -434,11 +550,20 @@ def anneal_prepared(
     working_memory: Any,
     verbose: bool,
     algorithm: str = "auto",
+    cosine: bool = False,
 ) -> AnnealResult:
     """:func:`anneal` on prepared data (:func:`arbf._drivers.engine.prepare`; centers
     ``Cc`` in its coordinates, ``prep.tol`` absolute, the schedule ``sigmas`` in the
-    data's units); the result is in the data's coordinates and units."""
+    data's units); the result is in the data's coordinates and units.
+
+    ``cosine``: ``prep.X`` and ``Cc`` are unit rows (:func:`arbf._drivers.engine.
+    sphere_prepared`), ``sigmas`` cosine temperatures (:func:`fit_fixed_sigma`); margins
+    and objectives are reported in the cosine convention (half the Euclidean ones of the
+    unit rows), and the hard finish projects its centers onto the sphere (spherical
+    K-Means).
+    """
     Xc, tol, sc = prep.X, prep.tol, prep.scale
+    half = 0.5 if cosine else 1.0
     k, d = Cc.shape
     L = sigmas.size
     path = np.empty((L, k, d))
@@ -454,14 +579,15 @@ def anneal_prepared(
         fp = fit_fixed_sigma(
             Xc, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, tol=tol, lr=lr,
             working_memory=working_memory, verbose=verbose, label=f"level {li + 1}/{L}: ",
-            scale=sc,
+            scale=sc, cosine=cosine,
         )  # fmt: skip
         Cc = fp.centers
         st = seam.soft_stats(
-            Xc, Cc, w, sigma=s, kind=level_kind, xp=xp, working_memory=working_memory
+            Xc, Cc, w, sigma=s / half, kind=level_kind, xp=xp, working_memory=working_memory
         )
         parts = (seam.free_energy_base(st, level_kind), st.entropy, st.soft_distortion, st.inertia)
         vals = to_host(xp.stack([xp.astype(v, Cc.dtype) for v in parts])).astype(np.float64)
+        vals[[0, 2, 3]] *= half  # the cosine objectives are half the Euclidean ones of U
         obj["free_energy"][li] = seam.free_energy_at(
             vals[0], vals[1], sigma=float(s_data), scale=sc
         )
@@ -469,7 +595,7 @@ def anneal_prepared(
         obj["inertia"][li] = units(vals[3], sc)
         path[li] = to_host(prep.to_data(Cc))
         iters[li] = fp.n_iter
-        margin = min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
+        margin = half * min_margin(Xc, Cc, xp=xp, working_memory=working_memory)
         if level_kind == "hard":
             one_hot[li] = True
         elif level_kind == "entmax15":
@@ -479,8 +605,11 @@ def anneal_prepared(
     km: KMeansResult | None = None
     if finish:
         Cc, km = engine_finish(
-            prep, Cc, w, xp=xp, working_memory=working_memory, algorithm=algorithm
-        )
+            prep, Cc, w, xp=xp, working_memory=working_memory, algorithm=algorithm,
+            project=_on_sphere(xp) if cosine else None,
+        )  # fmt: skip
+        if cosine:
+            km = halve_inertia(km)
     return AnnealResult(
         centers=prep.to_data(Cc),
         sigmas=sigmas,
@@ -489,6 +618,8 @@ def anneal_prepared(
         n_iter=int(iters.sum()),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=prep.sigma_out(min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2),
+        sigma_exact=prep.sigma_out(
+            half * min_margin(Xc, Cc, xp=xp, working_memory=working_memory) / 2
+        ),
         kmeans=km,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
 from .._math import seam
+from .._math.metric import COSINE, to_sphere
 from .._scaling import in_units
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
@@ -53,6 +55,11 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
         How the assignments are computed; every value gives the same clustering (see
         :func:`arbf.kmeans`).  "lloyd" and "elkan" are scikit-learn's names.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": spherical K-Means (see :func:`arbf.kmeans`).  Samples are normalised
+        to unit norm (in :meth:`predict`, :meth:`transform` and :meth:`score` too); the
+        centers have unit norm; ``inertia_`` and :meth:`score` use the cosine distance
+        :math:`1 - \cos(x, \mu)`, and :meth:`transform` returns it.
 
     Attributes
     ----------
@@ -103,6 +110,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         copy_x: bool = True,
         working_memory: float | None = None,
         algorithm: str = "auto",
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -114,6 +122,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.copy_x = copy_x
         self.working_memory = working_memory
         self.algorithm = algorithm
+        self.metric = metric
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute the K-Means clustering of ``X``.
@@ -143,6 +152,7 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             copy_x=self.copy_x,
             working_memory=self.working_memory,
             algorithm=self.algorithm,
+            metric=self.metric,
         )
         self._reset_input_meta(X, res.centers.shape[1])
         self._n_init = len(res.n_init_inertia)
@@ -166,20 +176,22 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         labels : array of shape (n_samples,)
             An integer array in the namespace and on the device of ``X``.
         """
-        X, C, xp, _ = self._rescaled_after_fit(X)
+        X, C, xp, _ = self._validate_on_metric(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def transform(self, X: Any) -> Array:
-        """Euclidean (not squared) distance of each sample of ``X`` to each center.
+        r"""Euclidean (not squared) distance of each sample of ``X`` to each center; with
+        ``metric="cosine"`` the cosine distance :math:`1 - \cos(x_i, \mu_j)`.
 
         Returns
         -------
         distances : array of shape (n_samples, n_clusters)
             In the namespace, device and floating dtype of ``X``; computed in chunks.
         """
-        X, C, xp, s = self._rescaled_after_fit(X)
-        return self._distances(X, C, xp=xp, scale=s)
+        X, C, xp, s = self._validate_on_metric(X)
+        D = self._distances(X, C, xp=xp, scale=s)
+        return D * D / 2 if self.metric == COSINE else D
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -193,9 +205,19 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         score : float
             Larger is better (0 at best).
         """
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
-        return -in_units(float(to_host(J)), s)
+        J = in_units(
+            float(to_host(seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory))), s
+        )
+        return -J / 2 if self.metric == COSINE else -J
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
+        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
+        instead (the centers have unit norm already; nothing to rescale: ``s = 1``)."""
+        if self.metric != COSINE:
+            return self._rescaled_after_fit(X)
+        X, C, xp = self._validate_after_fit(X)
+        return to_sphere(X, xp=xp), C, xp, 1.0

@@ -11,6 +11,7 @@ responsibilities are hard, its soft (RBF) analogue otherwise.
 from __future__ import annotations
 
 import numbers
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from .._drivers.minibatch import (
     reassign_small,
 )
 from .._math import seam
+from .._math.metric import COSINE, check_metric, to_sphere
 from .._scaling import in_units, rescale, scale_for, sigma_in, unscale
 from .._validation import (
     BOOLEAN,
@@ -62,6 +64,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
     n_init: int | str
     reassignment_ratio: float
     working_memory: float | None
+    metric: str
 
     # ---- what the subclasses decide ---------------------------------------------------
     def _sigma_kind_lr(self) -> tuple[float, float | None, str, Any]:
@@ -112,6 +115,9 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         raw = X
         X, xp = check_data(X)
         n, d = X.shape
+        cosine = check_metric(self.metric) == COSINE
+        if cosine:
+            X = to_sphere(X, xp=xp)
         p = self._check_params(n)
         sigma, sigma_end, kind, lr = self._sigma_kind_lr()
         w = check_sample_weight(
@@ -139,6 +145,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             working_memory=self.working_memory,
             verbose=bool(p["verbose"]),
             name=type(self).__name__,
+            cosine=cosine,
         )
         self._reset_input_meta(raw, d)
         self._n_init = p["n_init"]
@@ -152,9 +159,10 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         self.history_ = res.history
         self.sigma_ = float(res.history["sigma"][-1]) if res.history["sigma"].size else sigma
         self._rng = rng
-        self.labels_, self.inertia_ = final_labels(
+        self.labels_, inertia = final_labels(
             X, res.centers, w, xp=xp, working_memory=self.working_memory
         )
+        self.inertia_ = inertia / 2 if cosine else inertia
         return self
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
@@ -181,6 +189,9 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             self._check_feature_names(raw)
         X, xp = check_data(X)
         n, d = X.shape
+        cosine = check_metric(self.metric) == COSINE
+        if cosine:
+            X = to_sphere(X, xp=xp)
         if not first and d != self.n_features_in_:
             raise ValueError(
                 f"X has {d} features, but {type(self).__name__} is expecting "
@@ -212,6 +223,8 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
                 self.init, p["n_clusters"], X=X_init, Xc=rescale(X_init, scale), mean=None,
                 w=w_init, rng=rng, xp=xp, scale=scale, working_memory=self.working_memory,
             )()  # fmt: skip
+            if cosine:
+                C = to_sphere(C, xp=xp, name="init")
             counts = xp.zeros((p["n_clusters"],), dtype=X.dtype, device=dev)
             self._reset_input_meta(raw, d)
             self._rng = rng
@@ -237,7 +250,7 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         C, counts, _ = minibatch_step(
             Xs, C, counts, w, sigma=sigma_in(sigma, scale),
             kind="hard" if sigma == 0 else kind, lr=lr, xp=xp,
-            working_memory=self.working_memory,
+            working_memory=self.working_memory, cosine=cosine,
         )  # fmt: skip
         if due:
             if getattr(self, "_rng", None) is None:
@@ -256,9 +269,10 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         self.n_steps_ += 1
         self.sigma_ = sigma
         if self.compute_labels:
-            self.labels_, self.inertia_ = final_labels(
+            self.labels_, inertia = final_labels(
                 X, C, w, xp=xp, working_memory=self.working_memory
             )
+            self.inertia_ = inertia / 2 if cosine else inertia
         return self
 
     # ---- using the fit ----------------------------------------------------------------
@@ -267,14 +281,30 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         return self.fit(X, sample_weight=sample_weight).labels_
 
     def predict(self, X: Any) -> Array:
-        """Index of the nearest center of each sample (ties to the lowest index)."""
-        X, C, xp, _ = self._rescaled_after_fit(X)
+        """Index of the nearest center of each sample (ties to the lowest index); with
+        ``metric="cosine"`` the center of largest cosine."""
+        X, C, xp, _ = self._validate_on_metric(X)
         return seam.assign(X, C, xp=xp, working_memory=self.working_memory)[0]
 
     def transform(self, X: Any) -> Array:
-        """Euclidean (not squared) distance of each sample to each center (chunked)."""
-        X, C, xp, s = self._rescaled_after_fit(X)
-        return self._distances(X, C, xp=xp, scale=s)
+        """Euclidean (not squared) distance of each sample to each center (chunked); with
+        ``metric="cosine"`` the cosine distance ``1 - cos``."""
+        X, C, xp, s = self._validate_on_metric(X)
+        D = self._distances(X, C, xp=xp, scale=s)
+        return D * D / 2 if self._half() != 1.0 else D
+
+    def _half(self) -> float:
+        """The factor from the Euclidean objectives of the unit rows (and temperatures)
+        to the cosine ones; 1 for "sqeuclidean"."""
+        return 0.5 if self.metric == COSINE else 1.0
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
+        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
+        instead (nothing to rescale: ``s = 1``)."""
+        if self.metric != COSINE:
+            return self._rescaled_after_fit(X)
+        X, C, xp = self._validate_after_fit(X)
+        return to_sphere(X, xp=xp), C, xp, 1.0
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -330,6 +360,13 @@ class MiniBatchKMeans(_MiniBatchBase):
         reassigned to random samples (0 disables it).  Higher values revive small
         clusters more often (slower to settle, sometimes a better clustering).
     working_memory : float or None, default=None
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": spherical mini-batch clustering.  Samples are normalised to unit norm
+        (a row of norm 0 raises ``ValueError``; in every method), the centers stay on the
+        unit sphere — each step is the running mean above followed by the projection
+        :math:`\mu_j \leftarrow \mu_j/\lVert\mu_j\rVert` — and :math:`D_{ij}` is the
+        cosine distance :math:`1 - \cos(x_i, \mu_j)` (in the responsibilities, with σ
+        dividing it, ``inertia_``, :meth:`score` and :meth:`transform`).
 
     Attributes
     ----------
@@ -378,6 +415,7 @@ class MiniBatchKMeans(_MiniBatchBase):
         n_init: int | str = "auto",
         reassignment_ratio: float = 0.01,
         working_memory: float | None = None,
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -392,18 +430,19 @@ class MiniBatchKMeans(_MiniBatchBase):
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
         self.working_memory = working_memory
+        self.metric = metric
 
     def _sigma_kind_lr(self) -> tuple[float, float | None, str, Any]:
         return 0.0, None, "hard", "lloyd"
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         r"""Opposite of the inertia: :math:`-\sum_i w_i \min_j \lVert x_i-\mu_j\rVert^2`."""
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
         J = seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory)
-        return -in_units(float(to_host(J)), s)
+        return -in_units(float(to_host(J)), s) * self._half()
 
 
 class MiniBatchRBFKMeans(_MiniBatchBase):
@@ -440,6 +479,12 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         As in :class:`MiniBatchKMeans`, on the soft masses :math:`M_j`: a center whose
         accumulated responsibility mass stays below this fraction of the largest (a
         dead unit) is moved onto a random sample of the batch.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": the spherical relaxation (a von Mises-Fisher mixture, concentration
+        :math:`1/\sigma`; see :class:`MiniBatchKMeans` and :func:`arbf.rbf_kmeans`):
+        logits :math:`(\cos(x_i, \mu_j) - 1)/\sigma`, every step projected onto the
+        sphere, a float ``lr`` the step on :math:`\sum_B w_i r_{ij}(\mu_j - \hat x_i)`;
+        ``sigma``, ``sigma_end`` and ``sigma_`` are cosine temperatures.
 
     Attributes
     ----------
@@ -482,6 +527,7 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         n_init: int | str = "auto",
         reassignment_ratio: float = 0.01,
         working_memory: float | None = None,
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.sigma = sigma
@@ -500,6 +546,7 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
         self.working_memory = working_memory
+        self.metric = metric
 
     def _sigma_kind_lr(self) -> tuple[float, float | None, str, Any]:
         sigma = check_sigma(self.sigma)
@@ -511,19 +558,19 @@ class MiniBatchRBFKMeans(_MiniBatchBase):
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1)."""
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         return seam.responsibilities(
-            X, C, sigma=sigma_in(self.sigma_, s), kind=self.kind, xp=xp,
+            X, C, sigma=sigma_in(self.sigma_ / self._half(), s), kind=self.kind, xp=xp,
             working_memory=self.working_memory,
         )  # fmt: skip
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         r"""Opposite of the free energy at ``sigma_``: :math:`-F_\sigma(\mu)`."""
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
         return -free_energy_score(
-            X, C, w, sigma=self.sigma_, kind=self.kind, scale=s, xp=xp,
+            X, C, w, sigma=self.sigma_ / self._half(), kind=self.kind, scale=s, xp=xp,
             working_memory=self.working_memory,
-        )  # fmt: skip
+        ) * self._half()  # fmt: skip

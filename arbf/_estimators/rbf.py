@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import numbers
+from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
-from .._drivers.engine import prepare
+from .._drivers.engine import prepare, sphere_prepared
 from .._drivers.init import array_init, resolve_init
 from .._drivers.rbf import (
+    _cosine_schedule,
     _default_schedule,
     anneal_prepared,
     check_schedule,
@@ -17,6 +19,7 @@ from .._drivers.rbf import (
     fit_fixed_sigma,
 )
 from .._math import seam
+from .._math.metric import COSINE, check_metric, to_sphere
 from .._scaling import in_units, rescale, scale_for, sigma_in
 from .._validation import (
     BOOLEAN,
@@ -70,6 +73,12 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
     algorithm : {"auto", "lloyd", "elkan", "hamerly", "yinyang"}, default="auto"
         How the hard Lloyd run that ends ``sigma="anneal"`` computes its assignments
         (as :class:`arbf.KMeans`; every value gives the same result).
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        "cosine": the spherical relaxation (:func:`arbf.rbf_kmeans`, :func:`arbf.anneal`
+        with ``metric="cosine"``): samples normalised to unit norm (in every method),
+        logits :math:`(\cos(x_i, \mu_j) - 1)/\sigma`, centers of unit norm;
+        ``inertia_``, :meth:`score` and :meth:`transform` use the cosine distance
+        :math:`1 - \cos`, and ``sigma_``, ``sigmas_`` are cosine temperatures.
 
     Attributes
     ----------
@@ -121,6 +130,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         verbose: bool = False,
         working_memory: float | None = None,
         algorithm: str = "auto",
+        metric: str = "sqeuclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.sigma = sigma
@@ -135,6 +145,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.verbose = verbose
         self.working_memory = working_memory
         self.algorithm = algorithm
+        self.metric = metric
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> RBFKMeans:
         """Train the centers on ``X``.
@@ -164,24 +175,39 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         schedule = None if self.schedule is None else check_schedule(self.schedule)
         algorithm = check_param("algorithm", self.algorithm, Options(*seam.ALGORITHMS))
         wm = self.working_memory
-        prep = prepare(X, xp=xp, tol=tol, others=(array_init(self.init, k, X, xp=xp),))
-        C0 = resolve_init(
-            self.init, k, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w, rng=rng,
-            xp=xp, working_memory=wm,
-        )()  # fmt: skip
+        cosine = check_metric(self.metric) == COSINE
+        if cosine:
+            X = to_sphere(X, xp=xp)
+            prep = sphere_prepared(X, xp=xp, tol=tol)
+            C0 = resolve_init(
+                self.init, k, X=X, Xc=X, mean=None, w=w, rng=rng, xp=xp, working_memory=wm
+            )()
+            C0 = to_sphere(C0, xp=xp, name="init")
+        else:
+            prep = prepare(X, xp=xp, tol=tol, others=(array_init(self.init, k, X, xp=xp),))
+            C0 = resolve_init(
+                self.init, k, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w,
+                rng=rng, xp=xp, working_memory=wm,
+            )()  # fmt: skip
         for attr in ("path_", "sigmas_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         if annealing:
             if schedule is None:
-                schedule = _default_schedule(
-                    prep.X, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None,
-                    n_levels=None, scale=prep.scale,
-                )  # fmt: skip
+                if cosine:
+                    schedule = _cosine_schedule(
+                        prep.X, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None,
+                        n_levels=None,
+                    )  # fmt: skip
+                else:
+                    schedule = _default_schedule(
+                        prep.X, C0, w, xp=xp, kind=kind, sigma_max=None, sigma_min=None,
+                        n_levels=None, scale=prep.scale,
+                    )  # fmt: skip
             res = anneal_prepared(
                 prep, C0, w, xp=xp, kind=kind, sigmas=schedule, max_iter=max_iter, lr=lr,
                 finish=True, perturbation=1e-2, rng=check_random_state(0),
-                working_memory=wm, verbose=bool(verbose), algorithm=algorithm,
+                working_memory=wm, verbose=bool(verbose), algorithm=algorithm, cosine=cosine,
             )  # fmt: skip
             C = res.centers
             self.path_ = res.path
@@ -192,7 +218,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             fp = fit_fixed_sigma(
                 prep.X, C0, w, xp=xp, sigma=prep.sigma_in(float(sigma)), kind=kind,
                 max_iter=max_iter, tol=prep.tol, lr=lr, working_memory=wm,
-                verbose=bool(verbose), scale=prep.scale,
+                verbose=bool(verbose), scale=prep.scale, cosine=cosine,
             )  # fmt: skip
             C = prep.to_data(fp.centers)
             self.sigma_ = float(sigma)
@@ -204,7 +230,7 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         self.labels_, J = seam.assign_inertia(
             rescale(X, s), rescale(C, s), w, xp=xp, working_memory=wm
         )
-        self.inertia_ = in_units(float(to_host(J)), s)
+        self.inertia_ = in_units(float(to_host(J)), s) * (0.5 if cosine else 1.0)
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
@@ -213,22 +239,24 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
     def predict(self, X: Any) -> Array:
         """Nearest center of each sample (= the most responsible one, for every σ)."""
-        X, C, xp, _ = self._rescaled_after_fit(X)
+        X, C, xp, _ = self._validate_on_metric(X)
         labels, _ = seam.assign(X, C, xp=xp, working_memory=self.working_memory)
         return labels
 
     def predict_proba(self, X: Any) -> Array:
         """Responsibilities ``r_ij`` at ``sigma_`` (rows sum to 1; entmax-1.5 is sparse)."""
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         return seam.responsibilities(
-            X, C, sigma=sigma_in(self.sigma_, s), kind=self.kind, xp=xp,
+            X, C, sigma=sigma_in(self.sigma_ / self._half(), s), kind=self.kind, xp=xp,
             working_memory=self.working_memory,
         )  # fmt: skip
 
     def transform(self, X: Any) -> Array:
-        """Euclidean distance of each sample to each center (chunked)."""
-        X, C, xp, s = self._rescaled_after_fit(X)
-        return self._distances(X, C, xp=xp, scale=s)
+        """Euclidean distance of each sample to each center (chunked); with
+        ``metric="cosine"`` the cosine distance ``1 - cos``."""
+        X, C, xp, s = self._validate_on_metric(X)
+        D = self._distances(X, C, xp=xp, scale=s)
+        return D * D / 2 if self._half() != 1.0 else D
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""
@@ -239,9 +267,24 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
 
         :math:`F_\sigma \le J`, and equals J at σ = 0.
         """
-        X, C, xp, s = self._rescaled_after_fit(X)
+        X, C, xp, s = self._validate_on_metric(X)
         w = check_sample_weight(
             sample_weight, X.shape[0], xp=xp, dtype=X.dtype, device=device_of(X), like=X
         )
-        return -free_energy_score(X, C, w, sigma=self.sigma_, kind=self.kind, scale=s, xp=xp,
-                                  working_memory=self.working_memory)  # fmt: skip
+        return -free_energy_score(
+            X, C, w, sigma=self.sigma_ / self._half(), kind=self.kind, scale=s, xp=xp,
+            working_memory=self.working_memory,
+        ) * self._half()  # fmt: skip
+
+    def _half(self) -> float:
+        """The factor from the Euclidean objectives of the unit rows to the cosine ones
+        (and from the Euclidean temperature to the cosine one); 1 for "sqeuclidean"."""
+        return 0.5 if self.metric == COSINE else 1.0
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
+        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
+        instead (nothing to rescale: ``s = 1``)."""
+        if self.metric != COSINE:
+            return self._rescaled_after_fit(X)
+        X, C, xp = self._validate_after_fit(X)
+        return to_sphere(X, xp=xp), C, xp, 1.0

@@ -44,6 +44,7 @@ from .._scaling import (
 )
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare
 
 __all__ = ["center_gradient", "free_energy", "inertia", "soft_distortion"]
 
@@ -55,6 +56,7 @@ def inertia(
     *,
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""K-Means distortion (inertia) of ``centers`` on ``X``.
 
@@ -76,6 +78,10 @@ def inertia(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": :math:`J = \sum_i w_i \min_j (1 - \cos(x_i, \mu_j))`, half the
+        squared Euclidean distortion of the normalised rows and centers (rows of norm 0
+        raise ``ValueError``).
 
     Returns
     -------
@@ -91,19 +97,24 @@ def inertia(
     >>> float(arbf.inertia(X, C))
     0.5
     """
-    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, check_metric(metric))
     J = seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
-    return _in_units(J, s, xp=xp, what="the inertia")
+    J = _in_units(J, s, xp=xp, what="the inertia")
+    return J * half if half != 1.0 else J
 
 
 def _rescaled(
-    X: Any, centers: Any, sample_weight: Any
-) -> tuple[Array, Array, Array | None, Any, float]:
-    """Validated ``(X / s, C / s, w, xp, s)`` with ``s`` the power of two of the extent
-    of the data and centers (:func:`arbf._scaling.scale_for`; 1 for ordinary data)."""
+    X: Any, centers: Any, sample_weight: Any, metric: str, sigma: float = 0.0
+) -> tuple[Array, Array, Array | None, Any, float, float, float]:
+    """Validated ``(X / s, C / s, w, xp, s, sigma, half)``: for the cosine metric the rows
+    on the sphere, σ doubled and ``half = 0.5`` (the factor from the Euclidean objectives
+    of the unit rows to the cosine ones, :func:`arbf._math.metric.prepare`), else
+    ``half = 1``; ``s`` the power of two of the extent of the data and centers
+    (:func:`arbf._scaling.scale_for`; 1 for ordinary data and unit rows)."""
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, sigma, half = prepare(X, C, metric, xp=xp, sigma=sigma)
     s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
-    return rescale(X, s), rescale(C, s), w, xp, s
+    return rescale(X, s), rescale(C, s), w, xp, s, sigma, half
 
 
 def _in_units(value: Array, s: float, *, xp: Any, what: str) -> Array:
@@ -126,14 +137,18 @@ def _stats(
     kind: Any,
     sample_weight: Any,
     working_memory: float | None,
-) -> tuple[Array, seam.SoftStats, Any, float, float]:
-    """``(C / s, statistics, xp, s, σ / s²)`` of the rescaled data at the rescaled σ."""
+    metric: Any,
+) -> tuple[Array, seam.SoftStats, Any, float, float, float, float]:
+    """``(C / s, statistics, xp, s, σ' / s², σ', half)`` of the rescaled data at the
+    rescaled σ: σ' is σ, doubled for the cosine metric (whose rows and centers are put on
+    the sphere first), and ``half`` the factor from the Euclidean objectives to the
+    metric's (:func:`_rescaled`)."""
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, check_metric(metric), sigma)
     sp = sigma_in(sigma, s)
     st = seam.soft_stats(X, C, w, sigma=sp, kind=kind, xp=xp, working_memory=working_memory)
-    return C, st, xp, s, sp
+    return C, st, xp, s, sp, sigma, half
 
 
 def _free_energy(
@@ -184,6 +199,12 @@ _PARAMS = """
         not means.
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": rows of ``X`` and ``centers`` normalised (a row of norm 0 raises
+        ``ValueError``) and :math:`D_{ij}` replaced by the cosine distance
+        :math:`1 - \\cos(x_i, \\mu_j) = \\tfrac12\\lVert\\hat x_i - \\hat\\mu_j\\rVert^2`
+        everywhere (logits :math:`(\\cos - 1)/\\sigma`: a von Mises-Fisher mixture of
+        concentration :math:`1/\\sigma`); the bounds above hold as written.
 """
 
 
@@ -196,6 +217,7 @@ def soft_distortion(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Smooth weighted distortion :math:`L_\sigma(\mu) = \sum_i w_i \sum_j r_{ij} D_{ij}`.
 
@@ -220,8 +242,11 @@ def soft_distortion(
     >>> float(arbf.soft_distortion(X, C, sigma=1.0, kind="entmax15"))  # rows one-hot or tied
     2.0
     """
-    _, st, xp, s, _ = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return _in_units(st.soft_distortion, s, xp=xp, what="the soft distortion")
+    _, st, xp, s, _, _, half = _stats(
+        X, centers, sigma, kind, sample_weight, working_memory, metric
+    )
+    L = _in_units(st.soft_distortion, s, xp=xp, what="the soft distortion")
+    return L * half if half != 1.0 else L
 
 
 def free_energy(
@@ -233,6 +258,7 @@ def free_energy(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Free energy :math:`F_\sigma = \sum_i w_i (\sum_j r_{ij} D_{ij} - \sigma H(r_i))`.
 
@@ -267,8 +293,11 @@ def free_energy(
     1.609476
     """
     kind = check_kind(kind)
-    _, st, xp, s, sp = _stats(X, centers, sigma, kind, sample_weight, working_memory)
-    return _free_energy(st, kind, check_sigma(sigma), s, sp, xp)
+    _, st, xp, s, sp, sig, half = _stats(
+        X, centers, sigma, kind, sample_weight, working_memory, metric
+    )
+    F = _free_energy(st, kind, sig, s, sp, xp)
+    return F * half if half != 1.0 else F
 
 
 def center_gradient(
@@ -280,6 +309,7 @@ def center_gradient(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Analytic gradient of the free energy, :math:`\nabla_{\mu_j} F_\sigma`.
 
@@ -293,6 +323,13 @@ def center_gradient(
     :math:`F` over the simplex, so their own variation does not contribute).  It vanishes
     at the soft centroid :math:`m_j = \sum_i w_i r_{ij} x_i / N_j`.  With σ = 0 it is the
     gradient of the inertia J inside each Voronoi cell.
+
+    With ``metric="cosine"`` it is taken at the normalised centers :math:`\hat\mu_j` with
+    :math:`D^{\cos}_{ij}` extended off the sphere as
+    :math:`\tfrac12\lVert\hat x_i - \mu_j\rVert^2`:
+    :math:`\nabla_{\mu_j} F^{\cos}_\sigma = \sum_i w_i r_{ij}(\hat\mu_j - \hat x_i)`
+    (half the Euclidean form); its component tangent to the sphere is the Riemannian
+    gradient, zero exactly when :math:`\hat\mu_j` is the normalised soft centroid.
     {params}
     Returns
     -------
@@ -309,10 +346,13 @@ def center_gradient(
     Array([[-2.],
            [-2.]], dtype=array_api_strict.float64)
     """
-    C, st, xp, s, _ = _stats(X, centers, sigma, kind, sample_weight, working_memory)
+    C, st, xp, s, _, _, half = _stats(
+        X, centers, sigma, kind, sample_weight, working_memory, metric
+    )
     with quiet_overflow(xp):
         grad = unscale(seam.center_gradient(C, st.mass, st.sums), s)
-    return check_finite_result(grad, xp=xp, what="the gradient")
+    grad = check_finite_result(grad, xp=xp, what="the gradient")
+    return grad * half if half != 1.0 else grad
 
 
 for _f in (soft_distortion, free_energy, center_gradient):

@@ -12,6 +12,7 @@ from .._backend import Array
 from .._scaling import rescale, scale_for, sigma_in
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare
 
 __all__ = ["responsibilities"]
 
@@ -24,6 +25,7 @@ def responsibilities(
     sigma: float,
     kind: str = "softmax",
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""Row-wise responsibilities of ``centers`` for ``X`` at temperature ``sigma``.
 
@@ -52,6 +54,16 @@ def responsibilities(
     kind : {"softmax", "entmax15", "hard"}, default "softmax"
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the rows of ``X`` and ``centers`` are normalised (a row of norm 0
+        raises ``ValueError``) and :math:`D_{ij}` is the cosine distance
+        :math:`1 - \cos(x_i, \mu_j)`, so :math:`r_i = \operatorname{map}((\cos(x_i,
+        \mu_\cdot) - 1)/\sigma)`; the row constant :math:`-1/\sigma` changes neither
+        map, so softmax gives the posterior of a von Mises-Fisher mixture with equal
+        weights and concentration :math:`\kappa = 1/\sigma`.  Since
+        :math:`\lVert\hat x - \hat\mu\rVert^2 = 2(1 - \cos)`, this equals the Euclidean
+        responsibilities of the normalised rows at temperature :math:`2\sigma`.
+        Entmax-1.5 rows are one-hot iff the two largest cosines differ by at least 2σ.
 
     Returns
     -------
@@ -76,7 +88,9 @@ def responsibilities(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    metric = check_metric(metric)
     X, C, _, xp = check_x_centers_weights(X, centers)
+    X, C, sigma, _ = prepare(X, C, metric, xp=xp, sigma=sigma)  # cosine: unit rows, 2σ
     # data and centers divided by the power of two of their extent, σ by its square:
     # the same responsibilities, with no squared distance beyond the dtype's range
     s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)

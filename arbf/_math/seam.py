@@ -53,6 +53,7 @@ from .core import entmax as _entmax
 from .core import responsibilities as _resp
 from .core import soft as _soft
 from .core import spectral as _spectral
+from .core import sphere as _sphere
 from .core.distances import sq_distances, two_nearest
 from .core.entmax import entmax15_sqrt, entmax_bisect, sparsemax
 from .core.matching import linear_assignment
@@ -72,6 +73,7 @@ from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
 from .core.soft import SoftStats, free_energy_at, free_energy_base
 from .core.spectral import covariance
+from .core.sphere import cosine_sample_terms, project_rows
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import bounds as _bounds
@@ -93,6 +95,7 @@ __all__ = [
     "assign_inertia",
     "center_gradient",
     "centre",
+    "cosine_sample_terms",
     "covariance",
     "dense_rows",
     "dist_to_rows",
@@ -126,6 +129,7 @@ __all__ = [
     "pairwise_distances",
     "principal_axes_pass",
     "principal_axis",
+    "project_rows",
     "reduce_terms",
     "resolve_algorithm",
     "responsibilities",
@@ -144,6 +148,7 @@ __all__ = [
     "step",
     "take_rows",
     "two_nearest",
+    "unit_rows",
     "utilities",
 ]
 
@@ -483,6 +488,14 @@ def sq_norms(X: Array, *, xp: ModuleType) -> Array:
     if is_sparse(X):
         return _ksparse.sq_norms(X)
     return _d.sq_norms(X, xp=xp)
+
+
+def unit_rows(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """``(U, zero)``: the rows of ``X`` on the unit sphere and the mask of zero rows
+    (:func:`arbf._math.core.sphere.unit_rows`; a sparse ``X`` stays sparse)."""
+    if is_sparse(X):
+        return _ksparse.unit_rows(X)
+    return _sphere.unit_rows(X, xp=xp)
 
 
 def dist_to_rows(

@@ -20,16 +20,21 @@ from .._backend import Array, quiet_overflow
 from .._scaling import check_finite_result, rescale, scale_for, sigma_in, unscale
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
 from . import seam
+from .metric import check_metric, prepare, project
 
 
 def _rescaled(
-    X: Any, centers: Any, sample_weight: Any
-) -> tuple[Array, Array, Array | None, Any, float]:
-    """Validated ``(X / s, C / s, w, xp, s)``, ``s`` the power of two of their extent
-    (:func:`arbf._scaling.scale_for`; 1 for ordinary data): no distance overflows."""
+    X: Any, centers: Any, sample_weight: Any, metric: str, sigma: float = 0.0
+) -> tuple[Array, Array, Array | None, Any, float, float, float]:
+    """Validated ``(X / s, C / s, w, xp, s, sigma, half)``: for the cosine metric the rows
+    on the sphere, σ doubled and ``half = 0.5`` (:func:`arbf._math.metric.prepare`), else
+    ``half = 1``; then ``s`` the power of two of their extent
+    (:func:`arbf._scaling.scale_for`; 1 for ordinary data and unit rows): no distance
+    overflows."""
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
+    X, C, sigma, half = prepare(X, C, metric, xp=xp, sigma=sigma)
     s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
-    return rescale(X, s), rescale(C, s), w, xp, s
+    return rescale(X, s), rescale(C, s), w, xp, s, sigma, half
 
 
 __all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
@@ -42,6 +47,7 @@ def lloyd_step(
     *,
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One Lloyd (K-Means) update of ``centers``.
 
@@ -61,6 +67,13 @@ def lloyd_step(
     sample_weight : array of shape (n_samples,), optional
     working_memory : float, optional
         Memory budget in MiB for one chunk's temporaries.
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere,
+        :math:`\mu_j \leftarrow s_j/\lVert s_j\rVert`, :math:`s_j = \sum_{l_i=j} w_i\hat x_i`
+        (Dhillon & Modha's spherical K-Means update)
+        (a center whose sum is exactly 0 keeps its normalised position).
 
     Returns
     -------
@@ -75,9 +88,10 @@ def lloyd_step(
     Array([[ 1.],
            [11.]], dtype=array_api_strict.float64)
     """
-    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, check_metric(metric))
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
-    return unscale(seam.safe_divide_centers(sums, weights, C, xp=xp), s)
+    C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
+    return unscale(project(C_new, C, xp=xp) if half != 1.0 else C_new, s)
 
 
 def soft_lloyd_step(
@@ -89,6 +103,7 @@ def soft_lloyd_step(
     kind: str = "softmax",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One soft Lloyd (fixed-point) update: each center moves to its soft centroid.
 
@@ -116,7 +131,12 @@ def soft_lloyd_step(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
-
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere, :math:`\mu_j \leftarrow m_j/\lVert m_j\rVert`
+        with the soft centroid :math:`m_j` of the unit rows (the vMF M-step)
+        (a center whose sum is exactly 0 keeps its normalised position).
     Returns
     -------
     new_centers : array of shape (n_clusters, n_features)
@@ -134,11 +154,12 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, check_metric(metric), sigma)
     st = seam.soft_stats(
         X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
     )
-    return unscale(seam.step(C, st.mass, st.sums, "lloyd", xp=xp), s)
+    C_new = seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
+    return unscale(project(C_new, C, xp=xp) if half != 1.0 else C_new, s)
 
 
 def gradient_step(
@@ -151,6 +172,7 @@ def gradient_step(
     lr: Any = "lloyd",
     sample_weight: Any = None,
     working_memory: float | None = None,
+    metric: str = "sqeuclidean",
 ) -> Array:
     r"""One gradient step on the free energy :math:`F_\sigma`.
 
@@ -180,7 +202,16 @@ def gradient_step(
         Non-negative weights :math:`w_i` (default 1).
     working_memory : float, optional
         Memory budget in MiB for the temporaries of one chunk of rows.
-
+    metric : {"sqeuclidean", "cosine"}, default "sqeuclidean"
+        "cosine": the spherical step: rows of ``X`` and ``centers`` normalised (a row
+        of norm 0 raises ``ValueError``), :math:`D_{ij} = 1 - \cos(x_i, \mu_j)`, and
+        the result projected onto the sphere,
+        :math:`\mu_j \leftarrow P(\hat\mu_j - \eta_j \nabla_{\mu_j} F^{\cos}_\sigma)`,
+        :math:`\nabla_{\mu_j} F^{\cos}_\sigma = \sum_i w_i r_{ij}(\hat\mu_j - \hat x_i)`
+        (:func:`arbf.center_gradient`); ``lr="lloyd"`` is then
+        :math:`\eta_j = 1/N_j`, which lands on the soft centroid, so the projected
+        step is the spherical soft Lloyd step
+        (a center whose sum is exactly 0 keeps its normalised position).
     Returns
     -------
     new_centers : array of shape (n_clusters, n_features)
@@ -202,10 +233,16 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = check_lr(lr)
-    X, C, w, xp, s = _rescaled(X, centers, sample_weight)
+    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, check_metric(metric), sigma)
     st = seam.soft_stats(
         X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
     )
+    if half != 1.0:
+        # the cosine gradient is half the Euclidean one at 2σ: a step lr on it is a step
+        # lr/2 on the Euclidean form ("lloyd" lands on the soft centroid either way), then
+        # the projection onto the sphere (unit rows: s = 1)
+        C_new = seam.step(C, st.mass, st.sums, lr if isinstance(lr, str) else lr / 2, xp=xp)
+        return project(C_new, C, xp=xp)
     if lr == "lloyd":
         return unscale(seam.step(C, st.mass, st.sums, lr, xp=xp), s)
     with quiet_overflow(xp):  # a float lr can step anywhere: checked

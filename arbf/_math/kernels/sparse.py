@@ -60,6 +60,7 @@ __all__ = [
     "soft_stats",
     "sq_norms",
     "take_rows",
+    "unit_rows",
 ]
 
 
@@ -684,6 +685,18 @@ def _row_norms64(X: Any) -> np.ndarray:
 def sq_norms(X: Any) -> np.ndarray:
     """Squared row norms ``||x_i||^2`` (``X``'s dtype; summed in float64)."""
     return _row_norms64(X).astype(X.dtype)
+
+
+def unit_rows(X: Any) -> tuple[Any, np.ndarray]:
+    """``(U, zero)``: a new canonical CSR matrix whose rows are those of ``X`` divided by
+    their norm (float64 norms, the nonzeros scaled in ``X``'s dtype; the pattern and
+    ``X`` unchanged), and the host mask of the rows of norm 0."""
+    nrm = np.sqrt(_row_norms64(X))
+    zero = nrm == 0
+    scale = 1.0 / np.where(zero, 1.0, nrm)
+    U = X.copy()
+    U.data = (U.data * np.repeat(scale, np.diff(U.indptr))).astype(X.dtype)
+    return U, zero
 
 
 def mean_rows(X: Any) -> np.ndarray:
