@@ -25,7 +25,7 @@ from typing import Any
 
 from .._backend import Array
 from .._validation import check_kind, check_sigma, check_x_centers_weights
-from . import seam
+from . import batched, seam
 
 __all__ = ["center_gradient", "free_energy", "inertia", "soft_distortion"]
 
@@ -73,6 +73,8 @@ def inertia(
     >>> float(arbf.inertia(X, C))
     0.5
     """
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.inertia(X, centers, sample_weight, working_memory=working_memory)
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     return seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
 
@@ -87,6 +89,10 @@ def _stats(
 ) -> tuple[Array, seam.SoftStats]:
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.soft_stats(
+            X, centers, sample_weight, sigma=sigma, kind=kind, working_memory=working_memory
+        )
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     return C, seam.soft_stats(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
@@ -234,6 +240,8 @@ def center_gradient(
            [-2.]], dtype=array_api_strict.float64)
     """
     C, st = _stats(X, centers, sigma, kind, sample_weight, working_memory)
+    if C.ndim == 3:
+        return batched.center_gradient(C, st)
     return seam.center_gradient(C, st.mass, st.sums)
 
 

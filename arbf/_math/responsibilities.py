@@ -10,7 +10,7 @@ from typing import Any
 
 from .._backend import Array
 from .._validation import check_kind, check_sigma, check_x_centers_weights
-from . import seam
+from . import batched, seam
 
 __all__ = ["responsibilities"]
 
@@ -75,6 +75,10 @@ def responsibilities(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.responsibilities(
+            X, centers, sigma=sigma, kind=kind, working_memory=working_memory
+        )
     X, C, _, xp = check_x_centers_weights(X, centers)
     return seam.responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory

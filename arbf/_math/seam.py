@@ -46,6 +46,7 @@ from .._backend import (
 )
 from .._chunking import budget_mb, chunk_rows, iter_chunks
 from .._config import get_config
+from .core import batched as _batched
 from .core import distances as _d
 from .core import entmax as _entmax
 from .core import responsibilities as _resp
@@ -78,6 +79,19 @@ from .kernels.segments import native_segment_sum
 
 __all__ = [
     "ALGORITHMS",
+    "batched_assign_inertia",
+    "batched_lloyd_sums",
+    "batched_responsibilities",
+    "batched_sample_terms",
+    "batched_safe_divide_centers",
+    "batched_center_gradient",
+    "batched_step",
+    "batched_gather_centers",
+    "ema_update",
+    "batched_soft_from_gaps",
+    "batched_soft_stats",
+    "batched_sq_distances",
+    "batched_labelled_sq_distances",
     "OBJECTIVES",
     "MonotoneGeometry",
     "SampleTerms",
@@ -726,3 +740,63 @@ def lloyd_stepper(
     if method != "lloyd":
         return _HostStepper(X, v, method, working_memory, shift)
     return _LloydStepper(X, w, xp=xp, working_memory=working_memory, shift=shift)
+
+
+# --------------------------------------------------------------------------------------
+# batched problems (a leading axis B): one implementation, the Array API reference with
+# the backend's native scatter-add when fast paths are allowed (no host kernels: the
+# batched products are the backend's own; no Dask)
+# --------------------------------------------------------------------------------------
+
+batched_sq_distances = _batched.sq_distances
+batched_labelled_sq_distances = _batched.labelled_sq_distances
+batched_sample_terms = _batched.sample_terms
+batched_soft_from_gaps = _batched.soft_from_gaps
+batched_safe_divide_centers = _batched.safe_divide_centers
+batched_center_gradient = _batched.center_gradient
+batched_step = _batched.step
+batched_gather_centers = _batched.gather_centers
+ema_update = _batched.ema_update
+
+
+def batched_lloyd_sums(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> tuple[Array, Array, Array, Array]:
+    """``(labels, sums, weights, J)`` of every problem: :func:`arbf._math.core.batched.lloyd_sums`."""
+    return _batched.lloyd_sums(
+        X, C, w, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip
+
+
+def batched_assign_inertia(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> tuple[Array, Array]:
+    """Labels ``(B, n)`` and inertia ``(B,)``: :func:`arbf._math.core.batched.assign_inertia`."""
+    return _batched.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+
+
+def batched_soft_stats(
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> SoftStats:
+    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`."""
+    return _batched.soft_stats(
+        X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip
+
+
+def batched_responsibilities(
+    X: Array, C: Array, *, sigma: float, kind: str, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``(B, n, k)``: :func:`arbf._math.core.batched.responsibilities`."""
+    return _batched.responsibilities(
+        X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._backend import Array
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
-from . import seam
+from . import batched, seam
 
 __all__ = ["gradient_step", "lloyd_step", "soft_lloyd_step"]
 
@@ -63,6 +63,11 @@ def lloyd_step(
     Array([[ 1.],
            [11.]], dtype=array_api_strict.float64)
     """
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.step(
+            X, centers, sample_weight, sigma=0.0, kind="hard", lr="lloyd",
+            working_memory=working_memory,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
     return seam.safe_divide_centers(sums, weights, C, xp=xp)
@@ -122,6 +127,11 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.step(
+            X, centers, sample_weight, sigma=sigma, kind=kind, lr="lloyd",
+            working_memory=working_memory,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
     return seam.step(C, st.mass, st.sums, "lloyd", xp=xp)
@@ -188,6 +198,11 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = check_lr(lr)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        return batched.step(
+            X, centers, sample_weight, sigma=sigma, kind=kind, lr=lr,
+            working_memory=working_memory,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, centers, sample_weight)
     st = seam.soft_stats(X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory)
     return seam.step(C, st.mass, st.sums, lr, xp=xp)
