@@ -16,9 +16,11 @@ from .._backend import materialize
 from .._math import seam
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
+from .._math.batched import is_batched
+from .batched import kmeans_batched
 from .engine import best_of, center, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init
-from .results import KMeansResult
+from .results import BatchedKMeansResult, KMeansResult
 
 __all__ = ["kmeans"]
 
@@ -38,7 +40,7 @@ def kmeans(
     copy_x: bool = True,
     working_memory: Any = None,
     algorithm: str = "auto",
-) -> KMeansResult:
+) -> KMeansResult | BatchedKMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
 
     Minimises the inertia :math:`J(\mu) = \sum_i w_i \min_j \lVert x_i - \mu_j\rVert^2`
@@ -123,6 +125,14 @@ def kmeans(
     >>> res.inertia, res.n_iter, res.converged
     (1.0, 2, True)
     """
+    if is_batched(X):  # (B, n, d): B independent problems, one batched pass each iteration
+        check_param("copy_x", copy_x, BOOLEAN)
+        check_param("algorithm", algorithm, Options(*ALGORITHMS))
+        return kmeans_batched(
+            X, n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+            sample_weight=sample_weight, random_state=random_state, verbose=verbose,
+            working_memory=working_memory,
+        )  # fmt: skip
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
