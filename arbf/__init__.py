@@ -12,6 +12,7 @@ from ._drivers.kmeans import kmeans
 from ._drivers.rbf import anneal, rbf_kmeans
 from ._drivers.results import (
     AnnealResult,
+    BatchedKMeansResult,
     DeterministicAnnealingResult,
     KMeansResult,
     MiniBatchResult,
@@ -56,6 +57,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnnealResult",
+    "BatchedKMeansResult",
     "Config",
     "ConvergenceWarning",
     "DeterministicAnnealingResult",
