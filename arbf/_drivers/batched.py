@@ -104,7 +104,10 @@ def kmeans_plusplus_batched(
     p = _probabilities(w_h, B, n)
     first = np.asarray([[int(r.choice(n, p=p[b]))] for b, r in enumerate(rngs)], dtype=np.int64)
     chosen = [first]
-    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp)[:, :, 0]
+    x_sq = xp.sum(X * X, axis=-1)
+    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)[
+        :, :, 0
+    ]
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     for _ in range(1, k):
         wd = closest if w is None else closest * w
@@ -119,16 +122,15 @@ def kmeans_plusplus_batched(
             below = xp.astype(cum[:, None, :] < r_d[:, :, None], xp.int64)
             cand = to_host(xp.sum(below, axis=-1))
         cand = np.minimum(cand, n - 1).astype(np.int64)
-        D = seam.batched_sq_distances(X, _take_rows(X, cand, xp=xp), xp=xp)
+        D = seam.batched_sq_distances(X, _take_rows(X, cand, xp=xp), xp=xp, x_sq=x_sq)
         D = xp.minimum(closest[:, :, None], D)
         weighted = D if w is None else D * w[:, :, None]
         pots = to_host(xp.sum(weighted, axis=1))
         best = np.argmin(pots, axis=1)
-        pick = from_host(
-            (best[:, None] == np.arange(trials)[None, :]).astype(np.float64), xp=xp, device=dev,
-            dtype=X.dtype,
-        )  # fmt: skip
-        closest = xp.sum(D * pick[:, None, :], axis=-1)
+        # closest[b, i] = D[b, i, best_b]: one gather from the flattened D
+        flat = (np.arange(B)[:, None] * n + np.arange(n)[None, :]) * trials + best[:, None]
+        idx = from_host(flat.reshape(-1).astype(np.int64), xp=xp, device=dev)
+        closest = xp.reshape(xp.take(xp.reshape(D, (-1,)), idx, axis=0), (B, n))
         chosen.append(cand[np.arange(B), best][:, None])
     return _take_rows(X, np.concatenate(chosen, axis=1), xp=xp)
 
@@ -305,7 +307,7 @@ def kmeans_batched(
     runs = resolve_n_init(n_init, init, auto_many=10, stacklevel=5)
     rngs = problem_generators(random_state, B)
     mean = xp.mean(X, axis=1, keepdims=True)
-    Xc = X - mean
+    Xc = seam.batched_prepare(X - mean, xp=xp)
     if tol == 0:
         tol_abs = np.zeros(B)
     else:

@@ -68,6 +68,7 @@ from .core.soft import SoftStats
 from .core.spectral import covariance
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
+from .kernels import batched as _kbatched
 from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
@@ -83,6 +84,7 @@ __all__ = [
     "batched_lloyd_sums",
     "batched_responsibilities",
     "batched_sample_terms",
+    "batched_prepare",
     "batched_safe_divide_centers",
     "batched_center_gradient",
     "batched_step",
@@ -759,10 +761,39 @@ batched_gather_centers = _batched.gather_centers
 ema_update = _batched.ema_update
 
 
+def _batched_host(X: Array, C: Array, w: Array | None) -> Any:
+    """Host views of ``(X, C, w)`` when the batched host kernel can take them, else None:
+    the ``"host"`` route's conditions with a leading batch axis."""
+    if not (get_config().fast_paths and _runtime.HAVE_NUMBA):
+        return None
+    views = host_views(X, C, w)
+    if views is None:
+        return None
+    Xh, Ch, wh = views
+    if Xh.ndim != 3 or Xh.dtype not in _FLOATS or Ch.dtype != Xh.dtype or Ch.ndim != 3:
+        return None
+    if wh is not None and (wh.shape != Xh.shape[:2] or wh.dtype.kind != "f"):
+        return None
+    return views
+
+
+def batched_prepare(X: Array, *, xp: ModuleType) -> Array:
+    """``X`` laid out for the batched passes: C-contiguous on the host route (one copy,
+    made once per fit instead of once per pass), unchanged elsewhere."""
+    v = _batched_host(X, X[:, :1, :], None)
+    if v is None or v[0].flags.c_contiguous:
+        return X
+    return like_view(np.ascontiguousarray(v[0]), X)
+
+
 def batched_lloyd_sums(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
 ) -> tuple[Array, Array, Array, Array]:
-    """``(labels, sums, weights, J)`` of every problem: :func:`arbf._math.core.batched.lloyd_sums`."""
+    """``(labels, sums, weights, J)`` of every problem: :func:`arbf._math.core.batched.lloyd_sums`
+    (host: :func:`arbf._math.kernels.batched.lloyd_sums`)."""
+    v = _batched_host(X, C, w)
+    if v is not None:
+        return _back(_kbatched.lloyd_sums(*v, working_memory=working_memory), X)
     return _batched.lloyd_sums(
         X, C, w, xp=xp, working_memory=working_memory,
         segment_sum_native=_native_segment_sum(xp),
@@ -772,7 +803,12 @@ def batched_lloyd_sums(
 def batched_assign_inertia(
     X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
 ) -> tuple[Array, Array]:
-    """Labels ``(B, n)`` and inertia ``(B,)``: :func:`arbf._math.core.batched.assign_inertia`."""
+    """Labels ``(B, n)`` and inertia ``(B,)``: :func:`arbf._math.core.batched.assign_inertia`
+    (host: :func:`arbf._math.kernels.batched.lloyd_sums` without the sums)."""
+    v = _batched_host(X, C, w)
+    if v is not None:
+        out = _kbatched.lloyd_sums(*v, working_memory=working_memory, do_sums=False)
+        return _back((out[0], out[3]), X)
     return _batched.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
 
 

@@ -72,11 +72,15 @@ def _cross(X: Array, C: Array, *, xp: ModuleType) -> Array:
     return xp.matmul(X, xp.matrix_transpose(C))
 
 
-def sq_distances(X: Array, C: Array, *, xp: ModuleType, c_sq: Array | None = None) -> Array:
+def sq_distances(
+    X: Array, C: Array, *, xp: ModuleType, x_sq: Array | None = None, c_sq: Array | None = None
+) -> Array:
     """``D_bij = max(||x_bi||^2 - 2 x_bi . c_bj + ||c_bj||^2, 0)``: ``(B, n, k)``."""
+    if x_sq is None:
+        x_sq = sq_norms(X, xp=xp)
     if c_sq is None:
         c_sq = sq_norms(C, xp=xp)
-    D = (sq_norms(X, xp=xp)[:, :, None] + c_sq[:, None, :]) - 2.0 * _cross(X, C, xp=xp)
+    D = (x_sq[:, :, None] + c_sq[:, None, :]) - 2.0 * _cross(X, C, xp=xp)
     return xp.clip(D, 0.0, None)
 
 
