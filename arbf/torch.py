@@ -34,12 +34,14 @@ from ._backend import array_namespace
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    batched_sample_terms,
+    ema_update,
     geometric,
     reduce_terms,
     sample_terms,
     select_objective,
 )
-from ._validation import BOOLEAN, Interval, Options, check_kind, check_param
+from ._validation import BOOLEAN, NONE, Interval, Options, check_kind, check_param
 
 # the compat namespace, resolved once (not inside forward: keeps torch.compile graphs clean)
 _XP = array_namespace(torch.empty(0))
@@ -52,10 +54,11 @@ class RBFOutput(NamedTuple):
 
     Attributes
     ----------
-    responsibilities : Tensor of shape (n, k)
+    responsibilities : Tensor of shape (n, k), or (n_heads, n, k)
         :math:`r_{ij}`, rows on the simplex (exact zeros for entmax-1.5).
     loss : Tensor
-        The reduced clustering loss (0-d unless ``reduction="none"``).
+        The reduced clustering loss (0-d unless ``reduction="none"``: then ``(n,)`` or
+        ``(n_heads, n)``).
     """
 
     responsibilities: torch.Tensor
@@ -93,6 +96,29 @@ class RBFClustering(nn.Module):
     :func:`arbf.free_energy` of the same batch and centers, and its gradient with
     respect to the centers is :func:`arbf.center_gradient`.
 
+    **Heads.** With ``n_heads=H`` the layer holds H independent sets of centers,
+    ``centers`` of shape ``(H, k, d)``, and ``forward`` takes ``x`` of shape ``(H, n, d)``
+    (e.g. the keys of an attention layer, ``(batch, H, seq, d)`` permuted and reshaped to
+    ``(H, batch * seq, d)``): head ``h`` clusters ``x[h]`` with ``centers[h]``, all heads in
+    batched products.  The loss sums (or averages) over heads and samples together.
+
+    **Online updates.** ``update="gradient"`` (default): the centers are a parameter that
+    an optimizer trains with the loss.  ``update="ema"``: the centers are not trained by
+    gradients (``requires_grad=False``); instead every forward pass in training mode
+    moves them, after computing its output with the current centers, by an exponential
+    moving average of the batch's soft statistics (per head),
+
+    .. math::
+
+        S^0_j = \sum_i w_i r_{ij}, \qquad S^1_j = \sum_i w_i r_{ij} x_i, \qquad
+        \mu_j \leftarrow (1 - m)\, \mu_j + m\, S^1_j / S^0_j ,
+
+    with ``m = momentum`` and the responsibilities :math:`r_{ij}` of ``kind`` (softmax,
+    entmax-1.5 or hard: online K-Means) held fixed; a center with :math:`S^0_j = 0` keeps
+    its position.  ``m = 1`` is the soft Lloyd step of the batch
+    (:func:`arbf.soft_lloyd_step`).  No gradient flows through the update; the loss still
+    gives gradients for the input.  In ``eval()`` mode the centers do not move.
+
     Parameters
     ----------
     n_clusters : int
@@ -108,7 +134,14 @@ class RBFClustering(nn.Module):
     reduction : {"mean", "sum", "none"}, default "mean"
     learn_sigma : bool, default False
         Make :math:`\log\sigma` a learnable parameter (use with ``objective="nll"``).
-    centers : Tensor of shape (n_clusters, n_features), optional
+    n_heads : int, optional
+        Number of heads H: centers ``(H, k, d)`` and inputs ``(H, n, d)``.  Default: one
+        set of centers ``(k, d)`` and inputs ``(n, d)``.
+    update : {"gradient", "ema"}, default "gradient"
+        How the centers learn (see "Online updates").
+    momentum : float in (0, 1], default 0.1
+        :math:`m` of ``update="ema"``.
+    centers : Tensor of shape (n_clusters, n_features) or (n_heads, n_clusters, n_features), optional
         Initial centers (copied).  Default: standard normal draws; use
         :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
     device, dtype : optional
@@ -116,7 +149,8 @@ class RBFClustering(nn.Module):
 
     Attributes
     ----------
-    centers : nn.Parameter of shape (n_clusters, n_features)
+    centers : nn.Parameter of shape (n_clusters, n_features) or (n_heads, n_clusters, n_features)
+        ``requires_grad=False`` with ``update="ema"``.
     log_sigma : Tensor (buffer) or nn.Parameter, 0-d
 
     Examples
@@ -146,6 +180,9 @@ class RBFClustering(nn.Module):
         objective: str = "free_energy",
         reduction: str = "mean",
         learn_sigma: bool = False,
+        n_heads: int | None = None,
+        update: str = "gradient",
+        momentum: float = 0.1,
         centers: torch.Tensor | None = None,
         device: Any = None,
         dtype: Any = None,
@@ -159,19 +196,24 @@ class RBFClustering(nn.Module):
             raise ValueError("objective='nll' is the Gaussian mixture likelihood: softmax only")
         self.reduction = check_param("reduction", reduction, Options("mean", "sum", "none"))
         self.learn_sigma = check_param("learn_sigma", learn_sigma, BOOLEAN)
+        self.n_heads = check_param("n_heads", n_heads, NONE, Interval(numbers.Integral, 1))
+        self.update = check_param("update", update, Options("gradient", "ema"))
+        self.momentum = float(
+            check_param("momentum", momentum, Interval(numbers.Real, 0, 1, "right"))
+        )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        shape = (self.n_clusters, self.n_features)
+        if self.n_heads is not None:
+            shape = (self.n_heads, *shape)
         if centers is None:
-            init = torch.randn(self.n_clusters, self.n_features, **factory)
+            init = torch.randn(*shape, **factory)
         else:
             init = torch.as_tensor(centers, **factory).detach().clone()
-            if tuple(init.shape) != (self.n_clusters, self.n_features):
-                raise ValueError(
-                    f"centers must have shape ({self.n_clusters}, {self.n_features}), "
-                    f"got {tuple(init.shape)}"
-                )
+            if tuple(init.shape) != shape:
+                raise ValueError(f"centers must have shape {shape}, got {tuple(init.shape)}")
         if not init.is_floating_point():
             init = init.to(torch.get_default_dtype())
-        self.centers = nn.Parameter(init)
+        self.centers = nn.Parameter(init, requires_grad=self.update == "gradient")
         log_sigma = torch.tensor(
             math.log(_check_positive(sigma, "sigma")), dtype=init.dtype, device=init.device
         )
@@ -195,14 +237,17 @@ class RBFClustering(nn.Module):
         ``kwargs`` go to the constructor; the layer takes the device and dtype of ``X``.
         """
         X = torch.as_tensor(X).detach()
-        layer = cls(n_clusters, X.shape[1], device=X.device, dtype=X.dtype, **kwargs)
+        if X.ndim == 3:  # (H, n, d): one set of centers per head
+            kwargs.setdefault("n_heads", X.shape[0])
+        layer = cls(n_clusters, X.shape[-1], device=X.device, dtype=X.dtype, **kwargs)
         return layer.init_centers_(X, random_state=random_state, n_init=n_init)
 
     @torch.no_grad()
     def init_centers_(
         self, X: torch.Tensor, *, random_state: Any = None, n_init: int | str = "auto"
     ) -> RBFClustering:
-        """Set the centers, in place, to :func:`arbf.kmeans` of ``X``; returns ``self``."""
+        """Set the centers, in place, to :func:`arbf.kmeans` of ``X`` (``(n, d)``, or
+        ``(H, n, d)`` with heads: one K-Means per head); returns ``self``."""
         from ._drivers.kmeans import kmeans
 
         X = torch.as_tensor(X).detach().to(device=self.centers.device, dtype=self.centers.dtype)
@@ -225,19 +270,31 @@ class RBFClustering(nn.Module):
 
         See :class:`arbf._math.core.terms.SampleTerms`.
         """
-        x = x.to(self.centers.dtype)
-        return sample_terms(
-            x, self.centers, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach
-        )
+        return self._terms(x.to(self.centers.dtype), self.centers)
+
+    def _terms(self, x: torch.Tensor, C: torch.Tensor) -> SampleTerms:
+        terms = batched_sample_terms if self.n_heads is not None else sample_terms
+        return terms(x, C, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach)
+
+    @torch.no_grad()
+    def _ema_step(self, x: torch.Tensor, R: torch.Tensor, w: torch.Tensor | None) -> None:
+        r""":math:`\mu \leftarrow (1-m)\mu + m S^1/S^0` from the batch's statistics."""
+        Rw = R if w is None else R * w[..., None]
+        mass = Rw.sum(dim=-2)  # S0: (k,) or (H, k)
+        sums = Rw.transpose(-1, -2) @ x  # S1: (k, d) or (H, k, d)
+        self.centers.copy_(ema_update(self.centers, mass, sums, self.momentum, xp=_XP))
 
     def forward(self, x: torch.Tensor, sample_weight: torch.Tensor | None = None) -> RBFOutput:
-        """Responsibilities of the centers for ``x`` (n×d) and the clustering loss.
+        """Responsibilities of the centers for ``x`` and the clustering loss.
+
+        With ``update="ema"`` in training mode the centers then move by the moving average
+        of the batch's statistics (see the class docstring).
 
         Parameters
         ----------
-        x : Tensor of shape (n, n_features)
+        x : Tensor of shape (n, n_features), or (n_heads, n, n_features) with heads
             Cast to the dtype of the centers.
-        sample_weight : Tensor of shape (n,), optional
+        sample_weight : Tensor of shape (n,) or (n_heads, n), optional
             Non-negative weights :math:`w_i` (default 1).
 
         Returns
@@ -245,9 +302,15 @@ class RBFClustering(nn.Module):
         RBFOutput
             ``(responsibilities, loss)``.
         """
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"x must have shape (n, {self.n_features}), got {tuple(x.shape)}")
-        terms = self.sample_terms(x)
+        lead = () if self.n_heads is None else (self.n_heads,)
+        if x.ndim != len(lead) + 2 or tuple(x.shape[:-2]) != lead or x.shape[-1] != self.n_features:
+            want = ", ".join([*(str(h) for h in lead), "n", str(self.n_features)])
+            raise ValueError(f"x must have shape ({want}), got {tuple(x.shape)}")
+        x = x.to(self.centers.dtype)
+        ema = self.update == "ema" and self.training
+        # the EMA step rewrites the centers after this pass: compute with a copy, so the
+        # graph's saved centers are not modified in place
+        terms = self._terms(x, self.centers.detach().clone() if ema else self.centers)
         xp = _XP
         sigma = self.sigma
         per_sample = select_objective(
@@ -255,6 +318,21 @@ class RBFClustering(nn.Module):
             n_clusters=self.n_clusters, xp=xp,
         )  # fmt: skip
         w = None if sample_weight is None else sample_weight.to(per_sample.dtype)
+        if w is not None and tuple(w.shape) != tuple(per_sample.shape):
+            raise ValueError(
+                f"sample_weight must have shape {tuple(per_sample.shape)}, got {tuple(w.shape)}"
+            )
+        if ema:
+            self._ema_step(x.detach(), terms.responsibilities.detach(), w)
+        if self.n_heads is not None:  # reduce over heads and samples together
+            shape = per_sample.shape
+            loss = reduce_terms(
+                per_sample.reshape(-1), None if w is None else w.reshape(-1), self.reduction,
+                xp=xp,
+            )  # fmt: skip
+            if self.reduction == "none":
+                loss = loss.reshape(shape)
+            return RBFOutput(terms.responsibilities, loss)
         return RBFOutput(
             terms.responsibilities, reduce_terms(per_sample, w, self.reduction, xp=xp)
         )
@@ -262,13 +340,15 @@ class RBFClustering(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest center for each row of ``x`` (ties to the lowest index)."""
-        return torch.cdist(x.to(self.centers.dtype), self.centers).argmin(dim=1)
+        return torch.cdist(x.to(self.centers.dtype), self.centers).argmin(dim=-1)
 
     def extra_repr(self) -> str:
         return (
             f"n_clusters={self.n_clusters}, n_features={self.n_features}, "
             f"kind={self.kind!r}, objective={self.objective!r}, "
             f"reduction={self.reduction!r}, learn_sigma={self.learn_sigma}"
+            + ("" if self.n_heads is None else f", n_heads={self.n_heads}")
+            + ("" if self.update == "gradient" else f", update='ema', momentum={self.momentum}")
         )
 
 
