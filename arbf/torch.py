@@ -141,8 +141,9 @@ class RBFClustering(nn.Module):
         How the centers learn (see "Online updates").
     momentum : float in (0, 1], default 0.1
         :math:`m` of ``update="ema"``.
-    centers : Tensor of shape (n_clusters, n_features) or (n_heads, n_clusters, n_features), optional
-        Initial centers (copied).  Default: standard normal draws; use
+    centers : Tensor, optional
+        Initial centers (copied), of shape (n_clusters, n_features), or (n_heads,
+        n_clusters, n_features) with heads.  Default: standard normal draws; use
         :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
     device, dtype : optional
         Of the parameters, as for any ``nn.Module``.
@@ -202,7 +203,7 @@ class RBFClustering(nn.Module):
             check_param("momentum", momentum, Interval(numbers.Real, 0, 1, "right"))
         )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        shape = (self.n_clusters, self.n_features)
+        shape: tuple[int, ...] = (self.n_clusters, self.n_features)
         if self.n_heads is not None:
             shape = (self.n_heads, *shape)
         if centers is None:
@@ -303,7 +304,11 @@ class RBFClustering(nn.Module):
             ``(responsibilities, loss)``.
         """
         lead = () if self.n_heads is None else (self.n_heads,)
-        if x.ndim != len(lead) + 2 or tuple(x.shape[:-2]) != lead or x.shape[-1] != self.n_features:
+        if (
+            x.ndim != len(lead) + 2
+            or tuple(x.shape[:-2]) != lead
+            or x.shape[-1] != self.n_features
+        ):
             want = ", ".join([*(str(h) for h in lead), "n", str(self.n_features)])
             raise ValueError(f"x must have shape ({want}), got {tuple(x.shape)}")
         x = x.to(self.centers.dtype)

@@ -62,9 +62,7 @@ class TestMath:
         # the NumPy one-problem functions are the reference (compiled kernels there)
         exp = np.stack(
             [
-                np.asarray(
-                    f(X[b], C[b], **kw, **({"sample_weight": w[b]} if weighted else {}))
-                )
+                np.asarray(f(X[b], C[b], **kw, **({"sample_weight": w[b]} if weighted else {})))
                 for b in range(B)
             ]
         )
@@ -172,7 +170,9 @@ class TestKMeans:
         X = _blobs(rng)
         res = arbf.kmeans(X, K, random_state=[4, 5, 6])
         for b, s in enumerate([4, 5, 6]):
-            np.testing.assert_allclose(res.centers[b], arbf.kmeans(X[b], K, random_state=s).centers)
+            np.testing.assert_allclose(
+                res.centers[b], arbf.kmeans(X[b], K, random_state=s).centers
+            )
 
     def test_inputs_unchanged_and_errors(self, rng):
         X = _blobs(rng)

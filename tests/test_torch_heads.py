@@ -56,7 +56,9 @@ def test_heads_equal_separate_layers(data, kind, objective):
 
 def test_heads_loss_is_free_energy_and_reductions(data):
     x, C = data
-    layer = RBFClustering(K, D, n_heads=H, sigma=0.5, centers=C, reduction="none", dtype=torch.float64)
+    layer = RBFClustering(
+        K, D, n_heads=H, sigma=0.5, centers=C, reduction="none", dtype=torch.float64
+    )
     _, per = layer(x)
     assert per.shape == (H, N)
     F = arbf.free_energy(x.numpy(), C.numpy(), sigma=0.5)  # batched: (H,)

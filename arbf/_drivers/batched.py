@@ -105,9 +105,7 @@ def kmeans_plusplus_batched(
     first = np.asarray([[int(r.choice(n, p=p[b]))] for b, r in enumerate(rngs)], dtype=np.int64)
     chosen = [first]
     x_sq = xp.sum(X * X, axis=-1)
-    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)[
-        :, :, 0
-    ]
+    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)[:, :, 0]
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     for _ in range(1, k):
         wd = closest if w is None else closest * w
@@ -165,10 +163,16 @@ def _init_maker(
     if isinstance(init, str) or callable(init):  # one problem at a time
         makers = [
             resolve_init(
-                init, k, X=X[b, ...], Xc=Xc[b, ...], mean=mean[b, 0, :],
-                w=None if w is None else w[b, ...], rng=rngs[b], xp=xp,
+                init,
+                k,
+                X=X[b, ...],
+                Xc=Xc[b, ...],
+                mean=mean[b, 0, :],
+                w=None if w is None else w[b, ...],
+                rng=rngs[b],
+                xp=xp,
                 working_memory=working_memory,
-            )  # fmt: skip
+            )
             for b in range(X.shape[0])
         ]
         return lambda: xp.stack([m() for m in makers])
@@ -188,7 +192,7 @@ def _lloyd_batched(
     working_memory: Any,
 ) -> BatchedKMeansResult:
     """One Lloyd run of every problem on centred ``X`` from ``C0`` (each stops on its own)."""
-    B, k, _ = C0.shape
+    B = C0.shape[0]
     C = C0
     active = np.ones(B, dtype=bool)
     n_iter = np.zeros(B, dtype=np.int64)
@@ -312,9 +316,7 @@ def kmeans_batched(
         tol_abs = np.zeros(B)
     else:
         tol_abs = to_host(xp.mean(xp.var(X, axis=1), axis=-1)).astype(np.float64) * tol
-    make_init = _init_maker(
-        init, k, X, Xc, mean, w, rngs, xp=xp, working_memory=working_memory
-    )
+    make_init = _init_maker(init, k, X, Xc, mean, w, rngs, xp=xp, working_memory=working_memory)
     best: BatchedKMeansResult | None = None
     all_inertia = []
     for _ in range(runs):

@@ -14,9 +14,9 @@ from typing import Any
 
 from .._backend import materialize
 from .._math import seam
+from .._math.batched import is_batched
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
-from .._math.batched import is_batched
 from .batched import kmeans_batched
 from .engine import best_of, center, tolerance, warn_fewer_clusters
 from .init import check_init, resolve_init, resolve_n_init

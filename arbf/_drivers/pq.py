@@ -194,7 +194,7 @@ def pq_train(
     X, xp = check_data(X)
     M = check_param("n_subspaces", n_subspaces, Interval(numbers.Integral, 1))
     k = check_param("n_codes", n_codes, Interval(numbers.Integral, 1))
-    n, d = X.shape
+    d = X.shape[1]
     if d % M:
         raise ValueError(f"n_features={d} is not a multiple of n_subspaces={M}")
     res = kmeans_batched(

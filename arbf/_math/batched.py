@@ -128,7 +128,9 @@ def check_batched_triple(
 # the batched bodies of the public functions (validated arguments except X, C, w)
 
 
-def responsibilities(X: Any, centers: Any, *, sigma: float, kind: str, working_memory: Any) -> Array:
+def responsibilities(
+    X: Any, centers: Any, *, sigma: float, kind: str, working_memory: Any
+) -> Array:
     X, C, _, xp = check_batched_triple(X, centers)
     return seam.batched_responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory

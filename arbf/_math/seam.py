@@ -80,31 +80,31 @@ from .kernels.segments import native_segment_sum
 
 __all__ = [
     "ALGORITHMS",
-    "batched_assign_inertia",
-    "batched_lloyd_sums",
-    "batched_responsibilities",
-    "batched_sample_terms",
-    "batched_prepare",
-    "batched_safe_divide_centers",
-    "batched_center_gradient",
-    "batched_step",
-    "batched_gather_centers",
-    "ema_update",
-    "batched_soft_from_gaps",
-    "batched_soft_stats",
-    "batched_sq_distances",
-    "batched_labelled_sq_distances",
     "OBJECTIVES",
     "MonotoneGeometry",
     "SampleTerms",
     "SoftStats",
     "assign",
     "assign_inertia",
+    "batched_assign_inertia",
+    "batched_center_gradient",
+    "batched_gather_centers",
+    "batched_labelled_sq_distances",
+    "batched_lloyd_sums",
+    "batched_prepare",
+    "batched_responsibilities",
+    "batched_safe_divide_centers",
+    "batched_sample_terms",
+    "batched_soft_from_gaps",
+    "batched_soft_stats",
+    "batched_sq_distances",
+    "batched_step",
     "center_gradient",
     "centre",
     "covariance",
     "dense_rows",
     "dist_to_rows",
+    "ema_update",
     "entmax15",
     "entmax15_sqrt",
     "entmax_bisect",
@@ -770,6 +770,8 @@ def _batched_host(X: Array, C: Array, w: Array | None) -> Any:
     if views is None:
         return None
     Xh, Ch, wh = views
+    if Xh is None or Ch is None:
+        return None
     if Xh.ndim != 3 or Xh.dtype not in _FLOATS or Ch.dtype != Xh.dtype or Ch.ndim != 3:
         return None
     if wh is not None and (wh.shape != Xh.shape[:2] or wh.dtype.kind != "f"):

@@ -7,9 +7,10 @@ products (``xp.matmul`` on ``(B, n, d) @ (B, d, k)``), so there is no Python loo
 ``B``.  The formulas are those of :mod:`.distances`, :mod:`.responsibilities` and
 :mod:`.soft` with the reductions taken along the last axes:
 
-- :math:`D_{bij} = \max(\lVert x_{bi}\rVert^2 - 2 x_{bi}\cdot\mu_{bj} + \lVert\mu_{bj}\rVert^2, 0)`,
-  the nearest center :math:`l_{bi} = \operatorname{argmin}_j (\lVert\mu_{bj}\rVert^2 -
-  2 x_{bi}\cdot\mu_{bj})` (ties to the lowest index) and its distance computed directly;
+- :math:`D_{bij} = \max(\lVert x_{bi}\rVert^2 - 2 x_{bi}\cdot\mu_{bj}
+  + \lVert\mu_{bj}\rVert^2, 0)`, the nearest center
+  :math:`l_{bi} = \operatorname{argmin}_j (\lVert\mu_{bj}\rVert^2 - 2 x_{bi}\cdot\mu_{bj})`
+  (ties to the lowest index) and its distance computed directly;
 - the sums by cluster :math:`s_{bj} = \sum_{i: l_{bi}=j} w_{bi} x_{bi}` either with the
   backend's native scatter-add over the flattened index :math:`b k + l_{bi}` or with the
   batched one-hot product :math:`R_b^\top X_b`;
@@ -239,7 +240,9 @@ def responsibilities(
             out.append(onehot(nearest(Xc, C, xp=xp, c_sq=c_sq), k, dtype=X.dtype, xp=xp))
             continue
         D = sq_distances(Xc, C, xp=xp, c_sq=c_sq)
-        R, _ = soft_from_gaps(_gaps(D, xp.argmin(D, axis=-1), xp=xp), sigma=sigma, kind=kind, xp=xp)
+        R, _ = soft_from_gaps(
+            _gaps(D, xp.argmin(D, axis=-1), xp=xp), sigma=sigma, kind=kind, xp=xp
+        )
         out.append(R)
     return out[0] if len(out) == 1 else xp.concat(out, axis=1)
 
