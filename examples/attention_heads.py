@@ -12,7 +12,9 @@ Printed: the training loss and the per-head relative quantisation error of the k
 :math:`\\sum_i \\min_j \\lVert k_i - \\mu_j\\rVert^2 / \\sum_i \\lVert k_i - \\bar k\\rVert^2`
 (the error of the ``k`` centers over that of one center at the keys' mean: 1 means the
 centers are no better than the mean; computed on each batch before the update), which
-falls as the centers settle.
+falls as the centers settle; next to it, the same error of a full K-Means of that
+batch's keys (all heads in one batched :func:`arbf.kmeans` call), the best k centers
+can do on it.
 
 Usage::
 
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import arbf
 from arbf.torch import RBFClustering
 
 
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> np.ndarray:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--clusters", type=int, default=16)
     p.add_argument("--momentum", type=float, default=0.1)
+    p.add_argument("--sigma", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="60 steps")
     args = p.parse_args(argv)
     steps = 60 if args.quick else args.steps
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> np.ndarray:
     H, d_model, vocab, batch, seq = args.heads, 32, 64, 32, 16
     model = ToyAttention(vocab, d_model, H)
     heads = RBFClustering(
-        args.clusters, d_model // H, n_heads=H, sigma=1.0, kind="entmax15", update="ema",
+        args.clusters, d_model // H, n_heads=H, sigma=args.sigma, kind="entmax15", update="ema",
         momentum=args.momentum,
     )  # fmt: skip
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -89,8 +93,14 @@ def main(argv: list[str] | None = None) -> np.ndarray:
         heads(k)  # training mode: the EMA step moves the centers
         if step % max(steps // 6, 1) == 0 or step == steps - 1:
             logs.append(err.numpy().copy())
-            per_head = " ".join(f"{v:7.3f}" for v in err.tolist())
-            print(f"step {step:4d}  loss {loss.item():.4f}  relative key error/head {per_head}")
+            # reference: K-Means of this very batch, all heads in one batched call
+            best = arbf.kmeans(k.numpy(), args.clusters, random_state=0).inertia
+            ref = float(np.mean(best / spread.numpy()))
+            per_head = " ".join(f"{v:6.3f}" for v in err.tolist())
+            print(
+                f"step {step:4d}  loss {loss.item():.4f}  relative key error/head {per_head}"
+                f"  (mean {float(err.mean()):.3f}; k-means of the batch {ref:.3f})"
+            )
     errors = np.stack(logs)
     print(f"mean relative error: first {errors[0].mean():.3f} -> last {errors[-1].mean():.3f}")
     return errors

@@ -66,6 +66,19 @@ def kmeans(
         :mod:`scipy.sparse` matrix or array (CSR/CSC/...) is clustered as canonical CSR
         on the host without being densified or centred (as scikit-learn); the centers
         are dense NumPy arrays.
+
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B independent
+        problems, solved together -- every Lloyd iteration is one batched pass
+        (batched matrix products, or the compiled kernel's (problem, chunk) tiles on the
+        CPU), not B calls -- and a :class:`BatchedKMeansResult` comes back
+        (``result[b]`` is problem ``b``'s :class:`KMeansResult`).  Each problem keeps the
+        semantics below and stops on its own.  ``init`` is then a name, a callable
+        (called once per problem) or an array ``(B, n_clusters, n_features)``;
+        ``sample_weight`` is ``(B, n_samples)`` or ``(n_samples,)``; problem ``b`` draws
+        from ``np.random.default_rng(random_state).spawn(B)[b]`` (``random_state`` may
+        also be a sequence of B seeds or Generators), so it equals
+        ``kmeans(X[b], ..., random_state=that generator)`` to rounding.  ``algorithm``
+        is Lloyd's.  Dask arrays are refused (``TypeError``).
     n_clusters : int
     init : {"k-means++", "k-means||", "random", "anneal"}, array or callable
         An array has shape (n_clusters, n_features).
@@ -109,9 +122,9 @@ def kmeans(
 
     Returns
     -------
-    KMeansResult
+    KMeansResult or BatchedKMeansResult
         ``.centers``, ``.labels``, ``.inertia``, ``.n_iter``, ``.converged``,
-        ``.history``.
+        ``.history`` (per problem for batched data).
 
     Examples
     --------

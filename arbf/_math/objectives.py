@@ -52,6 +52,9 @@ def inertia(
     ----------
     X : array of shape (n_samples, n_features)
         Data, in any Array API namespace.  Integer input is promoted to the default float.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sample_weight : array of shape (n_samples,), optional
@@ -104,6 +107,9 @@ _PARAMS = """
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float

@@ -45,6 +45,9 @@ def lloyd_step(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
     sample_weight : array of shape (n_samples,), optional
     working_memory : float, optional
@@ -100,6 +103,9 @@ def soft_lloyd_step(
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
@@ -165,6 +171,9 @@ def gradient_step(
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
