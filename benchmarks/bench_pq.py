@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, float]]:
             rec = fit(X)
             times[name].append(time.perf_counter() - t0)
             mse[name] = _mse(X, rec(X))
+            if args.progress:
+                print(f"  {name}: {times[name][-1]:.2f} s, MSE {mse[name]:.4g}", flush=True)
     return [(name, statistics.median(times[name]), mse[name]) for name in cands]
 
 
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="(n, d, M, k) = (4000, 32, 4, 16)")
     p.add_argument("--keep-blas-env", action="store_true")
+    p.add_argument("--progress", action="store_true", help="print each fit as it ends")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.d, args.M, args.k = 4000, 32, 4, 16

@@ -24,6 +24,7 @@ PAGES = [
     "user_guide/rbf.md",
     "user_guide/entmax.md",
     "user_guide/deep_learning.md",
+    "user_guide/embeddings_batched.md",
     "user_guide/dask.md",
     "user_guide/scale_out.md",
 ]
