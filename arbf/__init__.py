@@ -9,9 +9,11 @@ from ._config import Config, config_context, get_config, set_config
 from ._drivers.deterministic_annealing import anneal_init, deterministic_annealing
 from ._drivers.init import kmeans_parallel, kmeans_plusplus
 from ._drivers.kmeans import kmeans
+from ._drivers.pq import ProductQuantizer, pq_train
 from ._drivers.rbf import anneal, rbf_kmeans
 from ._drivers.results import (
     AnnealResult,
+    BatchedKMeansResult,
     DeterministicAnnealingResult,
     KMeansResult,
     MiniBatchResult,
@@ -56,6 +58,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnnealResult",
+    "BatchedKMeansResult",
     "Config",
     "ConvergenceWarning",
     "DeterministicAnnealingResult",
@@ -65,6 +68,7 @@ __all__ = [
     "MiniBatchRBFKMeans",
     "MiniBatchResult",
     "MonotoneRegime",
+    "ProductQuantizer",
     "RBFKMeans",
     "RBFResult",
     "anneal",
@@ -84,6 +88,7 @@ __all__ = [
     "kmeans_plusplus",
     "lloyd_step",
     "monotone_regime",
+    "pq_train",
     "rbf_kmeans",
     "responsibilities",
     "set_config",

@@ -35,13 +35,23 @@ from ._backend import array_namespace, is_array, to_host
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    batched_sample_terms,
     cosine_sample_terms,
+    ema_update,
     geometric,
     reduce_terms,
     sample_terms,
     select_objective,
 )
-from ._validation import BOOLEAN, Interval, Options, check_kind, check_param, real_scalar
+from ._validation import (
+    BOOLEAN,
+    NONE,
+    Interval,
+    Options,
+    check_kind,
+    check_param,
+    real_scalar,
+)
 
 # the compat namespace, resolved once (not inside forward: keeps torch.compile graphs clean)
 _XP = array_namespace(torch.empty(0))
@@ -54,10 +64,11 @@ class RBFOutput(NamedTuple):
 
     Attributes
     ----------
-    responsibilities : Tensor of shape (n, k)
+    responsibilities : Tensor of shape (n, k), or (n_heads, n, k)
         :math:`r_{ij}`, rows on the simplex (exact zeros for entmax-1.5).
     loss : Tensor
-        The reduced clustering loss (0-d unless ``reduction="none"``).
+        The reduced clustering loss (0-d unless ``reduction="none"``: then ``(n,)`` or
+        ``(n_heads, n)``).
     """
 
     responsibilities: torch.Tensor
@@ -119,6 +130,29 @@ class RBFClustering(nn.Module):
     :func:`arbf.free_energy` of the same batch and centers, and its gradient with
     respect to the centers is :func:`arbf.center_gradient`.
 
+    **Heads.** With ``n_heads=H`` the layer holds H independent sets of centers,
+    ``centers`` of shape ``(H, k, d)``, and ``forward`` takes ``x`` of shape ``(H, n, d)``
+    (e.g. the keys of an attention layer, ``(batch, H, seq, d)`` permuted and reshaped to
+    ``(H, batch * seq, d)``): head ``h`` clusters ``x[h]`` with ``centers[h]``, all heads in
+    batched products.  The loss sums (or averages) over heads and samples together.
+
+    **Online updates.** ``update="gradient"`` (default): the centers are a parameter that
+    an optimizer trains with the loss.  ``update="ema"``: the centers are not trained by
+    gradients (``requires_grad=False``); instead every forward pass in training mode
+    moves them, after computing its output with the current centers, by an exponential
+    moving average of the batch's soft statistics (per head),
+
+    .. math::
+
+        S^0_j = \sum_i w_i r_{ij}, \qquad S^1_j = \sum_i w_i r_{ij} x_i, \qquad
+        \mu_j \leftarrow (1 - m)\, \mu_j + m\, S^1_j / S^0_j ,
+
+    with ``m = momentum`` and the responsibilities :math:`r_{ij}` of ``kind`` (softmax,
+    entmax-1.5 or hard: online K-Means) held fixed; a center with :math:`S^0_j = 0` keeps
+    its position.  ``m = 1`` is the soft Lloyd step of the batch
+    (:func:`arbf.soft_lloyd_step`).  No gradient flows through the update; the loss still
+    gives gradients for the input.  In ``eval()`` mode the centers do not move.
+
     Parameters
     ----------
     n_clusters : int
@@ -145,8 +179,18 @@ class RBFClustering(nn.Module):
         ``metric="cosine"``.  ``objective="nll"`` is refused (its normaliser is the
         Gaussian one).  Rows of norm 0 are not checked (they get cosine 0 with every
         center).
-    centers : Tensor of shape (n_clusters, n_features), optional
-        Initial centers (copied).  Default: standard normal draws; use
+        ``metric="cosine"`` runs one set of centers with gradient updates (no
+        ``n_heads``, no ``update="ema"``).
+    n_heads : int, optional
+        Number of heads H: centers ``(H, k, d)`` and inputs ``(H, n, d)``.  Default: one
+        set of centers ``(k, d)`` and inputs ``(n, d)``.
+    update : {"gradient", "ema"}, default "gradient"
+        How the centers learn (see "Online updates").
+    momentum : float in (0, 1], default 0.1
+        :math:`m` of ``update="ema"``.
+    centers : Tensor, optional
+        Initial centers (copied), of shape (n_clusters, n_features), or (n_heads,
+        n_clusters, n_features) with heads.  Default: standard normal draws; use
         :meth:`from_data` or :meth:`init_centers_` to start from :func:`arbf.kmeans`.
     device, dtype : optional
         Of the parameters, as for any ``nn.Module``.
@@ -170,7 +214,8 @@ class RBFClustering(nn.Module):
 
     Attributes
     ----------
-    centers : nn.Parameter of shape (n_clusters, n_features)
+    centers : nn.Parameter of shape (n_clusters, n_features) or (n_heads, n_clusters, n_features)
+        ``requires_grad=False`` with ``update="ema"``.
     log_sigma : Tensor (buffer) or nn.Parameter, 0-d
 
     Examples
@@ -200,6 +245,9 @@ class RBFClustering(nn.Module):
         objective: str = "free_energy",
         reduction: str = "mean",
         learn_sigma: bool = False,
+        n_heads: int | None = None,
+        update: str = "gradient",
+        momentum: float = 0.1,
         centers: torch.Tensor | None = None,
         device: Any = None,
         dtype: Any = None,
@@ -221,9 +269,23 @@ class RBFClustering(nn.Module):
             raise ValueError(
                 "objective='nll' is the Gaussian mixture likelihood: metric='sqeuclidean' only"
             )
+        self.n_heads = check_param("n_heads", n_heads, NONE, Interval(numbers.Integral, 1))
+        self.update = check_param("update", update, Options("gradient", "ema"))
+        self.momentum = float(
+            check_param("momentum", momentum, Interval(numbers.Real, 0, 1, "right"))
+        )
+        if self.metric == "cosine" and (self.n_heads is not None or self.update == "ema"):
+            raise ValueError(
+                "metric='cosine' is for one set of centers learned by gradient: n_heads and "
+                "update='ema' need metric='sqeuclidean' (on unit rows it has the same "
+                "assignments)"
+            )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        shape: tuple[int, ...] = (self.n_clusters, self.n_features)
+        if self.n_heads is not None:
+            shape = (self.n_heads, *shape)
         if centers is None:
-            init = torch.randn(self.n_clusters, self.n_features, **factory)
+            init = torch.randn(*shape, **factory)
         else:
             if isinstance(centers, torch.Tensor):
                 _check_tensor(centers, "centers")
@@ -234,16 +296,13 @@ class RBFClustering(nn.Module):
             else:
                 raise TypeError(f"centers must be a tensor or an array, got {_kind_of(centers)}")
             init = torch.as_tensor(centers, **factory).detach().clone()
-            if tuple(init.shape) != (self.n_clusters, self.n_features):
-                raise ValueError(
-                    f"centers must have shape ({self.n_clusters}, {self.n_features}), "
-                    f"got {tuple(init.shape)}"
-                )
+            if tuple(init.shape) != shape:
+                raise ValueError(f"centers must have shape {shape}, got {tuple(init.shape)}")
         if not init.is_floating_point():
             init = init.to(torch.get_default_dtype())
         if init.device.type != "meta" and not bool(torch.isfinite(init).all()):
             raise ValueError("centers contains NaN or infinity")
-        self.centers = nn.Parameter(init)
+        self.centers = nn.Parameter(init, requires_grad=self.update == "gradient")
         sigma = self._check_sigma_range(_check_positive(sigma, "sigma"), init.dtype)
         log_sigma = torch.tensor(math.log(sigma), dtype=init.dtype, device=init.device)
         if self.learn_sigma:
@@ -266,15 +325,18 @@ class RBFClustering(nn.Module):
         ``kwargs`` go to the constructor; the layer takes the device and dtype of ``X``.
         """
         X = torch.as_tensor(X).detach()
-        layer = cls(n_clusters, X.shape[1], device=X.device, dtype=X.dtype, **kwargs)
+        if X.ndim == 3:  # (H, n, d): one set of centers per head
+            kwargs.setdefault("n_heads", X.shape[0])
+        layer = cls(n_clusters, X.shape[-1], device=X.device, dtype=X.dtype, **kwargs)
         return layer.init_centers_(X, random_state=random_state, n_init=n_init)
 
     @torch.no_grad()
     def init_centers_(
         self, X: torch.Tensor, *, random_state: Any = None, n_init: int | str = "auto"
     ) -> RBFClustering:
-        """Set the centers, in place, to :func:`arbf.kmeans` of ``X`` (with the layer's
-        ``metric``: unit centers for "cosine"); returns ``self``."""
+        """Set the centers, in place, to :func:`arbf.kmeans` of ``X`` (``(n, d)``, or
+        ``(H, n, d)`` with heads: one K-Means per head; with the layer's ``metric``: unit
+        centers for "cosine"); returns ``self``."""
         from ._drivers.kmeans import kmeans
 
         X = torch.as_tensor(X).detach().to(device=self.centers.device, dtype=self.centers.dtype)
@@ -324,14 +386,21 @@ class RBFClustering(nn.Module):
         self, x: Any, sample_weight: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The input batch (and weights) validated: a dense real tensor on the centers'
-        device, shape ``(n >= 1, n_features)``; weights a 1-D tensor of length ``n``.
+        device, shape ``(n >= 1, n_features)`` (``(n_heads, n, n_features)`` with heads);
+        weights of shape ``(n,)`` (``(n_heads, n)``).
         With ``check_inputs`` (and not while ``torch.compile`` traces) the values too,
         in one host synchronisation: finite inputs, finite non-negative weights that
         are not all zero."""
         x = _check_tensor(x, "x")
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"x must have shape (n, {self.n_features}), got {tuple(x.shape)}")
-        if x.shape[0] == 0:
+        lead = () if self.n_heads is None else (self.n_heads,)
+        if (
+            x.ndim != len(lead) + 2
+            or tuple(x.shape[:-2]) != lead
+            or x.shape[-1] != self.n_features
+        ):
+            want = ", ".join([*(str(h) for h in lead), "n", str(self.n_features)])
+            raise ValueError(f"x must have shape ({want}), got {tuple(x.shape)}")
+        if x.shape[-2] == 0:
             raise ValueError("x is an empty batch (0 samples): the loss has no value")
         if x.device != self.centers.device:
             raise ValueError(
@@ -342,9 +411,10 @@ class RBFClustering(nn.Module):
         w = None
         if sample_weight is not None:
             w = _check_tensor(sample_weight, "sample_weight")
-            if w.ndim != 1 or w.shape[0] != x.shape[0]:
+            if tuple(w.shape) != tuple(x.shape[:-1]):
+                what = "1-D with" if not lead else f"of shape {tuple(x.shape[:-1])}:"
                 raise ValueError(
-                    f"sample_weight must be 1-D with {x.shape[0]} entries (one per sample), "
+                    f"sample_weight must be {what} {x.shape[-2]} entries (one per sample), "
                     f"got shape {tuple(w.shape)}"
                 )
             if w.device != x.device:
@@ -372,20 +442,38 @@ class RBFClustering(nn.Module):
         See :class:`arbf._math.core.terms.SampleTerms`.
         """
         x, _ = self._check_batch(x)
-        terms = cosine_sample_terms if self.metric == "cosine" else sample_terms
-        return terms(
-            x, self.centers, self.sigma, kind=self.kind, xp=_XP,
-            stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
+        return self._terms(x, self.centers)
+
+    def _terms(self, x: torch.Tensor, C: torch.Tensor) -> SampleTerms:
+        if self.n_heads is not None:
+            return batched_sample_terms(
+                x, C, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach
+            )
+        terms_of = cosine_sample_terms if self.metric == "cosine" else sample_terms
+        return terms_of(
+            x, C, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach,
+            log_sigma=self.log_sigma,
         )  # fmt: skip
 
+    @torch.no_grad()
+    def _ema_step(self, x: torch.Tensor, R: torch.Tensor, w: torch.Tensor | None) -> None:
+        r""":math:`\mu \leftarrow (1-m)\mu + m S^1/S^0` from the batch's statistics."""
+        Rw = R if w is None else R * w[..., None]
+        mass = Rw.sum(dim=-2)  # S0: (k,) or (H, k)
+        sums = Rw.transpose(-1, -2) @ x  # S1: (k, d) or (H, k, d)
+        self.centers.copy_(ema_update(self.centers, mass, sums, self.momentum, xp=_XP))
+
     def forward(self, x: torch.Tensor, sample_weight: torch.Tensor | None = None) -> RBFOutput:
-        """Responsibilities of the centers for ``x`` (n×d) and the clustering loss.
+        """Responsibilities of the centers for ``x`` and the clustering loss.
+
+        With ``update="ema"`` in training mode the centers then move by the moving average
+        of the batch's statistics (see the class docstring).
 
         Parameters
         ----------
-        x : Tensor of shape (n, n_features)
+        x : Tensor of shape (n, n_features), or (n_heads, n, n_features) with heads
             Cast to the dtype of the centers.
-        sample_weight : Tensor of shape (n,), optional
+        sample_weight : Tensor of shape (n,) or (n_heads, n), optional
             Non-negative weights :math:`w_i` (default 1).
 
         Returns
@@ -394,16 +482,26 @@ class RBFClustering(nn.Module):
             ``(responsibilities, loss)``.
         """
         x, w = self._check_batch(x, sample_weight)
-        terms_of = cosine_sample_terms if self.metric == "cosine" else sample_terms
-        terms = terms_of(
-            x, self.centers, self.sigma, kind=self.kind, xp=_XP,
-            stop_gradient=torch.Tensor.detach, log_sigma=self.log_sigma,
-        )  # fmt: skip
+        ema = self.update == "ema" and self.training
+        # the EMA step rewrites the centers after this pass: compute with a copy, so the
+        # graph's saved centers are not modified in place
+        terms = self._terms(x, self.centers.detach().clone() if ema else self.centers)
         xp = _XP
         per_sample = select_objective(
             terms, self.objective, self.sigma, n_features=self.n_features,
             n_clusters=self.n_clusters, xp=xp, log_sigma=self.log_sigma,
         )  # fmt: skip
+        if ema:
+            self._ema_step(x.detach(), terms.responsibilities.detach(), w)
+        if self.n_heads is not None:  # reduce over heads and samples together
+            shape = per_sample.shape
+            loss = reduce_terms(
+                per_sample.reshape(-1), None if w is None else w.reshape(-1), self.reduction,
+                xp=xp,
+            )  # fmt: skip
+            if self.reduction == "none":
+                loss = loss.reshape(shape)
+            return RBFOutput(terms.responsibilities, loss)
         return RBFOutput(
             terms.responsibilities, reduce_terms(per_sample, w, self.reduction, xp=xp)
         )
@@ -416,7 +514,7 @@ class RBFClustering(nn.Module):
         if self.metric == "cosine":
             terms = cosine_sample_terms(x, self.centers, 1.0, kind="hard", xp=_XP)
             return terms.responsibilities.argmax(dim=1)
-        return torch.cdist(x, self.centers).argmin(dim=1)
+        return torch.cdist(x, self.centers).argmin(dim=-1)
 
     def extra_repr(self) -> str:
         return (
@@ -424,6 +522,8 @@ class RBFClustering(nn.Module):
             f"kind={self.kind!r}, objective={self.objective!r}, "
             f"reduction={self.reduction!r}, learn_sigma={self.learn_sigma}"
             + (f", metric={self.metric!r}" if self.metric != "sqeuclidean" else "")
+            + ("" if self.n_heads is None else f", n_heads={self.n_heads}")
+            + ("" if self.update == "gradient" else f", update='ema', momentum={self.momentum}")
         )
 
 

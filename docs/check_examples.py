@@ -24,6 +24,7 @@ PAGES = [
     "user_guide/rbf.md",
     "user_guide/entmax.md",
     "user_guide/deep_learning.md",
+    "user_guide/embeddings.md",
     "user_guide/dask.md",
     "user_guide/scale_out.md",
 ]
@@ -39,6 +40,8 @@ centers = init_centers = C
 k = 3
 X_train, X_test = X, X[:100]
 X_np, C_np = X, C
+E = rng.normal(size=(3000, 16))  # "embeddings" (the cosine examples)
+E_new = rng.normal(size=(50, 16))
 """
 SKIP = ("import cupy", 'device="cuda"', ".cuda()", "encoder(batch)", "Client(")
 SMALLER = {"200_000": "5_000", "chunks=(50_000, 8)": "chunks=(1_000, 8)"}

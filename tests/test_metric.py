@@ -602,3 +602,34 @@ class TestLayers:
             ajax.loss(p, jnp.asarray(X), objective="nll", metric="cosine")
         q = ajax.init_params(jnp.asarray(X), 3, random_state=0, metric="cosine")
         np.testing.assert_allclose(np.linalg.norm(np.asarray(q["centers"]), axis=1), 1.0)
+
+
+class TestCombinationsRefused:
+    """metric="cosine" with a batch axis, heads or the EMA update: a ValueError that says
+    what to do instead (never a silent Euclidean answer)."""
+
+    def test_batched_functions(self):
+        X = np.random.default_rng(0).normal(size=(2, 20, 3))
+        C = X[:, :3, :]
+        for call in (
+            lambda: arbf.kmeans(X, 3, metric="cosine"),
+            lambda: arbf.responsibilities(X, C, sigma=0.1, metric="cosine"),
+            lambda: arbf.lloyd_step(X, C, metric="cosine"),
+            lambda: arbf.soft_lloyd_step(X, C, sigma=0.1, metric="cosine"),
+            lambda: arbf.gradient_step(X, C, sigma=0.1, metric="cosine"),
+            lambda: arbf.inertia(X, C, metric="cosine"),
+            lambda: arbf.soft_distortion(X, C, sigma=0.1, metric="cosine"),
+            lambda: arbf.free_energy(X, C, sigma=0.1, metric="cosine"),
+            lambda: arbf.center_gradient(X, C, sigma=0.1, metric="cosine"),
+        ):
+            with pytest.raises(ValueError, match="metric='cosine' with a leading batch axis"):
+                call()
+
+    def test_layer_heads_and_ema(self):
+        pytest.importorskip("torch")
+        from arbf.torch import RBFClustering
+
+        with pytest.raises(ValueError, match="n_heads and update='ema'"):
+            RBFClustering(3, 4, n_heads=2, metric="cosine")
+        with pytest.raises(ValueError, match="n_heads and update='ema'"):
+            RBFClustering(3, 4, update="ema", metric="cosine")

@@ -34,9 +34,10 @@ class TestData:
         with pytest.raises(ValueError, match=r"X must be a 2-D array.*1 dimension"):
             _kmeans(backend, X_OK[:, 0])
 
-    def test_3d(self, backend):
-        with pytest.raises(ValueError, match=r"X must be a 2-D array.*3 dimension"):
-            _kmeans(backend, X_OK[:, :, None])
+    def test_4d(self, backend):
+        # 3-D input is a batch of problems (tests/test_batched.py); 4-D is refused
+        with pytest.raises(ValueError, match=r"X must be a 2-D array.*4 dimension"):
+            _kmeans(backend, X_OK[:, :, None, None])
 
     def test_no_samples(self, backend):
         with pytest.raises(ValueError, match=r"X has 0 sample\(s\) \(shape=\(0, 2\)\)"):

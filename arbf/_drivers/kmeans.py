@@ -12,9 +12,11 @@ import warnings
 from typing import Any
 
 from .._math import seam
-from .._math.metric import COSINE, check_metric, project, to_sphere
+from .._math.batched import is_batched
+from .._math.metric import COSINE, check_metric, no_cosine_batch, project, to_sphere
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
+from .batched import kmeans_batched
 from .engine import (
     best_of,
     halve_inertia,
@@ -24,7 +26,7 @@ from .engine import (
     warn_fewer_clusters,
 )
 from .init import array_init, check_init, resolve_init, resolve_n_init
-from .results import KMeansResult
+from .results import BatchedKMeansResult, KMeansResult
 
 __all__ = ["kmeans"]
 
@@ -45,7 +47,7 @@ def kmeans(
     working_memory: Any = None,
     algorithm: str = "auto",
     metric: str = "sqeuclidean",
-) -> KMeansResult:
+) -> KMeansResult | BatchedKMeansResult:
     r"""K-Means clustering by Lloyd's algorithm, with scikit-learn's semantics.
 
     Minimises the inertia :math:`J(\mu) = \sum_i w_i \min_j \lVert x_i - \mu_j\rVert^2`
@@ -71,6 +73,19 @@ def kmeans(
         :mod:`scipy.sparse` matrix or array (CSR/CSC/...) is clustered as canonical CSR
         on the host without being densified or centred (as scikit-learn); the centers
         are dense NumPy arrays.
+
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B independent
+        problems, solved together -- every Lloyd iteration is one batched pass
+        (batched matrix products, or the compiled kernel's (problem, chunk) tiles on the
+        CPU), not B calls -- and a :class:`BatchedKMeansResult` comes back
+        (``result[b]`` is problem ``b``'s :class:`KMeansResult`).  Each problem keeps the
+        semantics below and stops on its own.  ``init`` is then a name, a callable
+        (called once per problem) or an array ``(B, n_clusters, n_features)``;
+        ``sample_weight`` is ``(B, n_samples)`` or ``(n_samples,)``; problem ``b`` draws
+        from ``np.random.default_rng(random_state).spawn(B)[b]`` (``random_state`` may
+        also be a sequence of B seeds or Generators), so it equals
+        ``kmeans(X[b], ..., random_state=that generator)`` to rounding.  ``algorithm``
+        is Lloyd's.  Dask arrays are refused (``TypeError``).
     n_clusters : int
     init : {"k-means++", "k-means||", "random", "anneal"}, array or callable
         An array has shape (n_clusters, n_features).
@@ -134,9 +149,9 @@ def kmeans(
 
     Returns
     -------
-    KMeansResult
+    KMeansResult or BatchedKMeansResult
         ``.centers``, ``.labels``, ``.inertia``, ``.n_iter``, ``.converged``,
-        ``.history``.
+        ``.history`` (per problem for batched data).
 
     Examples
     --------
@@ -151,6 +166,15 @@ def kmeans(
     (1.0, 2, True)
     """
     metric = check_metric(metric)
+    if is_batched(X):  # (B, n, d): B independent problems, one batched pass each iteration
+        no_cosine_batch(metric)
+        check_param("copy_x", copy_x, BOOLEAN)
+        check_param("algorithm", algorithm, Options(*ALGORITHMS))
+        return kmeans_batched(
+            X, n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+            sample_weight=sample_weight, random_state=random_state, verbose=verbose,
+            working_memory=working_memory,
+        )  # fmt: skip
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     if metric == COSINE:
         return _spherical(

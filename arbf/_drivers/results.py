@@ -21,6 +21,7 @@ from .._backend import Array
 
 __all__ = [
     "AnnealResult",
+    "BatchedKMeansResult",
     "DeterministicAnnealingResult",
     "KMeansResult",
     "MiniBatchResult",
@@ -195,3 +196,57 @@ class MiniBatchResult:
     n_iter: int
     converged: bool
     history: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchedKMeansResult:
+    """What :func:`arbf.kmeans` returns for batched data ``X`` of shape ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`KMeansResult`.
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+        In the namespace, device and dtype of the (promoted) input.
+    labels : array (B, n_samples)
+    inertia : numpy array (B,)
+        :math:`\\sum_i w_{bi} \\lVert x_{bi} - \\mu_{b, l_{bi}}\\rVert^2` per problem.
+    n_iter : numpy array of int (B,)
+        Lloyd iterations of each problem's best run.
+    converged : numpy array of bool (B,)
+    history : dict
+        ``"inertia"`` and ``"center_shift"``: one host array per problem.
+    n_init_inertia : numpy array (B, n_runs)
+        Final inertia of every run of every problem.
+    """
+
+    centers: Array
+    labels: Array
+    inertia: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    history: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    n_init_inertia: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __len__(self) -> int:
+        return int(self.inertia.shape[0])
+
+    def __getitem__(self, b: int) -> KMeansResult:
+        """Problem ``b`` as a :class:`KMeansResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return KMeansResult(
+            centers=self.centers[b, ...],
+            labels=self.labels[b, ...],
+            inertia=float(self.inertia[b]),
+            n_iter=int(self.n_iter[b]),
+            converged=bool(self.converged[b]),
+            history={key: v[b] for key, v in self.history.items()},
+            n_init_inertia=[float(v) for v in self.n_init_inertia[b]]
+            if self.n_init_inertia.size
+            else [],
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as ``centers, labels, inertia`` (like :class:`KMeansResult`)."""
+        return iter((self.centers, self.labels, self.inertia))

@@ -29,7 +29,7 @@ from .._backend import Array, is_traced, to_host
 from .._validation import Options, check_param
 from . import seam
 
-__all__ = ["COSINE", "METRICS", "check_metric", "project", "to_sphere"]
+__all__ = ["COSINE", "METRICS", "check_metric", "no_cosine_batch", "project", "to_sphere"]
 
 COSINE = "cosine"
 #: The values of ``metric``.
@@ -39,6 +39,18 @@ METRICS = ("sqeuclidean", COSINE)
 def check_metric(metric: Any) -> str:
     """``metric`` must be ``"sqeuclidean"`` or ``"cosine"``."""
     return str(check_param("metric", metric, Options(*METRICS)))
+
+
+def no_cosine_batch(metric: str) -> None:
+    """A leading batch axis ``(B, n, d)`` runs the Euclidean batched path only: with
+    ``metric="cosine"`` a :class:`ValueError` that says what to do instead."""
+    if metric == COSINE:
+        raise ValueError(
+            "metric='cosine' with a leading batch axis (B, n, d) is not supported: "
+            "normalise the rows of X (and the centers) to unit norm and use the default "
+            "metric ('sqeuclidean' on unit rows is 2 * (1 - cos), the same assignments), "
+            "or call once per problem"
+        )
 
 
 def to_sphere(X: Any, *, xp: ModuleType, name: str = "X") -> Any:

@@ -43,8 +43,8 @@ from .._scaling import (
     unscale,
 )
 from .._validation import check_kind, check_sigma, check_x_centers_weights
-from . import seam
-from .metric import check_metric, prepare
+from . import batched, seam
+from .metric import check_metric, no_cosine_batch, prepare
 
 __all__ = ["center_gradient", "free_energy", "inertia", "soft_distortion"]
 
@@ -72,6 +72,9 @@ def inertia(
     ----------
     X : array of shape (n_samples, n_features)
         Data, in any Array API namespace.  Integer input is promoted to the default float.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sample_weight : array of shape (n_samples,), optional
@@ -97,7 +100,11 @@ def inertia(
     >>> float(arbf.inertia(X, C))
     0.5
     """
-    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, check_metric(metric))
+    metric = check_metric(metric)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        no_cosine_batch(metric)
+        return batched.inertia(X, centers, sample_weight, working_memory=working_memory)
+    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, metric)
     J = seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
     J = _in_units(J, s, xp=xp, what="the inertia")
     return J * half if half != 1.0 else J
@@ -151,6 +158,24 @@ def _stats(
     return C, st, xp, s, sp, sigma, half
 
 
+def _batched_stats(
+    X: Any,
+    centers: Any,
+    sigma: Any,
+    kind: Any,
+    sample_weight: Any,
+    working_memory: float | None,
+    metric: Any,
+) -> tuple[Array, seam.SoftStats]:
+    """``(C, statistics)`` of ``B`` problems at once (``X`` of shape ``(B, n, d)``;
+    :mod:`arbf._math.batched`): the Euclidean metric only."""
+    no_cosine_batch(check_metric(metric))
+    return batched.soft_stats(
+        X, centers, sample_weight, sigma=check_sigma(sigma), kind=check_kind(kind),
+        working_memory=working_memory,
+    )  # fmt: skip
+
+
 def _free_energy(
     st: seam.SoftStats, kind: str, sigma: float, s: float, sp: float, xp: Any
 ) -> Array:
@@ -188,6 +213,9 @@ _PARAMS = """
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
@@ -242,6 +270,9 @@ def soft_distortion(
     >>> float(arbf.soft_distortion(X, C, sigma=1.0, kind="entmax15"))  # rows one-hot or tied
     2.0
     """
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        _, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+        return stb.soft_distortion
     _, st, xp, s, _, _, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
     )
@@ -292,6 +323,9 @@ def free_energy(
     >>> round(float(arbf.free_energy(X, C, sigma=1.0, kind="entmax15")), 6)
     1.609476
     """
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        _, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+        return stb.free_energy
     kind = check_kind(kind)
     _, st, xp, s, sp, sig, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
@@ -346,6 +380,9 @@ def center_gradient(
     Array([[-2.],
            [-2.]], dtype=array_api_strict.float64)
     """
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        Cb, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+        return batched.center_gradient(Cb, stb)
     C, st, xp, s, _, _, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
     )

@@ -11,8 +11,8 @@ from typing import Any
 from .._backend import Array
 from .._scaling import rescale, scale_for, sigma_in
 from .._validation import check_kind, check_sigma, check_x_centers_weights
-from . import seam
-from .metric import check_metric, prepare
+from . import batched, seam
+from .metric import check_metric, no_cosine_batch, prepare
 
 __all__ = ["responsibilities"]
 
@@ -47,6 +47,9 @@ def responsibilities(
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
@@ -89,6 +92,11 @@ def responsibilities(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     metric = check_metric(metric)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        no_cosine_batch(metric)
+        return batched.responsibilities(
+            X, centers, sigma=sigma, kind=kind, working_memory=working_memory
+        )
     X, C, _, xp = check_x_centers_weights(X, centers)
     X, C, sigma, _ = prepare(X, C, metric, xp=xp, sigma=sigma)  # cosine: unit rows, 2σ
     # data and centers divided by the power of two of their extent, σ by its square:

@@ -48,6 +48,7 @@ from .._backend import (
 )
 from .._chunking import budget_mb, chunk_rows, iter_chunks
 from .._config import get_config
+from .core import batched as _batched
 from .core import distances as _d
 from .core import entmax as _entmax
 from .core import responsibilities as _resp
@@ -76,6 +77,7 @@ from .core.spectral import covariance
 from .core.sphere import cosine_sample_terms, project_rows
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
+from .kernels import batched as _kbatched
 from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
@@ -93,12 +95,26 @@ __all__ = [
     "SoftStats",
     "assign",
     "assign_inertia",
+    "batched_assign_inertia",
+    "batched_center_gradient",
+    "batched_gather_centers",
+    "batched_labelled_sq_distances",
+    "batched_lloyd_sums",
+    "batched_prepare",
+    "batched_responsibilities",
+    "batched_safe_divide_centers",
+    "batched_sample_terms",
+    "batched_soft_from_gaps",
+    "batched_soft_stats",
+    "batched_sq_distances",
+    "batched_step",
     "center_gradient",
     "centre",
     "cosine_sample_terms",
     "covariance",
     "dense_rows",
     "dist_to_rows",
+    "ema_update",
     "entmax15",
     "entmax15_sqrt",
     "entmax_bisect",
@@ -771,3 +787,99 @@ def lloyd_stepper(
     if method != "lloyd":
         return _HostStepper(X, v, method, working_memory, shift)
     return _LloydStepper(X, w, xp=xp, working_memory=working_memory, shift=shift)
+
+
+# --------------------------------------------------------------------------------------
+# batched problems (a leading axis B): one implementation, the Array API reference with
+# the backend's native scatter-add when fast paths are allowed (no host kernels: the
+# batched products are the backend's own; no Dask)
+# --------------------------------------------------------------------------------------
+
+batched_sq_distances = _batched.sq_distances
+batched_labelled_sq_distances = _batched.labelled_sq_distances
+batched_sample_terms = _batched.sample_terms
+batched_soft_from_gaps = _batched.soft_from_gaps
+batched_safe_divide_centers = _batched.safe_divide_centers
+batched_center_gradient = _batched.center_gradient
+batched_step = _batched.step
+batched_gather_centers = _batched.gather_centers
+ema_update = _batched.ema_update
+
+
+def _batched_host(X: Array, C: Array, w: Array | None) -> Any:
+    """Host views of ``(X, C, w)`` when the batched host kernel can take them, else None:
+    the ``"host"`` route's conditions with a leading batch axis."""
+    if not (get_config().fast_paths and _runtime.HAVE_NUMBA):
+        return None
+    views = host_views(X, C, w)
+    if views is None:
+        return None
+    Xh, Ch, wh = views
+    if Xh is None or Ch is None:
+        return None
+    if Xh.ndim != 3 or Xh.dtype not in _FLOATS or Ch.dtype != Xh.dtype or Ch.ndim != 3:
+        return None
+    if wh is not None and (wh.shape != Xh.shape[:2] or wh.dtype.kind != "f"):
+        return None
+    return views
+
+
+def batched_prepare(X: Array, *, xp: ModuleType) -> Array:
+    """``X`` laid out for the batched passes: C-contiguous on the host route (one copy,
+    made once per fit instead of once per pass), unchanged elsewhere."""
+    v = _batched_host(X, X[:, :1, :], None)
+    if v is None or v[0].flags.c_contiguous:
+        return X
+    return like_view(np.ascontiguousarray(v[0]), X)
+
+
+def batched_lloyd_sums(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> tuple[Array, Array, Array, Array]:
+    """``(labels, sums, weights, J)`` of every problem: :func:`arbf._math.core.batched.lloyd_sums`
+    (host: :func:`arbf._math.kernels.batched.lloyd_sums`)."""
+    v = _batched_host(X, C, w)
+    if v is not None:
+        return _back(_kbatched.lloyd_sums(*v, working_memory=working_memory), X)
+    return _batched.lloyd_sums(
+        X, C, w, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip
+
+
+def batched_assign_inertia(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> tuple[Array, Array]:
+    """Labels ``(B, n)`` and inertia ``(B,)``: :func:`arbf._math.core.batched.assign_inertia`
+    (host: :func:`arbf._math.kernels.batched.lloyd_sums` without the sums)."""
+    v = _batched_host(X, C, w)
+    if v is not None:
+        out = _kbatched.lloyd_sums(*v, working_memory=working_memory, do_sums=False)
+        return _back((out[0], out[3]), X)
+    return _batched.assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+
+
+def batched_soft_stats(
+    X: Array,
+    C: Array,
+    w: Array | None,
+    *,
+    sigma: float,
+    kind: str,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> SoftStats:
+    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`."""
+    return _batched.soft_stats(
+        X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip
+
+
+def batched_responsibilities(
+    X: Array, C: Array, *, sigma: float, kind: str, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``(B, n, k)``: :func:`arbf._math.core.batched.responsibilities`."""
+    return _batched.responsibilities(
+        X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+    )

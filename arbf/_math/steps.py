@@ -19,8 +19,8 @@ from typing import Any
 from .._backend import Array, quiet_overflow
 from .._scaling import check_finite_result, rescale, scale_for, sigma_in, unscale
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
-from . import seam
-from .metric import check_metric, prepare, project
+from . import batched, seam
+from .metric import check_metric, no_cosine_batch, prepare, project
 
 
 def _rescaled(
@@ -63,6 +63,9 @@ def lloyd_step(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
     sample_weight : array of shape (n_samples,), optional
     working_memory : float, optional
@@ -88,7 +91,14 @@ def lloyd_step(
     Array([[ 1.],
            [11.]], dtype=array_api_strict.float64)
     """
-    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, check_metric(metric))
+    metric = check_metric(metric)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        no_cosine_batch(metric)
+        return batched.step(
+            X, centers, sample_weight, sigma=0.0, kind="hard", lr="lloyd",
+            working_memory=working_memory,
+        )  # fmt: skip
+    X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, metric)
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
     C_new = seam.safe_divide_centers(sums, weights, C, xp=xp)
     return unscale(project(C_new, C, xp=xp) if half != 1.0 else C_new, s)
@@ -122,6 +132,9 @@ def soft_lloyd_step(
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
@@ -154,7 +167,14 @@ def soft_lloyd_step(
     """
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
-    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, check_metric(metric), sigma)
+    metric = check_metric(metric)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        no_cosine_batch(metric)
+        return batched.step(
+            X, centers, sample_weight, sigma=sigma, kind=kind, lr="lloyd",
+            working_memory=working_memory,
+        )  # fmt: skip
+    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, metric, sigma)
     st = seam.soft_stats(
         X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
     )
@@ -191,6 +211,9 @@ def gradient_step(
     ----------
     X : array of shape (n_samples, n_features)
         Data, any Array API namespace.
+        Or ``(B, n_samples, n_features)``: B independent problems at once (centers
+        ``(B, n_clusters, n_features)``, weights ``(B, n_samples)`` or ``(n_samples,)``;
+        objectives come back as ``(B,)``); not for Dask.
     centers : array of shape (n_clusters, n_features)
         Centers, same namespace and device as ``X``.
     sigma : float
@@ -233,7 +256,14 @@ def gradient_step(
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
     lr = check_lr(lr)
-    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, check_metric(metric), sigma)
+    metric = check_metric(metric)
+    if batched.is_batched(X):  # (B, n, d): B problems at once
+        no_cosine_batch(metric)
+        return batched.step(
+            X, centers, sample_weight, sigma=sigma, kind=kind, lr=lr,
+            working_memory=working_memory,
+        )  # fmt: skip
+    X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, metric, sigma)
     st = seam.soft_stats(
         X, C, w, sigma=sigma_in(sigma, s), kind=kind, xp=xp, working_memory=working_memory
     )

@@ -1,0 +1,333 @@
+r"""B independent K-Means problems in one call: the batched Lloyd driver.
+
+:func:`arbf.kmeans` hands data of shape ``(B, n, d)`` here.  Each problem keeps
+scikit-learn's semantics (centred data, the relative tolerance scaled by its own mean
+feature variance, strict label convergence, a final assignment, empty clusters moved to
+the farthest samples, the best of ``n_init`` runs) and stops on its own; the arithmetic
+of every iteration is one batched pass (:func:`arbf._math.seam.batched_lloyd_sums`:
+batched matrix products, no Python loop over B) and one host sync.  A problem that has
+stopped keeps its centers while the others go on.
+
+Random numbers: problem ``b`` draws from its own NumPy Generator.  ``random_state`` (an
+int, a Generator or ``None``) seeds one parent Generator whose ``spawn(B)`` children
+are the problems' generators; a sequence of B seeds or Generators gives them directly.
+So ``kmeans(X, k, random_state=s)[b]`` equals
+``kmeans(X[b], k, random_state=np.random.default_rng(s).spawn(B)[b])`` (to rounding).
+
+Initialisation: ``"k-means++"`` draws for all B problems at once (one batched distance
+pass per center; the per-problem candidate draws are B small host calls), ``"random"``
+gathers the rows in one take; ``"k-means||"``, ``"anneal"`` and callables run once per
+problem (a loop over B in the initialisation only); an array has shape ``(B, k, d)``.
+Empty-cluster relocation (rare) runs on the host for the problems that need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import Array, device_of, from_host, has_float64, host_view, to_host
+from .._math import seam
+from .._math.batched import check_batched_centers, check_batched_data, check_batched_weights
+from .._messages import emit
+from .._validation import (
+    BOOLEAN,
+    Interval,
+    check_n_clusters,
+    check_param,
+    check_random_state,
+)
+from .engine import _park_weightless, _relocate_empty, same_clustering
+from .init import check_init, resolve_init, resolve_n_init
+from .results import BatchedKMeansResult
+
+__all__ = ["kmeans_batched", "problem_generators"]
+
+
+def problem_generators(random_state: Any, B: int) -> list[np.random.Generator]:
+    """One NumPy Generator per problem.
+
+    An int, a Generator or ``None`` seeds a parent Generator (as
+    :func:`arbf._validation.check_random_state`) and the problems get its ``spawn(B)``
+    children; a sequence of B ints or Generators gives the problems' own.
+    """
+    if isinstance(random_state, Sequence) and not isinstance(random_state, str | bytes):
+        if len(random_state) != B:
+            raise ValueError(
+                f"random_state as a sequence must hold one seed per problem (B={B}); "
+                f"got {len(random_state)}"
+            )
+        return [check_random_state(r) for r in random_state]
+    return list(check_random_state(random_state).spawn(B))
+
+
+def _take_rows(X: Array, idx: np.ndarray, *, xp: ModuleType) -> Array:
+    """``X[b, idx[b]]`` for host indices ``idx`` of shape ``(B, m)``: ``(B, m, d)``."""
+    B, n, d = X.shape
+    flat = (idx + n * np.arange(B)[:, None]).reshape(-1).astype(np.int64)
+    rows = xp.take(xp.reshape(X, (B * n, d)), from_host(flat, xp=xp, device=device_of(X)), axis=0)
+    return xp.reshape(rows, (B, idx.shape[1], d))
+
+
+def _probabilities(w_h: np.ndarray | None, B: int, n: int) -> np.ndarray:
+    """Per-problem sampling probabilities ``w / sum(w)`` (host, ``(B, n)``)."""
+    if w_h is None:
+        return np.full((B, n), 1.0 / n)
+    p = w_h.astype(np.float64)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def kmeans_plusplus_batched(
+    X: Array,
+    k: int,
+    w: Array | None,
+    rngs: list[np.random.Generator],
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> Array:
+    """Greedy k-means++ for every problem at once (:func:`arbf.kmeans_plusplus` per
+    problem, with problem ``b`` drawing from ``rngs[b]``).
+
+    Each center costs one batched distance pass to the ``2 + floor(ln k)`` candidates of
+    every problem and one host sync; the draws are B small host calls.
+    """
+    B, n, _ = X.shape
+    dev = device_of(X)
+    trials = 2 + int(np.log(k))
+    w_h = None if w is None else to_host(w)
+    p = _probabilities(w_h, B, n)
+    first = np.asarray([[int(r.choice(n, p=p[b]))] for b, r in enumerate(rngs)], dtype=np.int64)
+    chosen = [first]
+    x_sq = xp.sum(X * X, axis=-1)
+    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)[:, :, 0]
+    acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
+    for _ in range(1, k):
+        wd = closest if w is None else closest * w
+        cum = xp.cumulative_sum(xp.astype(wd, acc_dtype), axis=-1)
+        cum_h = host_view(cum)
+        pot = to_host(cum[:, -1]) if cum_h is None else cum_h[:, -1]
+        rand = np.stack([r.uniform(size=trials) * pot[b] for b, r in enumerate(rngs)])
+        if cum_h is not None:  # host data: B binary searches
+            cand = np.stack([np.searchsorted(cum_h[b], rand[b]) for b in range(B)])
+        else:  # device data: the search as a count (cum is non-decreasing)
+            r_d = from_host(rand, xp=xp, device=dev, dtype=acc_dtype)
+            below = xp.astype(cum[:, None, :] < r_d[:, :, None], xp.int64)
+            cand = to_host(xp.sum(below, axis=-1))
+        cand = np.minimum(cand, n - 1).astype(np.int64)
+        D = seam.batched_sq_distances(X, _take_rows(X, cand, xp=xp), xp=xp, x_sq=x_sq)
+        D = xp.minimum(closest[:, :, None], D)
+        weighted = D if w is None else D * w[:, :, None]
+        pots = to_host(xp.sum(weighted, axis=1))
+        best = np.argmin(pots, axis=1)
+        # closest[b, i] = D[b, i, best_b]: one gather from the flattened D
+        flat = (np.arange(B)[:, None] * n + np.arange(n)[None, :]) * trials + best[:, None]
+        idx = from_host(flat.reshape(-1).astype(np.int64), xp=xp, device=dev)
+        closest = xp.reshape(xp.take(xp.reshape(D, (-1,)), idx, axis=0), (B, n))
+        chosen.append(cand[np.arange(B), best][:, None])
+    return _take_rows(X, np.concatenate(chosen, axis=1), xp=xp)
+
+
+def _random_batched(
+    X: Array, k: int, w: Array | None, rngs: list[np.random.Generator], *, xp: ModuleType
+) -> Array:
+    """``k`` distinct rows per problem, drawn with probability proportional to ``w``."""
+    B, n, _ = X.shape
+    p = _probabilities(None if w is None else to_host(w), B, n)
+    for b in range(B):
+        if int(np.count_nonzero(p[b])) < k:
+            raise ValueError(
+                f"init='random' needs at least n_clusters={k} samples with positive weight "
+                f"in every problem; problem {b} has {int(np.count_nonzero(p[b]))}"
+            )
+    idx = np.stack([r.choice(n, size=k, replace=False, p=p[b]) for b, r in enumerate(rngs)])
+    return _take_rows(X, idx.astype(np.int64), xp=xp)
+
+
+def _init_maker(
+    init: Any, k: int, X: Array, Xc: Array, mean: Array, w: Array | None,
+    rngs: list[np.random.Generator], *, xp: ModuleType, working_memory: Any,
+) -> Any:  # fmt: skip
+    """A function returning ``(B, k, d)`` initial centers in the centred coordinates."""
+    if isinstance(init, str) and init == "k-means++":
+        return lambda: kmeans_plusplus_batched(
+            Xc, k, w, rngs, xp=xp, working_memory=working_memory
+        )
+    if isinstance(init, str) and init == "random":
+        return lambda: _random_batched(Xc, k, w, rngs, xp=xp)
+    if isinstance(init, str) or callable(init):  # one problem at a time
+        makers = [
+            resolve_init(
+                init,
+                k,
+                X=X[b, ...],
+                Xc=Xc[b, ...],
+                mean=mean[b, 0, :],
+                w=None if w is None else w[b, ...],
+                rng=rngs[b],
+                xp=xp,
+                working_memory=working_memory,
+            )
+            for b in range(X.shape[0])
+        ]
+        return lambda: xp.stack([m() for m in makers])
+    C = check_batched_centers(init, k, X, xp=xp, name="init") - mean
+    return lambda: C
+
+
+def _lloyd_batched(
+    X: Array,
+    w: Array | None,
+    C0: Array,
+    *,
+    xp: ModuleType,
+    max_iter: int,
+    tol: np.ndarray,
+    verbose: bool,
+    working_memory: Any,
+) -> BatchedKMeansResult:
+    """One Lloyd run of every problem on centred ``X`` from ``C0`` (each stops on its own)."""
+    B = C0.shape[0]
+    C = C0
+    active = np.ones(B, dtype=bool)
+    n_iter = np.zeros(B, dtype=np.int64)
+    converged = np.zeros(B, dtype=bool)
+    inertias: list[list[float]] = [[] for _ in range(B)]
+    shifts: list[list[float]] = [[] for _ in range(B)]
+    labels_old: Array | None = None
+    for i in range(max_iter):
+        labels, sums, weights, inert = seam.batched_lloyd_sums(
+            X, C, w, xp=xp, working_memory=working_memory
+        )
+        C_new = seam.batched_safe_divide_centers(sums, weights, C, xp=xp)
+        diff = C_new - C
+        cols = [xp.sum(diff * diff, axis=(1, 2)), xp.astype(inert, C.dtype)]
+        if labels_old is not None:
+            cols.append(xp.astype(xp.all(labels == labels_old, axis=1), C.dtype))
+        host = to_host(xp.concat([xp.stack(cols, axis=1), xp.astype(weights, C.dtype)], axis=1))
+        shift, inertia_i = host[:, 0].astype(np.float64), host[:, 1]
+        same = host[:, 2] > 0 if labels_old is not None else np.zeros(B, dtype=bool)
+        wts = host[:, len(cols) :]
+        for b in np.flatnonzero(active & (wts == 0).any(axis=1)):  # rare: empty clusters
+            empty = np.flatnonzero(wts[b] == 0)
+            sums_b, weights_b = _relocate_empty(
+                X[b, ...], None if w is None else w[b, ...], C[b, ...], sums[b, ...],
+                weights[b, ...], labels[b, ...], empty, xp=xp, working_memory=working_memory,
+            )  # fmt: skip
+            new_b = _park_weightless(
+                seam.safe_divide_centers(sums_b, weights_b, C[b, ...], xp=xp), weights_b, xp=xp
+            )
+            d_b = new_b - C[b, ...]
+            shift[b] = float(to_host(xp.sum(d_b * d_b)))
+            C_new = xp.concat([C_new[:b, ...], new_b[None, ...], C_new[b + 1 :, ...]], axis=0)
+        moving = active.copy()
+        for b in np.flatnonzero(moving):
+            inertias[b].append(float(inertia_i[b]))
+            shifts[b].append(float(shift[b]))
+            n_iter[b] = i + 1
+        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i[moving])
+        stop = moving & (same | (shift <= tol))
+        converged |= stop
+        active &= ~stop
+        keep = from_host(moving, xp=xp, device=device_of(C))
+        C = xp.where(keep[:, None, None], C_new, C)
+        labels_old = labels
+        if not active.any():
+            emit(verbose, "All problems converged at iteration %d.", i)
+            break
+    labels, inert = seam.batched_assign_inertia(X, C, w, xp=xp, working_memory=working_memory)
+    return BatchedKMeansResult(
+        centers=C,
+        labels=labels,
+        inertia=to_host(inert).astype(np.float64),
+        n_iter=n_iter,
+        converged=converged,
+        history={
+            "inertia": [np.asarray(h) for h in inertias],
+            "center_shift": [np.asarray(h) for h in shifts],
+        },
+    )
+
+
+def _merge_best(
+    best: BatchedKMeansResult, out: BatchedKMeansResult, *, xp: ModuleType
+) -> BatchedKMeansResult:
+    """Per problem, ``out`` replaces ``best`` if its inertia is lower *and* it is a
+    different partition (scikit-learn's rule, as :func:`arbf._drivers.engine.best_of`)."""
+    B = best.inertia.shape[0]
+    take = np.asarray(
+        [
+            out.inertia[b] < best.inertia[b]
+            and not same_clustering(out.labels[b, ...], best.labels[b, ...])
+            for b in range(B)
+        ]
+    )
+    if not take.any():
+        return best
+    t = from_host(take, xp=xp, device=device_of(best.centers))
+    hist = {
+        key: [out.history[key][b] if take[b] else best.history[key][b] for b in range(B)]
+        for key in best.history
+    }
+    return dataclasses.replace(
+        best,
+        centers=xp.where(t[:, None, None], out.centers, best.centers),
+        labels=xp.where(t[:, None], out.labels, best.labels),
+        inertia=np.where(take, out.inertia, best.inertia),
+        n_iter=np.where(take, out.n_iter, best.n_iter),
+        converged=np.where(take, out.converged, best.converged),
+        history=hist,
+    )
+
+
+def kmeans_batched(
+    X: Any,
+    n_clusters: int,
+    *,
+    init: Any = "k-means++",
+    n_init: int | str = "auto",
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    verbose: bool = False,
+    working_memory: Any = None,
+) -> BatchedKMeansResult:
+    """:func:`arbf.kmeans` of ``B`` problems, ``X`` of shape ``(B, n, d)`` (see the module
+    docstring for the seeds and the initialisations)."""
+    X, xp = check_batched_data(X)
+    B, n, _ = X.shape
+    k = check_n_clusters(n_clusters, n)
+    w = check_batched_weights(sample_weight, X, xp=xp)
+    max_iter = check_param("max_iter", max_iter, Interval(numbers.Integral, 1))
+    tol = check_param("tol", tol, Interval(numbers.Real, 0))
+    verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
+    init = check_init(init)
+    runs = resolve_n_init(n_init, init, auto_many=10, stacklevel=5)
+    rngs = problem_generators(random_state, B)
+    mean = xp.mean(X, axis=1, keepdims=True)
+    Xc = seam.batched_prepare(X - mean, xp=xp)
+    if tol == 0:
+        tol_abs = np.zeros(B)
+    else:
+        tol_abs = to_host(xp.mean(xp.var(X, axis=1), axis=-1)).astype(np.float64) * tol
+    make_init = _init_maker(init, k, X, Xc, mean, w, rngs, xp=xp, working_memory=working_memory)
+    best: BatchedKMeansResult | None = None
+    all_inertia = []
+    for _ in range(runs):
+        C0 = make_init()
+        out = _lloyd_batched(
+            Xc, w, C0, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
+            working_memory=working_memory,
+        )  # fmt: skip
+        all_inertia.append(out.inertia)
+        best = out if best is None else _merge_best(best, out, xp=xp)
+    assert best is not None
+    return dataclasses.replace(
+        best, centers=best.centers + mean, n_init_inertia=np.stack(all_inertia, axis=1)
+    )
