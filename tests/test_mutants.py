@@ -1,0 +1,274 @@
+"""Tests written to kill the survivors of the mutation run (docs/testing.md, "Mutation
+testing"): every value below is checked against an independent reference (a plain
+NumPy re-implementation, a closed form, SciPy), never against another arbf path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import arbf
+from tests.backends import ALL_BACKENDS, Backend, assert_close, make_backend
+
+
+def _selected_with_device1() -> list[str]:
+    """The selected backends, plus array-api-strict on a non-default device whenever
+    array-api-strict is selected: a call that drops ``device=`` then fails there."""
+    env = os.environ.get("ARBF_BACKENDS", "").strip()
+    names = list(ALL_BACKENDS) if not env or env == "all" else env.split(",")
+    names = [s.strip() for s in names if s.strip()]
+    if "array_api_strict" in names and "array_api_strict_device1" not in names:
+        names.append("array_api_strict_device1")
+    return names
+
+
+@pytest.fixture(params=_selected_with_device1())
+def dbackend(request: pytest.FixtureRequest) -> Backend:
+    b = make_backend(request.param)
+    b.setup()
+    request.addfinalizer(b.teardown)
+    return b
+
+# ---------------------------------------------------------------------------------------
+# Mini-batch driver: a line-by-line NumPy reference of scikit-learn's schedule
+# ---------------------------------------------------------------------------------------
+
+
+def _mb_data(seed: int = 0, n: int = 90) -> tuple[np.ndarray, np.ndarray]:
+    """Three blobs and heavy-tailed weights: with ``seed=0`` and the Generator seeded 7,
+    the weighted choice among 3 inits on a 40-row subsample (and among 2 on all rows)
+    differs from the unweighted one and from the last candidate (checked below)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    X = np.concatenate([rng.normal(m, 1.0, (n // 3, 2)) for m in means])
+    w = rng.exponential(1.0, n) ** 3
+    return X, w
+
+
+def _rows_init(X: Any, k: int, random_state: np.random.Generator) -> np.ndarray:
+    """A callable init that consumes the Generator: ``k`` distinct rows of ``X``."""
+    Xh = np.asarray(X)
+    return Xh[random_state.choice(Xh.shape[0], size=k, replace=False)].copy()
+
+
+def _mb_reference(
+    X: np.ndarray,
+    w: np.ndarray | None,
+    seed: int,
+    *,
+    k: int,
+    batch_size: int,
+    max_iter: int,
+    tol: float,
+    max_no_improvement: int | None,
+    n_init: int,
+    init_size: int,
+    sigmas: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Mini-batch K-Means / softmax RBF (``lr="lloyd"``, no reassignment), from the
+    docstrings of :mod:`arbf._drivers.minibatch` and scikit-learn's driver."""
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    batch = min(batch_size, n)
+    init_size = min(max(init_size, k), n)
+    tol_abs = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
+    if init_size < n:
+        idx = rng.choice(n, size=init_size, replace=False)
+        Xi, wi = X[idx], (None if w is None else w[idx])
+    else:
+        Xi, wi = X, w
+    best, best_J = None, math.inf
+    for r in range(n_init):
+        C = _rows_init(Xi, k, rng)
+        D = ((Xi[:, None, :] - C[None]) ** 2).sum(-1).min(1)
+        J = float(np.sum(D if wi is None else wi * D))
+        if n_init == 1 or J < best_J:
+            best, best_J, pick = C, J, r
+        J_unweighted = float(np.sum(D))
+        if r == 0 or J_unweighted < best_unweighted:
+            best_unweighted, pick_unweighted = J_unweighted, r
+    C = best.copy()
+    counts = np.zeros(k)
+    n_steps = max(1, max_iter * n // batch)
+    if sigmas is None:
+        sigmas = np.zeros(n_steps)
+    alpha = min(1.0, 2.0 * batch / (n + 1))
+    ewa, ewa_min, no_imp = None, math.inf, 0
+    hist: dict[str, list[float]] = {"batch_inertia": [], "center_shift": [], "sigma": []}
+    converged, step = False, 0
+    for step in range(n_steps):
+        s = float(sigmas[step])
+        idx = rng.integers(0, n, size=batch)
+        Xb = X[idx]
+        wb = np.ones(batch) if w is None else w[idx]
+        D = ((Xb[:, None, :] - C[None]) ** 2).sum(-1)
+        if s == 0:
+            R = np.zeros_like(D)
+            R[np.arange(batch), D.argmin(1)] = 1.0
+            obj = float(np.sum(wb * D.min(1)))
+        else:
+            R = np.exp(-D / s - logsumexp(-D / s, axis=1, keepdims=True))
+            obj = float(np.sum(wb * -s * logsumexp(-D / s, axis=1)))
+        N = (wb[:, None] * R).sum(0)
+        S = (wb[:, None] * R).T @ Xb
+        new = counts + N
+        C_new = np.where(new[:, None] > 0, (counts[:, None] * C + S) / np.maximum(new, 1e-300)[:, None], C)
+        shift = float(np.sum((C_new - C) ** 2))
+        C, counts = C_new, new
+        batch_obj = obj / float(np.sum(wb))
+        hist["batch_inertia"].append(batch_obj)
+        hist["center_shift"].append(shift)
+        hist["sigma"].append(s)
+        if step == 0:
+            continue
+        ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
+        if tol_abs > 0 and shift <= tol_abs:
+            converged = True
+            break
+        if ewa < ewa_min:
+            no_imp, ewa_min = 0, ewa
+        else:
+            no_imp += 1
+        if max_no_improvement is not None and no_imp >= max_no_improvement:
+            converged = True
+            break
+    n_done = step + 1
+    return {
+        "centers": C,
+        "counts": counts,
+        "n_steps": n_done,
+        "n_iter": math.ceil(n_done * batch / n),
+        "converged": converged,
+        "history": {key: np.asarray(v) for key, v in hist.items()},
+        "pick": (pick, pick_unweighted),
+    }
+
+
+_MB_CASES = {
+    # weights, a subsample for the init, 3 candidate inits, early stop on the EWA
+    "weighted-n_init": dict(
+        weighted=True, batch_size=16, max_iter=30, tol=0.0, max_no_improvement=3,
+        n_init=3, init_size=40,
+    ),
+    # no early stop: every step runs (n_steps = max_iter * n // batch_size)
+    "all-steps": dict(
+        weighted=False, batch_size=25, max_iter=2, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=30,
+    ),
+    # the tol rule on the squared center shift
+    "tol": dict(
+        weighted=True, batch_size=30, max_iter=50, tol=1e-3, max_no_improvement=None,
+        n_init=2, init_size=90,
+    ),
+    # batch_size > n: clipped to n; init on all of X
+    "big-batch": dict(
+        weighted=False, batch_size=500, max_iter=4, tol=0.0, max_no_improvement=2,
+        n_init=1, init_size=200,
+    ),
+}  # fmt: skip
+
+
+class TestMiniBatchDriverAgainstReference:
+    @pytest.mark.parametrize("case", sorted(_MB_CASES))
+    def test_kmeans_fit_matches_reference(self, dbackend, case):
+        p = dict(_MB_CASES[case])
+        weighted = p.pop("weighted")
+        X, w = _mb_data()
+        ref = _mb_reference(X, w if weighted else None, 7, k=3, **p)
+        if case == "weighted-n_init":  # the weights decide which init is kept
+            assert ref["pick"][0] != ref["pick"][1]
+        if case == "tol":  # the kept init is not the last one drawn
+            assert ref["pick"][0] != p["n_init"] - 1
+        est = arbf.MiniBatchKMeans(
+            3, init=_rows_init, random_state=np.random.default_rng(7), reassignment_ratio=0.0,
+            **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w) if weighted else None)
+        self._check(est, ref, dbackend)
+        # the final labels and inertia are those of all of X at the final centers
+        D = ((X[:, None, :] - ref["centers"][None]) ** 2).sum(-1)
+        assert_close(est.labels_, D.argmin(1), backend=dbackend)
+        J = float(np.sum((w if weighted else 1.0) * D.min(1)))
+        assert est.inertia_ == pytest.approx(J, rel=1e-9)
+
+    def test_rbf_annealed_fit_matches_reference(self, dbackend):
+        X, w = _mb_data()
+        p = dict(batch_size=20, max_iter=2, tol=0.0, max_no_improvement=None, n_init=1)
+        n_steps = 2 * 90 // 20
+        sigmas = np.geomspace(0.8, 0.05, n_steps)
+        ref = _mb_reference(X, w, 11, k=3, init_size=60, sigmas=sigmas, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.8, sigma_end=0.05, kind="softmax", init=_rows_init, init_size=60,
+            random_state=np.random.default_rng(11), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
+        self._check(est, ref, dbackend)
+        assert est.sigma_ == pytest.approx(0.05, rel=1e-12)
+
+    def test_rbf_constant_sigma_below_one(self, dbackend):
+        """σ < 1 without ``sigma_end`` stays constant (no schedule)."""
+        X, _ = _mb_data()
+        p = dict(batch_size=30, max_iter=1, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, None, 5, k=3, init_size=90, sigmas=np.full(3, 0.5), **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.5, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(5), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X))
+        self._check(est, ref, dbackend)
+
+    def test_rbf_zero_sigma_schedule_is_kmeans(self, dbackend):
+        """``sigma = sigma_end = 0`` is mini-batch K-Means (no geometric schedule of 0)."""
+        X, _ = _mb_data()
+        p = dict(batch_size=30, max_iter=1, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, None, 5, k=3, init_size=90, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.0, sigma_end=0.0, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(5), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X))
+        self._check(est, ref, dbackend)
+
+    @staticmethod
+    def _check(est: Any, ref: dict[str, Any], backend: Any) -> None:
+        assert est.n_steps_ == ref["n_steps"]
+        assert est.n_iter_ == ref["n_iter"]
+        assert est.converged_ is ref["converged"]
+        for key, v in ref["history"].items():
+            np.testing.assert_allclose(est.history_[key], v, rtol=1e-9, atol=1e-12, err_msg=key)
+        assert_close(est.cluster_centers_, ref["centers"], backend=backend, rtol=1e-9)
+        assert_close(est.counts_, ref["counts"], backend=backend, rtol=1e-9)
+
+    def test_verbose_output_reports_every_step(self, capsys):
+        X, _ = _mb_data()
+        # batch_size > n/2: the EWA weight 2 b/(n+1) is clipped to 1
+        p = dict(batch_size=60, max_iter=6, tol=0.0, max_no_improvement=2, n_init=1)
+        ref = _mb_reference(X, None, 2, k=3, init_size=90, **p)
+        arbf.MiniBatchKMeans(
+            3, init=_rows_init, init_size=90, random_state=np.random.default_rng(2),
+            reassignment_ratio=0.0, verbose=True, **p,
+        ).fit(X)  # fmt: skip
+        out = capsys.readouterr().out
+        lines = [ln for ln in out.splitlines() if ln.startswith("Minibatch")]
+        n_steps = 6 * 90 // 60
+        assert len(lines) == ref["n_steps"]
+        bi = ref["history"]["batch_inertia"]
+        ewa = None
+        alpha = min(1.0, 2.0 * 60 / 91)
+        for i, ln in enumerate(lines):
+            head, _, rest = ln.partition(": mean batch inertia: ")
+            assert head == f"Minibatch step {i + 1}/{n_steps}"
+            values = [float(v) for v in rest.replace(", ewa inertia:", "").split()]
+            assert values[0] == pytest.approx(bi[i], rel=1e-9)
+            if i:
+                ewa = bi[i] if ewa is None else ewa * (1 - alpha) + bi[i] * alpha
+                assert values[1] == pytest.approx(ewa, rel=1e-9)
+        assert ref["converged"]
+        stop = f"Converged (lack of improvement in inertia) at step {ref['n_steps']}/{n_steps}"
+        assert stop in out.splitlines()
