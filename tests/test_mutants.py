@@ -14,6 +14,7 @@ import pytest
 from scipy.special import logsumexp
 
 import arbf
+from arbf._backend import to_host
 from tests.backends import ALL_BACKENDS, Backend, assert_close, make_backend
 
 
@@ -53,7 +54,7 @@ def _mb_data(seed: int = 0, n: int = 90) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows_init(X: Any, k: int, random_state: np.random.Generator) -> np.ndarray:
     """A callable init that consumes the Generator: ``k`` distinct rows of ``X``."""
-    Xh = np.asarray(X)
+    Xh = to_host(X)
     return Xh[random_state.choice(Xh.shape[0], size=k, replace=False)].copy()
 
 
