@@ -273,3 +273,152 @@ class TestMiniBatchDriverAgainstReference:
         assert ref["converged"]
         stop = f"Converged (lack of improvement in inertia) at step {ref['n_steps']}/{n_steps}"
         assert stop in out.splitlines()
+
+
+# ---------------------------------------------------------------------------------------
+# The chunked passes of the math core, on 1, 2 and 3 chunks, against NumPy
+# ---------------------------------------------------------------------------------------
+
+
+def _wm_for(X: Any, width: int, rows: int) -> float:
+    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per chunk."""
+    from arbf._chunking import _TEMPORARIES, itemsize
+
+    return rows * _TEMPORARIES * width * itemsize(X) / 2**20
+
+
+def _core_data(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(30, 3)) * np.array([1.0, 2.0, 0.5]) + np.array([3.0, -1.0, 2.0])
+    C = X[[0, 7, 13, 22]] + rng.normal(scale=0.3, size=(4, 3))
+    w = rng.uniform(0.1, 3.0, 30)
+    return X.astype(dtype), C.astype(dtype), w.astype(dtype)
+
+
+def _sqd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    X, C = np.asarray(X, np.float64), np.asarray(C, np.float64)
+    return ((X[:, None, :] - C[None]) ** 2).sum(-1)
+
+
+_CHUNKS = [30, 15, 11]  # rows per chunk: 1, 2 and 3 chunks of 30 rows
+
+
+class TestChunkedCore:
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_labels_inertia_sums(self, dbackend, rows, weighted):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, w = _core_data()
+        D = _sqd(X, C)
+        lab = D.argmin(1)
+        ww = w if weighted else np.ones(len(X))
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _wm_for(Xb, C.shape[0], rows)
+        labels, dmin = d.assign(Xb, Cb, xp=xp, working_memory=wm)
+        assert_close(labels, lab, backend=dbackend)
+        assert_close(dmin, D.min(1), backend=dbackend, rtol=1e-12)
+        labels, J = d.assign_inertia(Xb, Cb, wb, xp=xp, working_memory=wm)
+        assert_close(labels, lab, backend=dbackend)
+        assert float(J) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        J2 = d.labelled_inertia(Xb, Cb, labels, wb, xp=xp, working_memory=wm)
+        assert float(J2) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        wm2 = _wm_for(Xb, C.shape[0] + 1, rows)
+        lab3, sums, weights, J3 = d.lloyd_sums(Xb, Cb, wb, xp=xp, working_memory=wm2)
+        onehot = np.eye(4)[lab] * ww[:, None]
+        assert_close(lab3, lab, backend=dbackend)
+        assert_close(sums, onehot.T @ X, backend=dbackend, rtol=1e-12)
+        assert_close(weights, onehot.sum(0), backend=dbackend, rtol=1e-12)
+        assert float(J3) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        # utilities: U_j = sum_{l_i=j} w_i (D_(2) - D_(1)), E_j = sum_{l_i=j} w_i D_(1)
+        Ds = np.sort(D, axis=1)
+        U = np.bincount(lab, ww * (Ds[:, 1] - Ds[:, 0]), minlength=4)
+        E = np.bincount(lab, ww * Ds[:, 0], minlength=4)
+        ue = d.utilities(Xb, Cb, wb, xp=xp, working_memory=wm)
+        assert_close(ue, np.stack([U, E], axis=1), backend=dbackend, rtol=1e-10)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_margin_and_distances(self, dbackend, rows, dtype):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, _ = _core_data(dtype)
+        D = _sqd(X, C)
+        Ds = np.sort(D, axis=1)
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _wm_for(Xb, C.shape[0], rows)
+        tol = 1e-4 if dtype == "float32" else 1e-11
+        m = d.min_margin(Xb, Cb, xp=xp, working_memory=wm)
+        dbackend.check_same_kind(m, dtype=getattr(xp, dtype))
+        assert float(m) == pytest.approx(float((Ds[:, 1] - Ds[:, 0]).min()), rel=tol * 100)
+        P = d.pairwise_distances(Xb, Cb, xp=xp, working_memory=wm)
+        assert_close(P, np.sqrt(D), backend=dbackend, rtol=tol)
+        x_sq = d.sq_norms(Xb, xp=xp)
+        R = d.dist_to_rows(Xb, Cb, x_sq, xp=xp, working_memory=wm)
+        assert_close(R, D, backend=dbackend, rtol=tol * 10, atol=tol)
+        lab, d1, d2 = d.two_nearest(dbackend.asarray(D.astype(dtype)), xp=xp)
+        assert_close(lab, D.argmin(1), backend=dbackend)
+        assert_close(d2, Ds[:, 1], backend=dbackend, rtol=tol, dtype=getattr(xp, dtype))
+
+    def test_margin_of_two_and_one_centers(self, dbackend):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, _ = _core_data()
+        Xb = dbackend.asarray(X)
+        D = _sqd(X, C[:2])
+        m2 = d.min_margin(Xb, dbackend.asarray(C[:2]), xp=xp)
+        assert float(m2) == pytest.approx(float(np.abs(D[:, 1] - D[:, 0]).min()), rel=1e-10)
+        m1 = d.min_margin(Xb, dbackend.asarray(C[:1]), xp=xp)
+        dbackend.check_same_kind(m1, dtype=xp.float64)
+        assert float(m1) == math.inf
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    def test_responsibilities(self, dbackend, rows, kind):
+        from arbf._math.core import responsibilities as r
+
+        xp = dbackend.xp
+        X, C, _ = _core_data()
+        D = _sqd(X, C)
+        sigma = 0.7
+        if kind == "softmax":
+            ref = np.exp(-D / sigma - logsumexp(-D / sigma, axis=1, keepdims=True))
+        elif kind == "hard":
+            ref = np.eye(4)[D.argmin(1)]
+        else:
+            ref = np.stack([_entmax_ref(-row / sigma, 1.5) for row in D])
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _wm_for(Xb, C.shape[0], rows)
+        R = r.responsibilities(Xb, Cb, sigma=sigma, kind=kind, xp=xp, working_memory=wm)
+        assert_close(R, ref, backend=dbackend, rtol=1e-9, atol=1e-12)
+
+    def test_onehot_and_gaps(self, dbackend):
+        from arbf._math.core import responsibilities as r
+
+        xp = dbackend.xp
+        lab = dbackend.asarray(np.array([2, 0, 1, 2]))
+        H = r.onehot(lab, 3, dtype=xp.float32, xp=xp)
+        assert_close(H, np.eye(3)[[2, 0, 1, 2]], backend=dbackend, dtype=xp.float32)
+        D = np.array([[3.0, 1.0, 2.5], [0.0, 4.0, 4.0]])
+        G = r.gaps(dbackend.asarray(D), xp=xp)
+        assert_close(G, D - D.min(1, keepdims=True), backend=dbackend, rtol=0)
+
+
+def _entmax_ref(z: np.ndarray, alpha: float) -> np.ndarray:
+    """α-entmax of one row: ``p = [(α-1) z - τ]_+^{1/(α-1)}``, τ by SciPy's brentq."""
+    from scipy.optimize import brentq
+
+    y = (alpha - 1.0) * np.asarray(z, np.float64)
+    y = y - y.max()
+    inv = 1.0 / (alpha - 1.0)
+
+    def f(tau: float) -> float:
+        return float(np.sum(np.clip(y - tau, 0.0, None) ** inv) - 1.0)
+
+    tau = brentq(f, -1.0, 0.0, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    p = np.clip(y - tau, 0.0, None) ** inv
+    return p / p.sum()
