@@ -467,3 +467,82 @@ class TestSparseMaps3D:
         z = np.full(shape, 0.7)
         p = arbf.entmax_bisect(dbackend.asarray(z), alpha=alpha)
         assert_close(p, np.full(shape, 1 / 6), backend=dbackend, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# Spectral helpers of deterministic annealing against NumPy's eigh / np.cov
+# ---------------------------------------------------------------------------------------
+
+
+def _spiked(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples in ``d`` features with a leading covariance eigenvalue about 1.5
+    times the next one (power iteration converges slowly), and positive weights."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 0.05
+    X[:, 0] += rng.normal(size=n) * 1.5
+    X[:, 1] += rng.normal(size=n) * 1.2
+    X += 3.0
+    return X, rng.uniform(0.2, 2.0, n)
+
+
+class TestSpectral:
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_covariance(self, dbackend, weighted):
+        from arbf._math.core.spectral import covariance
+
+        X, w = _spiked(25, 4)
+        ref = np.cov(X.T, aweights=w if weighted else None, bias=True)
+        wb = dbackend.asarray(w) if weighted else None
+        cov = covariance(dbackend.asarray(X), wb, xp=dbackend.xp)
+        assert_close(cov, ref, backend=dbackend, rtol=1e-10, atol=1e-14)
+
+    @pytest.mark.parametrize("d", [1024, 1100])  # eigh up to EIGH_MAX_FEATURES, then power
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_principal_axis(self, backend, d, weighted):
+        from arbf._math.core.spectral import EIGH_MAX_FEATURES, principal_axis
+
+        assert EIGH_MAX_FEATURES == 1024
+        X, w = _spiked(30, d)
+        vals, vecs = np.linalg.eigh(np.cov(X.T, aweights=w if weighted else None, bias=True))
+        wb = backend.asarray(w) if weighted else None
+        lam, v = principal_axis(backend.asarray(X), wb, xp=backend.xp)
+        # eigh is exact; the power iteration stops on a 1e-10 change of the Rayleigh quotient
+        assert lam == pytest.approx(vals[-1], rel=1e-12 if d <= EIGH_MAX_FEATURES else 1e-8)
+        tol = 1e-10 if d <= EIGH_MAX_FEATURES else 1e-4
+        assert abs(float(v @ vecs[:, -1])) == pytest.approx(1.0, abs=tol)
+        assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-12)
+
+    def test_principal_axis_of_a_point_is_zero(self, backend):
+        from arbf._math.core.spectral import principal_axis
+
+        for d in (3, 1030):
+            lam, v = principal_axis(backend.asarray(np.ones((4, d))), None, xp=backend.xp)
+            assert lam == 0.0
+            assert v.shape == (d,)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize(("kind", "sigma"), [("softmax", 0.9), ("entmax15", 2.5),
+                                                 ("softmax", 0.004)])
+    def test_principal_axes_pass(self, dbackend, rows, kind, sigma):
+        from arbf._math.core.spectral import principal_axes_pass
+
+        X, C, w = _core_data()
+        V = np.random.default_rng(2).normal(size=C.shape)
+        D = _sqd(X, C)
+        if kind == "softmax":
+            R = np.exp(-D / sigma - logsumexp(-D / sigma, axis=1, keepdims=True))
+        else:
+            R = np.stack([_entmax_ref(-row / sigma, 1.5) for row in D])
+        R = R * w[:, None]
+        A = np.stack([
+            (R[:, j, None] * (X - C[j]) * ((X - C[j]) @ V[j])[:, None]).sum(0)
+            for j in range(C.shape[0])
+        ])  # fmt: skip
+        Xb = dbackend.asarray(X)
+        wm = _wm_for(Xb, 2 * C.shape[0], rows)
+        A_, N_ = principal_axes_pass(
+            Xb, dbackend.asarray(C), dbackend.asarray(V), dbackend.asarray(w), sigma=sigma,
+            kind=kind, xp=dbackend.xp, working_memory=wm,
+        )  # fmt: skip
+        assert_close(N_, R.sum(0), backend=dbackend, rtol=1e-9, atol=1e-12)
+        assert_close(A_, A, backend=dbackend, rtol=1e-8, atol=1e-10)
