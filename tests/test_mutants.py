@@ -546,3 +546,83 @@ class TestSpectral:
         )  # fmt: skip
         assert_close(N_, R.sum(0), backend=dbackend, rtol=1e-9, atol=1e-12)
         assert_close(A_, A, backend=dbackend, rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# Host helpers: the assignment solver (against SciPy) and the σ schedule
+# ---------------------------------------------------------------------------------------
+
+
+class TestLinearAssignment:
+    @pytest.mark.parametrize("shape", [(1, 1), (4, 4), (3, 6), (6, 3), (5, 5), (2, 7)])
+    @pytest.mark.parametrize("integer", [False, True])  # integer costs: many ties
+    def test_against_scipy(self, shape, integer):
+        from scipy.optimize import linear_sum_assignment
+
+        from arbf._math.core.matching import linear_assignment
+
+        rng = np.random.default_rng(sum(shape) + integer)
+        for _ in range(5):
+            cost = rng.integers(0, 4, shape) if integer else rng.normal(size=shape)
+            rows, cols = linear_assignment(cost)
+            r_ref, c_ref = linear_sum_assignment(cost)
+            assert rows.dtype == np.intp and cols.dtype == np.intp
+            assert len(rows) == min(shape)
+            assert np.all(np.diff(rows) > 0) and len(set(cols.tolist())) == len(cols)
+            assert cost[rows, cols].sum() == pytest.approx(cost[r_ref, c_ref].sum(), abs=1e-12)
+            if not integer:  # a unique optimum
+                np.testing.assert_array_equal(rows, r_ref)
+                np.testing.assert_array_equal(cols, c_ref)
+
+    def test_differences_below_float32_resolution(self):
+        from arbf._math.core.matching import linear_assignment
+
+        # 1 + 2**-30 is 1 in float32: the costs are compared in float64
+        cost = np.array([[1.0, 1.0 + 2.0**-30], [1.0 + 2.0**-29, 1.0]])
+        rows, cols = linear_assignment(cost)
+        assert cols.tolist() == [0, 1]
+        rows, cols = linear_assignment(np.array([[0.0, 2.0**-30], [2.0**-30, 0.0]]).T)
+        assert cols.tolist() == [0, 1]
+
+    def test_empty_and_errors(self):
+        from arbf._math.core.matching import linear_assignment
+
+        for shape in [(0, 0), (0, 3), (3, 0)]:
+            rows, cols = linear_assignment(np.zeros(shape))
+            assert rows.shape == cols.shape == (0,)
+            assert rows.dtype == cols.dtype == np.intp
+        with pytest.raises(ValueError, match=r"cost must be a 2-D matrix, got shape \(3,\)"):
+            linear_assignment(np.zeros(3))
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match="^cost contains NaN or infinity$"):
+                linear_assignment(np.array([[0.0, bad], [1.0, 2.0]]))
+
+
+class TestGeometricSchedule:
+    def test_values(self):
+        from arbf._math.core.schedules import geometric
+
+        np.testing.assert_array_equal(geometric(2.0, 2.0, 1), [2.0])
+        np.testing.assert_array_equal(geometric(8.0, 0.5, 1), [8.0])
+        np.testing.assert_array_equal(geometric(8.0, 0.5, 2), [8.0, 0.5])
+        np.testing.assert_allclose(geometric(8.0, 0.5, 5), [8.0, 4.0, 2.0, 1.0, 0.5], rtol=1e-15)
+        np.testing.assert_allclose(geometric(0.5, 8.0, 3), [0.5, 2.0, 8.0], rtol=1e-15)
+        np.testing.assert_allclose(geometric(0.3, 0.2, 2), [0.3, 0.2], rtol=0)
+
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [(0.0, 1.0), (1.0, 0.0), (-1.0, 1.0), (1.0, -1.0), (math.inf, 1.0), (1.0, math.inf),
+         (math.nan, 1.0), (1.0, math.nan), (0.0, 0.5), (0.5, 0.0)],
+    )  # fmt: skip
+    def test_bad_bounds(self, start, end):
+        from arbf._math.core.schedules import geometric
+
+        with pytest.raises(ValueError, match="schedule bounds must be positive and finite"):
+            geometric(start, end, 3)
+
+    def test_bad_length(self):
+        from arbf._math.core.schedules import geometric
+
+        for n in (0, -2):
+            with pytest.raises(ValueError, match="at least one temperature"):
+                geometric(1.0, 0.5, n)
