@@ -626,3 +626,84 @@ class TestGeometricSchedule:
         for n in (0, -2):
             with pytest.raises(ValueError, match="at least one temperature"):
                 geometric(1.0, 0.5, n)
+
+
+# ---------------------------------------------------------------------------------------
+# Drivers: the fixed-point loop's flags and history, the annealers' hard finish
+# ---------------------------------------------------------------------------------------
+
+
+def _lloyd_fixed_point(X: np.ndarray, C: np.ndarray, w: np.ndarray) -> np.ndarray:
+    for _ in range(300):
+        lab = _sqd(X, C).argmin(1)
+        new = np.stack([
+            np.average(X[lab == j], axis=0, weights=w[lab == j]) if np.any(lab == j) else C[j]
+            for j in range(C.shape[0])
+        ])  # fmt: skip
+        if np.array_equal(new, C):
+            break
+        C = new
+    return C
+
+
+class TestDriverResults:
+    def test_rbf_not_converged_is_false_and_history_has_one_entry_per_iteration(self, dbackend):
+        X, C, w = _core_data()
+        res = arbf.rbf_kmeans(
+            dbackend.asarray(X), dbackend.asarray(C), sigma=0.5, sample_weight=dbackend.asarray(w),
+            max_iter=2, tol=0.0,
+        )  # fmt: skip
+        assert res.converged is False
+        assert res.n_iter == 2
+        assert sorted(res.history) == [
+            "center_shift", "free_energy", "inertia", "soft_distortion",
+        ]  # fmt: skip
+        for v in res.history.values():
+            assert v.shape == (2,)
+        # the first entry is the first step from C: inertia of C, F of C
+        D = _sqd(X, C)
+        assert res.history["inertia"][0] == pytest.approx(float(w @ D.min(1)), rel=1e-10)
+        F = float(w @ (-0.5 * logsumexp(-D / 0.5, axis=1)))
+        assert res.history["free_energy"][0] == pytest.approx(F, rel=1e-10)
+
+    def test_rbf_converged_is_true(self, dbackend):
+        X, C, w = _core_data()
+        res = arbf.rbf_kmeans(dbackend.asarray(X), dbackend.asarray(C), sigma=0.5, tol=1e-3)
+        assert res.converged is True
+
+    def test_tol_zero_stops_at_an_exact_fixed_point(self, dbackend):
+        """At σ = 1e-6 the responsibilities are one-hot: Lloyd's iteration, which reaches
+        a fixed point (shift exactly 0) in a few steps; ``tol = 0`` then stops."""
+        X, C, _ = _core_data()
+        res = arbf.rbf_kmeans(
+            dbackend.asarray(X), dbackend.asarray(C), sigma=1e-6, tol=0.0, max_iter=100
+        )
+        assert res.converged is True
+        assert res.n_iter < 100
+        assert res.history["center_shift"][-1] == 0.0
+        ref = _lloyd_fixed_point(X, C, np.ones(len(X)))
+        assert_close(res.centers, ref, backend=dbackend, rtol=1e-12)
+
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_anneal_hard_finish_is_lloyds_fixed_point(self, dbackend, weighted):
+        """The finish runs Lloyd to its fixed point in the data's coordinates (data far
+        from the origin, so centring errors show) and reports one run's inertia."""
+        X, C, w = _core_data()
+        X, C = X + 50.0, C + 50.0
+        ww = w if weighted else np.ones(len(X))
+        res = arbf.anneal(
+            dbackend.asarray(X), dbackend.asarray(C), schedule=[4.0, 2.0],
+            sample_weight=dbackend.asarray(w) if weighted else None, max_iter=1,
+        )  # fmt: skip
+        km = res.kmeans
+        assert km is not None
+        last = np.asarray(to_host(res.path[-1]), np.float64)
+        ref = _lloyd_fixed_point(X, last, ww)
+        assert np.abs(ref - last).max() > 1e-3  # the finish has work to do
+        D = _sqd(X, ref)
+        assert_close(km.centers, ref, backend=dbackend, rtol=1e-10)
+        assert_close(res.centers, ref, backend=dbackend, rtol=1e-10)
+        assert_close(km.labels, D.argmin(1), backend=dbackend)
+        assert km.inertia == pytest.approx(float(ww @ D.min(1)), rel=1e-10)
+        assert km.n_init_inertia == [km.inertia]
+        assert km.converged is True
