@@ -236,6 +236,26 @@ class TestMiniBatchDriverAgainstReference:
         est.fit(dbackend.asarray(X))
         self._check(est, ref, dbackend)
 
+    def test_verbose_output_of_the_inits_and_the_tol_stop(self, capsys):
+        X, w = _mb_data()
+        p = dict(_MB_CASES["tol"])
+        p.pop("weighted")
+        ref = _mb_reference(X, w, 7, k=3, **p)
+        arbf.MiniBatchKMeans(
+            3, init=_rows_init, random_state=np.random.default_rng(7), reassignment_ratio=0.0,
+            verbose=True, **p,
+        ).fit(X, sample_weight=w)  # fmt: skip
+        out = capsys.readouterr().out.splitlines()
+        inits = [ln for ln in out if ln.startswith("Init ")]
+        assert [ln.split(" with method ")[0] for ln in inits] == ["Init 1/2", "Init 2/2"]
+        inertias = [ln for ln in out if ln.startswith("Inertia for init ")]
+        assert [ln.split(":")[0] for ln in inertias] == [
+            "Inertia for init 1/2", "Inertia for init 2/2",
+        ]  # fmt: skip
+        assert ref["converged"] and ref["n_steps"] < 50 * 90 // 30
+        stop = f"Converged (small centers change) at step {ref['n_steps']}/{50 * 90 // 30}"
+        assert stop in out
+
     @staticmethod
     def _check(est: Any, ref: dict[str, Any], backend: Any) -> None:
         assert est.n_steps_ == ref["n_steps"]
