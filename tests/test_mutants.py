@@ -71,6 +71,8 @@ def _mb_reference(
     n_init: int,
     init_size: int,
     sigmas: np.ndarray | None = None,
+    lr: float | None = None,
+    init: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Mini-batch K-Means / softmax RBF (``lr="lloyd"``, no reassignment), from the
     docstrings of :mod:`arbf._drivers.minibatch` and scikit-learn's driver."""
@@ -86,7 +88,7 @@ def _mb_reference(
         Xi, wi = X, w
     best, best_J = None, math.inf
     for r in range(n_init):
-        C = _rows_init(Xi, k, rng)
+        C = _rows_init(Xi, k, rng) if init is None else init.copy()
         D = ((Xi[:, None, :] - C[None]) ** 2).sum(-1).min(1)
         J = float(np.sum(D if wi is None else wi * D))
         if n_init == 1 or J < best_J:
@@ -119,7 +121,11 @@ def _mb_reference(
         N = (wb[:, None] * R).sum(0)
         S = (wb[:, None] * R).T @ Xb
         new = counts + N
-        C_new = np.where(new[:, None] > 0, (counts[:, None] * C + S) / np.maximum(new, 1e-300)[:, None], C)
+        if lr is None:
+            moved = (counts[:, None] * C + S) / np.maximum(new, 1e-300)[:, None]
+            C_new = np.where(new[:, None] > 0, moved, C)
+        else:
+            C_new = C - lr * 2.0 * (N[:, None] * C - S)
         shift = float(np.sum((C_new - C) ** 2))
         C, counts = C_new, new
         batch_obj = obj / float(np.sum(wb))
@@ -172,7 +178,27 @@ _MB_CASES = {
         weighted=False, batch_size=500, max_iter=4, tol=0.0, max_no_improvement=2,
         n_init=1, init_size=200,
     ),
+    # one epoch of batches larger than n/2: a single step
+    "one-step": dict(
+        weighted=False, batch_size=60, max_iter=1, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=90,
+    ),
+    # 3 distinct points, centers on them: every shift and batch inertia is exactly 0, so
+    # tol=0 must not stop, and a flat EWA is "no improvement"
+    "exact": dict(
+        weighted=False, batch_size=10, max_iter=2, tol=0.0, max_no_improvement=4,
+        n_init=1, init_size=90, exact=True,
+    ),
+    "exact-no-stop": dict(
+        weighted=True, batch_size=10, max_iter=1, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=90, exact=True,
+    ),
 }  # fmt: skip
+
+
+def _exact_data() -> tuple[np.ndarray, np.ndarray]:
+    pts = np.array([[0.0, 0.0], [5.0, 1.0], [1.0, 6.0]])
+    return np.repeat(pts, 30, axis=0), np.linspace(0.5, 1.5, 90)
 
 
 class TestMiniBatchDriverAgainstReference:
@@ -180,15 +206,20 @@ class TestMiniBatchDriverAgainstReference:
     def test_kmeans_fit_matches_reference(self, dbackend, case):
         p = dict(_MB_CASES[case])
         weighted = p.pop("weighted")
-        X, w = _mb_data()
-        ref = _mb_reference(X, w if weighted else None, 7, k=3, **p)
+        exact = p.pop("exact", False)
+        X, w = _exact_data() if exact else _mb_data()
+        init = X[[0, 30, 60]] if exact else None
+        ref = _mb_reference(X, w if weighted else None, 7, k=3, init=init, **p)
         if case == "weighted-n_init":  # the weights decide which init is kept
             assert ref["pick"][0] != ref["pick"][1]
         if case == "tol":  # the kept init is not the last one drawn
             assert ref["pick"][0] != p["n_init"] - 1
+        if case == "exact":  # stopped by the flat EWA, after some steps
+            assert ref["converged"] and 3 < ref["n_steps"] < 18
+            assert not np.any(ref["history"]["center_shift"])
         est = arbf.MiniBatchKMeans(
-            3, init=_rows_init, random_state=np.random.default_rng(7), reassignment_ratio=0.0,
-            **p,
+            3, init=_rows_init if init is None else init, random_state=np.random.default_rng(7),
+            reassignment_ratio=0.0, **p,
         )  # fmt: skip
         est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w) if weighted else None)
         self._check(est, ref, dbackend)
@@ -211,6 +242,33 @@ class TestMiniBatchDriverAgainstReference:
         est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
         self._check(est, ref, dbackend)
         assert est.sigma_ == pytest.approx(0.05, rel=1e-12)
+
+    def test_rbf_constant_lr_matches_reference(self, dbackend):
+        X, w = _mb_data()
+        p = dict(batch_size=30, max_iter=2, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, w, 4, k=3, init_size=90, sigmas=np.full(6, 0.6), lr=0.004, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.6, lr=0.004, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(4), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
+        self._check(est, ref, dbackend)
+
+    @pytest.mark.parametrize("init_size", [40, None])
+    def test_kmeanspp_init_sees_the_weights(self, dbackend, init_size):
+        """Far points of weight 0 are never drawn by the weighted k-means++ init (they
+        would almost surely be without the weights); a center never moves onto them."""
+        X, _ = _mb_data()
+        far = np.random.default_rng(1).normal(size=(30, 2)) + 1e3
+        Xf = np.concatenate([X, far])
+        w = np.concatenate([np.ones(len(X)), np.zeros(len(far))])
+        for seed in range(3):
+            est = arbf.MiniBatchKMeans(
+                3, init="k-means++", n_init=1, init_size=init_size, batch_size=20,
+                max_iter=2, random_state=seed, reassignment_ratio=0.0,
+            )  # fmt: skip
+            est.fit(dbackend.asarray(Xf), sample_weight=dbackend.asarray(w))
+            assert np.abs(to_host(est.cluster_centers_)).max() < 20.0
 
     def test_rbf_constant_sigma_below_one(self, dbackend):
         """σ < 1 without ``sigma_end`` stays constant (no schedule)."""
