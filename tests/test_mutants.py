@@ -785,3 +785,15 @@ class TestDriverResults:
         assert km.inertia == pytest.approx(float(ww @ D.min(1)), rel=1e-10)
         assert km.n_init_inertia == [km.inertia]
         assert km.converged is True
+
+
+def test_min_margin_with_one_feature(dbackend):
+    """``k`` is the number of centers (rows of C), not of features: d = 1, k = 3."""
+    from arbf._math.core import distances as d
+
+    x = np.linspace(0.0, 10.0, 11)[:, None]
+    C = np.array([[1.0], [4.5], [9.0]])
+    D = _sqd(x, C)
+    Ds = np.sort(D, axis=1)
+    m = d.min_margin(dbackend.asarray(x), dbackend.asarray(C), xp=dbackend.xp)
+    assert float(m) == pytest.approx(float((Ds[:, 1] - Ds[:, 0]).min()), rel=1e-12)
