@@ -36,6 +36,7 @@ def dbackend(request: pytest.FixtureRequest) -> Backend:
     request.addfinalizer(b.teardown)
     return b
 
+
 # ---------------------------------------------------------------------------------------
 # Mini-batch driver: a line-by-line NumPy reference of scikit-learn's schedule
 # ---------------------------------------------------------------------------------------
@@ -87,6 +88,8 @@ def _mb_reference(
     else:
         Xi, wi = X, w
     best, best_J = None, math.inf
+    pick = pick_unweighted = 0
+    best_unweighted = math.inf
     for r in range(n_init):
         C = _rows_init(Xi, k, rng) if init is None else init.copy()
         D = ((Xi[:, None, :] - C[None]) ** 2).sum(-1).min(1)
@@ -94,7 +97,7 @@ def _mb_reference(
         if n_init == 1 or J < best_J:
             best, best_J, pick = C, J, r
         J_unweighted = float(np.sum(D))
-        if r == 0 or J_unweighted < best_unweighted:
+        if J_unweighted < best_unweighted:
             best_unweighted, pick_unweighted = J_unweighted, r
     C = best.copy()
     counts = np.zeros(k)
@@ -437,7 +440,7 @@ class TestChunkedCore:
         x_sq = d.sq_norms(Xb, xp=xp)
         R = d.dist_to_rows(Xb, Cb, x_sq, xp=xp, working_memory=wm)
         assert_close(R, D, backend=dbackend, rtol=tol * 10, atol=tol)
-        lab, d1, d2 = d.two_nearest(dbackend.asarray(D.astype(dtype)), xp=xp)
+        lab, _, d2 = d.two_nearest(dbackend.asarray(D.astype(dtype)), xp=xp)
         assert_close(lab, D.argmin(1), backend=dbackend)
         assert_close(d2, Ds[:, 1], backend=dbackend, rtol=tol, dtype=getattr(xp, dtype))
 
@@ -599,8 +602,9 @@ class TestSpectral:
             assert v.shape == (d,)
 
     @pytest.mark.parametrize("rows", _CHUNKS)
-    @pytest.mark.parametrize(("kind", "sigma"), [("softmax", 0.9), ("entmax15", 2.5),
-                                                 ("softmax", 0.004)])
+    @pytest.mark.parametrize(
+        ("kind", "sigma"), [("softmax", 0.9), ("entmax15", 2.5), ("softmax", 0.004)]
+    )
     def test_principal_axes_pass(self, dbackend, rows, kind, sigma):
         from arbf._math.core.spectral import principal_axes_pass
 
@@ -657,9 +661,9 @@ class TestLinearAssignment:
 
         # 1 + 2**-30 is 1 in float32: the costs are compared in float64
         cost = np.array([[1.0, 1.0 + 2.0**-30], [1.0 + 2.0**-29, 1.0]])
-        rows, cols = linear_assignment(cost)
+        _, cols = linear_assignment(cost)
         assert cols.tolist() == [0, 1]
-        rows, cols = linear_assignment(np.array([[0.0, 2.0**-30], [2.0**-30, 0.0]]).T)
+        _, cols = linear_assignment(np.array([[0.0, 2.0**-30], [2.0**-30, 0.0]]).T)
         assert cols.tolist() == [0, 1]
 
     def test_empty_and_errors(self):
@@ -672,7 +676,7 @@ class TestLinearAssignment:
         with pytest.raises(ValueError, match=r"cost must be a 2-D matrix, got shape \(3,\)"):
             linear_assignment(np.zeros(3))
         for bad in (np.nan, np.inf):
-            with pytest.raises(ValueError, match="^cost contains NaN or infinity$"):
+            with pytest.raises(ValueError, match=r"^cost contains NaN or infinity$"):
                 linear_assignment(np.array([[0.0, bad], [1.0, 2.0]]))
 
 
@@ -745,7 +749,7 @@ class TestDriverResults:
         assert res.history["free_energy"][0] == pytest.approx(F, rel=1e-10)
 
     def test_rbf_converged_is_true(self, dbackend):
-        X, C, w = _core_data()
+        X, C, _ = _core_data()
         res = arbf.rbf_kmeans(dbackend.asarray(X), dbackend.asarray(C), sigma=0.5, tol=1e-3)
         assert res.converged is True
 
