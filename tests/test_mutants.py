@@ -257,6 +257,23 @@ class TestMiniBatchDriverAgainstReference:
         est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
         self._check(est, ref, dbackend)
 
+    def test_rescaling_accounts_for_the_init_centers(self, dbackend):
+        """Centers at 1e160 square beyond float64: the driver rescales data and centers
+        by the init's scale too, so the step and its shift stay finite (no
+        FloatingPointError); every sample ties to center 0 at that distance."""
+        X, _ = _mb_data()
+        init = np.array([[1e160, 0.0], [-1e160, 0.0], [0.0, 1e160]])
+        p = dict(batch_size=30, max_iter=3, tol=0.0, max_no_improvement=None, n_init=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # the reference's D is inf
+            ref = _mb_reference(X, None, 0, k=3, init_size=90, init=init, **p)
+        est = arbf.MiniBatchKMeans(
+            3, init=init, init_size=90, random_state=np.random.default_rng(0),
+            reassignment_ratio=0.0, **p,
+        ).fit(dbackend.asarray(X))  # fmt: skip
+        assert est.n_steps_ == ref["n_steps"] == 9
+        assert_close(est.cluster_centers_, ref["centers"], backend=dbackend, rtol=1e-12)
+        assert_close(est.counts_, [270.0, 0.0, 0.0], backend=dbackend)
+
     @pytest.mark.parametrize("init_size", [40, None])
     def test_kmeanspp_init_sees_the_weights(self, dbackend, init_size):
         """Far points of weight 0 are never drawn by the weighted k-means++ init (they
