@@ -157,6 +157,7 @@ def _mb_reference(
         "converged": converged,
         "history": {key: np.asarray(v) for key, v in hist.items()},
         "pick": (pick, pick_unweighted),
+        "init_inertia": best_J,
     }
 
 
@@ -290,13 +291,14 @@ class TestMiniBatchDriverAgainstReference:
             est.fit(dbackend.asarray(Xf), sample_weight=dbackend.asarray(w))
             assert np.abs(to_host(est.cluster_centers_)).max() < 20.0
 
-    def test_rbf_constant_sigma_below_one(self, dbackend):
-        """σ < 1 without ``sigma_end`` stays constant (no schedule)."""
+    @pytest.mark.parametrize("sigma", [0.5, 1.0])
+    def test_rbf_constant_sigma(self, dbackend, sigma):
+        """σ without ``sigma_end`` stays constant (no schedule), and σ = 1 is soft."""
         X, _ = _mb_data()
         p = dict(batch_size=30, max_iter=1, tol=0.0, max_no_improvement=None, n_init=1)
-        ref = _mb_reference(X, None, 5, k=3, init_size=90, sigmas=np.full(3, 0.5), **p)
+        ref = _mb_reference(X, None, 5, k=3, init_size=90, sigmas=np.full(3, sigma), **p)
         est = arbf.MiniBatchRBFKMeans(
-            3, sigma=0.5, init=_rows_init, init_size=90,
+            3, sigma=sigma, init=_rows_init, init_size=90,
             random_state=np.random.default_rng(5), reassignment_ratio=0.0, **p,
         )  # fmt: skip
         est.fit(dbackend.asarray(X))
@@ -326,10 +328,14 @@ class TestMiniBatchDriverAgainstReference:
         out = capsys.readouterr().out.splitlines()
         inits = [ln for ln in out if ln.startswith("Init ")]
         assert [ln.split(" with method ")[0] for ln in inits] == ["Init 1/2", "Init 2/2"]
+        assert all(ln.endswith(f"with method {_rows_init}") for ln in inits)
         inertias = [ln for ln in out if ln.startswith("Inertia for init ")]
         assert [ln.split(":")[0] for ln in inertias] == [
             "Inertia for init 1/2", "Inertia for init 2/2",
         ]  # fmt: skip
+        assert min(float(ln.split(": ")[1]) for ln in inertias) == pytest.approx(
+            ref["init_inertia"], rel=1e-9
+        )
         assert ref["converged"] and ref["n_steps"] < 50 * 90 // 30
         stop = f"Converged (small centers change) at step {ref['n_steps']}/{50 * 90 // 30}"
         assert stop in out
@@ -344,10 +350,10 @@ class TestMiniBatchDriverAgainstReference:
         assert_close(est.cluster_centers_, ref["centers"], backend=backend, rtol=1e-9)
         assert_close(est.counts_, ref["counts"], backend=backend, rtol=1e-9)
 
-    def test_verbose_output_reports_every_step(self, capsys):
+    @pytest.mark.parametrize("batch", [60, 20])  # EWA weight 2 b/(n+1): clipped to 1, 0.44
+    def test_verbose_output_reports_every_step(self, capsys, batch):
         X, _ = _mb_data()
-        # batch_size > n/2: the EWA weight 2 b/(n+1) is clipped to 1
-        p = dict(batch_size=60, max_iter=6, tol=0.0, max_no_improvement=2, n_init=1)
+        p = dict(batch_size=batch, max_iter=6, tol=0.0, max_no_improvement=2, n_init=1)
         ref = _mb_reference(X, None, 2, k=3, init_size=90, **p)
         arbf.MiniBatchKMeans(
             3, init=_rows_init, init_size=90, random_state=np.random.default_rng(2),
@@ -355,11 +361,11 @@ class TestMiniBatchDriverAgainstReference:
         ).fit(X)  # fmt: skip
         out = capsys.readouterr().out
         lines = [ln for ln in out.splitlines() if ln.startswith("Minibatch")]
-        n_steps = 6 * 90 // 60
+        n_steps = 6 * 90 // batch
         assert len(lines) == ref["n_steps"]
         bi = ref["history"]["batch_inertia"]
         ewa = None
-        alpha = min(1.0, 2.0 * 60 / 91)
+        alpha = min(1.0, 2.0 * batch / 91)
         for i, ln in enumerate(lines):
             head, _, rest = ln.partition(": mean batch inertia: ")
             assert head == f"Minibatch step {i + 1}/{n_steps}"
