@@ -524,8 +524,10 @@ class TestMiniBatch:
         X, C, _ = _problem(seed=22)
         U, n = unit(X), len(X)
         res = minibatch_fit(
-            U, 3, None, np.random.default_rng(0), xp=array_namespace(U), init=5.0 * C,
-            batch_size=n, max_iter=1, max_no_improvement=None, cosine=True,
+            U, 3, None, np.random.default_rng(0), xp=array_namespace(U), sigma=0.0,
+            sigma_end=None, kind="hard", lr="lloyd", init=5.0 * C, n_init=1, init_size=None,
+            batch_size=n, max_iter=1, tol=0.0, max_no_improvement=None, reassignment_ratio=0.0,
+            working_memory=None, verbose=False, name="MiniBatchKMeans", cosine=True,
         )  # fmt: skip
         idx = np.random.default_rng(0).integers(0, n, size=n)
         expected = float(np.mean(cos_dist(X[idx], C).min(1)))

@@ -205,7 +205,7 @@ def _anneal_impl(
     def converge(C: Array, s: float) -> tuple[Array, int, np.ndarray]:
         fp = fixed_point(
             X, C, w, xp=xp, sigma=s, kind=kind, max_iter=opts.max_iter, tol=tol * s * C.shape[0],
-            working_memory=working_memory,
+            lr="lloyd", working_memory=working_memory,
         )  # fmt: skip
         rec["n_passes"] += fp.n_iter
         return fp.centers, fp.n_iter, fp.last

