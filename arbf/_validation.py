@@ -310,11 +310,17 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
     sparse = is_sparse(X)
     xp = array_namespace(X)
     if X.ndim != 2:
+        hint = (
+            "A leading batch axis (B, n_samples, n_features) is taken by arbf.kmeans, "
+            "arbf.pq_train, the responsibilities, steps and objectives, and "
+            "arbf.torch.RBFClustering(n_heads=B); call this one once per problem."
+            if X.ndim == 3
+            else "Reshape your data with X.reshape(-1, 1) for a single feature or "
+            "X.reshape(1, -1) for a single sample."
+        )
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features); "
-            f"got an array with {X.ndim} dimension(s) and shape {tuple(X.shape)}. "
-            "Reshape your data with X.reshape(-1, 1) for a single feature or "
-            "X.reshape(1, -1) for a single sample."
+            f"got an array with {X.ndim} dimension(s) and shape {tuple(X.shape)}. {hint}"
         )
     n, d = X.shape
     if n is None or d is None or (isinstance(n, float) and n != n):

@@ -208,3 +208,18 @@ def test_dask_refused():
         arbf.kmeans(X, 2)
     with pytest.raises(TypeError, match="Dask"):
         arbf.responsibilities(X, np.zeros((2, 2, 3)), sigma=1.0)
+
+
+def test_unbatched_entry_points_say_what_to_do():
+    """A 3-D X where one problem is expected: a ValueError that names the batched entry
+    points (not scikit-learn's reshape hint, and not an error from deep inside)."""
+    X = np.random.default_rng(0).normal(size=(2, 20, 3))
+    with pytest.raises(ValueError, match=r"KMeans.fit takes X of shape .* arbf.kmeans"):
+        arbf.KMeans(3).fit(X)
+    for call in (
+        lambda: arbf.rbf_kmeans(X, X[:, :3], sigma=0.1),
+        lambda: arbf.kmeans_plusplus(X, 3),
+        lambda: arbf.RBFKMeans(3).fit(X),
+    ):
+        with pytest.raises(ValueError, match=r"leading batch axis .* once per problem"):
+            call()

@@ -8,6 +8,7 @@ from typing import Any
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
 from .._math import seam
+from .._math.batched import is_batched
 from .._math.metric import COSINE, to_sphere
 from .._scaling import in_units
 from .._validation import check_sample_weight
@@ -139,6 +140,12 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
         -------
         self : KMeans
         """
+        if is_batched(X):  # the estimator contract is one 2-D problem
+            raise ValueError(
+                f"{type(self).__name__}.fit takes X of shape (n_samples, n_features), got "
+                f"shape {tuple(X.shape)}; for B problems at once call arbf.kmeans(X, k) on "
+                "X of shape (B, n_samples, n_features)"
+            )
         res = kmeans(
             X,
             self.n_clusters,
