@@ -223,3 +223,27 @@ def test_unbatched_entry_points_say_what_to_do():
     ):
         with pytest.raises(ValueError, match=r"leading batch axis .* once per problem"):
             call()
+
+
+@pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+def test_batched_entropy_term_equals_per_problem(kind):
+    """The entropy term T (F = B - σT) of the batched statistics and per-sample terms is
+    each problem's own (:class:`arbf._math.core.soft.SoftStats`), all fields compared."""
+    import array_api_compat.numpy as npx
+
+    from arbf._math import seam
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3, 40, 4))
+    C = X[:, :5, :].copy()
+    w = rng.uniform(0.5, 2.0, size=(3, 40))
+    with arbf.config_context(fast_paths=False):
+        st = seam.batched_soft_stats(X, C, w, sigma=0.8, kind=kind, xp=npx)
+        terms = seam.batched_sample_terms(X, C, 0.8, kind=kind, xp=npx)
+        for b in range(3):
+            one = seam.soft_stats(X[b], C[b], w[b], sigma=0.8, kind=kind, xp=npx)
+            for got, want in zip(st, one, strict=True):
+                np.testing.assert_allclose(got[b], want, rtol=1e-10, atol=1e-12)
+            one_t = seam.sample_terms(X[b], C[b], 0.8, kind=kind, xp=npx)
+            for got, want in zip(terms, one_t, strict=True):
+                np.testing.assert_allclose(got[b], want, rtol=1e-10, atol=1e-12)

@@ -635,3 +635,19 @@ class TestCombinationsRefused:
             RBFClustering(3, 4, n_heads=2, metric="cosine")
         with pytest.raises(ValueError, match="n_heads and update='ema'"):
             RBFClustering(3, 4, update="ema", metric="cosine")
+
+
+@pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+def test_cosine_terms_entropy(kind):
+    """The cosine per-sample terms keep F_i = B_i - σ t_i in the cosine convention
+    (B_i = d_i for softmax, L_i for entmax-1.5): the entropy term is the Euclidean one of
+    the unit rows at 2σ, unchanged."""
+    import array_api_compat.numpy as npx
+
+    from arbf._math import seam
+
+    X, C, _ = _problem(seed=5)
+    t = seam.cosine_sample_terms(X, C, 0.3, kind=kind, xp=npx)
+    base = t.inertia if kind == "softmax" else t.distortion
+    np.testing.assert_allclose(t.free_energy, base - 0.3 * t.entropy, rtol=1e-12, atol=1e-14)
+    assert np.all(t.entropy >= 0)
