@@ -23,6 +23,7 @@ import numpy as np
 
 from .._backend import Array, device_of, is_array, to_host
 from .._math import seam
+from .._math.metric import COSINE, to_sphere
 from .._scaling import rescale, scale_for, sigma_in, unscale
 from .._validation import check_centers, check_data
 
@@ -290,6 +291,20 @@ class CenterEstimator(BaseEstimator):
         X, C, xp = self._validate_after_fit(X)
         s = scale_for(seam.extent(X, C, xp=xp), X.dtype, xp=xp)
         return rescale(X, s), rescale(C, s), xp, s
+
+    def _half(self) -> float:
+        """The factor from the Euclidean objectives of the unit rows (and temperatures)
+        to the cosine ones; 1 for ``metric="sqeuclidean"``."""
+        return 0.5 if self.metric == COSINE else 1.0
+
+    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
+        """:meth:`_rescaled_after_fit`; for ``metric="cosine"`` the rows of ``X``
+        normalised instead (the centers have unit norm already; nothing to rescale:
+        ``s = 1``)."""
+        if self.metric != COSINE:
+            return self._rescaled_after_fit(X)
+        X, C, xp = self._validate_after_fit(X)
+        return to_sphere(X, xp=xp), C, xp, 1.0
 
     def _distances(self, X: Array, C: Array, *, xp: ModuleType, scale: float = 1.0) -> Array:
         """Euclidean (not squared) distances of the rows of ``X`` to ``C``, in chunks

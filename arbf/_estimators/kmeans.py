@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
 from .._drivers.kmeans import kmeans
 from .._math import seam
 from .._math.batched import is_batched
-from .._math.metric import COSINE, to_sphere
+from .._math.metric import COSINE
 from .._scaling import in_units
 from .._validation import check_sample_weight
 from ._base import CenterEstimator, ClusterMixin, TransformerMixin
@@ -220,11 +219,3 @@ class KMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             float(to_host(seam.inertia(X, C, w, xp=xp, working_memory=self.working_memory))), s
         )
         return -J / 2 if self.metric == COSINE else -J
-
-    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
-        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
-        instead (the centers have unit norm already; nothing to rescale: ``s = 1``)."""
-        if self.metric != COSINE:
-            return self._rescaled_after_fit(X)
-        X, C, xp = self._validate_after_fit(X)
-        return to_sphere(X, xp=xp), C, xp, 1.0

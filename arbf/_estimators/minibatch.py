@@ -11,7 +11,6 @@ responsibilities are hard, its soft (RBF) analogue otherwise.
 from __future__ import annotations
 
 import numbers
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -292,19 +291,6 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
         X, C, xp, s = self._validate_on_metric(X)
         D = self._distances(X, C, xp=xp, scale=s)
         return D * D / 2 if self._half() != 1.0 else D
-
-    def _half(self) -> float:
-        """The factor from the Euclidean objectives of the unit rows (and temperatures)
-        to the cosine ones; 1 for "sqeuclidean"."""
-        return 0.5 if self.metric == COSINE else 1.0
-
-    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
-        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
-        instead (nothing to rescale: ``s = 1``)."""
-        if self.metric != COSINE:
-            return self._rescaled_after_fit(X)
-        X, C, xp = self._validate_after_fit(X)
-        return to_sphere(X, xp=xp), C, xp, 1.0
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return :meth:`transform` of the same data."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numbers
-from types import ModuleType
 from typing import Any
 
 from .._backend import Array, device_of, to_host
@@ -275,16 +274,3 @@ class RBFKMeans(ClusterMixin, TransformerMixin, CenterEstimator):
             X, C, w, sigma=self.sigma_ / self._half(), kind=self.kind, scale=s, xp=xp,
             working_memory=self.working_memory,
         ) * self._half()  # fmt: skip
-
-    def _half(self) -> float:
-        """The factor from the Euclidean objectives of the unit rows to the cosine ones
-        (and from the Euclidean temperature to the cosine one); 1 for "sqeuclidean"."""
-        return 0.5 if self.metric == COSINE else 1.0
-
-    def _validate_on_metric(self, X: Any) -> tuple[Array, Array, ModuleType, float]:
-        """:meth:`_rescaled_after_fit`; for the cosine metric the rows of ``X`` normalised
-        instead (nothing to rescale: ``s = 1``)."""
-        if self.metric != COSINE:
-            return self._rescaled_after_fit(X)
-        X, C, xp = self._validate_after_fit(X)
-        return to_sphere(X, xp=xp), C, xp, 1.0
