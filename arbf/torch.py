@@ -35,13 +35,16 @@ from ._backend import array_namespace, is_array, to_host
 from ._math.seam import (
     OBJECTIVES,
     SampleTerms,
+    batched_cosine_sample_terms,
     batched_sample_terms,
     cosine_sample_terms,
     ema_update,
     geometric,
+    project_rows,
     reduce_terms,
     sample_terms,
     select_objective,
+    unit_rows,
 )
 from ._validation import (
     BOOLEAN,
@@ -153,6 +156,22 @@ class RBFClustering(nn.Module):
     (:func:`arbf.soft_lloyd_step`).  No gradient flows through the update; the loss still
     gives gradients for the input.  In ``eval()`` mode the centers do not move.
 
+    With ``metric="cosine"`` the update is online spherical K-Means: the statistics are
+    those of the unit rows, the average starts from the centers' directions and its
+    result is put back on the sphere,
+
+    .. math::
+
+        S^1_j = \sum_i w_i r_{ij} \hat x_i, \qquad
+        \mu_j \leftarrow \frac{(1 - m)\,\hat\mu_j + m\, S^1_j / S^0_j}
+                               {\big\lVert (1 - m)\,\hat\mu_j + m\, S^1_j / S^0_j\big\rVert},
+
+    (:math:`\hat\mu_j = \mu_j/\lVert\mu_j\rVert`; a center with :math:`S^0_j = 0`, or
+    whose average is exactly 0, keeps the direction :math:`\hat\mu_j`), so after one
+    step in training mode the centers have unit norm, and ``m = 1`` is the spherical soft
+    Lloyd step :func:`arbf.soft_lloyd_step` with ``metric="cosine"``.  Heads work as
+    above, every head on its own sphere.
+
     Parameters
     ----------
     n_clusters : int
@@ -178,9 +197,8 @@ class RBFClustering(nn.Module):
         ``reduction="sum"`` the free energy equals :func:`arbf.free_energy` with
         ``metric="cosine"``.  ``objective="nll"`` is refused (its normaliser is the
         Gaussian one).  Rows of norm 0 are not checked (they get cosine 0 with every
-        center).
-        ``metric="cosine"`` runs one set of centers with gradient updates (no
-        ``n_heads``, no ``update="ema"``).
+        center).  With ``n_heads`` every head is its own spherical layer; with
+        ``update="ema"`` the update is online spherical K-Means (see "Online updates").
     n_heads : int, optional
         Number of heads H: centers ``(H, k, d)`` and inputs ``(H, n, d)``.  Default: one
         set of centers ``(k, d)`` and inputs ``(n, d)``.
@@ -274,12 +292,6 @@ class RBFClustering(nn.Module):
         self.momentum = float(
             check_param("momentum", momentum, Interval(numbers.Real, 0, 1, "right"))
         )
-        if self.metric == "cosine" and (self.n_heads is not None or self.update == "ema"):
-            raise ValueError(
-                "metric='cosine' is for one set of centers learned by gradient: n_heads and "
-                "update='ema' need metric='sqeuclidean' (on unit rows it has the same "
-                "assignments)"
-            )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         shape: tuple[int, ...] = (self.n_clusters, self.n_features)
         if self.n_heads is not None:
@@ -446,7 +458,10 @@ class RBFClustering(nn.Module):
 
     def _terms(self, x: torch.Tensor, C: torch.Tensor) -> SampleTerms:
         if self.n_heads is not None:
-            return batched_sample_terms(
+            heads_of = (
+                batched_cosine_sample_terms if self.metric == "cosine" else batched_sample_terms
+            )
+            return heads_of(
                 x, C, self.sigma, kind=self.kind, xp=_XP, stop_gradient=torch.Tensor.detach
             )
         terms_of = cosine_sample_terms if self.metric == "cosine" else sample_terms
@@ -455,13 +470,27 @@ class RBFClustering(nn.Module):
             log_sigma=self.log_sigma,
         )  # fmt: skip
 
+    def _terms_at(self, x: torch.Tensor, sigma: Any, *, kind: str) -> SampleTerms:
+        """The cosine terms of ``x`` at the current centers, σ and ``kind`` given."""
+        if self.n_heads is not None:
+            return batched_cosine_sample_terms(x, self.centers, sigma, kind=kind, xp=_XP)
+        return cosine_sample_terms(x, self.centers, sigma, kind=kind, xp=_XP)
+
     @torch.no_grad()
     def _ema_step(self, x: torch.Tensor, R: torch.Tensor, w: torch.Tensor | None) -> None:
-        r""":math:`\mu \leftarrow (1-m)\mu + m S^1/S^0` from the batch's statistics."""
+        r""":math:`\mu \leftarrow (1-m)\mu + m S^1/S^0` from the batch's statistics; for
+        the cosine metric of the unit rows from :math:`\hat\mu`, then projected."""
+        C = self.centers
+        if self.metric == "cosine":
+            x, _ = unit_rows(x, xp=_XP)
+            C, _ = unit_rows(C, xp=_XP)
         Rw = R if w is None else R * w[..., None]
         mass = Rw.sum(dim=-2)  # S0: (k,) or (H, k)
         sums = Rw.transpose(-1, -2) @ x  # S1: (k, d) or (H, k, d)
-        self.centers.copy_(ema_update(self.centers, mass, sums, self.momentum, xp=_XP))
+        new = ema_update(C, mass, sums, self.momentum, xp=_XP)
+        if self.metric == "cosine":  # back on the sphere; an average of 0 keeps μ̂
+            new = project_rows(new, C, xp=_XP)
+        self.centers.copy_(new)
 
     def forward(self, x: torch.Tensor, sample_weight: torch.Tensor | None = None) -> RBFOutput:
         """Responsibilities of the centers for ``x`` and the clustering loss.
@@ -512,8 +541,8 @@ class RBFClustering(nn.Module):
         with ``metric="cosine"`` the center of largest cosine."""
         x, _ = self._check_batch(x)
         if self.metric == "cosine":
-            terms = cosine_sample_terms(x, self.centers, 1.0, kind="hard", xp=_XP)
-            return terms.responsibilities.argmax(dim=1)
+            terms = self._terms_at(x, 1.0, kind="hard")
+            return terms.responsibilities.argmax(dim=-1)
         return torch.cdist(x, self.centers).argmin(dim=-1)
 
     def extra_repr(self) -> str:

@@ -19,13 +19,20 @@ pass per center; the per-problem candidate draws are B small host calls), ``"ran
 gathers the rows in one take; ``"k-means||"``, ``"anneal"`` and callables run once per
 problem (a loop over B in the initialisation only); an array has shape ``(B, k, d)``.
 Empty-cluster relocation (rare) runs on the host for the problems that need it.
+
+``metric="cosine"``: spherical K-Means of every problem, as
+:func:`arbf._drivers.kmeans._spherical` does for one: the rows of every problem are
+normalised once and not centred, the initial centers are normalised, every updated set of
+centers is projected onto the sphere (:func:`arbf._math.metric.project`: a cell whose
+vectors sum to 0 keeps its center) and the inertia reported is
+:math:`\sum_i w_{bi}(1 - \cos(x_{bi}, \mu_{b,l_{bi}}))`, half the engine's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +41,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, has_float64, host_view, to_host
 from .._math import seam
 from .._math.batched import check_batched_centers, check_batched_data, check_batched_weights
+from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._messages import emit
 from .._validation import (
     BOOLEAN,
@@ -42,7 +50,7 @@ from .._validation import (
     check_param,
     check_random_state,
 )
-from .engine import _park_weightless, _relocate_empty, same_clustering
+from .engine import Projection, _park_weightless, _relocate_empty, same_clustering
 from .init import check_init, resolve_init, resolve_n_init
 from .results import BatchedKMeansResult
 
@@ -150,10 +158,11 @@ def _random_batched(
 
 
 def _init_maker(
-    init: Any, k: int, X: Array, Xc: Array, mean: Array, w: Array | None,
+    init: Any, k: int, X: Array, Xc: Array, mean: Array | None, w: Array | None,
     rngs: list[np.random.Generator], *, xp: ModuleType, working_memory: Any,
 ) -> Any:  # fmt: skip
-    """A function returning ``(B, k, d)`` initial centers in the centred coordinates."""
+    """A function returning ``(B, k, d)`` initial centers in the centred coordinates
+    (``mean=None``: the data are not centred, ``Xc`` is ``X``)."""
     if isinstance(init, str) and init == "k-means++":
         return lambda: kmeans_plusplus_batched(
             Xc, k, w, rngs, xp=xp, working_memory=working_memory
@@ -167,7 +176,7 @@ def _init_maker(
                 k,
                 X=X[b, ...],
                 Xc=Xc[b, ...],
-                mean=mean[b, 0, :],
+                mean=None if mean is None else mean[b, 0, :],
                 w=None if w is None else w[b, ...],
                 rng=rngs[b],
                 xp=xp,
@@ -176,8 +185,14 @@ def _init_maker(
             for b in range(X.shape[0])
         ]
         return lambda: xp.stack([m() for m in makers])
-    C = check_batched_centers(init, k, X, xp=xp, name="init") - mean
+    C = check_batched_centers(init, k, X, xp=xp, name="init")
+    C = C if mean is None else C - mean
     return lambda: C
+
+
+def _on_sphere(make_init: Callable[[], Array], *, xp: ModuleType) -> Callable[[], Array]:
+    """``make_init`` with its ``(B, k, d)`` centers normalised row by row."""
+    return lambda: to_sphere(make_init(), xp=xp, name="init")
 
 
 def _lloyd_batched(
@@ -190,8 +205,11 @@ def _lloyd_batched(
     tol: np.ndarray,
     verbose: bool,
     working_memory: Any,
+    project: Projection | None = None,
 ) -> BatchedKMeansResult:
-    """One Lloyd run of every problem on centred ``X`` from ``C0`` (each stops on its own)."""
+    """One Lloyd run of every problem on centred ``X`` from ``C0`` (each stops on its own).
+    ``project(C_new, C_old)``, when given, maps every updated set of ``(B, k, d)`` centers
+    (spherical K-Means: onto the unit sphere), as :func:`arbf._drivers.engine.lloyd`'s."""
     B = C0.shape[0]
     C = C0
     active = np.ones(B, dtype=bool)
@@ -205,6 +223,8 @@ def _lloyd_batched(
             X, C, w, xp=xp, working_memory=working_memory
         )
         C_new = seam.batched_safe_divide_centers(sums, weights, C, xp=xp)
+        if project is not None:
+            C_new = project(C_new, C)
         diff = C_new - C
         cols = [xp.sum(diff * diff, axis=(1, 2)), xp.astype(inert, C.dtype)]
         if labels_old is not None:
@@ -219,9 +239,10 @@ def _lloyd_batched(
                 X[b, ...], None if w is None else w[b, ...], C[b, ...], sums[b, ...],
                 weights[b, ...], labels[b, ...], empty, xp=xp, working_memory=working_memory,
             )  # fmt: skip
-            new_b = _park_weightless(
-                seam.safe_divide_centers(sums_b, weights_b, C[b, ...], xp=xp), weights_b, xp=xp
-            )
+            new_b = seam.safe_divide_centers(sums_b, weights_b, C[b, ...], xp=xp)
+            if project is not None:
+                new_b = project(new_b, C[b, ...])
+            new_b = _park_weightless(new_b, weights_b, xp=xp)
             d_b = new_b - C[b, ...]
             shift[b] = float(to_host(xp.sum(d_b * d_b)))
             C_new = xp.concat([C_new[:b, ...], new_b[None, ...], C_new[b + 1 :, ...]], axis=0)
@@ -297,9 +318,10 @@ def kmeans_batched(
     random_state: Any = None,
     verbose: bool = False,
     working_memory: Any = None,
+    metric: str = "sqeuclidean",
 ) -> BatchedKMeansResult:
     """:func:`arbf.kmeans` of ``B`` problems, ``X`` of shape ``(B, n, d)`` (see the module
-    docstring for the seeds and the initialisations)."""
+    docstring for the seeds, the initialisations and ``metric="cosine"``)."""
     X, xp = check_batched_data(X)
     B, n, _ = X.shape
     k = check_n_clusters(n_clusters, n)
@@ -310,24 +332,44 @@ def kmeans_batched(
     init = check_init(init)
     runs = resolve_n_init(n_init, init, auto_many=10, stacklevel=5)
     rngs = problem_generators(random_state, B)
-    mean = xp.mean(X, axis=1, keepdims=True)
-    Xc = seam.batched_prepare(X - mean, xp=xp)
+    spherical = check_metric(metric) == COSINE
+    mean: Array | None = None
+    if spherical:  # unit rows, not centred (cosine is not translation invariant)
+        X = to_sphere(X, xp=xp)
+        Xc = seam.batched_prepare(X, xp=xp)
+    else:
+        mean = xp.mean(X, axis=1, keepdims=True)
+        Xc = seam.batched_prepare(X - mean, xp=xp)
     if tol == 0:
         tol_abs = np.zeros(B)
     else:
         tol_abs = to_host(xp.mean(xp.var(X, axis=1), axis=-1)).astype(np.float64) * tol
     make_init = _init_maker(init, k, X, Xc, mean, w, rngs, xp=xp, working_memory=working_memory)
+    on_sphere: Projection | None = None
+    if spherical:  # initial centers normalised, updates projected, as for one problem
+        make_init = _on_sphere(make_init, xp=xp)
+
+        def on_sphere(C_new: Array, C_old: Array) -> Array:
+            return project(C_new, C_old, xp=xp)
+
     best: BatchedKMeansResult | None = None
     all_inertia = []
     for _ in range(runs):
         C0 = make_init()
         out = _lloyd_batched(
             Xc, w, C0, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
-            working_memory=working_memory,
+            working_memory=working_memory, project=on_sphere,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         best = out if best is None else _merge_best(best, out, xp=xp)
     assert best is not None
-    return dataclasses.replace(
-        best, centers=best.centers + mean, n_init_inertia=np.stack(all_inertia, axis=1)
-    )
+    n_init_inertia = np.stack(all_inertia, axis=1)
+    if spherical:  # the engine's Σ w ||x̂ - μ||² is twice Σ w (1 - cos)
+        return dataclasses.replace(
+            best,
+            inertia=best.inertia / 2,
+            history={**best.history, "inertia": [h / 2 for h in best.history["inertia"]]},
+            n_init_inertia=n_init_inertia / 2,
+        )
+    assert mean is not None
+    return dataclasses.replace(best, centers=best.centers + mean, n_init_inertia=n_init_inertia)

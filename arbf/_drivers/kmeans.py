@@ -13,7 +13,7 @@ from typing import Any
 
 from .._math import seam
 from .._math.batched import is_batched
-from .._math.metric import COSINE, check_metric, no_cosine_batch, project, to_sphere
+from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
 from .batched import kmeans_batched
@@ -167,13 +167,12 @@ def kmeans(
     """
     metric = check_metric(metric)
     if is_batched(X):  # (B, n, d): B independent problems, one batched pass each iteration
-        no_cosine_batch(metric)
         check_param("copy_x", copy_x, BOOLEAN)
         check_param("algorithm", algorithm, Options(*ALGORITHMS))
         return kmeans_batched(
             X, n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
             sample_weight=sample_weight, random_state=random_state, verbose=verbose,
-            working_memory=working_memory,
+            working_memory=working_memory, metric=metric,
         )  # fmt: skip
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     if metric == COSINE:

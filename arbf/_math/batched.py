@@ -7,8 +7,10 @@ every problem).  :func:`arbf.responsibilities`, :func:`arbf.lloyd_step`,
 :func:`arbf.soft_distortion`, :func:`arbf.free_energy` and :func:`arbf.center_gradient`
 hand such input here; the result of problem ``b`` is that of the same function on
 ``X[b]``, ``centers[b]`` (to rounding: batched matrix products instead of the compiled
-kernels), computed without a Python loop over B.  Objectives come back as ``(B,)``
-arrays.  Dask arrays are refused: a batch of problems is not split by rows.
+kernels), computed without a Python loop over B, for both metrics (``metric="cosine"``:
+every row of every problem normalised, the Euclidean pass on the unit rows at 2σ, its
+objectives halved and its updated centers projected onto the sphere).  Objectives come
+back as ``(B,)`` arrays.  Dask arrays are refused: a batch of problems is not split by rows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .._validation import (
     check_sample_weight,
 )
 from . import seam
+from .metric import prepare, project
 
 __all__ = [
     "check_batched_centers",
@@ -125,42 +128,72 @@ def check_batched_triple(
     return X, C, check_batched_weights(sample_weight, X, xp=xp), xp
 
 
-# the batched bodies of the public functions (validated arguments except X, C, w)
+# the batched bodies of the public functions (validated arguments except X, C, w); with
+# metric="cosine" every row of X and C is put on the sphere (:func:`metric.prepare`), σ is
+# doubled, the Euclidean batched pass runs on the unit rows and its objectives are halved
+# and its updated centers projected, exactly as for one problem
+
+
+def _triple(
+    X: Any, centers: Any, sample_weight: Any, metric: str, sigma: float = 0.0
+) -> tuple[Array, Array, Array | None, ModuleType, float, float]:
+    """``(X, C, w, xp, sigma, half)``: :func:`check_batched_triple`, then for the cosine
+    metric the rows on the sphere, σ doubled and ``half = 0.5``."""
+    X, C, w, xp = check_batched_triple(X, centers, sample_weight)
+    X, C, sigma, half = prepare(X, C, metric, xp=xp, sigma=sigma)
+    return X, C, w, xp, sigma, half
 
 
 def responsibilities(
-    X: Any, centers: Any, *, sigma: float, kind: str, working_memory: Any
-) -> Array:
-    X, C, _, xp = check_batched_triple(X, centers)
+    X: Any, centers: Any, *, sigma: float, kind: str, working_memory: Any,
+    metric: str = "sqeuclidean",
+) -> Array:  # fmt: skip
+    X, C, _, xp, sigma, _ = _triple(X, centers, None, metric, sigma)
     return seam.batched_responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )
 
 
 def soft_stats(
-    X: Any, centers: Any, sample_weight: Any, *, sigma: float, kind: str, working_memory: Any
-) -> tuple[Array, seam.SoftStats]:
-    X, C, w, xp = check_batched_triple(X, centers, sample_weight)
+    X: Any, centers: Any, sample_weight: Any, *, sigma: float, kind: str, working_memory: Any,
+    metric: str = "sqeuclidean",
+) -> tuple[Array, seam.SoftStats, float]:  # fmt: skip
+    """``(C, statistics, half)``: the statistics of the (for "cosine": unit) rows, whose
+    objectives times ``half`` are the metric's."""
+    X, C, w, xp, sigma, half = _triple(X, centers, sample_weight, metric, sigma)
     st = seam.batched_soft_stats(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )
-    return C, st
+    return C, st, half
 
 
 def step(
     X: Any, centers: Any, sample_weight: Any, *, sigma: float, kind: str, lr: Any,
-    working_memory: Any,
+    working_memory: Any, metric: str = "sqeuclidean",
 ) -> Array:  # fmt: skip
-    C, st = soft_stats(
-        X, centers, sample_weight, sigma=sigma, kind=kind, working_memory=working_memory
-    )
-    return seam.batched_step(C, st.mass, st.sums, lr, xp=array_namespace(C))
+    C, st, half = soft_stats(
+        X, centers, sample_weight, sigma=sigma, kind=kind, working_memory=working_memory,
+        metric=metric,
+    )  # fmt: skip
+    xp = array_namespace(C)
+    if half == 1.0:
+        return seam.batched_step(C, st.mass, st.sums, lr, xp=xp)
+    # the cosine gradient is half the Euclidean one at 2σ: a step lr on it is a step lr/2
+    # on the Euclidean form ("lloyd" lands on the soft centroid either way), then the
+    # projection onto the sphere (a center whose sum is exactly 0 keeps its unit row)
+    C_new = seam.batched_step(C, st.mass, st.sums, lr if isinstance(lr, str) else lr / 2, xp=xp)
+    return project(C_new, C, xp=xp)
 
 
-def inertia(X: Any, centers: Any, sample_weight: Any, *, working_memory: Any) -> Array:
-    X, C, w, xp = check_batched_triple(X, centers, sample_weight)
-    return seam.batched_assign_inertia(X, C, w, xp=xp, working_memory=working_memory)[1]
+def inertia(
+    X: Any, centers: Any, sample_weight: Any, *, working_memory: Any,
+    metric: str = "sqeuclidean",
+) -> Array:  # fmt: skip
+    X, C, w, xp, _, half = _triple(X, centers, sample_weight, metric)
+    J = seam.batched_assign_inertia(X, C, w, xp=xp, working_memory=working_memory)[1]
+    return J * half if half != 1.0 else J
 
 
-def center_gradient(C: Array, st: seam.SoftStats) -> Array:
-    return seam.batched_center_gradient(C, st.mass, st.sums)
+def center_gradient(C: Array, st: seam.SoftStats, half: float = 1.0) -> Array:
+    G = seam.batched_center_gradient(C, st.mass, st.sums)
+    return G * half if half != 1.0 else G

@@ -42,8 +42,10 @@ def check_metric(metric: Any) -> str:
 
 
 def no_cosine_batch(metric: str) -> None:
-    """A leading batch axis ``(B, n, d)`` runs the Euclidean batched path only: with
-    ``metric="cosine"`` a :class:`ValueError` that says what to do instead."""
+    """For an entry point that runs a leading batch axis ``(B, n, d)`` on the Euclidean
+    path only: with ``metric="cosine"`` a :class:`ValueError` that says what to do
+    instead.  (The batched math functions and :func:`arbf.kmeans` take the cosine metric
+    and no longer call it.)"""
     if metric == COSINE:
         raise ValueError(
             "metric='cosine' with a leading batch axis (B, n, d) is not supported: "
@@ -55,16 +57,20 @@ def no_cosine_batch(metric: str) -> None:
 
 def to_sphere(X: Any, *, xp: ModuleType, name: str = "X") -> Any:
     """The rows of validated ``X`` divided by their norms (a new array; a sparse matrix
-    stays sparse).  A row of norm 0 has no direction: ``ValueError`` naming ``name`` and
-    the first such row (not checked while traced by JAX, where such a row becomes 0 and
-    has cosine 0 with every center)."""
+    stays sparse; a batch ``(B, n, d)`` row by row in every problem).  A row of norm 0
+    has no direction: ``ValueError`` naming ``name`` and the first such row (and its
+    problem, for a batch; not checked while traced by JAX, where such a row becomes 0
+    and has cosine 0 with every center)."""
     U, zero = seam.unit_rows(X, xp=xp)
     if not is_traced(zero):
         zh = np.asarray(to_host(zero))
         if zh.any():
-            bad = np.flatnonzero(zh)
+            bad = np.argwhere(zh)
+            where = f"row {int(bad[0, -1])}" + (
+                f" of problem {int(bad[0, 0])}" if zh.ndim == 2 else ""
+            )
             raise ValueError(
-                f"{name} has {bad.size} row(s) of zero norm (first: row {int(bad[0])}); "
+                f"{name} has {len(bad)} row(s) of zero norm (first: {where}); "
                 "metric='cosine' needs a direction for every row: drop them or use "
                 "metric='sqeuclidean'"
             )
@@ -73,7 +79,8 @@ def to_sphere(X: Any, *, xp: ModuleType, name: str = "X") -> Any:
 
 def project(C_new: Array, C_old: Array, *, xp: ModuleType) -> Array:
     r"""The centers back on the sphere after an update, :math:`\mu_j/\lVert\mu_j\rVert`; a
-    center whose (weighted, soft) mean is exactly 0 keeps ``C_old``'s row."""
+    center whose (weighted, soft) mean is exactly 0 keeps ``C_old``'s row.  ``(k, d)`` or a
+    batch ``(B, k, d)``."""
     return seam.project_rows(C_new, C_old, xp=xp)
 
 
@@ -84,7 +91,7 @@ def prepare(
     ``"sqeuclidean"``; for ``"cosine"`` the rows of both on the sphere, the temperature
     :math:`2\sigma` (equal logits: :math:`-\lVert\hat x-\hat\mu\rVert^2/(2\sigma) =
     -D^{\cos}/\sigma`) and the factor ``0.5`` that turns the Euclidean objectives (and
-    gradient) into the cosine ones."""
+    gradient) into the cosine ones.  Batched ``(B, n, d)`` / ``(B, k, d)`` alike."""
     if metric != COSINE:
         return X, C, sigma, 1.0
     return to_sphere(X, xp=xp), to_sphere(C, xp=xp, name=name), 2.0 * sigma, 0.5

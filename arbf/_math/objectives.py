@@ -44,7 +44,7 @@ from .._scaling import (
 )
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import batched, seam
-from .metric import check_metric, no_cosine_batch, prepare
+from .metric import check_metric, prepare
 
 __all__ = ["center_gradient", "free_energy", "inertia", "soft_distortion"]
 
@@ -102,8 +102,9 @@ def inertia(
     """
     metric = check_metric(metric)
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        no_cosine_batch(metric)
-        return batched.inertia(X, centers, sample_weight, working_memory=working_memory)
+        return batched.inertia(
+            X, centers, sample_weight, working_memory=working_memory, metric=metric
+        )
     X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, metric)
     J = seam.inertia(X, C, w, xp=xp, working_memory=working_memory)
     J = _in_units(J, s, xp=xp, what="the inertia")
@@ -166,13 +167,14 @@ def _batched_stats(
     sample_weight: Any,
     working_memory: float | None,
     metric: Any,
-) -> tuple[Array, seam.SoftStats]:
-    """``(C, statistics)`` of ``B`` problems at once (``X`` of shape ``(B, n, d)``;
-    :mod:`arbf._math.batched`): the Euclidean metric only."""
-    no_cosine_batch(check_metric(metric))
+) -> tuple[Array, seam.SoftStats, float]:
+    """``(C, statistics, half)`` of ``B`` problems at once (``X`` of shape ``(B, n, d)``;
+    :mod:`arbf._math.batched`); the objectives of the statistics times ``half`` are the
+    metric's (``0.5`` for "cosine", whose rows and centers are put on the sphere and σ
+    doubled first)."""
     return batched.soft_stats(
         X, centers, sample_weight, sigma=check_sigma(sigma), kind=check_kind(kind),
-        working_memory=working_memory,
+        working_memory=working_memory, metric=check_metric(metric),
     )  # fmt: skip
 
 
@@ -271,8 +273,8 @@ def soft_distortion(
     2.0
     """
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        _, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
-        return stb.soft_distortion
+        _, stb, hb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+        return stb.soft_distortion * hb if hb != 1.0 else stb.soft_distortion
     _, st, xp, s, _, _, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
     )
@@ -324,8 +326,8 @@ def free_energy(
     1.609476
     """
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        _, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
-        return stb.free_energy
+        _, stb, hb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
+        return stb.free_energy * hb if hb != 1.0 else stb.free_energy
     kind = check_kind(kind)
     _, st, xp, s, sp, sig, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
@@ -381,8 +383,10 @@ def center_gradient(
            [-2.]], dtype=array_api_strict.float64)
     """
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        Cb, stb = _batched_stats(X, centers, sigma, kind, sample_weight, working_memory, metric)
-        return batched.center_gradient(Cb, stb)
+        Cb, stb, hb = _batched_stats(
+            X, centers, sigma, kind, sample_weight, working_memory, metric
+        )
+        return batched.center_gradient(Cb, stb, hb)
     C, st, xp, s, _, _, half = _stats(
         X, centers, sigma, kind, sample_weight, working_memory, metric
     )

@@ -12,7 +12,7 @@ from .._backend import Array
 from .._scaling import rescale, scale_for, sigma_in
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import batched, seam
-from .metric import check_metric, no_cosine_batch, prepare
+from .metric import check_metric, prepare
 
 __all__ = ["responsibilities"]
 
@@ -93,9 +93,8 @@ def responsibilities(
     kind = check_kind(kind)
     metric = check_metric(metric)
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        no_cosine_batch(metric)
         return batched.responsibilities(
-            X, centers, sigma=sigma, kind=kind, working_memory=working_memory
+            X, centers, sigma=sigma, kind=kind, working_memory=working_memory, metric=metric
         )
     X, C, _, xp = check_x_centers_weights(X, centers)
     X, C, sigma, _ = prepare(X, C, metric, xp=xp, sigma=sigma)  # cosine: unit rows, 2σ

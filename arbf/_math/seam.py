@@ -74,7 +74,7 @@ from .core.schedules import geometric
 from .core.segments import onehot_segment_sum
 from .core.soft import SoftStats, free_energy_at, free_energy_base
 from .core.spectral import covariance
-from .core.sphere import cosine_sample_terms, project_rows
+from .core.sphere import batched_cosine_sample_terms, cosine_sample_terms, project_rows
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import batched as _kbatched
@@ -97,6 +97,7 @@ __all__ = [
     "assign_inertia",
     "batched_assign_inertia",
     "batched_center_gradient",
+    "batched_cosine_sample_terms",
     "batched_gather_centers",
     "batched_labelled_sq_distances",
     "batched_lloyd_sums",

@@ -20,7 +20,7 @@ from .._backend import Array, quiet_overflow
 from .._scaling import check_finite_result, rescale, scale_for, sigma_in, unscale
 from .._validation import check_kind, check_lr, check_sigma, check_x_centers_weights
 from . import batched, seam
-from .metric import check_metric, no_cosine_batch, prepare, project
+from .metric import check_metric, prepare, project
 
 
 def _rescaled(
@@ -93,10 +93,9 @@ def lloyd_step(
     """
     metric = check_metric(metric)
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        no_cosine_batch(metric)
         return batched.step(
             X, centers, sample_weight, sigma=0.0, kind="hard", lr="lloyd",
-            working_memory=working_memory,
+            working_memory=working_memory, metric=metric,
         )  # fmt: skip
     X, C, w, xp, s, _, half = _rescaled(X, centers, sample_weight, metric)
     _, sums, weights, _ = seam.lloyd_sums(X, C, w, xp=xp, working_memory=working_memory)
@@ -169,10 +168,9 @@ def soft_lloyd_step(
     kind = check_kind(kind)
     metric = check_metric(metric)
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        no_cosine_batch(metric)
         return batched.step(
             X, centers, sample_weight, sigma=sigma, kind=kind, lr="lloyd",
-            working_memory=working_memory,
+            working_memory=working_memory, metric=metric,
         )  # fmt: skip
     X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, metric, sigma)
     st = seam.soft_stats(
@@ -258,10 +256,9 @@ def gradient_step(
     lr = check_lr(lr)
     metric = check_metric(metric)
     if batched.is_batched(X):  # (B, n, d): B problems at once
-        no_cosine_batch(metric)
         return batched.step(
             X, centers, sample_weight, sigma=sigma, kind=kind, lr=lr,
-            working_memory=working_memory,
+            working_memory=working_memory, metric=metric,
         )  # fmt: skip
     X, C, w, xp, s, sigma, half = _rescaled(X, centers, sample_weight, metric, sigma)
     st = seam.soft_stats(
