@@ -606,35 +606,25 @@ class TestLayers:
         np.testing.assert_allclose(np.linalg.norm(np.asarray(q["centers"]), axis=1), 1.0)
 
 
-class TestCombinationsRefused:
-    """metric="cosine" with a batch axis, heads or the EMA update: a ValueError that says
-    what to do instead (never a silent Euclidean answer)."""
+class TestBatchedAndHeads:
+    """metric="cosine" with a batch axis, heads and the EMA update runs the spherical
+    problem of each (the full equalities are in tests/test_batched.py and
+    tests/test_torch_heads.py): here, that it is not the Euclidean answer."""
 
-    def test_batched_functions(self):
-        X = np.random.default_rng(0).normal(size=(2, 20, 3))
-        C = X[:, :3, :]
-        for call in (
-            lambda: arbf.kmeans(X, 3, metric="cosine"),
-            lambda: arbf.responsibilities(X, C, sigma=0.1, metric="cosine"),
-            lambda: arbf.lloyd_step(X, C, metric="cosine"),
-            lambda: arbf.soft_lloyd_step(X, C, sigma=0.1, metric="cosine"),
-            lambda: arbf.gradient_step(X, C, sigma=0.1, metric="cosine"),
-            lambda: arbf.inertia(X, C, metric="cosine"),
-            lambda: arbf.soft_distortion(X, C, sigma=0.1, metric="cosine"),
-            lambda: arbf.free_energy(X, C, sigma=0.1, metric="cosine"),
-            lambda: arbf.center_gradient(X, C, sigma=0.1, metric="cosine"),
+    def test_batched_functions_are_not_euclidean(self):
+        X = directions(seed=3).reshape(4, 40, 5) * np.array([1.0, 5.0, 0.2, 3.0])[:, None, None]
+        C = X[:, :3, :] + 0.1
+        for f, kw in (
+            (arbf.responsibilities, {"sigma": 0.3}),
+            (arbf.lloyd_step, {}),
+            (arbf.soft_lloyd_step, {"sigma": 0.3}),
+            (arbf.inertia, {}),
+            (arbf.free_energy, {"sigma": 0.3}),
         ):
-            with pytest.raises(ValueError, match="metric='cosine' with a leading batch axis"):
-                call()
-
-    def test_layer_heads_and_ema(self):
-        pytest.importorskip("torch")
-        from arbf.torch import RBFClustering
-
-        with pytest.raises(ValueError, match="n_heads and update='ema'"):
-            RBFClustering(3, 4, n_heads=2, metric="cosine")
-        with pytest.raises(ValueError, match="n_heads and update='ema'"):
-            RBFClustering(3, 4, update="ema", metric="cosine")
+            cos = np.asarray(f(X, C, metric="cosine", **kw))
+            euc = np.asarray(f(X, C, **kw))
+            assert not np.allclose(cos, euc), f.__name__
+            np.testing.assert_allclose(cos[1], f(X[1], C[1], metric="cosine", **kw), rtol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
