@@ -145,7 +145,9 @@ def kmeans(
         scales with the mean feature variance of the normalised rows.  The centers
         returned have unit norm.  faiss's ``Kmeans(spherical=True)`` on normalised data
         from the same initial centers gives the same labels (its empty-cluster rule
-        differs).
+        differs).  With a batch axis ``(B, n, d)`` every problem is this spherical
+        K-Means (rows normalised per problem, not centred; a row of norm 0 is reported
+        with its problem), equal to the one-problem call with its generator.
 
     Returns
     -------
