@@ -508,6 +508,14 @@ class TestCosineKMeans:
                 one = arbf.kmeans(X[b], K, init=init, random_state=gens[b], metric="cosine")
                 np.testing.assert_allclose(res.centers[b], one.centers, atol=1e-8)
 
+    def test_verbose_prints_the_cosine_inertia(self, rng, capsys):
+        X = _directions(rng)
+        res = arbf.kmeans(X, K, init=X[:, :K, :], metric="cosine", verbose=True, max_iter=1)
+        out = capsys.readouterr().out
+        first = next(ln for ln in out.splitlines() if ln.startswith("Iteration 0"))
+        printed = np.array(first.split("[")[1].split("]")[0].split(), dtype=float)
+        np.testing.assert_allclose(printed, [h[0] for h in res.history["inertia"]], rtol=1e-5)
+
     def test_not_centred(self, rng):
         """Cosine is not translation invariant: the driver must not centre the rows (a
         shift of the data changes the batched answer exactly as the one-problem one)."""

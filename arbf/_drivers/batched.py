@@ -206,10 +206,12 @@ def _lloyd_batched(
     verbose: bool,
     working_memory: Any,
     project: Projection | None = None,
+    inertia_scale: float = 1.0,
 ) -> BatchedKMeansResult:
     """One Lloyd run of every problem on centred ``X`` from ``C0`` (each stops on its own).
     ``project(C_new, C_old)``, when given, maps every updated set of ``(B, k, d)`` centers
-    (spherical K-Means: onto the unit sphere), as :func:`arbf._drivers.engine.lloyd`'s."""
+    (spherical K-Means: onto the unit sphere), as :func:`arbf._drivers.engine.lloyd`'s;
+    the verbose lines print the inertia times ``inertia_scale`` (spherical: ``0.5``)."""
     B = C0.shape[0]
     C = C0
     active = np.ones(B, dtype=bool)
@@ -251,7 +253,7 @@ def _lloyd_batched(
             inertias[b].append(float(inertia_i[b]))
             shifts[b].append(float(shift[b]))
             n_iter[b] = i + 1
-        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i[moving])
+        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i[moving] * inertia_scale)
         stop = moving & (same | (shift <= tol))
         converged |= stop
         active &= ~stop
@@ -359,6 +361,7 @@ def kmeans_batched(
         out = _lloyd_batched(
             Xc, w, C0, xp=xp, max_iter=max_iter, tol=tol_abs, verbose=bool(verbose),
             working_memory=working_memory, project=on_sphere,
+            inertia_scale=0.5 if spherical else 1.0,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         best = out if best is None else _merge_best(best, out, xp=xp)
