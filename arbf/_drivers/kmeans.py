@@ -278,7 +278,7 @@ def _spherical(
     res = best_of(
         U, w, make_unit_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs,
         verbose=bool(verbose), working_memory=working_memory, algorithm=algorithm,
-        project=on_sphere,
+        project=on_sphere, inertia_scale=0.5,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return halve_inertia(res)
