@@ -7,8 +7,7 @@ standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 
 from ._config import Config, config_context, get_config, set_config
 from ._drivers.deterministic_annealing import anneal_init, deterministic_annealing
-from ._drivers.init import kmeans_parallel, kmeans_plusplus
-from ._drivers.kmeans import kmeans
+from ._drivers.kmeans import kmeans, kmeans_parallel, kmeans_plusplus
 from ._drivers.pq import ProductQuantizer, pq_train
 from ._drivers.rbf import anneal, rbf_kmeans
 from ._drivers.results import (

@@ -9,7 +9,8 @@ Options
 -------
 ``fast_paths`` (bool, default True)
     Use the compiled NumPy kernels (and their Dask and CPU-torch routes) where they apply.
-    ``False`` runs the pure Array API reference everywhere.  The environment variable
+    ``False`` runs the pure Array API reference everywhere (its segment sums use the
+    backend's own scatter-add where it has one, as every route does).  The environment variable
     ``ARBF_DISABLE_FAST_PATHS=1`` (read at import) makes ``False`` the default.
 ``working_memory`` (float in MiB, or ``"auto"``; default ``"auto"``)
     Memory budget for the temporaries of one chunk of rows.  ``"auto"``: 64 MiB on the

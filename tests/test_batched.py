@@ -222,7 +222,6 @@ def test_unbatched_entry_points_say_what_to_do():
         arbf.KMeans(3).fit(X)
     for call in (
         lambda: arbf.rbf_kmeans(X, X[:, :3], sigma=0.1),
-        lambda: arbf.kmeans_plusplus(X, 3),
         lambda: arbf.RBFKMeans(3).fit(X),
     ):
         with pytest.raises(ValueError, match=r"leading batch axis .* once per problem"):

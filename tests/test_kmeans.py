@@ -282,6 +282,18 @@ class TestProgress:
         arbf.kmeans(X, 3, init=C0, verbose=True, tol=1e3)
         assert re.search(r"center shift .* within tolerance", capsys.readouterr().out)
 
+    def test_verbose_cosine_prints_the_cosine_inertia(self, capsys):
+        """Spherical K-Means reports sum w (1 - cos), half the engine's squared distances:
+        the verbose lines print the same numbers as the result and its history."""
+        X, _, _, _ = _case("blobs")
+        X = X + 5.0  # off the origin: the directions differ
+        res = arbf.kmeans(X, 3, metric="cosine", n_init=1, random_state=0, verbose=True)
+        its = [m for m in capsys.readouterr().out.splitlines() if m.startswith("Iteration")]
+        assert len(its) == res.n_iter
+        for line, value in zip(its, res.history["inertia"], strict=True):
+            assert line == f"Iteration {its.index(line)}, inertia {value}."
+        assert float(its[-1].split()[-1].rstrip(".")) == pytest.approx(res.inertia, rel=1e-12)
+
     def test_not_verbose_prints_nothing(self, capsys, caplog):
         X, C0, _, _ = _case("blobs")
         caplog.set_level(logging.INFO, logger="arbf")

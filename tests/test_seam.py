@@ -1,8 +1,10 @@
 """The seam (:mod:`arbf._math.seam`): one capability check chooses the implementation of
 every operation, and every route equals the pure reference of :mod:`arbf._math.core`.
 
-With ``fast_paths=False`` the seam *is* the reference (bit for bit); with fast paths on,
-each route agrees with it to the dtype's tolerance, on every backend of the matrix.
+With ``fast_paths=False`` the seam *is* the reference (bit for bit), given the backend's
+own scatter-add for the segment sums (which is part of the backend, not a fast path, and is
+checked against the one-hot product in ``tests/test_backend.py``); with fast paths on, each
+route agrees with it to the dtype's tolerance, on every backend of the matrix.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from arbf._math.core import distances as core_d
 from arbf._math.core import entmax as core_e
 from arbf._math.core import soft as core_s
 from arbf._math.kernels import runtime
+from arbf._math.kernels.segments import native_segment_sum
 from tests import reference as ref
 from tests.backends import Backend
 
@@ -60,7 +63,8 @@ class TestEveryRouteIsTheReference:
     def test_lloyd_sums(self, backend, dtype):
         X, C, w = _data(backend, dtype)
         xp = backend.xp
-        ref = core_d.lloyd_sums(X, C, w, xp=xp)
+        seg = native_segment_sum(xp)
+        ref = core_d.lloyd_sums(X, C, w, xp=xp, segment_sum=seg)
         with arbf.config_context(fast_paths=False):
             pure = seam.lloyd_sums(X, C, w, xp=xp)
         for a, b in zip(pure, ref, strict=True):
@@ -88,7 +92,8 @@ class TestEveryRouteIsTheReference:
     def test_soft_stats(self, backend, dtype, kind):
         X, C, w = _data(backend, dtype)
         xp = backend.xp
-        ref = core_s.soft_stats(X, C, w, sigma=0.8, kind=kind, xp=xp)
+        seg = native_segment_sum(xp)
+        ref = core_s.soft_stats(X, C, w, sigma=0.8, kind=kind, xp=xp, segment_sum=seg)
         with arbf.config_context(fast_paths=False):
             pure = seam.soft_stats(X, C, w, sigma=0.8, kind=kind, xp=xp)
         for a, b in zip(pure, ref, strict=True):

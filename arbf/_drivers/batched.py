@@ -16,8 +16,10 @@ So ``kmeans(X, k, random_state=s)[b]`` equals
 
 Initialisation: ``"k-means++"`` draws for all B problems at once (one batched distance
 pass per center; the per-problem candidate draws are B small host calls), ``"random"``
-gathers the rows in one take; ``"k-means||"``, ``"anneal"`` and callables run once per
-problem (a loop over B in the initialisation only); an array has shape ``(B, k, d)``.
+gathers the rows in one take, ``"k-means||"`` makes one batched pass per round (the
+Bernoulli draws and the final K-Means of the small candidate sets are per problem, on the
+host); ``"anneal"`` and callables run once per problem (a loop over B in the
+initialisation only); an array has shape ``(B, k, d)``.
 Empty-cluster relocation (rare) runs on the host for the problems that need it.
 
 ``metric="cosine"``: spherical K-Means of every problem, as
@@ -38,23 +40,51 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, device_of, from_host, has_float64, host_view, to_host
+from .._backend import (
+    Array,
+    array_namespace,
+    device_of,
+    from_host,
+    has_float64,
+    host_view,
+    itemsize,
+    to_host,
+)
 from .._math import seam
 from .._math.batched import check_batched_centers, check_batched_data, check_batched_weights
 from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._messages import emit
+from .._scaling import rescale, unscale
 from .._validation import (
     BOOLEAN,
+    NONE,
     Interval,
+    as_array,
     check_n_clusters,
     check_param,
     check_random_state,
+    check_x_squared_norms,
 )
-from .engine import Projection, _park_weightless, _relocate_empty, same_clustering
-from .init import check_init, resolve_init, resolve_n_init
+from .engine import Projection, _park_weightless, _relocate_empty, same_clustering, scale_data
+from .init import (
+    _bernoulli_pick,
+    _candidate_block,
+    candidate_kmeans,
+    check_init,
+    distinct_candidates,
+    resolve_init,
+    resolve_n_init,
+)
 from .results import BatchedKMeansResult
 
-__all__ = ["kmeans_batched", "problem_generators"]
+__all__ = [
+    "kmeans_batched",
+    "kmeans_parallel_batched",
+    "kmeans_parallel_front",
+    "kmeans_plusplus_batched",
+    "kmeans_plusplus_front",
+    "problem_generators",
+]
 
 
 def problem_generators(random_state: Any, B: int) -> list[np.random.Generator]:
@@ -98,21 +128,26 @@ def kmeans_plusplus_batched(
     *,
     xp: ModuleType,
     working_memory: Any = None,
-) -> Array:
+    n_local_trials: int | None = None,
+    x_sq: Array | None = None,
+) -> tuple[Array, np.ndarray]:
     """Greedy k-means++ for every problem at once (:func:`arbf.kmeans_plusplus` per
-    problem, with problem ``b`` drawing from ``rngs[b]``).
+    problem, with problem ``b`` drawing from ``rngs[b]``): ``(centers (B, k, d),
+    indices (B, k))``, the indices on the host.
 
-    Each center costs one batched distance pass to the ``2 + floor(ln k)`` candidates of
-    every problem and one host sync; the draws are B small host calls.
+    Each center costs one batched distance pass to the ``n_local_trials`` (default
+    ``2 + floor(ln k)``) candidates of every problem and one host sync; the draws are B
+    small host calls.  ``x_sq`` are the squared row norms ``(B, n)`` when known.
     """
     B, n, _ = X.shape
     dev = device_of(X)
-    trials = 2 + int(np.log(k))
+    trials = min(2 + int(np.log(k)), n) if n_local_trials is None else int(n_local_trials)
     w_h = None if w is None else to_host(w)
     p = _probabilities(w_h, B, n)
     first = np.asarray([[int(r.choice(n, p=p[b]))] for b, r in enumerate(rngs)], dtype=np.int64)
     chosen = [first]
-    x_sq = xp.sum(X * X, axis=-1)
+    if x_sq is None:
+        x_sq = xp.sum(X * X, axis=-1)
     closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)[:, :, 0]
     acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
     for _ in range(1, k):
@@ -138,7 +173,107 @@ def kmeans_plusplus_batched(
         idx = from_host(flat.reshape(-1).astype(np.int64), xp=xp, device=dev)
         closest = xp.reshape(xp.take(xp.reshape(D, (-1,)), idx, axis=0), (B, n))
         chosen.append(cand[np.arange(B), best][:, None])
-    return _take_rows(X, np.concatenate(chosen, axis=1), xp=xp)
+    idx = np.concatenate(chosen, axis=1)
+    return _take_rows(X, idx, xp=xp), idx
+
+
+def kmeans_parallel_batched(
+    X: Array,
+    k: int,
+    w: Array | None,
+    rngs: list[np.random.Generator],
+    *,
+    xp: ModuleType,
+    oversampling_factor: float = 2.0,
+    n_rounds: int = 5,
+    working_memory: Any = None,
+) -> Array:
+    """k-means|| for every problem at once (:func:`arbf.kmeans_parallel` per problem,
+    problem ``b`` drawing from ``rngs[b]``): centers ``(B, k, d)``.
+
+    Every round is one batched pass: the distances of all rows of every problem to that
+    problem's new candidates (padded to a common count with repeats of a new candidate,
+    which leave the minimum unchanged), in blocks of candidates within the memory budget.
+    The Bernoulli draws are B host calls per round (each problem's own ``n`` uniforms, as
+    in the one-problem version), and each problem stops its rounds on its own.  The
+    candidates' weights come from one batched pass (:func:`arbf._math.seam.batched_lloyd_sums`);
+    the weighted K-Means of each problem's ~``ℓ · n_rounds`` candidates then runs on the
+    host, per problem (:func:`arbf._drivers.init.candidate_kmeans`).
+    """
+    B, n, _ = X.shape
+    dev = device_of(X)
+    ell = float(oversampling_factor) * k
+    acc_dtype = xp.float64 if has_float64(xp, dev) else X.dtype
+    w_h = None if w is None else to_host(w)
+    p = _probabilities(w_h, B, n)
+    picked = [[int(r.choice(n, p=p[b]))] for b, r in enumerate(rngs)]
+    x_sq = xp.sum(X * X, axis=-1)
+    first = np.asarray([pk[:1] for pk in picked], dtype=np.int64)
+    closest = seam.batched_sq_distances(X, _take_rows(X, first, xp=xp), xp=xp, x_sq=x_sq)
+    closest = closest[:, :, 0]
+    max_rounds = 4 * max(int(n_rounds), 1)
+    block = _candidate_block(B * n, itemsize(X), working_memory, X)
+    rounds = np.zeros(B, dtype=np.int64)
+    done = np.zeros(B, dtype=bool)
+    while True:
+        for b in range(B):
+            if rounds[b] >= max_rounds or (rounds[b] >= n_rounds and len(set(picked[b])) >= k):
+                done[b] = True
+        if done.all():
+            break
+        wd = closest if w is None else closest * w
+        wd = xp.astype(wd, acc_dtype)
+        phi = to_host(xp.sum(wd, axis=1)).astype(np.float64)
+        wd_h = to_host(wd).astype(np.float64)
+        new: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * B
+        for b in map(int, np.flatnonzero(~done)):
+            rounds[b] += 1
+            if not phi[b] > 0:  # every sample sits on a candidate
+                done[b] = True
+                continue
+            new[b] = np.setdiff1d(_bernoulli_pick(wd_h[b], ell, float(phi[b]), rngs[b], xp=np),
+                                  picked[b])  # fmt: skip
+            picked[b].extend(int(i) for i in new[b])
+        m = max(v.shape[0] for v in new)
+        if m == 0:
+            continue
+        has_new = from_host(np.asarray([v.shape[0] > 0 for v in new]), xp=xp, device=dev)
+        pad = np.stack([np.resize(v, m) if v.shape[0] else np.zeros(m, np.int64) for v in new])
+        for a in range(0, m, block):
+            D = seam.batched_sq_distances(
+                X, _take_rows(X, pad[:, a : a + block], xp=xp), xp=xp, x_sq=x_sq
+            )
+            lower = xp.minimum(closest, xp.min(D, axis=-1))
+            closest = xp.where(has_new[:, None], lower, closest)
+    # the distinct candidates of every problem, padded with repeats of their first one
+    # (ties go to the lowest index, so a repeat never takes a row) for one batched pass
+    cands = []
+    for b in range(B):
+        idx_b = np.asarray(picked[b], dtype=np.int64)
+        cands.append(distinct_candidates(idx_b, _host_rows(X, b, idx_b, xp=xp)))
+    m = max(c[0].shape[0] for c in cands)
+    padded = np.stack([np.concatenate([r, np.repeat(r[:1], m - r.shape[0], axis=0)])
+                       for _, r in cands])  # fmt: skip
+    _, _, weights, _ = seam.batched_lloyd_sums(
+        X, from_host(padded, xp=xp, device=dev, dtype=X.dtype), w, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
+    wc = to_host(weights).astype(np.float64)
+    out = []
+    for b, (idx, rows) in enumerate(cands):
+
+        def data_rows(extra: np.ndarray, b: int = b) -> np.ndarray:
+            return _host_rows(X, b, extra, xp=xp)
+
+        out.append(candidate_kmeans(rows, idx, wc[b, : idx.shape[0]], k, p[b], rngs[b], data_rows))
+    return from_host(np.stack(out), xp=xp, device=dev, dtype=X.dtype)
+
+
+def _host_rows(X: Array, b: int, idx: np.ndarray, *, xp: ModuleType) -> np.ndarray:
+    """Rows ``idx`` of problem ``b`` on the host (float64)."""
+    one = np.asarray(idx, dtype=np.int64)[None, :]
+    rows = _take_rows(X[b : b + 1, ...], one, xp=xp)
+    return to_host(rows)[0].astype(np.float64)
 
 
 def _random_batched(
@@ -165,6 +300,10 @@ def _init_maker(
     (``mean=None``: the data are not centred, ``Xc`` is ``X``)."""
     if isinstance(init, str) and init == "k-means++":
         return lambda: kmeans_plusplus_batched(
+            Xc, k, w, rngs, xp=xp, working_memory=working_memory
+        )[0]
+    if isinstance(init, str) and init == "k-means||":
+        return lambda: kmeans_parallel_batched(
             Xc, k, w, rngs, xp=xp, working_memory=working_memory
         )
     if isinstance(init, str) and init == "random":
@@ -376,3 +515,78 @@ def kmeans_batched(
         )
     assert mean is not None
     return dataclasses.replace(best, centers=best.centers + mean, n_init_inertia=n_init_inertia)
+
+
+# --------------------------------------------------------------------------------------
+# the public seedings with a batch axis (arbf.kmeans_plusplus, arbf.kmeans_parallel)
+# --------------------------------------------------------------------------------------
+
+
+def _seeding_inputs(
+    X: Any, n_clusters: Any, sample_weight: Any, random_state: Any
+) -> tuple[Array, ModuleType, int, Array | None, list[np.random.Generator], float]:
+    X, xp = check_batched_data(X)
+    B, n, _ = X.shape
+    k = check_n_clusters(n_clusters, n)
+    w = check_batched_weights(sample_weight, X, xp=xp)
+    return X, xp, k, w, problem_generators(random_state, B), scale_data(X, xp=xp)
+
+
+def kmeans_plusplus_front(
+    X: Any,
+    n_clusters: Any,
+    *,
+    sample_weight: Any,
+    random_state: Any,
+    n_local_trials: Any,
+    x_squared_norms: Any,
+    working_memory: Any,
+    max_local_trials: int,
+) -> tuple[Array, np.ndarray]:
+    """:func:`arbf.kmeans_plusplus` of ``B`` problems (``X`` of shape ``(B, n, d)``):
+    ``(centers (B, k, d), indices (B, k))``."""
+    X, xp, k, w, rngs, scale = _seeding_inputs(X, n_clusters, sample_weight, random_state)
+    B, n, _ = X.shape
+    n_local_trials = check_param(
+        "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1, max_local_trials)
+    )
+    if n_local_trials is not None and n_local_trials > n:
+        raise ValueError(f"n_local_trials must be <= n_samples={n}, got {n_local_trials}")
+    x_sq = None
+    if x_squared_norms is not None:
+        v = as_array(x_squared_norms, "x_squared_norms")
+        if tuple(v.shape) != (B, n):
+            raise ValueError(
+                f"x_squared_norms must have shape (B, n_samples) = {(B, n)} for batched X; "
+                f"got shape {tuple(v.shape)}"
+            )
+        flat = array_namespace(v).reshape(v, (B * n,))
+        x_sq = check_x_squared_norms(
+            flat, B * n, xp=xp, dtype=X.dtype, device=device_of(X), like=X
+        )
+        x_sq = rescale(rescale(xp.reshape(x_sq, (B, n)), scale), scale)
+    _, idx = kmeans_plusplus_batched(
+        rescale(X, scale), k, w, rngs, xp=xp, working_memory=working_memory,
+        n_local_trials=n_local_trials, x_sq=x_sq,
+    )  # fmt: skip
+    return _take_rows(X, idx, xp=xp), idx
+
+
+def kmeans_parallel_front(
+    X: Any,
+    n_clusters: Any,
+    *,
+    sample_weight: Any,
+    random_state: Any,
+    oversampling_factor: float,
+    n_rounds: int,
+    working_memory: Any,
+) -> Array:
+    """:func:`arbf.kmeans_parallel` of ``B`` problems (``X`` of shape ``(B, n, d)``;
+    ``oversampling_factor`` and ``n_rounds`` already validated): centers ``(B, k, d)``."""
+    X, xp, k, w, rngs, scale = _seeding_inputs(X, n_clusters, sample_weight, random_state)
+    C = kmeans_parallel_batched(
+        rescale(X, scale), k, w, rngs, xp=xp, oversampling_factor=oversampling_factor,
+        n_rounds=n_rounds, working_memory=working_memory,
+    )  # fmt: skip
+    return unscale(C, scale)

@@ -249,8 +249,9 @@ def lloyd(
     algorithm: str = "auto",
     offset: Array | None = None,
     project: Projection | None = None,
+    inertia_scale: float = 1.0,
 ) -> KMeansResult:
-    """One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
+    r"""One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
     Stops on strict label convergence, or when the squared center shift is ``<= tol``
     (absolute: :func:`tolerance`), or after ``max_iter`` iterations; unless labels
@@ -261,7 +262,9 @@ def lloyd(
     ``offset`` (where :func:`seam.lazily_centred`) the data are ``X - offset``, centred by
     the kernels chunk by chunk: the same bits as a centred copy, without making one.
     ``project(C_new, C_old)``, when given, maps every updated set of centers (spherical
-    K-Means: onto the unit sphere, :func:`arbf._math.metric.project`).
+    K-Means: onto the unit sphere, :func:`arbf._math.metric.project`).  The verbose lines
+    print the inertia times ``inertia_scale`` (spherical K-Means: ``0.5``, so that they show
+    :math:`\sum_i w_i (1 - \cos)` like the result).
     """
     stepper = seam.lloyd_stepper(
         X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
@@ -319,7 +322,7 @@ def lloyd(
             shift = float(to_host(xp.sum(diff * diff)))
         inertias.append(inertia_i)
         shifts.append(shift)
-        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i)
+        emit(verbose, "Iteration %d, inertia %s.", i, inertia_i * inertia_scale)
         C = C_new
         if same:
             emit(verbose, "Converged at iteration %d: strict convergence.", i)
@@ -371,6 +374,7 @@ def best_of(
     algorithm: str = "auto",
     offset: Array | None = None,
     project: Projection | None = None,
+    inertia_scale: float = 1.0,
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
     ``init()``; the best is kept.
@@ -386,7 +390,7 @@ def best_of(
         out = lloyd(
             X, w, C0, xp=xp, max_iter=max_iter, tol=tol, verbose=verbose,
             working_memory=working_memory, algorithm=algorithm, offset=offset,
-            project=project,
+            project=project, inertia_scale=inertia_scale,
         )  # fmt: skip
         all_inertia.append(out.inertia)
         if best is None or (

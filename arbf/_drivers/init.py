@@ -48,11 +48,13 @@ __all__ = [
     "MAX_LOCAL_TRIALS",
     "MAX_ROUNDS",
     "array_init",
+    "candidate_kmeans",
     "check_init",
-    "kmeans_parallel",
+    "distinct_candidates",
     "kmeans_parallel_impl",
-    "kmeans_plusplus",
+    "kmeans_parallel_one",
     "kmeans_plusplus_impl",
+    "kmeans_plusplus_one",
     "random_init_impl",
     "resolve_init",
     "resolve_n_init",
@@ -178,7 +180,7 @@ def random_init_impl(
     return seam.dense_rows(X, idx, xp=xp), idx
 
 
-def kmeans_plusplus(
+def kmeans_plusplus_one(
     X: Any,
     n_clusters: int,
     /,
@@ -189,54 +191,7 @@ def kmeans_plusplus(
     x_squared_norms: Any = None,
     working_memory: Any = None,
 ) -> tuple[Array, np.ndarray]:
-    r"""Choose initial centers with greedy, weight-aware k-means++.
-
-    The first center is drawn with probability :math:`w_i / \sum w`; each next one is the
-    best of ``n_local_trials`` candidates drawn with probability proportional to
-    :math:`w_i \min_j \lVert x_i - \mu_j\rVert^2`, keeping the candidate that most
-    lowers the potential :math:`\sum_i w_i \min_j \lVert x_i-\mu_j\rVert^2`.
-
-    Parameters
-    ----------
-    X : array or scipy.sparse matrix of shape (n_samples, n_features)
-        A sparse matrix is not densified; the centers come back dense (NumPy).
-    n_clusters : int
-    sample_weight : array of shape (n_samples,), optional
-    random_state : int, numpy Generator or None
-        Seeds one host NumPy Generator: the same seed gives the same centers on every
-        backend.
-
-        k-means++ is sequential: one pass over the data and one host sync per center.
-        On Dask the cumulative sums of the sampling weights are formed on the host, so
-        each center also moves an ``n``-vector to the client: fine for moderate ``n``;
-        for data that do not fit one memory use k-means|| (``init="k-means||"``,
-        :func:`kmeans_parallel`), a few passes in all.
-    n_local_trials : int, optional
-        Candidates per center (default ``2 + floor(ln k)``); at most ``n_samples`` and
-        :data:`MAX_LOCAL_TRIALS` (100).  The ``n x n_local_trials`` distances are formed
-        in blocks of columns within ``working_memory``.
-    x_squared_norms : array of shape (n_samples,), optional
-        The squared row norms :math:`\lVert x_i\rVert^2` when already computed
-        (scikit-learn's parameter; validated, then used in the distances).
-    working_memory : float, optional
-        Memory budget in MiB for one chunk.
-
-    Returns
-    -------
-    centers : array of shape (n_clusters, n_features)
-        In the namespace, device and floating dtype of ``X``.
-    indices : numpy array of shape (n_clusters,)
-        Row of ``X`` each center was taken from.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> import arbf
-    >>> X = xp.asarray([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
-    >>> centers, idx = arbf.kmeans_plusplus(X, 2, random_state=0)
-    >>> sorted(int(i) // 2 for i in idx)
-    [0, 1]
-    """
+    """One problem of :func:`arbf.kmeans_plusplus` (``X`` of shape ``(n, d)``)."""
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     n_local_trials = check_param(
         "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1, MAX_LOCAL_TRIALS)
@@ -348,40 +303,67 @@ def kmeans_parallel_impl(
             D = seam.dist_to_rows(X, rows, x_sq, xp=xp, working_memory=working_memory)
             (closest,) = materialize(xp.minimum(closest, xp.min(D, axis=1)), xp=xp)
     idx = np.asarray(picked, dtype=np.int64)
-    cand_h = to_host(seam.dense_rows(X, idx, xp=xp)).astype(np.float64)
-    _, first_of = np.unique(cand_h, axis=0, return_index=True)
-    keep = np.sort(first_of)  # distinct rows, in the order they were picked
-    idx, cand_h = idx[keep], cand_h[keep]
-    m = idx.shape[0]
+    idx, cand_h = distinct_candidates(idx, to_host(seam.dense_rows(X, idx, xp=xp)))
     labels = seam.nearest_labels(
         X, from_host(cand_h, xp=xp, device=dev, dtype=X.dtype), xp=xp,
         working_memory=working_memory,
     )  # fmt: skip
-    wc = _candidate_weights(labels, sample_weight, m, xp=xp, dtype=X.dtype)
+    wc = _candidate_weights(labels, sample_weight, idx.shape[0], xp=xp, dtype=X.dtype)
+    C = candidate_kmeans(
+        cand_h, idx, wc, n_clusters, _host_probabilities(sample_weight, n), rng,
+        lambda extra: to_host(seam.dense_rows(X, extra, xp=xp)),
+    )  # fmt: skip
+    return from_host(C, xp=xp, device=dev, dtype=X.dtype)
+
+
+def distinct_candidates(idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The k-means|| candidates ``idx`` (host rows ``rows``) with repeated rows removed,
+    in the order they were picked: ``(idx, rows)`` (rows as float64)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    _, first_of = np.unique(rows, axis=0, return_index=True)
+    keep = np.sort(first_of)
+    return idx[keep], rows[keep]
+
+
+def candidate_kmeans(
+    cand_h: np.ndarray,
+    idx: np.ndarray,
+    wc: np.ndarray,
+    n_clusters: int,
+    p: np.ndarray,
+    rng: np.random.Generator,
+    data_rows: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """The last step of k-means||: weighted K-Means of the distinct candidates ``cand_h``
+    (rows ``idx`` of the data, weights ``wc``) on the host, a ``(k, d)`` float64 array.
+
+    Fewer than ``n_clusters`` candidates are padded with data rows drawn with the sampling
+    probabilities ``p`` (``data_rows(indices)`` fetches them) and a negligible weight.
+    scikit-learn's semantics: centred, greedy k-means++, Lloyd with the relative tolerance
+    1e-4, by the engine.
+    """
+    m = idx.shape[0]
     if m < n_clusters:  # fewer distinct candidates than clusters: pad with data rows
-        p = _host_probabilities(sample_weight, n)
+        p = p.copy()
         p[idx] = 0.0
         n_pad = min(n_clusters - m, int(np.count_nonzero(p)))
         if n_pad:
             extra = np.asarray(
-                rng.choice(n, size=n_pad, replace=False, p=p / p.sum()), dtype=np.int64
+                rng.choice(p.shape[0], size=n_pad, replace=False, p=p / p.sum()), dtype=np.int64
             )
-            rows_h = to_host(seam.dense_rows(X, extra, xp=xp))
-            cand_h = np.concatenate([cand_h, rows_h.astype(np.float64)])
+            cand_h = np.concatenate([cand_h, np.asarray(data_rows(extra), dtype=np.float64)])
             wc = np.concatenate([wc, np.full(n_pad, 1e-12 * max(wc.sum(), 1.0))])
         while cand_h.shape[0] < n_clusters:  # fewer distinct rows than clusters
             cand_h = np.concatenate([cand_h, cand_h[: n_clusters - cand_h.shape[0]]])
             wc = np.concatenate([wc, wc[: n_clusters - wc.shape[0]]])
-    # weighted K-Means of the candidates on the host (scikit-learn's semantics: centred,
-    # greedy k-means++, Lloyd with the relative tolerance 1e-4), by the engine
     hxp = array_namespace(cand_h)
     mean, cand_c = center(cand_h, xp=hxp)
     C0, _ = kmeans_plusplus_impl(cand_c, n_clusters, wc, rng, xp=hxp)
     km = lloyd(cand_c, wc, C0, xp=hxp, max_iter=300, tol=tolerance(cand_h, 1e-4, xp=hxp))
-    return from_host(np.asarray(km.centers + mean), xp=xp, device=dev, dtype=X.dtype)
+    return np.asarray(km.centers + mean)
 
 
-def kmeans_parallel(
+def kmeans_parallel_one(
     X: Any,
     n_clusters: int,
     /,
@@ -392,58 +374,7 @@ def kmeans_parallel(
     n_rounds: int = 5,
     working_memory: Any = None,
 ) -> Array:
-    r"""Choose initial centers with k-means|| (scalable k-means++).
-
-    Bahmani et al. (2012), "Scalable K-Means++", weight-aware.  Start from one sample
-    drawn with probability :math:`w_i/\sum w`; then, for ``n_rounds`` rounds, with
-    :math:`D_i = \min_{c \in \mathcal C} \lVert x_i - c\rVert^2` the squared distance
-    to the current candidate set :math:`\mathcal C` and
-    :math:`\varphi = \sum_i w_i D_i`, add every sample independently with probability
-
-    .. math:: \min\bigl(1,\ \ell\, w_i D_i / \varphi\bigr), \qquad
-              \ell = \text{oversampling\_factor} \times k .
-
-    Each round is one pass over the data (the ``n``-vector :math:`D` is updated with the
-    distances to the new candidates only).  About :math:`1 + \ell \cdot` ``n_rounds``
-    candidates result; each gets the weight :math:`W_c = \sum_{i \to c} w_i` of the
-    samples nearest to it, and weighted k-means (greedy k-means++ then Lloyd) on the small
-    weighted candidate set, on the host, gives the ``k`` centers.  Rounds continue past
-    ``n_rounds`` while there are fewer than ``k`` distinct candidates.
-
-    Random numbers come from the host Generator.  On eager backends the uniforms are
-    drawn on the host (one round trip of an ``n``-vector per round, against one per
-    *center* for k-means++); on Dask they are drawn on the workers from a Generator
-    seeded by it, so only the chosen indices travel, and the result differs from the
-    other backends' for the same seed.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_features)
-    n_clusters : int
-    sample_weight : array of shape (n_samples,), optional
-    random_state : int, numpy Generator or None
-    oversampling_factor : float, default=2.0
-        :math:`\ell / k`.
-    n_rounds : int, default=5
-        At most :data:`MAX_ROUNDS` (100); rounds continue past it only while fewer than
-        ``n_clusters`` distinct candidates exist (at most ``4 n_rounds`` in all).
-    working_memory : float, optional
-        Memory budget in MiB for one chunk.
-
-    Returns
-    -------
-    centers : array of shape (n_clusters, n_features)
-        In the namespace, device and floating dtype of ``X``.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> import arbf
-    >>> X = xp.asarray([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]])
-    >>> C = arbf.kmeans_parallel(X, 2, random_state=0)
-    >>> sorted(float(v) for v in C[:, 0])
-    [0.0, 9.0]
-    """
+    """One problem of :func:`arbf.kmeans_parallel` (``X`` of shape ``(n, d)``)."""
     X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
     oversampling_factor = check_param(
         "oversampling_factor", oversampling_factor, Interval(numbers.Real, 0, None, "neither")

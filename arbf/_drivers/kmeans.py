@@ -11,12 +11,14 @@ import numbers
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .._math import seam
 from .._math.batched import is_batched
 from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.seam import ALGORITHMS
 from .._validation import BOOLEAN, Interval, Options, check_fit_inputs, check_param
-from .batched import kmeans_batched
+from .batched import kmeans_batched, kmeans_parallel_front, kmeans_plusplus_front
 from .engine import (
     best_of,
     halve_inertia,
@@ -25,10 +27,19 @@ from .engine import (
     tolerance,
     warn_fewer_clusters,
 )
-from .init import array_init, check_init, resolve_init, resolve_n_init
+from .init import (
+    MAX_LOCAL_TRIALS,
+    MAX_ROUNDS,
+    array_init,
+    check_init,
+    kmeans_parallel_one,
+    kmeans_plusplus_one,
+    resolve_init,
+    resolve_n_init,
+)
 from .results import BatchedKMeansResult, KMeansResult
 
-__all__ = ["kmeans"]
+__all__ = ["kmeans", "kmeans_parallel", "kmeans_plusplus"]
 
 
 def kmeans(
@@ -279,7 +290,174 @@ def _spherical(
     res = best_of(
         U, w, make_unit_init, runs, xp=xp, max_iter=max_iter, tol=tol_abs,
         verbose=bool(verbose), working_memory=working_memory, algorithm=algorithm,
-        project=on_sphere,
+        project=on_sphere, inertia_scale=0.5,
     )  # fmt: skip
     warn_fewer_clusters(res.labels, n_clusters)
     return halve_inertia(res)
+
+
+# --------------------------------------------------------------------------------------
+# the seedings' front doors: one problem (init.py) or a batch of them (batched.py)
+# --------------------------------------------------------------------------------------
+
+
+def kmeans_plusplus(
+    X: Any,
+    n_clusters: int,
+    /,
+    *,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    n_local_trials: int | None = None,
+    x_squared_norms: Any = None,
+    working_memory: Any = None,
+) -> tuple[Any, np.ndarray]:
+    r"""Choose initial centers with greedy, weight-aware k-means++.
+
+    The first center is drawn with probability :math:`w_i / \sum w`; each next one is the
+    best of ``n_local_trials`` candidates drawn with probability proportional to
+    :math:`w_i \min_j \lVert x_i - \mu_j\rVert^2`, keeping the candidate that most
+    lowers the potential :math:`\sum_i w_i \min_j \lVert x_i-\mu_j\rVert^2`.
+
+    Parameters
+    ----------
+    X : array or scipy.sparse matrix (n_samples, n_features), or array (B, n_samples, n_features)
+        A sparse matrix is not densified; the centers come back dense (NumPy).  With a
+        leading batch axis, ``B`` independent seedings in one call: each center is one
+        batched distance pass over all problems (no loop over ``B`` on the data).
+    n_clusters : int
+    sample_weight : array of shape (n_samples,) or (B, n_samples), optional
+    random_state : int, numpy Generator or None; or a sequence of B of them
+        Seeds one host NumPy Generator: the same seed gives the same centers on every
+        backend.  Batched: problem ``b`` draws from the ``b``-th child of
+        ``np.random.default_rng(random_state).spawn(B)`` (a sequence gives each problem
+        its own), so ``kmeans_plusplus(X, k, random_state=[s0, s1])[0][b]`` equals
+        ``kmeans_plusplus(X[b], k, random_state=s_b)[0]``.
+
+        k-means++ is sequential: one pass over the data and one host sync per center.
+        On Dask the cumulative sums of the sampling weights are formed on the host, so
+        each center also moves an ``n``-vector to the client: fine for moderate ``n``;
+        for data that do not fit one memory use k-means|| (``init="k-means||"``,
+        :func:`kmeans_parallel`), a few passes in all.
+    n_local_trials : int, optional
+        Candidates per center (default ``2 + floor(ln k)``); at most ``n_samples`` and
+        :data:`MAX_LOCAL_TRIALS` (100).  The ``n x n_local_trials`` distances are formed
+        in blocks of columns within ``working_memory``.
+    x_squared_norms : array of shape (n_samples,) or (B, n_samples), optional
+        The squared row norms :math:`\lVert x_i\rVert^2` when already computed
+        (scikit-learn's parameter; validated, then used in the distances).
+    working_memory : float, optional
+        Memory budget in MiB for one chunk.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features) or (B, n_clusters, n_features)
+        In the namespace, device and floating dtype of ``X``.
+    indices : numpy array of shape (n_clusters,) or (B, n_clusters)
+        Row of ``X`` (of problem ``b``) each center was taken from.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    >>> centers, idx = arbf.kmeans_plusplus(X, 2, random_state=0)
+    >>> sorted(int(i) // 2 for i in idx)
+    [0, 1]
+    """
+    if is_batched(X):
+        return kmeans_plusplus_front(
+            X, n_clusters, sample_weight=sample_weight, random_state=random_state,
+            n_local_trials=n_local_trials, x_squared_norms=x_squared_norms,
+            working_memory=working_memory, max_local_trials=MAX_LOCAL_TRIALS,
+        )  # fmt: skip
+    return kmeans_plusplus_one(
+        X, n_clusters, sample_weight=sample_weight, random_state=random_state,
+        n_local_trials=n_local_trials, x_squared_norms=x_squared_norms,
+        working_memory=working_memory,
+    )  # fmt: skip
+
+
+def kmeans_parallel(
+    X: Any,
+    n_clusters: int,
+    /,
+    *,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    oversampling_factor: float = 2.0,
+    n_rounds: int = 5,
+    working_memory: Any = None,
+) -> Any:
+    r"""Choose initial centers with k-means|| (scalable k-means++).
+
+    Bahmani et al. (2012), "Scalable K-Means++", weight-aware.  Start from one sample
+    drawn with probability :math:`w_i/\sum w`; then, for ``n_rounds`` rounds, with
+    :math:`D_i = \min_{c \in \mathcal C} \lVert x_i - c\rVert^2` the squared distance
+    to the current candidate set :math:`\mathcal C` and
+    :math:`\varphi = \sum_i w_i D_i`, add every sample independently with probability
+
+    .. math:: \min\bigl(1,\ \ell\, w_i D_i / \varphi\bigr), \qquad
+              \ell = \text{oversampling\_factor} \times k .
+
+    Each round is one pass over the data (the ``n``-vector :math:`D` is updated with the
+    distances to the new candidates only).  About :math:`1 + \ell \cdot` ``n_rounds``
+    candidates result; each gets the weight :math:`W_c = \sum_{i \to c} w_i` of the
+    samples nearest to it, and weighted k-means (greedy k-means++ then Lloyd) on the small
+    weighted candidate set, on the host, gives the ``k`` centers.  Rounds continue past
+    ``n_rounds`` while there are fewer than ``k`` distinct candidates.
+
+    Random numbers come from the host Generator.  On eager backends the uniforms are
+    drawn on the host (one round trip of an ``n``-vector per round, against one per
+    *center* for k-means++); on Dask they are drawn on the workers from a Generator
+    seeded by it, so only the chosen indices travel, and the result differs from the
+    other backends' for the same seed.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features) or (B, n_samples, n_features)
+        With a leading batch axis, ``B`` independent seedings in one call: every round is
+        one batched pass over all problems (their new candidates padded to a common
+        count); the Bernoulli draws and the final weighted K-Means of each problem's
+        small candidate set run per problem on the host.
+    n_clusters : int
+    sample_weight : array of shape (n_samples,) or (B, n_samples), optional
+    random_state : int, numpy Generator or None; or a sequence of B of them
+        Batched: the seeds of :func:`kmeans_plusplus`.
+    oversampling_factor : float, default=2.0
+        :math:`\ell / k`.
+    n_rounds : int, default=5
+        At most :data:`MAX_ROUNDS` (100); rounds continue past it only while fewer than
+        ``n_clusters`` distinct candidates exist (at most ``4 n_rounds`` in all).
+    working_memory : float, optional
+        Memory budget in MiB for one chunk.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features) or (B, n_clusters, n_features)
+        In the namespace, device and floating dtype of ``X``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> import arbf
+    >>> X = xp.asarray([[0.0, 0.0], [0.0, 1.0], [9.0, 9.0], [9.0, 10.0]])
+    >>> C = arbf.kmeans_parallel(X, 2, random_state=0)
+    >>> sorted(float(v) for v in C[:, 0])
+    [0.0, 9.0]
+    """
+    if is_batched(X):
+        oversampling_factor = check_param(
+            "oversampling_factor", oversampling_factor, Interval(numbers.Real, 0, None, "neither")
+        )
+        n_rounds = check_param("n_rounds", n_rounds, Interval(numbers.Integral, 1, MAX_ROUNDS))
+        return kmeans_parallel_front(
+            X, n_clusters, sample_weight=sample_weight, random_state=random_state,
+            oversampling_factor=float(oversampling_factor), n_rounds=int(n_rounds),
+            working_memory=working_memory,
+        )  # fmt: skip
+    return kmeans_parallel_one(
+        X, n_clusters, sample_weight=sample_weight, random_state=random_state,
+        oversampling_factor=oversampling_factor, n_rounds=n_rounds,
+        working_memory=working_memory,
+    )  # fmt: skip

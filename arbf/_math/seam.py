@@ -226,7 +226,11 @@ def route(X: Array, C: Array | None = None, w: Array | None = None) -> tuple[str
 
 
 def _native_segment_sum(xp: ModuleType) -> Any:
-    return native_segment_sum(xp) if get_config().fast_paths else None
+    # the backend's own scatter-add (NumPy bincount, torch index_add, JAX segment_sum,
+    # CuPy scatter_add) is part of the backend, not an arbf kernel: it serves the pure
+    # route whatever ``fast_paths`` says (as before the seam existed); namespaces without
+    # one (array-api-strict) get the one-hot product of the core
+    return native_segment_sum(xp)
 
 
 def _back(out: tuple[np.ndarray, ...], like: Array) -> Any:
