@@ -13,6 +13,14 @@ Parameters are a plain dict (a pytree) ``{"centers": (k, d), "log_sigma": ()}``:
   (e.g. an encoder's codes);
 - :func:`predict` — nearest-center labels.
 
+**Batched problems.**  Centers of shape ``(B, k, d)`` (from :func:`init_params` on data
+``(B, n, d)``, or given) make every function solve ``B`` independent problems:
+``X`` is ``(B, n, d)``, weights ``(B, n)``, ``log_sigma`` 0-d (shared) or ``(B,)``, and
+the result gains a leading axis ``B`` (:func:`loss` returns one value per problem,
+``(B,)``; sum it to train all problems with one :func:`jax.grad`).  The problems are
+mapped with :func:`jax.vmap` (batched matrix products, no Python loop), so the result
+equals ``B`` separate calls.
+
 σ is ``exp(params["log_sigma"])`` unless a ``sigma=`` argument is passed — pass the
 current value of an annealing schedule there (it may be a traced scalar, so changing it
 does not recompile); ``log_sigma`` then gets a zero gradient.  ``kind``, ``objective``
@@ -116,6 +124,68 @@ def _check_params(params: Any) -> Any:
             f'params["log_sigma"] must be 0-d, got shape {jnp.shape(params["log_sigma"])}'
         )
     return C
+
+
+def _is_batched(params: Any) -> bool:
+    return isinstance(params, dict) and "centers" in params and jnp.ndim(params["centers"]) == 3
+
+
+def _check_batched_params(params: Any) -> tuple[Any, Any]:
+    """Batched ``params``: centers ``(B, k, d)`` (checked finite outside a trace) and
+    ``log_sigma`` 0-d or ``(B,)``; returns ``(centers, in_axes of the params)``."""
+    C = _check_real(params["centers"], 'params["centers"]')
+    if min(C.shape) < 1:
+        raise ValueError(f'params["centers"] must be non-empty (B, k, d), got shape {C.shape}')
+    _check_finite(C, 'params["centers"]')
+    ls_shape = jnp.shape(params["log_sigma"])
+    if ls_shape not in ((), (C.shape[0],)):
+        raise ValueError(
+            f'params["log_sigma"] must be 0-d or of shape (B,) = ({C.shape[0]},) for centers '
+            f"of shape {C.shape}, got shape {ls_shape}"
+        )
+    return C, {"centers": 0, "log_sigma": 0 if ls_shape else None}
+
+
+def _map_problems(
+    one: Any, params: Params, X: Any, sample_weight: Any = None, *, check_sigma_range: Any = None
+) -> Any:
+    """``one(params_b, X_b, w_b)`` for every problem ``b``, by :func:`jax.vmap`.
+
+    The values (finite data, weights >= 0 with a positive sum per problem) are checked
+    here, outside the map, where they can be read; shapes inside, per problem."""
+    C, p_axes = _check_batched_params(params)
+    X = _check_real(X, "X")
+    if X.ndim != 3 or X.shape[0] != C.shape[0] or X.shape[2] != C.shape[2]:
+        raise ValueError(
+            f"X must have shape (B, n, d) = ({C.shape[0]}, n, {C.shape[2]}) for centers of "
+            f"shape {C.shape}, got {X.shape}"
+        )
+    _check_finite(X, "X")
+    w_axis = None
+    if sample_weight is not None:
+        w = _check_real(sample_weight, "sample_weight")
+        if w.shape != X.shape[:2]:
+            raise ValueError(
+                f"sample_weight must have shape (B, n) = {X.shape[:2]}, got shape {w.shape}"
+            )
+        h = _host(w)
+        if h is not None:
+            _check_finite(h, "sample_weight")
+            if bool(np.any(h < 0)):
+                raise ValueError("sample_weight contains negative values; weights must be >= 0")
+            bad = np.flatnonzero(~(np.sum(h, axis=1, dtype=np.float64) > 0))
+            if bad.size:
+                raise ValueError(
+                    f"sample_weight of problem {int(bad[0])} sums to zero: at least one "
+                    "weight per problem must be positive"
+                )
+        sample_weight, w_axis = w, 0
+    if check_sigma_range is not None:
+        h = _host(params["log_sigma"])
+        if h is not None:
+            for v in np.ravel(h):
+                check_sigma_range(float(v), C[0])
+    return jax.vmap(one, in_axes=(p_axes, 0, w_axis))(params, X, sample_weight)
 
 
 def _check_batch(X: Any, C: Any, name: str = "X") -> Any:
@@ -231,14 +301,15 @@ def init_params(
 
     Parameters
     ----------
-    X : array of shape (n, d), optional
+    X : array of shape (n, d) or (B, n, d), optional
         Data whose :func:`arbf.kmeans` centers (``n_clusters`` of them, ``random_state``,
         ``n_init``) become the initial centers.  Not traced: call outside ``jit``.
+        ``(B, n, d)``: the batched :func:`arbf.kmeans`, centers ``(B, k, d)``.
     n_clusters : int, optional
         Required with ``X``.
     sigma : float, default 1.0
         Initial temperature (> 0); stored as :math:`\log\sigma`.
-    centers : array of shape (k, d), optional
+    centers : array of shape (k, d) or (B, k, d), optional
         Given initial centers (instead of ``X``).
     dtype : optional
         Of the parameters; default that of ``X`` or ``centers`` (floating).
@@ -249,7 +320,7 @@ def init_params(
     Returns
     -------
     dict
-        ``{"centers": jax.Array (k, d), "log_sigma": jax.Array ()}``.
+        ``{"centers": jax.Array (k, d) or (B, k, d), "log_sigma": jax.Array ()}``.
     """
     sigma = check_sigma(sigma, allow_zero=False)
     if centers is None:
@@ -270,8 +341,10 @@ def init_params(
         C = C.astype(dtype)
     if not jnp.issubdtype(C.dtype, jnp.floating):
         C = C.astype(jnp.result_type(float))
-    if C.ndim != 2 or C.shape[0] < 1 or C.shape[1] < 1:
-        raise ValueError(f"centers must be a non-empty 2-D array, got shape {C.shape}")
+    if C.ndim not in (2, 3) or min(C.shape) < 1:
+        raise ValueError(
+            f"centers must be a non-empty (k, d) or (B, k, d) array, got shape {C.shape}"
+        )
     _check_finite(C, "centers")
     log_sigma = jnp.asarray(math.log(sigma), dtype=C.dtype)
     if not bool(jnp.isfinite(log_sigma)):  # pragma: no cover - float64 log is finite
@@ -288,7 +361,10 @@ def sample_terms_of(
     metric: str = "sqeuclidean",
 ) -> SampleTerms:
     """Per-sample responsibilities, :math:`L_i`, :math:`F_i` and :math:`d_i` of ``X``
-    (``metric`` as :func:`apply`)."""
+    (``metric`` as :func:`apply`; batched params: every field with a leading ``B``)."""
+    if _is_batched(params):
+        sig, kd, mt = _check_sigma_arg(sigma), check_kind(kind), _check_metric(metric)
+        return _map_problems(lambda p, x, _w: _sample_terms_impl(p, x, sig, kd, mt), params, X)
     return _sample_terms_impl(
         params, X, _check_sigma_arg(sigma), check_kind(kind), _check_metric(metric)
     )
@@ -316,7 +392,7 @@ def apply(
     ----------
     params : dict
         From :func:`init_params`.
-    X : array of shape (n, d)
+    X : array of shape (n, d), or (B, n, d) with batched params (centers ``(B, k, d)``)
     kind : {"softmax", "entmax15", "hard"}, default "softmax"
         Static under ``jit``.
     sigma : float or 0-d array, optional
@@ -325,7 +401,7 @@ def apply(
 
     Returns
     -------
-    jax.Array of shape (n, k)
+    jax.Array of shape (n, k), or (B, n, k) for batched params
 
     Examples
     --------
@@ -371,11 +447,11 @@ def loss(
     ----------
     params : dict
         From :func:`init_params`.
-    X : array of shape (n, d)
+    X : array of shape (n, d), or (B, n, d) with batched params (centers ``(B, k, d)``)
     kind : {"softmax", "entmax15", "hard"}, default "softmax"
     objective : {"free_energy", "distortion", "nll"}, default "free_energy"
     reduction : {"mean", "sum", "none"}, default "mean"
-    sample_weight : array of shape (n,), optional
+    sample_weight : array of shape (n,) or (B, n), optional
     sigma : float or 0-d array, optional
         Overrides ``exp(params["log_sigma"])`` (e.g. the current annealing value).
     {metric}
@@ -384,7 +460,8 @@ def loss(
     Returns
     -------
     jax.Array
-        0-d unless ``reduction="none"``.
+        0-d unless ``reduction="none"`` (then ``(n,)``); batched params: ``(B,)``
+        (one loss per problem), ``(B, n)`` with ``reduction="none"``.
 
     Examples
     --------
@@ -407,6 +484,28 @@ def loss(
             "objective='nll' is the Gaussian mixture likelihood: metric='sqeuclidean' only"
         )
     sigma = _check_sigma_arg(sigma)
+    if _is_batched(params):
+
+        def one(p: Params, x: Any, w: Any) -> Any:
+            return _loss_one(p, x, w, sigma, kind, objective, reduction, metric)
+
+        def sigma_range(ls: float, C0: Any) -> None:
+            _check_loss_range(objective, ls if sigma is None else None, sigma, C0)
+
+        return _map_problems(one, params, X, sample_weight, check_sigma_range=sigma_range)
+    return _loss_one(params, X, sample_weight, sigma, kind, objective, reduction, metric)
+
+
+def _loss_one(
+    params: Params,
+    X: Any,
+    sample_weight: Any,
+    sigma: Any,
+    kind: str,
+    objective: str,
+    reduction: str,
+    metric: str,
+) -> Any:
     terms = _sample_terms_impl(params, X, sigma, kind, metric)
     C = params["centers"]
     _check_loss_range(objective, params["log_sigma"] if sigma is None else None, sigma, C)
@@ -420,9 +519,9 @@ def loss(
 
 def predict(params: Params, X: Any, *, metric: str = "sqeuclidean") -> Any:
     """Index of the nearest center for each row of ``X`` (ties to the lowest index); with
-    ``metric="cosine"`` the center of largest cosine."""
+    ``metric="cosine"`` the center of largest cosine.  Batched params: ``(B, n)``."""
     terms = sample_terms_of(params, X, kind="hard", metric=metric)
-    return terms.responsibilities.argmax(axis=1)
+    return terms.responsibilities.argmax(axis=-1)
 
 
 for _f in (apply, loss):

@@ -196,7 +196,7 @@ class TestValidation:
         [
             ({"centers": np.full((3, 2), np.nan)}, ValueError, "centers contains NaN"),
             ({"centers": np.zeros((3, 2), dtype=complex)}, TypeError, "real data"),
-            ({"centers": np.zeros(3)}, ValueError, "2-D"),
+            ({"centers": np.zeros(3)}, ValueError, r"\(k, d\) or \(B, k, d\)"),
             ({"centers": np.zeros((3, 2)), "sigma": "1"}, TypeError, "sigma"),
             ({"centers": np.zeros((3, 2)), "sigma": True}, TypeError, "sigma"),
             ({"centers": np.zeros((3, 2)), "sigma": -1.0}, ValueError, "sigma"),
@@ -280,3 +280,96 @@ class TestSigmaRange:
         with pytest.raises(ValueError, match=r"free energy .* beyond the range of float32"):
             ajax.loss(p, X.astype(jnp.float32))
         assert np.isfinite(float(ajax.loss(p, X.astype(jnp.float32), objective="distortion")))
+
+
+class TestBatched:
+    """Centers (B, k, d): every function maps the B problems (jax.vmap) and equals B
+    separate calls, against the core's batched functions as the independent reference."""
+
+    B = 3
+
+    def _batch(self, seed=1, n=50, d=3, k=4):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(self.B, n, d)) + 4.0 * rng.normal(size=(self.B, 1, d))
+        C = X[:, :k, :] + 0.2
+        w = rng.uniform(0.0, 2.0, size=(self.B, n))
+        w[:, :5] = 0.0
+        return X, C, w
+
+    @pytest.mark.parametrize("kind", [*KINDS, "hard"])
+    @pytest.mark.parametrize("objective", ["free_energy", "distortion"])
+    def test_equals_separate_calls_and_the_core(self, kind, objective):
+        X, C, w = self._batch()
+        log_sigma = jnp.log(jnp.asarray([0.3, 1.0, 4.0]))  # one temperature per problem
+        p = {"centers": jnp.asarray(C), "log_sigma": log_sigma}
+
+        def total(q):
+            kw = {"kind": kind, "objective": objective, "reduction": "sum"}
+            return jit_loss(q, X, sample_weight=w, **kw).sum()
+
+        L, G = jax.value_and_grad(total)(p)
+        per = jax.jit(ajax.loss, static_argnames=("kind", "objective", "reduction"))
+        Ls = per(p, X, kind=kind, objective=objective, reduction="sum", sample_weight=w)
+        assert Ls.shape == (self.B,)
+        R = ajax.apply(p, X, kind=kind)
+        lab = ajax.predict(p, X)
+        assert R.shape == (self.B, X.shape[1], C.shape[1]) and lab.shape == X.shape[:2]
+        for b in range(self.B):
+            s = math.exp(float(log_sigma[b]))
+            pb = {"centers": jnp.asarray(C[b]), "log_sigma": log_sigma[b]}
+            one = ajax.loss(pb, X[b], kind=kind, objective=objective, reduction="sum",
+                            sample_weight=w[b])  # fmt: skip
+            np.testing.assert_allclose(float(Ls[b]), float(one), rtol=1e-12)
+            if objective == "free_energy":
+                ref = arbf.free_energy(X[b], C[b], sigma=s, kind=kind, sample_weight=w[b])
+                np.testing.assert_allclose(float(Ls[b]), float(ref), rtol=1e-10)
+            ref_G = arbf.center_gradient(X[b], C[b], sigma=s, kind=kind, sample_weight=w[b])
+            np.testing.assert_allclose(np.asarray(G["centers"][b]), ref_G, rtol=1e-9, atol=1e-9)
+            ref_R = arbf.responsibilities(X[b], C[b], sigma=s, kind=kind)
+            np.testing.assert_allclose(np.asarray(R[b]), ref_R, rtol=1e-10, atol=1e-12)
+            np.testing.assert_array_equal(np.asarray(lab[b]), ref_R.argmax(axis=1))
+        np.testing.assert_allclose(float(L), float(Ls.sum()), rtol=1e-12)
+
+    def test_shared_sigma_reductions_and_init(self):
+        X, _, w = self._batch(seed=2)
+        p = ajax.init_params(X, 4, sigma=0.5, random_state=[1, 2, 3])
+        ref = arbf.kmeans(X, 4, random_state=[1, 2, 3]).centers
+        np.testing.assert_allclose(np.asarray(p["centers"]), ref, rtol=1e-12)
+        assert p["log_sigma"].shape == ()
+        none = ajax.loss(p, X, reduction="none", sample_weight=w)
+        mean = ajax.loss(p, X, reduction="mean", sample_weight=w)
+        assert none.shape == X.shape[:2]
+        np.testing.assert_allclose(np.asarray(mean), np.asarray(none.sum(1) / w.sum(1)),
+                                   rtol=1e-12)  # fmt: skip
+        # sigma= overrides every problem's temperature
+        got = ajax.apply(p, X, sigma=0.25, kind="entmax15")
+        for b in range(self.B):
+            ref_R = arbf.responsibilities(X[b], np.asarray(p["centers"][b]), sigma=0.25,
+                                          kind="entmax15")  # fmt: skip
+            np.testing.assert_allclose(np.asarray(got[b]), ref_R, rtol=1e-10, atol=1e-12)
+
+    def test_errors(self):
+        X, C, w = self._batch()
+        p = ajax.init_params(centers=C)
+        with pytest.raises(ValueError, match=r"X must have shape \(B, n, d\)"):
+            ajax.loss(p, X[0])
+        with pytest.raises(ValueError, match=r"X must have shape \(B, n, d\)"):
+            ajax.apply(p, X[:2])
+        with pytest.raises(ValueError, match=r"sample_weight must have shape \(B, n\)"):
+            ajax.loss(p, X, sample_weight=w[0])
+        w0 = w.copy()
+        w0[1] = 0.0
+        with pytest.raises(ValueError, match="problem 1 sums to zero"):
+            ajax.loss(p, X, sample_weight=w0)
+        with pytest.raises(ValueError, match="negative"):
+            ajax.loss(p, X, sample_weight=-w)
+        with pytest.raises(ValueError, match="NaN"):
+            Y = X.copy()
+            Y[2, 1, 0] = np.nan
+            ajax.apply(p, Y)
+        bad = {"centers": p["centers"], "log_sigma": jnp.zeros(2)}
+        with pytest.raises(ValueError, match="log_sigma"):
+            ajax.apply(bad, X)
+        tiny = {"centers": p["centers"], "log_sigma": jnp.asarray([0.0, -800.0, 0.0])}
+        with pytest.raises(ValueError, match="negative log-likelihood"):
+            ajax.loss(tiny, X, objective="nll")

@@ -25,6 +25,7 @@ from .._backend import (
 from .._scaling import check_finite_result, rescale, scale_for, unscale
 from .._validation import check_data
 from . import seam
+from .batched import check_batched_data, is_batched
 
 __all__ = ["centroid_discrepancy"]
 
@@ -47,14 +48,16 @@ def centroid_discrepancy(centers: Any, reference: Any, /) -> Array:
 
     Parameters
     ----------
-    centers : array of shape (k, n_features)
-        The centers :math:`\mu`, any Array API namespace.
-    reference : array of shape (k_ref, n_features), k_ref >= k
+    centers : array of shape (k, n_features) or (B, k, n_features)
+        The centers :math:`\mu`, any Array API namespace.  With a leading batch axis,
+        ``B`` problems: the ``k x k_ref`` distance matrices are one batched product, the
+        ``B`` matchings ``B`` small host solves.
+    reference : array of shape (k_ref, n_features) or (B, k_ref, n_features), k_ref >= k
         The reference centers :math:`c^*`, same namespace and device.
 
     Returns
     -------
-    d : array of shape (k,)
+    d : array of shape (k,) or (B, k)
         Non-negative, in the namespace, device and floating dtype of ``centers``.
 
     Examples
@@ -66,6 +69,8 @@ def centroid_discrepancy(centers: Any, reference: Any, /) -> Array:
     >>> arbf.centroid_discrepancy(mu, ref)
     Array([0., 1.], dtype=array_api_strict.float64)
     """
+    if is_batched(centers):
+        return _batched(centers, reference)
     M, xp = check_data(centers, name="centers")
     R, _ = check_data(reference, name="reference")
     array_namespace(M, R)
@@ -90,3 +95,36 @@ def centroid_discrepancy(centers: Any, reference: Any, /) -> Array:
     with quiet_overflow(xp):
         d = unscale(xp.sqrt(xp.sum(diff * diff, axis=1)), s)
     return check_finite_result(d, xp=xp, what="the centroid discrepancy")
+
+
+def _batched(centers: Any, reference: Any) -> Array:
+    """:func:`centroid_discrepancy` of ``B`` problems: ``(B, k)``."""
+    M, xp = check_batched_data(centers, name="centers")
+    if not is_batched(reference):
+        raise ValueError(
+            "reference must have shape (B, k_ref, n_features) like centers "
+            f"{tuple(M.shape)}; got shape {tuple(getattr(reference, 'shape', ()))}"
+        )
+    R, _ = check_batched_data(reference, name="reference")
+    array_namespace(M, R)
+    check_same_device(M, R)
+    B, k, d = M.shape
+    if R.shape[0] != B or R.shape[2] != d:
+        raise ValueError(
+            f"centers {tuple(M.shape)} and reference {tuple(R.shape)} must have the same "
+            "number of problems B and of features"
+        )
+    if k > R.shape[1]:
+        raise ValueError(f"cannot match {k} centers one-to-one to {R.shape[1]} reference centers")
+    R = xp.astype(R, M.dtype)
+    s = scale_for(seam.extent(M, R, xp=xp), M.dtype, xp=xp)
+    Ms, Rs = rescale(M, s), rescale(R, s)
+    D = to_host(seam.batched_sq_distances(Ms, Rs, xp=xp))
+    cols = np.stack([seam.linear_assignment(D[b])[1] for b in range(B)]).astype(np.int64)
+    flat = (np.arange(B)[:, None] * R.shape[1] + cols).reshape(-1)
+    idx = from_host(flat, xp=xp, device=device_of(M))
+    matched = xp.reshape(xp.take(xp.reshape(Rs, (-1, d)), idx, axis=0), (B, k, d))
+    diff = Ms - matched
+    with quiet_overflow(xp):
+        out = unscale(xp.sqrt(xp.sum(diff * diff, axis=-1)), s)
+    return check_finite_result(out, xp=xp, what="the centroid discrepancy")

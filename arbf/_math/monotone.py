@@ -21,6 +21,7 @@ import numpy as np
 from .._backend import to_host
 from .._validation import check_kind, check_sigma, check_x_centers_weights
 from . import seam
+from .batched import check_batched_triple, is_batched
 
 __all__ = ["MonotoneRegime", "monotone_regime"]
 
@@ -115,7 +116,7 @@ def _cell_means(X: np.ndarray, labels: np.ndarray, w: np.ndarray, k: int) -> np.
 
 def monotone_regime(
     X: Any, centers: Any, /, *, kind: str = "softmax", sample_weight: Any = None
-) -> MonotoneRegime:
+) -> Any:
     r"""The temperature below which the centroid discrepancy is provably monotone.
 
     Let :math:`c^*` (``centers``) be a **non-degenerate K-Means fixed point** of
@@ -156,17 +157,19 @@ def monotone_regime(
 
     Parameters
     ----------
-    X : array of shape (n_samples, n_features)
-        Any Array API namespace (copied to the host).
-    centers : array of shape (n_clusters, n_features)
+    X : array of shape (n_samples, n_features) or (B, n_samples, n_features)
+        Any Array API namespace (copied to the host).  With a leading batch axis, one
+        certificate per problem (each a host computation in float64, so a loop over the
+        ``B`` problems on the host).
+    centers : array of shape (n_clusters, n_features) or (B, n_clusters, n_features)
         The K-Means fixed point :math:`c^*` (e.g. :func:`arbf.kmeans` with ``tol=0``).
     kind : {"softmax", "entmax15"}
-    sample_weight : array of shape (n_samples,), optional
+    sample_weight : array of shape (n_samples,) or (B, n_samples), optional
         Samples of weight 0 do not enter the soft Lloyd map and are ignored.
 
     Returns
     -------
-    MonotoneRegime
+    MonotoneRegime, or a tuple of B of them for batched input
         ``sigma0``, ``exact_sigma`` (:math:`\Delta_{\min}/2`), ``delta_min``, the
         constants, ``reason`` and :meth:`MonotoneRegime.bound`.
 
@@ -193,6 +196,15 @@ def monotone_regime(
     >>> round(ent.sigma0, 2), ent.bound(39.0), round(ent.bound(40.0), 6)
     (44.24, 0.0, 0.000737)
     """
+    if is_batched(X):
+        Xb, Cb, wb, _ = check_batched_triple(X, centers, sample_weight)
+        kind = check_kind(kind, ("softmax", "entmax15"))
+        return tuple(
+            monotone_regime(
+                Xb[b, ...], Cb[b, ...], kind=kind, sample_weight=None if wb is None else wb[b, ...]
+            )
+            for b in range(Xb.shape[0])
+        )
     Xa, Ca, wa, _ = check_x_centers_weights(X, centers, sample_weight, centers_name="centers")
     kind = check_kind(kind, ("softmax", "entmax15"))
     eps = float(np.finfo(to_host(Xa[:1, :1]).dtype).eps)
