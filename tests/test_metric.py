@@ -626,6 +626,23 @@ class TestBatchedAndHeads:
             assert not np.allclose(cos, euc), f.__name__
             np.testing.assert_allclose(cos[1], f(X[1], C[1], metric="cosine", **kw), rtol=1e-10)
 
+    def test_jax_batched_params(self):
+        """arbf.jax with batched params and the cosine metric: ``init_params`` runs the
+        batched spherical K-Means, ``loss`` is the batched cosine free energy."""
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        from arbf import jax as ajax
+
+        X = directions(seed=4).reshape(4, 40, 5) + 0.5
+        q = ajax.init_params(jnp.asarray(X), 3, random_state=0, metric="cosine", sigma=0.2)
+        res = arbf.kmeans(X, 3, random_state=0, metric="cosine")
+        np.testing.assert_allclose(np.asarray(q["centers"]), res.centers, rtol=1e-12)
+        got = ajax.loss(q, jnp.asarray(X), reduction="sum", metric="cosine")
+        F = arbf.free_energy(X, res.centers, sigma=0.2, metric="cosine")
+        np.testing.assert_allclose(np.asarray(got), F, rtol=1e-10)
+
 
 @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
 def test_cosine_terms_entropy(kind):
