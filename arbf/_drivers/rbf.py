@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
+from .._math.batched import is_batched
 from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.metric import prepare as metric_prepare
 from .._messages import emit
@@ -221,6 +222,14 @@ def rbf_kmeans(
     Array([[ 0.5],
            [10.5]], dtype=array_api_strict.float64)
     """
+    if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
+        from .batched_rbf import rbf_kmeans_batched
+
+        return rbf_kmeans_batched(
+            X, init, sigma=sigma, kind=kind, sample_weight=sample_weight, max_iter=max_iter,
+            tol=tol, update=update, lr=lr, working_memory=working_memory, verbose=verbose,
+            metric=metric,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
@@ -360,6 +369,17 @@ def _default_schedule(
 ) -> np.ndarray:
     """:func:`default_schedule` on validated, prepared arrays (divided by ``scale``;
     ``sigma_max``/``sigma_min`` and the result in the data's units)."""
+    bounds = check_schedule_bounds(sigma_max, sigma_min, n_levels)
+    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
+    margin = None if C is None else units(min_margin(X, C, xp=xp), scale)
+    return schedule_from(s_c, margin, *bounds)
+
+
+def check_schedule_bounds(
+    sigma_max: Any, sigma_min: Any, n_levels: Any
+) -> tuple[float | None, float | None, int | None]:
+    """``sigma_max``, ``sigma_min`` (positive or ``None``, ``sigma_min <= sigma_max``) and
+    ``n_levels`` (in ``[1, MAX_LEVELS]`` or ``None``) of a default schedule."""
     bound = Interval(numbers.Real, 0, None, "neither")
     sigma_max = check_param("sigma_max", real_scalar(sigma_max, "sigma_max"), NONE, bound)
     sigma_min = check_param("sigma_min", real_scalar(sigma_min, "sigma_min"), NONE, bound)
@@ -369,7 +389,19 @@ def _default_schedule(
             f"sigma_min must be <= sigma_max (annealing lowers σ), got sigma_min={sigma_min} "
             f"and sigma_max={sigma_max}"
         )
-    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
+    return sigma_max, sigma_min, n_levels
+
+
+def schedule_from(
+    s_c: float,
+    margin: float | None,
+    sigma_max: float | None,
+    sigma_min: float | None,
+    n_levels: int | None,
+) -> np.ndarray:
+    """The default schedule from the host values it depends on (data units): the critical
+    temperature ``s_c`` and the smallest margin at the initial centers (``None``: no
+    centers); the bounds checked by :func:`check_schedule_bounds`."""
     if s_c == 0 and sigma_max is None and sigma_min is None:
         # constant data: every temperature gives the same (hard) answer
         return np.zeros(1)
@@ -378,10 +410,8 @@ def _default_schedule(
         lo = sigma_min
     else:
         lo = 1e-3 * s_c
-        if C is not None:
-            m = units(min_margin(X, C, xp=xp), scale)
-            if np.isfinite(m) and m > 0:
-                lo = min(lo, m / 2)
+        if margin is not None and np.isfinite(margin) and margin > 0:
+            lo = min(lo, margin / 2)
     if lo > hi:  # a data-driven end above the given start: one level at the start
         lo = hi
     return seam.geometric(hi, lo, 30 if n_levels is None else n_levels)
@@ -477,6 +507,16 @@ def anneal(
     >>> [bool(b) for b in res.one_hot], res.sigma_exact
     ([False, True, True], 45.0)
     """
+    if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
+        from .batched_rbf import anneal_batched
+
+        return anneal_batched(
+            X, init, kind=kind, schedule=schedule, sigma_max=sigma_max, sigma_min=sigma_min,
+            n_levels=n_levels, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+            update=update, lr=lr, finish=finish, perturbation=perturbation,
+            random_state=random_state, working_memory=working_memory, verbose=verbose,
+            algorithm=algorithm, metric=metric,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
     lr = check_update(update, lr)

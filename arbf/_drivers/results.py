@@ -21,7 +21,9 @@ from .._backend import Array
 
 __all__ = [
     "AnnealResult",
+    "BatchedAnnealResult",
     "BatchedKMeansResult",
+    "BatchedRBFResult",
     "DeterministicAnnealingResult",
     "KMeansResult",
     "MiniBatchResult",
@@ -250,3 +252,90 @@ class BatchedKMeansResult:
     def __iter__(self) -> Iterator[Any]:
         """Unpack as ``centers, labels, inertia`` (like :class:`KMeansResult`)."""
         return iter((self.centers, self.labels, self.inertia))
+
+
+@dataclass(frozen=True)
+class BatchedRBFResult:
+    """What :func:`arbf.rbf_kmeans` returns for batched data ``X`` of shape ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`RBFResult`.
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    n_iter : numpy int array (B,)
+    converged : numpy bool array (B,)
+    history : dict
+        ``"free_energy"``, ``"soft_distortion"``, ``"inertia"``, ``"center_shift"``: one
+        host array per problem (of length ``n_iter[b]``).
+    """
+
+    centers: Array
+    n_iter: np.ndarray
+    converged: np.ndarray
+    history: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> RBFResult:
+        """Problem ``b`` as an :class:`RBFResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return RBFResult(
+            centers=self.centers[b, ...],
+            n_iter=int(self.n_iter[b]),
+            converged=bool(self.converged[b]),
+            history={key: v[b] for key, v in self.history.items()},
+        )
+
+
+@dataclass(frozen=True)
+class BatchedAnnealResult:
+    """What :func:`arbf.anneal` returns for batched data ``X`` of shape ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`AnnealResult`.
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    sigmas : numpy array (B, L)
+        Each problem's temperature levels, decreasing.
+    path : numpy array (B, L, n_clusters, n_features)
+    objectives : dict of numpy arrays (B, L)
+    n_iter : numpy int array (B,)
+    n_iter_per_level : numpy int array (B, L)
+    one_hot : numpy bool array (B, L)
+    sigma_exact : numpy array (B,)
+    kmeans : BatchedKMeansResult or None
+        The final hard Lloyd runs (``finish=True``).
+    """
+
+    centers: Array
+    sigmas: np.ndarray
+    path: np.ndarray
+    objectives: dict[str, np.ndarray]
+    n_iter: np.ndarray
+    n_iter_per_level: np.ndarray
+    one_hot: np.ndarray
+    sigma_exact: np.ndarray
+    kmeans: BatchedKMeansResult | None = None
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> AnnealResult:
+        """Problem ``b`` as an :class:`AnnealResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return AnnealResult(
+            centers=self.centers[b, ...],
+            sigmas=self.sigmas[b],
+            path=self.path[b],
+            objectives={key: v[b] for key, v in self.objectives.items()},
+            n_iter=int(self.n_iter[b]),
+            n_iter_per_level=self.n_iter_per_level[b],
+            one_hot=self.one_hot[b],
+            sigma_exact=float(self.sigma_exact[b]),
+            kmeans=None if self.kmeans is None else self.kmeans[b],
+        )

@@ -49,6 +49,7 @@ from .._backend import (
 from .._chunking import budget_mb, chunk_rows, iter_chunks
 from .._config import get_config
 from .core import batched as _batched
+from .core import batched_anneal as _batched_anneal
 from .core import distances as _d
 from .core import entmax as _entmax
 from .core import responsibilities as _resp
@@ -97,9 +98,12 @@ __all__ = [
     "assign_inertia",
     "batched_assign_inertia",
     "batched_center_gradient",
+    "batched_covariance",
     "batched_gather_centers",
     "batched_labelled_sq_distances",
     "batched_lloyd_sums",
+    "batched_mean_rows",
+    "batched_min_margin",
     "batched_prepare",
     "batched_responsibilities",
     "batched_safe_divide_centers",
@@ -868,11 +872,13 @@ def batched_soft_stats(
     kind: str,
     xp: ModuleType,
     working_memory: Any = None,
+    sigmas: Array | None = None,
 ) -> SoftStats:
-    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`."""
+    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`
+    (``sigmas``: per-problem temperatures ``(B,)``)."""
     return _batched.soft_stats(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory,
-        segment_sum_native=_native_segment_sum(xp),
+        segment_sum_native=_native_segment_sum(xp), sigmas=sigmas,
     )  # fmt: skip
 
 
@@ -882,4 +888,24 @@ def batched_responsibilities(
     """``(B, n, k)``: :func:`arbf._math.core.batched.responsibilities`."""
     return _batched.responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
+    )
+
+
+batched_mean_rows = _batched_anneal.mean_rows
+batched_covariance = _batched_anneal.covariance
+batched_min_margin = _batched_anneal.min_margin
+
+
+def batched_principal_value(X: Array, w: Array | None, *, xp: ModuleType) -> np.ndarray:
+    """:math:`\\lambda_{\\max}(\\mathrm{Cov}_{w_b} X_b)` of every problem, a host float64
+    ``(B,)`` (:func:`principal_axis` per problem): up to
+    :data:`arbf._math.core.spectral.EIGH_MAX_FEATURES` features one batched covariance
+    and a stacked ``eigh`` on the host (one host sync); above, power iteration problem
+    by problem."""
+    B, _, d = X.shape
+    if d <= _spectral.EIGH_MAX_FEATURES:
+        cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
+        return np.maximum(np.linalg.eigvalsh(cov)[:, -1], 0.0)
+    return np.asarray(
+        [principal_axis(X[b, ...], None if w is None else w[b, ...], xp=xp)[0] for b in range(B)]
     )
