@@ -13,7 +13,9 @@ from ._drivers.pq import ProductQuantizer, pq_train
 from ._drivers.rbf import anneal, rbf_kmeans
 from ._drivers.results import (
     AnnealResult,
+    BatchedAnnealResult,
     BatchedKMeansResult,
+    BatchedRBFResult,
     DeterministicAnnealingResult,
     KMeansResult,
     MiniBatchResult,
@@ -58,7 +60,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnnealResult",
+    "BatchedAnnealResult",
     "BatchedKMeansResult",
+    "BatchedRBFResult",
     "Config",
     "ConvergenceWarning",
     "DeterministicAnnealingResult",

@@ -217,7 +217,6 @@ def test_unbatched_entry_points_say_what_to_do():
     with pytest.raises(ValueError, match=r"KMeans.fit takes X of shape .* arbf.kmeans"):
         arbf.KMeans(3).fit(X)
     for call in (
-        lambda: arbf.rbf_kmeans(X, X[:, :3], sigma=0.1),
         lambda: arbf.kmeans_plusplus(X, 3),
         lambda: arbf.RBFKMeans(3).fit(X),
     ):

@@ -41,7 +41,13 @@ from .deterministic_annealing import critical_factor
 from .engine import Prepared, halve_inertia, prepare, sphere_prepared
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
-from .results import AnnealResult, KMeansResult, RBFResult
+from .results import (
+    AnnealResult,
+    BatchedAnnealResult,
+    BatchedRBFResult,
+    KMeansResult,
+    RBFResult,
+)
 
 __all__ = [
     "MAX_LEVELS",
@@ -163,7 +169,7 @@ def rbf_kmeans(
     working_memory: Any = None,
     verbose: bool = False,
     metric: str = "sqeuclidean",
-) -> RBFResult:
+) -> RBFResult | BatchedRBFResult:
     r"""Train the centers of a normalised RBF network at a fixed temperature (A2, A3).
 
     Each iteration computes the responsibilities :math:`r_{ij}` (softmax or entmax-1.5 of
@@ -182,6 +188,15 @@ def rbf_kmeans(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B
+        independent problems, solved together: every iteration is one batched pass over
+        all of them (batched matrix products, problem ``b`` at its own temperature
+        :math:`\sigma_b = \sigma` in its own units), not B calls, and a problem whose
+        shift has fallen to its own ``tol`` stays frozen while the others go on.
+        ``init`` is then ``(B, n_clusters, n_features)``, ``sample_weight``
+        ``(B, n_samples)`` or ``(n_samples,)``, and a :class:`BatchedRBFResult` comes
+        back (``result[b]`` equals ``rbf_kmeans(X[b], init[b], ...)`` to rounding).
+        Dask arrays are refused (``TypeError``), and so is ``metric="cosine"``.
     init : array of shape (n_clusters, n_features)
         Initial centers (same namespace and device as ``X``).
     sigma : float
@@ -210,7 +225,7 @@ def rbf_kmeans(
 
     Returns
     -------
-    RBFResult
+    RBFResult or BatchedRBFResult
 
     Examples
     --------
@@ -439,7 +454,7 @@ def anneal(
     verbose: bool = False,
     algorithm: str = "auto",
     metric: str = "sqeuclidean",
-) -> AnnealResult:
+) -> AnnealResult | BatchedAnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
 
     At each level of a decreasing schedule :math:`\sigma_1 > \dots > \sigma_L` the
@@ -452,6 +467,20 @@ def anneal(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B
+        independent problems, annealed together: each level is a vector of
+        temperatures :math:`(\sigma_{1\ell}, \dots, \sigma_{B\ell})` (the default
+        schedule is each problem's own; an explicit ``schedule`` is shared), every
+        fixed-point iteration one batched pass over all problems (a problem that has
+        converged at a level waits, frozen, for the others), and ``finish`` one batched
+        Lloyd run.  ``init`` is then ``(B, n_clusters, n_features)``,
+        ``sample_weight`` ``(B, n_samples)`` or ``(n_samples,)``; problem ``b`` draws
+        its perturbations from ``np.random.default_rng(random_state).spawn(B)[b]`` (or
+        the b-th of a sequence of B seeds), so ``result[b]`` of the
+        :class:`BatchedAnnealResult` equals ``anneal(X[b], init[b], ...,
+        random_state=that generator)`` to rounding.  ``algorithm`` is Lloyd's; Dask
+        arrays are refused (``TypeError``), and so is ``metric="cosine"``.  Problems
+        whose default schedules differ in length (constant data) need ``schedule``.
     init : array of shape (n_clusters, n_features)
     kind : {"softmax", "entmax15"}
     schedule : sequence of float, optional
@@ -491,7 +520,7 @@ def anneal(
 
     Returns
     -------
-    AnnealResult
+    AnnealResult or BatchedAnnealResult
 
     Examples
     --------
