@@ -277,6 +277,33 @@ def arbf_numpy():
     return make_backend("numpy")
 
 
+@pytest.mark.parametrize("fast_paths", [True, False])
+@pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_per_problem_sigma_statistics(fast_paths, kind, dtype):
+    """The batched soft statistics with a temperature per problem (``sigmas``) are each
+    problem's own at its σ: the compiled (problem, chunk) tiles (``fast_paths=True``) and
+    the Array API reference, every field, weights with zeros, chunked rows."""
+    import array_api_compat.numpy as npx
+
+    X, C = _blobs(23, n=500)
+    w = _weights(24, n=500)
+    X, C, w = X.astype(dtype), C.astype(dtype), w.astype(dtype)
+    sig = np.asarray([0.3, 2.0, 40.0])
+    with arbf.config_context(fast_paths=fast_paths):
+        st = seam.batched_soft_stats(
+            X, C, w, sigma=1.0, sigmas=sig.astype(dtype), kind=kind, xp=npx, working_memory=0.05
+        )
+    rtol = tolerance(np.dtype(dtype), scale=100)
+    for b in range(B):
+        with arbf.config_context(fast_paths=False):
+            one = seam.soft_stats(X[b], C[b], w[b], sigma=float(sig[b]), kind=kind, xp=npx)
+        for got, want in zip(st, one, strict=True):
+            want = np.asarray(want, dtype=np.float64)
+            atol = rtol * max(float(np.abs(want).max()), 1.0)
+            np.testing.assert_allclose(got[b], want, rtol=rtol, atol=atol)
+
+
 class TestNoLoopOverB:
     """The hot path is batched: the number of passes does not grow with B."""
 

@@ -79,6 +79,7 @@ from .core.sphere import cosine_sample_terms, project_rows
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import batched as _kbatched
+from .kernels import batched_soft as _kbatched_soft
 from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
@@ -875,7 +876,20 @@ def batched_soft_stats(
     sigmas: Array | None = None,
 ) -> SoftStats:
     """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`
-    (``sigmas``: per-problem temperatures ``(B,)``)."""
+    (``sigmas``: per-problem temperatures ``(B,)``; host: the compiled kernels over
+    (problem, chunk) tiles, :func:`arbf._math.kernels.batched.lloyd_sums` for the hard
+    statistics and :func:`arbf._math.kernels.batched_soft.soft_stats` for the soft)."""
+    v = _batched_host(X, C, w)
+    if v is not None:
+        if sigma == 0 or kind == "hard":
+            _, sums, mass, J = _kbatched.lloyd_sums(*v, working_memory=working_memory)
+            out = (sums, mass, J, J.copy(), J.copy(), np.zeros_like(J))
+        else:
+            sig = np.full(X.shape[0], float(sigma)) if sigmas is None else to_host(sigmas)
+            out = _kbatched_soft.soft_stats(
+                *v, sigmas=sig, kind=kind, working_memory=working_memory
+            )
+        return SoftStats(*_back(out, X))
     return _batched.soft_stats(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory,
         segment_sum_native=_native_segment_sum(xp), sigmas=sigmas,
