@@ -883,7 +883,7 @@ def batched_soft_stats(
     if v is not None:
         if sigma == 0 or kind == "hard":
             _, sums, mass, J = _kbatched.lloyd_sums(*v, working_memory=working_memory)
-            out = (sums, mass, J, J.copy(), J.copy(), np.zeros_like(J))
+            out: tuple[np.ndarray, ...] = (sums, mass, J, J.copy(), J.copy(), np.zeros_like(J))
         else:
             sig = np.full(X.shape[0], float(sigma)) if sigmas is None else to_host(sigmas)
             out = _kbatched_soft.soft_stats(
