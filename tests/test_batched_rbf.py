@@ -349,6 +349,13 @@ class TestResultsAndErrors:
         with pytest.raises(IndexError):
             an[-B - 1]
 
+    def test_verbose(self, capsys):
+        X, C = _blobs(25)
+        arbf.rbf_kmeans(X, C, sigma=1.0, verbose=True)
+        arbf.anneal(X, C, n_levels=2, max_iter=5, verbose=True)
+        out = capsys.readouterr().out
+        assert "sigma 1: " in out and "level 2/2: " in out
+
     def test_inputs_unchanged(self):
         X, C = _blobs(16)
         w = _weights(17)
