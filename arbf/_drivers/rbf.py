@@ -236,6 +236,15 @@ def rbf_kmeans(
     >>> res.centers
     Array([[ 0.5],
            [10.5]], dtype=array_api_strict.float64)
+
+    Two problems in one call (a leading batch axis; each converges on its own):
+
+    >>> Xb = xp.stack([X, 2 * X])
+    >>> rb = arbf.rbf_kmeans(Xb, xp.asarray([[[2.0], [8.0]], [[4.0], [16.0]]]), sigma=0.5,
+    ...                      kind="entmax15")
+    >>> rb.centers[:, :, 0], rb.n_iter
+    (Array([[ 0.5, 10.5],
+           [ 1. , 21. ]], dtype=array_api_strict.float64), array([2, 2]))
     """
     if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
         from .batched_rbf import rbf_kmeans_batched
@@ -535,6 +544,15 @@ def anneal(
            [10.5 ,  0.5 ]])
     >>> [bool(b) for b in res.one_hot], res.sigma_exact
     ([False, True, True], 45.0)
+
+    Two problems in one call; the second is the first doubled, so its ``sigma_exact`` and
+    inertia are four times the first's:
+
+    >>> Xb = xp.stack([X, 2 * X])
+    >>> rb = arbf.anneal(Xb, xp.asarray([[[4.0], [6.0]], [[8.0], [12.0]]]),
+    ...                  kind="entmax15", schedule=[100.0, 10.0, 1.0])
+    >>> rb.sigma_exact, rb.kmeans.inertia
+    (array([ 45., 180.]), array([1., 4.]))
     """
     if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
         from .batched_rbf import anneal_batched
