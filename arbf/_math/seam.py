@@ -874,12 +874,27 @@ def batched_soft_stats(
     xp: ModuleType,
     working_memory: Any = None,
     sigmas: Array | None = None,
+    counts: np.ndarray | None = None,
 ) -> SoftStats:
     """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`
     (``sigmas``: per-problem temperatures ``(B,)``; host: the compiled kernels over
     (problem, chunk) tiles, :func:`arbf._math.kernels.batched.lloyd_sums` for the hard
-    statistics and :func:`arbf._math.kernels.batched_soft.soft_stats` for the soft)."""
+    statistics and :func:`arbf._math.kernels.batched_soft.soft_stats` for the soft).
+    ``counts`` (host ints ``(B,)``, soft only, with ``sigmas``): problem ``b`` uses its
+    first ``counts[b]`` centers (:func:`arbf._math.core.batched_anneal.masked_soft_stats`)."""
     v = _batched_host(X, C, w)
+    if counts is not None:
+        assert sigmas is not None and sigma != 0 and kind != "hard"
+        if v is not None:
+            part = _kbatched_soft.soft_stats(
+                *v, sigmas=to_host(sigmas), kind=kind, working_memory=working_memory,
+                counts=counts,
+            )  # fmt: skip
+            return SoftStats(*_back(part, X))
+        return _batched_anneal.masked_soft_stats(
+            X, C, w, sigmas=sigmas, active=_active(counts, C, xp=xp), kind=kind, xp=xp,
+            working_memory=working_memory,
+        )  # fmt: skip
     if v is not None:
         if sigma == 0 or kind == "hard":
             _, sums, mass, J = _kbatched.lloyd_sums(*v, working_memory=working_memory)
@@ -923,3 +938,52 @@ def batched_principal_value(X: Array, w: Array | None, *, xp: ModuleType) -> np.
     return np.asarray(
         [principal_axis(X[b, ...], None if w is None else w[b, ...], xp=xp)[0] for b in range(B)]
     )
+
+
+def _active(counts: np.ndarray, C: Array, *, xp: ModuleType) -> Array:
+    """``(B, k)`` mask of the first ``counts[b]`` centers of every problem."""
+    k = C.shape[1]
+    mask = np.arange(k)[None, :] < np.asarray(counts)[:, None]
+    return from_host(mask, xp=xp, device=device_of(C))
+
+
+def batched_principal_axis(
+    X: Array, w: Array | None, *, xp: ModuleType
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(λ_max (B,), v (B, d))`` of every problem's weighted covariance, host float64
+    (:func:`principal_axis` per problem, up to ``EIGH_MAX_FEATURES`` features: one
+    batched covariance and a stacked ``eigh``)."""
+    cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
+    vals, vecs = np.linalg.eigh(cov)
+    return np.maximum(vals[:, -1], 0.0), vecs[:, :, -1]
+
+
+def batched_principal_axes_pass(
+    X: Array,
+    C: Array,
+    V: Array,
+    w: Array | None,
+    *,
+    sigmas: Array,
+    counts: np.ndarray,
+    kind: str,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> tuple[Array, Array]:
+    """``(A, N)`` of every problem's first ``counts[b]`` centers:
+    :func:`arbf._math.core.batched_anneal.principal_axes_pass`."""
+    return _batched_anneal.principal_axes_pass(
+        X, C, V, w, sigmas=sigmas, active=_active(counts, C, xp=xp), kind=kind, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
+
+
+def batched_utilities(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``[U, E]`` per center of every problem (``(B, k, 2)``):
+    :func:`arbf._math.core.batched_anneal.utilities`."""
+    return _batched_anneal.utilities(
+        X, C, w, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip

@@ -46,10 +46,13 @@ def soft_stats(
     sigmas: np.ndarray,
     kind: str,
     working_memory: Any = None,
+    counts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """``(sums (B, k, d), mass (B, k), L, F, J, T (B,))`` in ``X``'s dtype (accumulated in
     float64) for soft ``kind`` and positive per-problem ``sigmas`` (host float64
-    ``(B,)``, clamped to the dtype's normal range as the one-problem pass clamps σ)."""
+    ``(B,)``, clamped to the dtype's normal range as the one-problem pass clamps σ).
+    ``counts``: problem ``b`` uses its first ``counts[b]`` centers only (the others get
+    zero sums and mass): the one-problem pass on ``C[b, :counts[b]]``."""
     B, n, d = X.shape
     k = C.shape[1]
     dtype = X.dtype
@@ -66,6 +69,7 @@ def soft_stats(
     kernel = _soft._get_kernels()["chunk"]
     rows, _ = chunk_plan(n, 2 * k if softmax else k, d, dtype.itemsize, working_memory)
     per = -(-n // rows)
+    ks = np.full(B, k, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
     threads = max(1, min(n_threads(), B * per))
 
     def work(t: int, st: _State) -> None:
@@ -75,22 +79,24 @@ def soft_stats(
         m = e - a
         Xc = X[b, a:e]
         wc = empty_w if w is None else w[b, a:e]
-        GT = st.GT if m == rows else np.empty((k, m), dtype=dtype)
+        kb = int(ks[b])
+        GT = st.GT[:kb] if m == rows else np.empty((kb, m), dtype=dtype)
         if not softmax:
             E = GT
         elif m == rows:
-            E = st.E
+            E = st.E[:kb]
         else:
-            E = np.empty((k, m), dtype=dtype)
-        np.dot(C[b], Xc.T, out=GT)
+            E = np.empty((kb, m), dtype=dtype)
+        Cb = C[b, :kb]
+        np.dot(Cb, Xc.T, out=GT)
         s_out = st.s_buf[:m]
         dense = kernel(
-            Xc, GT, E, C[b], c_sq[b], wc, float(scales[b]), scales32[b], softmax,
-            float(sig[b]), st.best, st.lab, st.scr, st.scr32, s_out, st.mass[b],
-            st.sums[b], st.acc[b],
+            Xc, GT, E, Cb, c_sq[b, :kb], wc, float(scales[b]), scales32[b], softmax,
+            float(sig[b]), st.best, st.lab, st.scr, st.scr32, s_out, st.mass[b, :kb],
+            st.sums[b, :kb], st.acc[b],
         )  # fmt: skip
         if dense:
-            st.sums[b] += np.dot(E, Xc, out=st.prod)
+            st.sums[b, :kb] += np.dot(E, Xc, out=st.prod[:kb])
         if softmax:
             logs = np.log(s_out)
             total = float(logs.sum() if w is None else np.dot(wc, logs))
