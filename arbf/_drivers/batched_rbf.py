@@ -178,6 +178,8 @@ def fixed_point_batched(
     scale: np.ndarray,
     working_memory: Any = None,
     project: Projection | None = None,
+    counts: np.ndarray | None = None,
+    running: np.ndarray | None = None,
 ) -> BatchedFixedPoint:
     r""":func:`arbf._drivers.fixed_point.fixed_point` of every problem at once.
 
@@ -190,6 +192,10 @@ def fixed_point_batched(
     one batched pass and one host sync of a ``(B, 5)`` array; the history is in the
     data's units (``scale[b]``), as the one-problem loop's.
 
+    ``counts`` (soft only): problem ``b`` has its first ``counts[b]`` centers (the others
+    stay where they are); ``running``: the problems that iterate (the others are frozen
+    from the start, ``n_iter`` 0, empty history).
+
     Raises :class:`FloatingPointError` on a non-finite update of a running problem.
     """
     B = C.shape[0]
@@ -201,13 +207,15 @@ def fixed_point_batched(
     sig_d = None if hard else from_host(sigma, xp=xp, device=dev, dtype=X.dtype)
     sig_data = _units(sigma, scale)
     hist: list[dict[str, list[float]]] = [{name: [] for name in _NAMES} for _ in range(B)]
-    active = np.ones(B, dtype=bool)
+    active = np.ones(B, dtype=bool) if running is None else np.array(running, dtype=bool)
     n_iter = np.zeros(B, dtype=np.int64)
     converged = np.zeros(B, dtype=bool)
     for it in range(1, max_iter + 1):
+        if not active.any():
+            break
         st = seam.batched_soft_stats(
             X, C, w, sigma=0.0 if hard else 1.0, sigmas=sig_d, kind=run_kind, xp=xp,
-            working_memory=working_memory,
+            working_memory=working_memory, counts=counts,
         )  # fmt: skip
         C_new = seam.batched_step(C, st.mass, st.sums, lr, xp=xp)
         if project is not None:

@@ -22,6 +22,7 @@ from .._backend import Array
 __all__ = [
     "AnnealResult",
     "BatchedAnnealResult",
+    "BatchedDeterministicAnnealingResult",
     "BatchedKMeansResult",
     "BatchedRBFResult",
     "DeterministicAnnealingResult",
@@ -337,5 +338,58 @@ class BatchedAnnealResult:
             n_iter_per_level=self.n_iter_per_level[b],
             one_hot=self.one_hot[b],
             sigma_exact=float(self.sigma_exact[b]),
+            kmeans=None if self.kmeans is None else self.kmeans[b],
+        )
+
+
+@dataclass(frozen=True)
+class BatchedDeterministicAnnealingResult:
+    """What :func:`arbf.deterministic_annealing` returns for batched data ``X`` of shape
+    ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`DeterministicAnnealingResult`.  The
+    per-level fields are lists of B host arrays (the problems anneal through different
+    numbers of levels).
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    sigmas, n_centers, n_iter_per_level : list of B numpy arrays
+    n_iter : numpy int array (B,)
+    objectives : dict of lists of B numpy arrays
+    splits : list of B lists of (float, int, float)
+    sigma_critical : numpy array (B,)
+    n_passes : numpy int array (B,)
+    kmeans : BatchedKMeansResult or None
+    """
+
+    centers: Array
+    sigmas: list[np.ndarray]
+    n_centers: list[np.ndarray]
+    n_iter: np.ndarray
+    n_iter_per_level: list[np.ndarray]
+    objectives: dict[str, list[np.ndarray]]
+    splits: list[list[tuple[float, int, float]]]
+    sigma_critical: np.ndarray
+    n_passes: np.ndarray
+    kmeans: BatchedKMeansResult | None = None
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> DeterministicAnnealingResult:
+        """Problem ``b`` as a :class:`DeterministicAnnealingResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return DeterministicAnnealingResult(
+            centers=self.centers[b, ...],
+            sigmas=self.sigmas[b],
+            n_centers=self.n_centers[b],
+            n_iter=int(self.n_iter[b]),
+            n_iter_per_level=self.n_iter_per_level[b],
+            objectives={key: v[b] for key, v in self.objectives.items()},
+            splits=self.splits[b],
+            sigma_critical=float(self.sigma_critical[b]),
+            n_passes=int(self.n_passes[b]),
             kmeans=None if self.kmeans is None else self.kmeans[b],
         )

@@ -948,14 +948,22 @@ def _active(counts: np.ndarray, C: Array, *, xp: ModuleType) -> Array:
 
 
 def batched_principal_axis(
-    X: Array, w: Array | None, *, xp: ModuleType
+    X: Array, w: Array | None, *, xp: ModuleType, v0: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(λ_max (B,), v (B, d))`` of every problem's weighted covariance, host float64
-    (:func:`principal_axis` per problem, up to ``EIGH_MAX_FEATURES`` features: one
-    batched covariance and a stacked ``eigh``)."""
-    cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
-    vals, vecs = np.linalg.eigh(cov)
-    return np.maximum(vals[:, -1], 0.0), vecs[:, :, -1]
+    """``(λ_max (B,), v (B, d))`` of every problem's weighted covariance, host float64:
+    :func:`principal_axis` per problem (up to ``EIGH_MAX_FEATURES`` features one batched
+    covariance and a stacked ``eigh``; above, power iteration from ``v0[b]`` problem by
+    problem)."""
+    B, _, d = X.shape
+    if d <= _spectral.EIGH_MAX_FEATURES:
+        cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
+        vals, vecs = np.linalg.eigh(cov)
+        return np.maximum(vals[:, -1], 0.0), vecs[:, :, -1]
+    pairs = [
+        principal_axis(X[b, ...], None if w is None else w[b, ...], xp=xp, v0=v0[b])
+        for b in range(B)
+    ]
+    return np.asarray([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
 def batched_principal_axes_pass(
