@@ -123,8 +123,8 @@ class TestDeterministicAnnealing:
 
     def test_more_clusters_than_points(self):
         """A problem with fewer distinct points than clusters: its centers are padded with
-        copies of the first, as the one-problem call (with its warning).  (No swaps: with
-        coincident centers, which copy a Lloyd run parks an empty cluster on is a tie.)"""
+        copies of the first, as the one-problem call (with its warning).  (No swaps: there
+        they compare inertias that are rounding noise, every point on a center.)"""
         X = _blobs(4)
         X[1] = np.repeat(X[1, :2], N // 2, axis=0)
         kw = {"finish": False, "refine": 0}
