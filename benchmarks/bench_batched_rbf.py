@@ -6,6 +6,7 @@ B problems of ``n x d`` float data (Gaussian blobs, a different layout per probl
 - ``arbf.rbf_kmeans`` at a fixed σ (``tol=0``, ``--iters`` fixed-point iterations) and
   ``arbf.anneal`` (``--levels`` levels of the default schedule, ``--iters`` iterations
   at most per level, the hard finish), each as one batched call on ``X (B, n, d)``
+  and ``arbf.deterministic_annealing`` (default options, ``k`` clusters),
 - and as a Python loop of B one-problem calls on ``X[b]`` (the compiled one-problem
   kernels on NumPy and CPU torch).
 
@@ -73,7 +74,10 @@ def main() -> None:
         host = lambda v: v.cpu().numpy()  # noqa: E731
     rbf = {"sigma": 1.0, "tol": 0.0, "max_iter": a.iters}
     ann = {"n_levels": a.levels, "max_iter": a.iters}
-    gens = np.random.default_rng(0).spawn(a.B)
+
+    def gens() -> list[np.random.Generator]:  # fresh per call: the streams of random_state=0
+        return np.random.default_rng(0).spawn(a.B)
+
     cases: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "rbf_kmeans": (
             lambda: arbf.rbf_kmeans(X, C, **rbf).centers,
@@ -82,7 +86,15 @@ def main() -> None:
         "anneal": (
             lambda: arbf.anneal(X, C, **ann).centers,
             lambda: [
-                arbf.anneal(X[b], C[b], random_state=gens[b], **ann).centers for b in range(a.B)
+                arbf.anneal(X[b], C[b], random_state=g, **ann).centers
+                for b, g in enumerate(gens())
+            ],
+        ),
+        "det. annealing": (
+            lambda: arbf.deterministic_annealing(X, a.k, random_state=0).centers,
+            lambda: [
+                arbf.deterministic_annealing(X[b], a.k, random_state=g).centers
+                for b, g in enumerate(gens())
             ],
         ),
     }
@@ -91,7 +103,7 @@ def main() -> None:
         f"(anneal: {a.levels} levels), median of {a.repeats}"
     )
     head = ("function", "batched s", "loop s", "loop/batched", "max |Δ|")
-    print("{:<12} {:>10} {:>10} {:>13} {:>10}".format(*head))
+    print("{:<15} {:>10} {:>10} {:>13} {:>10}".format(*head))
     for name, (batched, loop) in cases.items():
         batched(), loop()  # warm-up: compiled kernels, caches
         tb, tl = [], []
@@ -102,7 +114,7 @@ def main() -> None:
             tl.append(t)
         diff = float(np.max(np.abs(host(got) - np.stack([host(w) for w in want]))))
         mb, ml = statistics.median(tb), statistics.median(tl)
-        print(f"{name:<12} {mb:>10.3f} {ml:>10.3f} {ml / mb:>13.2f} {diff:>10.2e}")
+        print(f"{name:<15} {mb:>10.3f} {ml:>10.3f} {ml / mb:>13.2f} {diff:>10.2e}")
 
 
 if __name__ == "__main__":
