@@ -9,7 +9,7 @@ merges and records, its random stream (:func:`arbf._drivers.batched.problem_gene
 
 - the fixed-point iterations of a round: one batched pass per iteration over every
   problem's first :math:`m_b` centers at its own :math:`\sigma_b`
-  (:func:`arbf._drivers.batched_rbf.fixed_point_batched` with ``counts``; a problem that
+  (:func:`arbf._drivers.batched_fixed_point.fixed_point_batched` with ``counts``; a problem that
   has converged, or that sits this round out, is frozen);
 - the power-iteration products for the critical temperatures
   (:func:`arbf._math.seam.batched_principal_axes_pass`), the first principal axes (one
@@ -41,7 +41,7 @@ from .._messages import convergence_warning, emit
 from .._validation import BOOLEAN, Options, check_n_clusters, check_param
 from . import deterministic_annealing as _one
 from .batched import _lloyd_batched, problem_generators
-from .batched_rbf import BatchedPrepared, fixed_point_batched, prepare_batched
+from .batched_fixed_point import BatchedPrepared, fixed_point_batched, prepare_batched
 from .deterministic_annealing import (
     MAX_LEVELS,
     AnnealOptions,
@@ -57,6 +57,7 @@ from .results import (
 )
 
 __all__ = [
+    "anneal_centers_batched",
     "anneal_init",
     "anneal_init_batched",
     "deterministic_annealing",
@@ -433,19 +434,59 @@ def _run(
     w = check_batched_weights(sample_weight, X, xp=xp)
     rngs = problem_generators(random_state, B)
     prep = prepare_batched(X, X[:, :1, :], xp=xp, tol=0.0, metric="sqeuclidean")
-    Xa, wa = _subsample(prep.X, k, w, rngs, xp=xp, opts=opts)
+    C, recs = _anneal_prepared_batched(
+        prep.X, k, w, rngs, xp=xp, opts=opts, working_memory=working_memory, scale=prep.scale
+    )
+    return prep, C, w, xp, recs
+
+
+def _anneal_prepared_batched(
+    Xc: Array,
+    k: int,
+    w: Array | None,
+    rngs: list[np.random.Generator],
+    *,
+    xp: ModuleType,
+    opts: AnnealOptions,
+    working_memory: Any,
+    scale: np.ndarray,
+) -> tuple[Array, list[dict[str, Any]]]:
+    """:func:`arbf._drivers.deterministic_annealing._anneal_prepared` of every problem:
+    annealing on each problem's subsample, then the center swaps on all rows."""
+    Xa, wa = _subsample(Xc, k, w, rngs, xp=xp, opts=opts)
     C, recs = _anneal_batched(
-        Xa, k, wa, rngs, xp=xp, opts=opts, working_memory=working_memory, scale=prep.scale
+        Xa, k, wa, rngs, xp=xp, opts=opts, working_memory=working_memory, scale=scale
     )
     if opts.refine:
-        var = to_host(xp.mean(xp.var(prep.X, axis=1), axis=-1)).astype(np.float64)
+        var = to_host(xp.mean(xp.var(Xc, axis=1), axis=-1)).astype(np.float64)
         C, swaps = _swap_refine_batched(
-            prep.X, C, w, rngs, xp=xp, max_fail=opts.refine, working_memory=working_memory,
+            Xc, C, w, rngs, xp=xp, max_fail=opts.refine, working_memory=working_memory,
             tol=var * 1e-4,
         )  # fmt: skip
         for rec, sw in zip(recs, swaps, strict=True):
             rec["swaps"] = sw
-    return prep, C, w, xp, recs
+    return C, recs
+
+
+def anneal_centers_batched(
+    Xc: Array,
+    k: int,
+    w: Array | None,
+    rngs: list[np.random.Generator],
+    *,
+    xp: ModuleType,
+    working_memory: Any = None,
+    **options: Any,
+) -> Array:
+    """``init="anneal"`` of the batched K-Means driver on its centred ``Xc``
+    ``(B, n, d)``: :func:`arbf._drivers.deterministic_annealing.anneal_centers` of every
+    problem, ``(B, k, d)``."""
+    opts = AnnealOptions.check(**options)
+    C, _ = _anneal_prepared_batched(
+        Xc, k, w, rngs, xp=xp, opts=opts, working_memory=working_memory,
+        scale=np.ones(Xc.shape[0]),
+    )  # fmt: skip
+    return C
 
 
 def deterministic_annealing_batched(

@@ -27,8 +27,8 @@ Host work per iteration is O(B) bookkeeping of host floats (histories, the free 
 assembled in float64); per level, the perturbation draws of the problems that need one.
 Dask arrays are refused (:func:`arbf._math.batched.check_batched_data`), and so is
 ``metric="cosine"`` (:func:`arbf._math.metric.no_cosine_batch`); the metric enters in
-one place, :func:`prepare_batched` (with the ``project`` hook of :class:`BatchedPrepared`
-that the loops apply after every update).
+one place, :func:`.batched_fixed_point.prepare_batched` (with the ``project`` hook that
+the loops apply after every update).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -45,9 +44,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._math.batched import check_batched_centers, check_batched_data, check_batched_weights
-from .._math.metric import check_metric, no_cosine_batch
 from .._messages import emit
-from .._scaling import scale_for, sigma_in
 from .._validation import (
     BOOLEAN,
     Interval,
@@ -57,211 +54,24 @@ from .._validation import (
     check_sigma,
 )
 from .batched import _lloyd_batched, problem_generators
+from .batched_fixed_point import (
+    NAMES,
+    BatchedFixedPoint,
+    BatchedPrepared,
+    fixed_point_batched,
+    prepare_batched,
+    units,
+)
 from .deterministic_annealing import critical_factor
-from .engine import Projection, warn_fewer_clusters
+from .engine import warn_fewer_clusters
 from .rbf import check_schedule, check_schedule_bounds, check_update, schedule_from
 from .results import BatchedAnnealResult, BatchedKMeansResult, BatchedRBFResult
 
-__all__ = [
-    "BatchedFixedPoint",
-    "BatchedPrepared",
-    "anneal_batched",
-    "default_schedules",
-    "fixed_point_batched",
-    "prepare_batched",
-    "rbf_kmeans_batched",
-]
-
-_NAMES = ("center_shift", "free_energy", "soft_distortion", "inertia")
-
-
-def _units(value: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Host values of squared-distance quantities measured on data divided by
-    ``scale[b]``, in the data's units (float64; :func:`arbf._scaling.units` per problem)."""
-    with np.errstate(over="ignore"):
-        return np.asarray(value, dtype=np.float64) * scale * scale
-
-
-@dataclass(frozen=True)
-class BatchedPrepared:
-    """B problems rescaled and centred once: ``X[b] = x[b] / scale[b] - mean[b]``.
-
-    ``scale`` holds each problem's power of two (:func:`arbf._scaling.scale_for` of the
-    extent of its data and centers: 1 for ordinary data), ``tol`` each problem's
-    absolute tolerance; ``project(C_new, C_old)``, when set by the metric, maps every
-    update (``None``: Euclidean).
-    """
-
-    X: Array
-    mean: Array
-    scale: np.ndarray
-    tol: np.ndarray
-    project: Projection | None = None
-
-    def _scale(self, like: Array, *, xp: ModuleType) -> Array:
-        return from_host(self.scale, xp=xp, device=device_of(like), dtype=like.dtype)[
-            :, None, None
-        ]
-
-    def to_data(self, C: Array, *, xp: ModuleType) -> Array:
-        """``(B, k, d)`` centers back in the data's coordinates: ``(C + mean) * scale``."""
-        C = C + self.mean
-        return C if np.all(self.scale == 1.0) else C * self._scale(C, xp=xp)
-
-    def from_data(self, C: Array, *, xp: ModuleType) -> Array:
-        """``(B, k, d)`` centers into these coordinates: ``C / scale - mean``."""
-        if not np.all(self.scale == 1.0):
-            C = C * (1.0 / self._scale(C, xp=xp))
-        return C - self.mean
-
-    def sigma_in(self, sigma: np.ndarray) -> np.ndarray:
-        """Per-problem temperatures (data units) in these units (float64 ``(B,)``)."""
-        pairs = zip(sigma, self.scale, strict=True)
-        return np.asarray([sigma_in(float(s), float(c)) for s, c in pairs])
-
-
-def prepare_batched(
-    X: Array, C: Array, *, xp: ModuleType, tol: float, metric: str
-) -> BatchedPrepared:
-    """Rescale (per problem, with its centers ``C`` in the extent) and centre validated
-    ``X`` ``(B, n, d)`` once; ``tol`` made absolute per problem.  One host sync.
-
-    The one place the metric enters: ``"cosine"`` is refused for now
-    (:func:`arbf._math.metric.no_cosine_batch`); it would put the rows on the sphere
-    here (no rescaling, no centring) and set ``project``.
-    """
-    no_cosine_batch(check_metric(metric))
-    B = X.shape[0]
-    ext = xp.stack(
-        [xp.max(xp.abs(X), axis=(1, 2)), xp.astype(xp.max(xp.abs(C), axis=(1, 2)), X.dtype)]
-    )
-    extent = np.max(to_host(ext).astype(np.float64), axis=0)
-    scale = np.asarray([scale_for(float(e), X.dtype, xp=xp) for e in extent])
-    if np.all(scale == 1.0):
-        Xs = X
-    else:
-        inv = from_host(1.0 / scale, xp=xp, device=device_of(X), dtype=X.dtype)
-        Xs = X * inv[:, None, None]
-    if tol == 0:
-        tol_abs = np.zeros(B)
-    else:
-        var = xp.mean(xp.var(Xs, axis=1), axis=-1)
-        tol_abs = to_host(var).astype(np.float64) * tol
-    mean = seam.batched_mean_rows(Xs, xp=xp)
-    Xc = seam.batched_prepare(Xs - mean, xp=xp)
-    return BatchedPrepared(Xc, mean, scale, tol_abs)
-
-
-@dataclass(frozen=True)
-class BatchedFixedPoint:
-    """One run of :func:`fixed_point_batched`: centers ``(B, k, d)``, ``n_iter`` and
-    ``converged`` ``(B,)``, and per problem the history of
-    :class:`arbf._drivers.fixed_point.FixedPoint` (lists of host floats)."""
-
-    centers: Array
-    n_iter: np.ndarray
-    converged: np.ndarray
-    history: list[dict[str, list[float]]] = field(default_factory=list)
-
-
-def fixed_point_batched(
-    X: Array,
-    C: Array,
-    w: Array | None,
-    *,
-    xp: ModuleType,
-    sigma: np.ndarray,
-    kind: str,
-    max_iter: int,
-    tol: np.ndarray,
-    lr: float | str,
-    scale: np.ndarray,
-    working_memory: Any = None,
-    project: Projection | None = None,
-    counts: np.ndarray | None = None,
-    running: np.ndarray | None = None,
-) -> BatchedFixedPoint:
-    r""":func:`arbf._drivers.fixed_point.fixed_point` of every problem at once.
-
-    Problem ``b`` iterates at temperature ``sigma[b]`` (prepared units; all zero -- hard
-    -- or all positive) the soft Lloyd step
-    :math:`\mu_{bj} \leftarrow \sum_i w_{bi} r_{bij} x_{bi} / N_{bj}` (``lr="lloyd"``) or
-    the gradient step :math:`\mu_{bj} \leftarrow \mu_{bj} - \eta\,2(N_{bj}\mu_{bj} -
-    s_{bj})` from ``C[b]`` until :math:`\sum_j\lVert\Delta\mu_{bj}\rVert^2 \le`
-    ``tol[b]`` (absolute), then stays frozen while the others go on.  Each iteration is
-    one batched pass and one host sync of a ``(B, 5)`` array; the history is in the
-    data's units (``scale[b]``), as the one-problem loop's.
-
-    ``counts`` (soft only): problem ``b`` has its first ``counts[b]`` centers (the others
-    stay where they are); ``running``: the problems that iterate (the others are frozen
-    from the start, ``n_iter`` 0, empty history).
-
-    Raises :class:`FloatingPointError` on a non-finite update of a running problem.
-    """
-    B = C.shape[0]
-    hard = bool(np.all(sigma == 0))
-    if not hard and not bool(np.all(sigma > 0)):
-        raise ValueError("the temperatures of one level must be all 0 or all positive")
-    run_kind = "hard" if hard else kind
-    dev = device_of(X)
-    sig_d = None if hard else from_host(sigma, xp=xp, device=dev, dtype=X.dtype)
-    sig_data = _units(sigma, scale)
-    hist: list[dict[str, list[float]]] = [{name: [] for name in _NAMES} for _ in range(B)]
-    active = np.ones(B, dtype=bool) if running is None else np.array(running, dtype=bool)
-    n_iter = np.zeros(B, dtype=np.int64)
-    converged = np.zeros(B, dtype=bool)
-    for it in range(1, max_iter + 1):
-        if not active.any():
-            break
-        st = seam.batched_soft_stats(
-            X, C, w, sigma=0.0 if hard else 1.0, sigmas=sig_d, kind=run_kind, xp=xp,
-            working_memory=working_memory, counts=counts,
-        )  # fmt: skip
-        C_new = seam.batched_step(C, st.mass, st.sums, lr, xp=xp)
-        if project is not None:
-            C_new = project(C_new, C)
-        diff = C_new - C
-        stats = xp.stack(
-            [
-                xp.sum(diff * diff, axis=(1, 2)),
-                xp.astype(seam.free_energy_base(st, run_kind), C.dtype),
-                xp.astype(st.entropy, C.dtype),
-                xp.astype(st.soft_distortion, C.dtype),
-                xp.astype(st.inertia, C.dtype),
-            ],
-            axis=1,
-        )
-        h = to_host(stats).astype(np.float64)
-        shift = h[:, 0]
-        for b in np.flatnonzero(active):
-            s = float(scale[b])
-            free = seam.free_energy_at(h[b, 1], h[b, 2], sigma=float(sig_data[b]), scale=s)
-            row = (shift[b] * s * s, free, h[b, 3] * s * s, h[b, 4] * s * s)
-            for name, value in zip(_NAMES, row, strict=True):
-                hist[b][name].append(float(value))
-            n_iter[b] = it
-            if not np.isfinite(shift[b]):
-                hint = (
-                    "; the data or centers overflow the working dtype"  # pragma: no mutate
-                    if isinstance(lr, str)  # pragma: no mutate
-                    else "; the learning rate lr is probably too large"  # pragma: no mutate
-                )
-                raise FloatingPointError(
-                    f"non-finite center update of problem {b} at sigma={sig_data[b]:g} "
-                    f"(iteration {it}){hint}"
-                )
-        keep = from_host(active, xp=xp, device=dev)
-        C = xp.where(keep[:, None, None], C_new, C)
-        stop = active & (shift <= tol)
-        converged |= stop
-        active &= ~stop
-        if not active.any():
-            break
-    return BatchedFixedPoint(C, n_iter, converged, hist)
+__all__ = ["anneal_batched", "default_schedules", "rbf_kmeans_batched"]
 
 
 def _history(fp: BatchedFixedPoint) -> dict[str, list[np.ndarray]]:
-    return {name: [np.asarray(h[name]) for h in fp.history] for name in _NAMES}
+    return {name: [np.asarray(h[name]) for h in fp.history] for name in NAMES}
 
 
 def _check_batch(
@@ -334,9 +144,9 @@ def default_schedules(
     default schedule is ``[0]``) raise a ``ValueError``: pass ``schedule``."""
     bounds = check_schedule_bounds(sigma_max, sigma_min, n_levels)
     lam = seam.batched_principal_value(prep.X, w, xp=xp)
-    s_c = _units(2.0 * lam * critical_factor(kind) / 2.0, prep.scale)
+    s_c = units(2.0 * lam * critical_factor(kind) / 2.0, prep.scale)
     margin = seam.batched_min_margin(prep.X, Cc, xp=xp, working_memory=working_memory)
-    m = _units(to_host(margin), prep.scale)
+    m = units(to_host(margin), prep.scale)
     scheds = [schedule_from(float(s_c[b]), float(m[b]), *bounds) for b in range(s_c.shape[0])]
     sizes = {s.size for s in scheds}
     if len(sizes) > 1:
@@ -383,9 +193,9 @@ def _finish(
     )  # fmt: skip
     for b in range(B):
         warn_fewer_clusters(km.labels[b, ...], k, stacklevel=5)
-    inertia = _units(km.inertia, prep.scale)
+    inertia = units(km.inertia, prep.scale)
     history = {
-        name: [_units(v[b], prep.scale[b]) for b in range(B)] for name, v in km.history.items()
+        name: [units(v[b], prep.scale[b]) for b in range(B)] for name, v in km.history.items()
     }
     out = dataclasses.replace(
         km,
@@ -474,8 +284,8 @@ def anneal_batched(
             obj["free_energy"][b, li] = seam.free_energy_at(
                 vals[b, 0], vals[b, 1], sigma=float(sigmas[b, li]), scale=float(sc[b])
             )
-        obj["soft_distortion"][:, li] = _units(vals[:, 2], sc)
-        obj["inertia"][:, li] = _units(vals[:, 3], sc)
+        obj["soft_distortion"][:, li] = units(vals[:, 2], sc)
+        obj["inertia"][:, li] = units(vals[:, 3], sc)
         path[:, li] = to_host(prep.to_data(Cc, xp=xp))
         iters[:, li] = fp.n_iter
         if level_kind == "hard":
@@ -500,6 +310,6 @@ def anneal_batched(
         n_iter=iters.sum(axis=1),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=_units(last.astype(np.float64) / 2, sc),
+        sigma_exact=units(last.astype(np.float64) / 2, sc),
         kmeans=km,
     )
