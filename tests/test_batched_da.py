@@ -135,6 +135,20 @@ class TestDeterministicAnnealing:
             one = arbf.deterministic_annealing(X[1], K, random_state=gens[1], **kw)
         np.testing.assert_allclose(res.centers[1], one.centers, rtol=1e-10, atol=1e-12)
 
+    @pytest.mark.parametrize("k", [1, 3])
+    @pytest.mark.filterwarnings("ignore:Number of distinct clusters")
+    def test_one_cluster_and_constant_problem(self, k):
+        """One cluster (no annealing loop, no swaps) and a problem with constant data
+        (critical temperature 0: no level at all) beside ordinary ones."""
+        X = np.random.default_rng(8).normal(size=(B, 50, 2))
+        X[1] = 1.5
+        res = arbf.deterministic_annealing(X, k, random_state=2)
+        gens = np.random.default_rng(2).spawn(B)
+        for b in range(B):
+            one = arbf.deterministic_annealing(X[b], k, random_state=gens[b])
+            np.testing.assert_allclose(res.centers[b], one.centers, rtol=1e-10, atol=1e-12)
+            assert res[b].n_passes == one.n_passes and res[b].sigmas.size == one.sigmas.size
+
 
 class TestNoLoopOverB:
     def test_passes_independent_of_b(self, monkeypatch):
