@@ -6,13 +6,16 @@ standard, so the same code runs on NumPy, CuPy, PyTorch, JAX and Dask arrays.
 """
 
 from ._config import Config, config_context, get_config, set_config
-from ._drivers.deterministic_annealing import anneal_init, deterministic_annealing
+from ._drivers.batched_da import anneal_init, deterministic_annealing
 from ._drivers.kmeans import kmeans, kmeans_parallel, kmeans_plusplus
 from ._drivers.pq import ProductQuantizer, pq_train
 from ._drivers.rbf import anneal, rbf_kmeans
 from ._drivers.results import (
     AnnealResult,
+    BatchedAnnealResult,
+    BatchedDeterministicAnnealingResult,
     BatchedKMeansResult,
+    BatchedRBFResult,
     DeterministicAnnealingResult,
     KMeansResult,
     MiniBatchResult,
@@ -57,7 +60,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnnealResult",
+    "BatchedAnnealResult",
+    "BatchedDeterministicAnnealingResult",
     "BatchedKMeansResult",
+    "BatchedRBFResult",
     "Config",
     "ConvergenceWarning",
     "DeterministicAnnealingResult",

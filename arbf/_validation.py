@@ -312,7 +312,8 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
     if X.ndim != 2:
         hint = (
             "A leading batch axis (B, n_samples, n_features) is taken by arbf.kmeans, "
-            "arbf.kmeans_plusplus, arbf.kmeans_parallel, arbf.pq_train, the "
+            "arbf.kmeans_plusplus, arbf.kmeans_parallel, arbf.rbf_kmeans, arbf.anneal, "
+            "arbf.deterministic_annealing, arbf.anneal_init, arbf.pq_train, the "
             "responsibilities, steps and objectives, and "
             "arbf.torch.RBFClustering(n_heads=B); call this one once per problem."
             if X.ndim == 3

@@ -220,10 +220,7 @@ def test_unbatched_entry_points_say_what_to_do():
     X = np.random.default_rng(0).normal(size=(2, 20, 3))
     with pytest.raises(ValueError, match=r"KMeans.fit takes X of shape .* arbf.kmeans"):
         arbf.KMeans(3).fit(X)
-    for call in (
-        lambda: arbf.rbf_kmeans(X, X[:, :3], sigma=0.1),
-        lambda: arbf.RBFKMeans(3).fit(X),
-    ):
+    for call in (lambda: arbf.RBFKMeans(3).fit(X),):
         with pytest.raises(ValueError, match=r"leading batch axis .* once per problem"):
             call()
 

@@ -18,8 +18,9 @@ Initialisation: ``"k-means++"`` draws for all B problems at once (one batched di
 pass per center; the per-problem candidate draws are B small host calls), ``"random"``
 gathers the rows in one take, ``"k-means||"`` makes one batched pass per round (the
 Bernoulli draws and the final K-Means of the small candidate sets are per problem, on the
-host); ``"anneal"`` and callables run once per problem (a loop over B in the
-initialisation only); an array has shape ``(B, k, d)``.
+host), ``"anneal"`` is the batched deterministic annealing (:mod:`.batched_da`);
+callables run once per problem (a loop over B in the initialisation only); an array has
+shape ``(B, k, d)``.
 Empty-cluster relocation (rare) runs on the host for the problems that need it.
 
 ``metric="cosine"``: spherical K-Means of every problem, as
@@ -308,6 +309,10 @@ def _init_maker(
         )
     if isinstance(init, str) and init == "random":
         return lambda: _random_batched(Xc, k, w, rngs, xp=xp)
+    if isinstance(init, str) and init == "anneal":
+        from .batched_da import anneal_centers_batched  # it runs this module's Lloyd
+
+        return lambda: anneal_centers_batched(Xc, k, w, rngs, xp=xp, working_memory=working_memory)
     if isinstance(init, str) or callable(init):  # one problem at a time
         makers = [
             resolve_init(

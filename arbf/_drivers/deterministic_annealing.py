@@ -580,6 +580,19 @@ def deterministic_annealing(
     ----------
     X : array of shape (n_samples, n_features)
         Any Array API array.
+
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B
+        independent problems, annealed together: each problem keeps its own state (its
+        centers, temperature, splits, merges, swaps and records), and every pass over
+        the data -- the fixed-point iterations of a round, the power-iteration products,
+        the swaps' Lloyd runs and utilities, the finish -- is one batched pass over the
+        problems still at it (problem ``b`` over its first :math:`m_b` centers at its
+        own σ).  ``sample_weight`` is then ``(B, n_samples)`` or ``(n_samples,)``;
+        problem ``b`` draws from ``np.random.default_rng(random_state).spawn(B)[b]`` (or
+        the b-th of a sequence of B seeds), so ``result[b]`` of the
+        :class:`BatchedDeterministicAnnealingResult` equals the call on ``X[b]`` with
+        that generator, to rounding.  :func:`anneal_init` takes it too (centers
+        ``(B, n_clusters, n_features)``).  Dask arrays are refused (``TypeError``).
     n_clusters : int
     kind : {"softmax", "entmax15"}, default "softmax"
         The responsibilities.
@@ -621,7 +634,7 @@ def deterministic_annealing(
 
     Returns
     -------
-    DeterministicAnnealingResult
+    DeterministicAnnealingResult or BatchedDeterministicAnnealingResult
 
     See Also
     --------
@@ -709,7 +722,9 @@ def anneal_init(
     Returns
     -------
     centers : array of shape (n_clusters, n_features)
-        In the namespace, device and dtype of ``X``.
+        In the namespace, device and dtype of ``X`` (``(B, n_clusters, n_features)`` for
+        batched ``X`` of shape ``(B, n_samples, n_features)``, as
+        :func:`deterministic_annealing`).
 
     Examples
     --------

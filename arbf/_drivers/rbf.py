@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, is_array, to_host
 from .._math import seam
+from .._math.batched import is_batched
 from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._math.metric import prepare as metric_prepare
 from .._messages import emit
@@ -40,7 +41,13 @@ from .deterministic_annealing import critical_factor
 from .engine import Prepared, halve_inertia, prepare, sphere_prepared
 from .engine import finish as engine_finish
 from .fixed_point import FixedPoint, fixed_point
-from .results import AnnealResult, KMeansResult, RBFResult
+from .results import (
+    AnnealResult,
+    BatchedAnnealResult,
+    BatchedRBFResult,
+    KMeansResult,
+    RBFResult,
+)
 
 __all__ = [
     "MAX_LEVELS",
@@ -162,7 +169,7 @@ def rbf_kmeans(
     working_memory: Any = None,
     verbose: bool = False,
     metric: str = "sqeuclidean",
-) -> RBFResult:
+) -> RBFResult | BatchedRBFResult:
     r"""Train the centers of a normalised RBF network at a fixed temperature (A2, A3).
 
     Each iteration computes the responsibilities :math:`r_{ij}` (softmax or entmax-1.5 of
@@ -181,6 +188,15 @@ def rbf_kmeans(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B
+        independent problems, solved together: every iteration is one batched pass over
+        all of them (batched matrix products, problem ``b`` at its own temperature
+        :math:`\sigma_b = \sigma` in its own units), not B calls, and a problem whose
+        shift has fallen to its own ``tol`` stays frozen while the others go on.
+        ``init`` is then ``(B, n_clusters, n_features)``, ``sample_weight``
+        ``(B, n_samples)`` or ``(n_samples,)``, and a :class:`BatchedRBFResult` comes
+        back (``result[b]`` equals ``rbf_kmeans(X[b], init[b], ...)`` to rounding).
+        Dask arrays are refused (``TypeError``), and so is ``metric="cosine"``.
     init : array of shape (n_clusters, n_features)
         Initial centers (same namespace and device as ``X``).
     sigma : float
@@ -209,7 +225,7 @@ def rbf_kmeans(
 
     Returns
     -------
-    RBFResult
+    RBFResult or BatchedRBFResult
 
     Examples
     --------
@@ -220,7 +236,24 @@ def rbf_kmeans(
     >>> res.centers
     Array([[ 0.5],
            [10.5]], dtype=array_api_strict.float64)
+
+    Two problems in one call (a leading batch axis; each converges on its own):
+
+    >>> Xb = xp.stack([X, 2 * X])
+    >>> rb = arbf.rbf_kmeans(Xb, xp.asarray([[[2.0], [8.0]], [[4.0], [16.0]]]), sigma=0.5,
+    ...                      kind="entmax15")
+    >>> rb.centers[:, :, 0], rb.n_iter
+    (Array([[ 0.5, 10.5],
+           [ 1. , 21. ]], dtype=array_api_strict.float64), array([2, 2]))
     """
+    if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
+        from .batched_rbf import rbf_kmeans_batched
+
+        return rbf_kmeans_batched(
+            X, init, sigma=sigma, kind=kind, sample_weight=sample_weight, max_iter=max_iter,
+            tol=tol, update=update, lr=lr, working_memory=working_memory, verbose=verbose,
+            metric=metric,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     sigma = check_sigma(sigma)
     kind = check_kind(kind)
@@ -360,6 +393,17 @@ def _default_schedule(
 ) -> np.ndarray:
     """:func:`default_schedule` on validated, prepared arrays (divided by ``scale``;
     ``sigma_max``/``sigma_min`` and the result in the data's units)."""
+    bounds = check_schedule_bounds(sigma_max, sigma_min, n_levels)
+    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
+    margin = None if C is None else units(min_margin(X, C, xp=xp), scale)
+    return schedule_from(s_c, margin, *bounds)
+
+
+def check_schedule_bounds(
+    sigma_max: Any, sigma_min: Any, n_levels: Any
+) -> tuple[float | None, float | None, int | None]:
+    """``sigma_max``, ``sigma_min`` (positive or ``None``, ``sigma_min <= sigma_max``) and
+    ``n_levels`` (in ``[1, MAX_LEVELS]`` or ``None``) of a default schedule."""
     bound = Interval(numbers.Real, 0, None, "neither")
     sigma_max = check_param("sigma_max", real_scalar(sigma_max, "sigma_max"), NONE, bound)
     sigma_min = check_param("sigma_min", real_scalar(sigma_min, "sigma_min"), NONE, bound)
@@ -369,7 +413,19 @@ def _default_schedule(
             f"sigma_min must be <= sigma_max (annealing lowers σ), got sigma_min={sigma_min} "
             f"and sigma_max={sigma_max}"
         )
-    s_c = units(critical_sigma(X, w, xp=xp) * critical_factor(kind) / 2.0, scale)
+    return sigma_max, sigma_min, n_levels
+
+
+def schedule_from(
+    s_c: float,
+    margin: float | None,
+    sigma_max: float | None,
+    sigma_min: float | None,
+    n_levels: int | None,
+) -> np.ndarray:
+    """The default schedule from the host values it depends on (data units): the critical
+    temperature ``s_c`` and the smallest margin at the initial centers (``None``: no
+    centers); the bounds checked by :func:`check_schedule_bounds`."""
     if s_c == 0 and sigma_max is None and sigma_min is None:
         # constant data: every temperature gives the same (hard) answer
         return np.zeros(1)
@@ -378,10 +434,8 @@ def _default_schedule(
         lo = sigma_min
     else:
         lo = 1e-3 * s_c
-        if C is not None:
-            m = units(min_margin(X, C, xp=xp), scale)
-            if np.isfinite(m) and m > 0:
-                lo = min(lo, m / 2)
+        if margin is not None and np.isfinite(margin) and margin > 0:
+            lo = min(lo, margin / 2)
     if lo > hi:  # a data-driven end above the given start: one level at the start
         lo = hi
     return seam.geometric(hi, lo, 30 if n_levels is None else n_levels)
@@ -409,7 +463,7 @@ def anneal(
     verbose: bool = False,
     algorithm: str = "auto",
     metric: str = "sqeuclidean",
-) -> AnnealResult:
+) -> AnnealResult | BatchedAnnealResult:
     r"""Anneal the RBF temperature σ down to K-Means (A4), recording the path of centers.
 
     At each level of a decreasing schedule :math:`\sigma_1 > \dots > \sigma_L` the
@@ -422,6 +476,20 @@ def anneal(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        **Batched**: an array of shape ``(B, n_samples, n_features)`` holds B
+        independent problems, annealed together: each level is a vector of
+        temperatures :math:`(\sigma_{1\ell}, \dots, \sigma_{B\ell})` (the default
+        schedule is each problem's own; an explicit ``schedule`` is shared), every
+        fixed-point iteration one batched pass over all problems (a problem that has
+        converged at a level waits, frozen, for the others), and ``finish`` one batched
+        Lloyd run.  ``init`` is then ``(B, n_clusters, n_features)``,
+        ``sample_weight`` ``(B, n_samples)`` or ``(n_samples,)``; problem ``b`` draws
+        its perturbations from ``np.random.default_rng(random_state).spawn(B)[b]`` (or
+        the b-th of a sequence of B seeds), so ``result[b]`` of the
+        :class:`BatchedAnnealResult` equals ``anneal(X[b], init[b], ...,
+        random_state=that generator)`` to rounding.  ``algorithm`` is Lloyd's; Dask
+        arrays are refused (``TypeError``), and so is ``metric="cosine"``.  Problems
+        whose default schedules differ in length (constant data) need ``schedule``.
     init : array of shape (n_clusters, n_features)
     kind : {"softmax", "entmax15"}
     schedule : sequence of float, optional
@@ -461,7 +529,7 @@ def anneal(
 
     Returns
     -------
-    AnnealResult
+    AnnealResult or BatchedAnnealResult
 
     Examples
     --------
@@ -476,7 +544,26 @@ def anneal(
            [10.5 ,  0.5 ]])
     >>> [bool(b) for b in res.one_hot], res.sigma_exact
     ([False, True, True], 45.0)
+
+    Two problems in one call; the second is the first doubled, so its ``sigma_exact`` and
+    inertia are four times the first's:
+
+    >>> Xb = xp.stack([X, 2 * X])
+    >>> rb = arbf.anneal(Xb, xp.asarray([[[4.0], [6.0]], [[8.0], [12.0]]]),
+    ...                  kind="entmax15", schedule=[100.0, 10.0, 1.0])
+    >>> rb.sigma_exact, rb.kmeans.inertia
+    (array([ 45., 180.]), array([1., 4.]))
     """
+    if is_batched(X):  # (B, n, d): B problems, one batched pass per iteration
+        from .batched_rbf import anneal_batched
+
+        return anneal_batched(
+            X, init, kind=kind, schedule=schedule, sigma_max=sigma_max, sigma_min=sigma_min,
+            n_levels=n_levels, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+            update=update, lr=lr, finish=finish, perturbation=perturbation,
+            random_state=random_state, working_memory=working_memory, verbose=verbose,
+            algorithm=algorithm, metric=metric,
+        )  # fmt: skip
     X, C, w, xp = check_x_centers_weights(X, init, sample_weight, centers_name="init")
     kind = check_kind(kind, ("softmax", "entmax15"))
     lr = check_update(update, lr)

@@ -21,7 +21,10 @@ from .._backend import Array
 
 __all__ = [
     "AnnealResult",
+    "BatchedAnnealResult",
+    "BatchedDeterministicAnnealingResult",
     "BatchedKMeansResult",
+    "BatchedRBFResult",
     "DeterministicAnnealingResult",
     "KMeansResult",
     "MiniBatchResult",
@@ -250,3 +253,143 @@ class BatchedKMeansResult:
     def __iter__(self) -> Iterator[Any]:
         """Unpack as ``centers, labels, inertia`` (like :class:`KMeansResult`)."""
         return iter((self.centers, self.labels, self.inertia))
+
+
+@dataclass(frozen=True)
+class BatchedRBFResult:
+    """What :func:`arbf.rbf_kmeans` returns for batched data ``X`` of shape ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`RBFResult`.
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    n_iter : numpy int array (B,)
+    converged : numpy bool array (B,)
+    history : dict
+        ``"free_energy"``, ``"soft_distortion"``, ``"inertia"``, ``"center_shift"``: one
+        host array per problem (of length ``n_iter[b]``).
+    """
+
+    centers: Array
+    n_iter: np.ndarray
+    converged: np.ndarray
+    history: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> RBFResult:
+        """Problem ``b`` as an :class:`RBFResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return RBFResult(
+            centers=self.centers[b, ...],
+            n_iter=int(self.n_iter[b]),
+            converged=bool(self.converged[b]),
+            history={key: v[b] for key, v in self.history.items()},
+        )
+
+
+@dataclass(frozen=True)
+class BatchedAnnealResult:
+    """What :func:`arbf.anneal` returns for batched data ``X`` of shape ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`AnnealResult`.
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    sigmas : numpy array (B, L)
+        Each problem's temperature levels, decreasing.
+    path : numpy array (B, L, n_clusters, n_features)
+    objectives : dict of numpy arrays (B, L)
+    n_iter : numpy int array (B,)
+    n_iter_per_level : numpy int array (B, L)
+    one_hot : numpy bool array (B, L)
+    sigma_exact : numpy array (B,)
+    kmeans : BatchedKMeansResult or None
+        The final hard Lloyd runs (``finish=True``).
+    """
+
+    centers: Array
+    sigmas: np.ndarray
+    path: np.ndarray
+    objectives: dict[str, np.ndarray]
+    n_iter: np.ndarray
+    n_iter_per_level: np.ndarray
+    one_hot: np.ndarray
+    sigma_exact: np.ndarray
+    kmeans: BatchedKMeansResult | None = None
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> AnnealResult:
+        """Problem ``b`` as an :class:`AnnealResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return AnnealResult(
+            centers=self.centers[b, ...],
+            sigmas=self.sigmas[b],
+            path=self.path[b],
+            objectives={key: v[b] for key, v in self.objectives.items()},
+            n_iter=int(self.n_iter[b]),
+            n_iter_per_level=self.n_iter_per_level[b],
+            one_hot=self.one_hot[b],
+            sigma_exact=float(self.sigma_exact[b]),
+            kmeans=None if self.kmeans is None else self.kmeans[b],
+        )
+
+
+@dataclass(frozen=True)
+class BatchedDeterministicAnnealingResult:
+    """What :func:`arbf.deterministic_annealing` returns for batched data ``X`` of shape
+    ``(B, n, d)``.
+
+    ``result[b]`` is problem ``b``'s :class:`DeterministicAnnealingResult`.  The
+    per-level fields are lists of B host arrays (the problems anneal through different
+    numbers of levels).
+
+    Attributes
+    ----------
+    centers : array (B, n_clusters, n_features)
+    sigmas, n_centers, n_iter_per_level : list of B numpy arrays
+    n_iter : numpy int array (B,)
+    objectives : dict of lists of B numpy arrays
+    splits : list of B lists of (float, int, float)
+    sigma_critical : numpy array (B,)
+    n_passes : numpy int array (B,)
+    kmeans : BatchedKMeansResult or None
+    """
+
+    centers: Array
+    sigmas: list[np.ndarray]
+    n_centers: list[np.ndarray]
+    n_iter: np.ndarray
+    n_iter_per_level: list[np.ndarray]
+    objectives: dict[str, list[np.ndarray]]
+    splits: list[list[tuple[float, int, float]]]
+    sigma_critical: np.ndarray
+    n_passes: np.ndarray
+    kmeans: BatchedKMeansResult | None = None
+
+    def __len__(self) -> int:
+        return int(self.n_iter.shape[0])
+
+    def __getitem__(self, b: int) -> DeterministicAnnealingResult:
+        """Problem ``b`` as a :class:`DeterministicAnnealingResult`."""
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"problem {b} out of range for {len(self)} problems")
+        return DeterministicAnnealingResult(
+            centers=self.centers[b, ...],
+            sigmas=self.sigmas[b],
+            n_centers=self.n_centers[b],
+            n_iter=int(self.n_iter[b]),
+            n_iter_per_level=self.n_iter_per_level[b],
+            objectives={key: v[b] for key, v in self.objectives.items()},
+            splits=self.splits[b],
+            sigma_critical=float(self.sigma_critical[b]),
+            n_passes=int(self.n_passes[b]),
+            kmeans=None if self.kmeans is None else self.kmeans[b],
+        )

@@ -49,6 +49,7 @@ from .._backend import (
 from .._chunking import budget_mb, chunk_rows, iter_chunks
 from .._config import get_config
 from .core import batched as _batched
+from .core import batched_anneal as _batched_anneal
 from .core import distances as _d
 from .core import entmax as _entmax
 from .core import responsibilities as _resp
@@ -78,6 +79,7 @@ from .core.sphere import batched_cosine_sample_terms, cosine_sample_terms, proje
 from .core.terms import OBJECTIVES, SampleTerms, reduce_terms, sample_terms, select_objective
 from .core.updates import center_gradient, running_mean_step, safe_divide_centers, step
 from .kernels import batched as _kbatched
+from .kernels import batched_soft as _kbatched_soft
 from .kernels import bounds as _bounds
 from .kernels import dask as _kdask
 from .kernels import entmax as _kentmax
@@ -98,9 +100,12 @@ __all__ = [
     "batched_assign_inertia",
     "batched_center_gradient",
     "batched_cosine_sample_terms",
+    "batched_covariance",
     "batched_gather_centers",
     "batched_labelled_sq_distances",
     "batched_lloyd_sums",
+    "batched_mean_rows",
+    "batched_min_margin",
     "batched_prepare",
     "batched_responsibilities",
     "batched_safe_divide_centers",
@@ -873,11 +878,41 @@ def batched_soft_stats(
     kind: str,
     xp: ModuleType,
     working_memory: Any = None,
+    sigmas: Array | None = None,
+    counts: np.ndarray | None = None,
 ) -> SoftStats:
-    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`."""
+    """The soft statistics of every problem: :func:`arbf._math.core.batched.soft_stats`
+    (``sigmas``: per-problem temperatures ``(B,)``; host: the compiled kernels over
+    (problem, chunk) tiles, :func:`arbf._math.kernels.batched.lloyd_sums` for the hard
+    statistics and :func:`arbf._math.kernels.batched_soft.soft_stats` for the soft).
+    ``counts`` (host ints ``(B,)``, soft only, with ``sigmas``): problem ``b`` uses its
+    first ``counts[b]`` centers (:func:`arbf._math.core.batched_anneal.masked_soft_stats`)."""
+    v = _batched_host(X, C, w)
+    if counts is not None:
+        assert sigmas is not None and sigma != 0 and kind != "hard"
+        if v is not None:
+            part = _kbatched_soft.soft_stats(
+                *v, sigmas=to_host(sigmas), kind=kind, working_memory=working_memory,
+                counts=counts,
+            )  # fmt: skip
+            return SoftStats(*_back(part, X))
+        return _batched_anneal.masked_soft_stats(
+            X, C, w, sigmas=sigmas, active=_active(counts, C, xp=xp), kind=kind, xp=xp,
+            working_memory=working_memory,
+        )  # fmt: skip
+    if v is not None:
+        if sigma == 0 or kind == "hard":
+            _, sums, mass, J = _kbatched.lloyd_sums(*v, working_memory=working_memory)
+            out: tuple[np.ndarray, ...] = (sums, mass, J, J.copy(), J.copy(), np.zeros_like(J))
+        else:
+            sig = np.full(X.shape[0], float(sigma)) if sigmas is None else to_host(sigmas)
+            out = _kbatched_soft.soft_stats(
+                *v, sigmas=sig, kind=kind, working_memory=working_memory
+            )
+        return SoftStats(*_back(out, X))
     return _batched.soft_stats(
         X, C, w, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory,
-        segment_sum_native=_native_segment_sum(xp),
+        segment_sum_native=_native_segment_sum(xp), sigmas=sigmas,
     )  # fmt: skip
 
 
@@ -888,3 +923,80 @@ def batched_responsibilities(
     return _batched.responsibilities(
         X, C, sigma=sigma, kind=kind, xp=xp, working_memory=working_memory
     )
+
+
+batched_mean_rows = _batched_anneal.mean_rows
+batched_covariance = _batched_anneal.covariance
+batched_min_margin = _batched_anneal.min_margin
+
+
+def batched_principal_value(X: Array, w: Array | None, *, xp: ModuleType) -> np.ndarray:
+    """:math:`\\lambda_{\\max}(\\mathrm{Cov}_{w_b} X_b)` of every problem, a host float64
+    ``(B,)`` (:func:`principal_axis` per problem): up to
+    :data:`arbf._math.core.spectral.EIGH_MAX_FEATURES` features one batched covariance
+    and a stacked ``eigh`` on the host (one host sync); above, power iteration problem
+    by problem."""
+    B, _, d = X.shape
+    if d <= _spectral.EIGH_MAX_FEATURES:
+        cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
+        return np.maximum(np.linalg.eigvalsh(cov)[:, -1], 0.0)
+    return np.asarray(
+        [principal_axis(X[b, ...], None if w is None else w[b, ...], xp=xp)[0] for b in range(B)]
+    )
+
+
+def _active(counts: np.ndarray, C: Array, *, xp: ModuleType) -> Array:
+    """``(B, k)`` mask of the first ``counts[b]`` centers of every problem."""
+    k = C.shape[1]
+    mask = np.arange(k)[None, :] < np.asarray(counts)[:, None]
+    return from_host(mask, xp=xp, device=device_of(C))
+
+
+def batched_principal_axis(
+    X: Array, w: Array | None, *, xp: ModuleType, v0: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(λ_max (B,), v (B, d))`` of every problem's weighted covariance, host float64:
+    :func:`principal_axis` per problem (up to ``EIGH_MAX_FEATURES`` features one batched
+    covariance and a stacked ``eigh``; above, power iteration from ``v0[b]`` problem by
+    problem)."""
+    B, _, d = X.shape
+    if d <= _spectral.EIGH_MAX_FEATURES:
+        cov = to_host(batched_covariance(X, w, xp=xp)).astype(np.float64)
+        vals, vecs = np.linalg.eigh(cov)
+        return np.maximum(vals[:, -1], 0.0), vecs[:, :, -1]
+    pairs = [
+        principal_axis(X[b, ...], None if w is None else w[b, ...], xp=xp, v0=v0[b])
+        for b in range(B)
+    ]
+    return np.asarray([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def batched_principal_axes_pass(
+    X: Array,
+    C: Array,
+    V: Array,
+    w: Array | None,
+    *,
+    sigmas: Array,
+    counts: np.ndarray,
+    kind: str,
+    xp: ModuleType,
+    working_memory: Any = None,
+) -> tuple[Array, Array]:
+    """``(A, N)`` of every problem's first ``counts[b]`` centers:
+    :func:`arbf._math.core.batched_anneal.principal_axes_pass`."""
+    return _batched_anneal.principal_axes_pass(
+        X, C, V, w, sigmas=sigmas, active=_active(counts, C, xp=xp), kind=kind, xp=xp,
+        working_memory=working_memory,
+    )  # fmt: skip
+
+
+def batched_utilities(
+    X: Array, C: Array, w: Array | None, *, xp: ModuleType, working_memory: Any = None
+) -> Array:
+    """``[U, E]`` per center of every problem (``(B, k, 2)``):
+    :func:`arbf._math.core.batched_anneal.utilities`."""
+    return _batched_anneal.utilities(
+        X, C, w, xp=xp, working_memory=working_memory,
+        segment_sum_native=_native_segment_sum(xp),
+    )  # fmt: skip

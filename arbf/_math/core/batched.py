@@ -257,10 +257,15 @@ def soft_stats(
     xp: ModuleType,
     working_memory: Any = None,
     segment_sum_native: SegmentSum | None = None,
+    sigmas: Array | None = None,
 ) -> SoftStats:
     """The soft statistics of every problem: sums ``(B, k, d)``, masses ``(B, k)`` and
     :math:`L_\\sigma`, :math:`F_\\sigma`, J ``(B,)`` (:func:`arbf._math.core.soft.soft_stats`
-    per problem; ``sigma == 0`` or ``kind == "hard"`` gives the Lloyd statistics)."""
+    per problem; ``sigma == 0`` or ``kind == "hard"`` gives the Lloyd statistics).
+
+    ``sigmas``: per-problem temperatures ``(B,)`` (positive, ``X``'s namespace, device and
+    dtype): problem ``b`` runs at ``sigmas[b]``, and ``sigma`` then only tells soft
+    (``!= 0``) from hard."""
     B, k, d = C.shape
     if sigma == 0 or kind == "hard":
         _, sums, mass, J = lloyd_sums(
@@ -278,13 +283,16 @@ def soft_stats(
         lab = xp.argmin(D, axis=-1)
         G = _gaps(D, lab, xp=xp)
         dist = labelled_sq_distances(Xc, C, lab, xp=xp)
-        R, aux = soft_from_gaps(G, sigma=sigma, kind=kind, xp=xp)
+        R, aux = soft_from_gaps(
+            G, sigma=sigma if sigmas is None else sigmas[:, None, None], kind=kind, xp=xp
+        )
         extra_l = xp.sum(R * G, axis=-1)
         if kind == "softmax":
             t_row = aux  # the entropy term: F_i = d_i - σ t_i
         else:  # entmax-1.5: F_i = L_i - σ t_i, t_i the Tsallis entropy
             t_row = (4.0 / 3.0) * xp.sum(R - R * aux, axis=-1)
-        extra_f = (0.0 if kind == "softmax" else extra_l) - sigma * t_row
+        s_row = sigma if sigmas is None else sigmas[:, None]
+        extra_f = (0.0 if kind == "softmax" else extra_l) - s_row * t_row
         Rw = R if wc is None else R * wc[:, :, None]
         ones = xp.ones((B, b - a, 1), dtype=X.dtype, device=dev)
         sm_c = xp.matmul(xp.matrix_transpose(Rw), xp.concat([Xc, ones], axis=-1))
