@@ -405,7 +405,7 @@ class TestResultsAndErrors:
     def test_unbatched_hint_names_the_batched_entry_points(self):
         X, _ = _blobs(22)
         with pytest.raises(ValueError, match=r"arbf\.rbf_kmeans, arbf\.anneal"):
-            arbf.kmeans_plusplus(X, 3)
+            arbf.RBFKMeans(3).fit(X)
 
     def test_dask_refused(self):
         da = pytest.importorskip("dask.array")
