@@ -124,3 +124,20 @@ class TestHostHelpers:
         torch = pytest.importorskip("torch")
         with pytest.raises(TypeError, match="different array libraries"):
             _backend.array_namespace(np.zeros(2), torch.zeros(2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_segment_sum_is_a_float64_bincount_to_the_bit(dtype):
+    """NumPy's native segment sum (column by column for float32, flattened for float64)
+    equals one float64 bincount over the flattened (label, column) index, bit for bit,
+    and is returned in the values' dtype."""
+    rng = np.random.default_rng(5)
+    n, d, k = 3000, 7, 11
+    values = (rng.normal(size=(n, d)) * 10.0 ** rng.integers(-3, 4, size=(n, 1))).astype(dtype)
+    labels = rng.integers(0, k, size=n)
+    labels[:50] = 3  # a heavy bin
+    got = segment_sum(values, labels, k, xp=np)
+    flat = (labels[:, None] * d + np.arange(d)).ravel()
+    ref = np.bincount(flat, weights=values.astype(np.float64).ravel(), minlength=k * d)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, ref.reshape(k, d).astype(dtype))
