@@ -277,12 +277,12 @@ class TestInputsAndErrors:
         X, C = _directions(18)
         X[2, 5] = 0.0
         for f, kw in ((arbf.rbf_kmeans, {"sigma": 0.05}), (arbf.anneal, {})):
-            with pytest.raises(ValueError, match="X has 1 row.*row 5 of problem 2"):
+            with pytest.raises(ValueError, match=r"X has 1 row.*row 5 of problem 2"):
                 f(X, C, metric="cosine", **kw)
         X[2, 5] = 1.0
         C[1, 0] = 0.0
         for f, kw in ((arbf.rbf_kmeans, {"sigma": 0.05}), (arbf.anneal, {})):
-            with pytest.raises(ValueError, match="init .*row 0 of problem 1"):
+            with pytest.raises(ValueError, match=r"init .*row 0 of problem 1"):
                 f(X, C, metric="cosine", **kw)
 
     def test_dask_refused(self):
