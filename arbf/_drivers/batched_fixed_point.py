@@ -19,7 +19,7 @@ import numpy as np
 
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
-from .._math.metric import check_metric, no_cosine_batch
+from .._math.metric import COSINE, check_metric, project, to_sphere
 from .._scaling import scale_for, sigma_in
 from .engine import Projection
 
@@ -51,6 +51,12 @@ class BatchedPrepared:
     extent of its data and centers: 1 for ordinary data), ``tol`` each problem's
     absolute tolerance; ``project(C_new, C_old)``, when set by the metric, maps every
     update (``None``: Euclidean).
+
+    ``half``: 1 for the Euclidean metric; 0.5 for ``metric="cosine"``, where ``X`` holds
+    the unit rows (not rescaled, not centred: ``scale`` 1, ``mean`` 0), the centers are
+    put on the sphere by :meth:`from_data` and ``project``, and the cosine problem at σ is
+    the Euclidean one of the unit rows at ``σ / half`` with its objectives times ``half``
+    (:mod:`arbf._math.metric`).
     """
 
     X: Array
@@ -58,6 +64,7 @@ class BatchedPrepared:
     scale: np.ndarray
     tol: np.ndarray
     project: Projection | None = None
+    half: float = 1.0
 
     def _scale(self, like: Array, *, xp: ModuleType) -> Array:
         return from_host(self.scale, xp=xp, device=device_of(like), dtype=like.dtype)[
@@ -70,7 +77,10 @@ class BatchedPrepared:
         return C if np.all(self.scale == 1.0) else C * self._scale(C, xp=xp)
 
     def from_data(self, C: Array, *, xp: ModuleType) -> Array:
-        """``(B, k, d)`` centers into these coordinates: ``C / scale - mean``."""
+        """``(B, k, d)`` centers into these coordinates: ``C / scale - mean`` (cosine:
+        ``C`` row by row on the sphere, a zero row a ``ValueError`` naming ``init``)."""
+        if self.half != 1.0:
+            return to_sphere(C, xp=xp, name="init")
         if not np.all(self.scale == 1.0):
             C = C * (1.0 / self._scale(C, xp=xp))
         return C - self.mean
@@ -87,12 +97,26 @@ def prepare_batched(
     """Rescale (per problem, with its centers ``C`` in the extent) and centre validated
     ``X`` ``(B, n, d)`` once; ``tol`` made absolute per problem.  One host sync.
 
-    The one place the metric enters: ``"cosine"`` is refused for now
-    (:func:`arbf._math.metric.no_cosine_batch`); it would put the rows on the sphere
-    here (no rescaling, no centring) and set ``project``.
+    The one place the metric enters: ``"cosine"`` puts the rows on the sphere
+    (:func:`arbf._math.metric.to_sphere`: a zero row is a ``ValueError`` naming the row
+    and its problem; no rescaling, no centring, ``tol`` relative to the mean feature
+    variance of the unit rows, as :func:`arbf._drivers.engine.sphere_prepared`), sets
+    ``half`` to 0.5 and ``project`` to :func:`arbf._math.metric.project`.
     """
-    no_cosine_batch(check_metric(metric))
     B = X.shape[0]
+    if check_metric(metric) == COSINE:
+        U = to_sphere(X, xp=xp)
+        tol_cos = np.zeros(B)
+        if tol != 0:
+            tol_cos = to_host(xp.mean(xp.var(U, axis=1), axis=-1)).astype(np.float64) * tol
+
+        def on_sphere(C_new: Array, C_old: Array) -> Array:
+            return project(C_new, C_old, xp=xp)
+
+        zero = xp.zeros((B, 1, X.shape[2]), dtype=U.dtype, device=device_of(U))
+        return BatchedPrepared(
+            seam.batched_prepare(U, xp=xp), zero, np.ones(B), tol_cos, on_sphere, 0.5
+        )
     ext = xp.stack(
         [xp.max(xp.abs(X), axis=(1, 2)), xp.astype(xp.max(xp.abs(C), axis=(1, 2)), X.dtype)]
     )

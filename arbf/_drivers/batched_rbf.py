@@ -25,10 +25,15 @@ problems'; a sequence of B seeds gives them directly).
 
 Host work per iteration is O(B) bookkeeping of host floats (histories, the free energy
 assembled in float64); per level, the perturbation draws of the problems that need one.
-Dask arrays are refused (:func:`arbf._math.batched.check_batched_data`), and so is
-``metric="cosine"`` (:func:`arbf._math.metric.no_cosine_batch`); the metric enters in
-one place, :func:`.batched_fixed_point.prepare_batched` (with the ``project`` hook that
-the loops apply after every update).
+Dask arrays are refused (:func:`arbf._math.batched.check_batched_data`).
+
+``metric="cosine"`` enters in one place, :func:`.batched_fixed_point.prepare_batched`:
+the rows on the unit sphere (not rescaled, not centred), the ``project`` hook that the
+loops apply after every update, and ``prep.half = 0.5``: the cosine problem at σ is run
+as the Euclidean one of the unit rows at ``2σ`` (a numeric ``lr`` halved) with every
+objective halved, as the one-problem path (:func:`arbf._drivers.rbf.fit_fixed_sigma`,
+:func:`arbf._drivers.rbf.anneal_prepared`); the hard finish is the batched spherical
+Lloyd run and the default schedule each problem's cosine one.
 """
 
 from __future__ import annotations
@@ -74,6 +79,38 @@ def _history(fp: BatchedFixedPoint) -> dict[str, list[np.ndarray]]:
     return {name: [np.asarray(h[name]) for h in fp.history] for name in NAMES}
 
 
+def _fixed_point(
+    prep: BatchedPrepared,
+    Cc: Array,
+    w: Array | None,
+    *,
+    xp: ModuleType,
+    sigma: np.ndarray,
+    kind: str,
+    max_iter: int,
+    lr: float | str,
+    working_memory: Any,
+) -> BatchedFixedPoint:
+    """:func:`.batched_fixed_point.fixed_point_batched` on ``prep`` at the per-problem
+    temperatures ``sigma`` (prepared units of the metric).  Cosine (``prep.half`` 0.5):
+    the Euclidean loop on the unit rows at ``σ / half`` with step ``lr * half`` and the
+    centers projected after each update; its objectives times ``half`` (the center
+    shift unchanged), as :func:`arbf._drivers.rbf.fit_fixed_sigma`."""
+    half = prep.half
+    fp = fixed_point_batched(
+        prep.X, Cc, w, xp=xp, sigma=sigma / half, kind=kind, max_iter=max_iter, tol=prep.tol,
+        lr=lr if isinstance(lr, str) else lr * half, scale=prep.scale,
+        working_memory=working_memory, project=prep.project,
+    )  # fmt: skip
+    if half == 1.0:
+        return fp
+    hist = [
+        {name: v if name == "center_shift" else [x * half for x in v] for name, v in h.items()}
+        for h in fp.history
+    ]
+    return dataclasses.replace(fp, history=hist)
+
+
 def _check_batch(
     X: Any, init: Any, sample_weight: Any
 ) -> tuple[Array, Array, Array | None, ModuleType]:
@@ -108,11 +145,10 @@ def rbf_kmeans_batched(
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     prep = prepare_batched(X, C, xp=xp, tol=tol, metric=metric)
     B = X.shape[0]
-    fp = fixed_point_batched(
-        prep.X, prep.from_data(C, xp=xp), w, xp=xp,
-        sigma=prep.sigma_in(np.full(B, float(sigma))), kind=kind, max_iter=max_iter,
-        tol=prep.tol, lr=lr, scale=prep.scale, working_memory=working_memory,
-        project=prep.project,
+    fp = _fixed_point(
+        prep, prep.from_data(C, xp=xp), w, xp=xp,
+        sigma=prep.sigma_in(np.full(B, float(sigma))), kind=kind, max_iter=max_iter, lr=lr,
+        working_memory=working_memory,
     )  # fmt: skip
     emit(
         bool(verbose), "sigma %.4g: %s iteration(s), F %s", sigma, fp.n_iter,
@@ -141,7 +177,16 @@ def default_schedules(
     """Each problem's :func:`arbf._drivers.rbf.default_schedule` (data units), ``(B, L)``:
     the critical temperatures from one batched covariance, the margins at ``Cc`` from one
     batched pass.  Problems whose schedules differ in length (only constant data, whose
-    default schedule is ``[0]``) raise a ``ValueError``: pass ``schedule``."""
+    default schedule is ``[0]``) raise a ``ValueError``: pass ``schedule``.
+
+    Cosine (``prep.half`` 0.5): :func:`arbf._drivers.rbf._cosine_schedule` per problem,
+    the Euclidean schedule of the unit rows (the given bounds doubled) halved."""
+    half = prep.half
+    if half != 1.0:
+        sigma_max, sigma_min = (
+            None if v is None else float(check_sigma(v, allow_zero=False, name=name)) / half
+            for name, v in (("sigma_max", sigma_max), ("sigma_min", sigma_min))
+        )
     bounds = check_schedule_bounds(sigma_max, sigma_min, n_levels)
     lam = seam.batched_principal_value(prep.X, w, xp=xp)
     s_c = units(2.0 * lam * critical_factor(kind) / 2.0, prep.scale)
@@ -156,7 +201,7 @@ def default_schedules(
             "have constant data, whose schedule is [0]): pass schedule= (shared by all "
             "problems), or anneal those problems separately"
         )
-    return np.stack(scheds)
+    return np.stack(scheds) * half
 
 
 def _split_coincident(
@@ -185,17 +230,21 @@ def _finish(
 ) -> tuple[Array, BatchedKMeansResult]:
     """Hard Lloyd of every problem to an exact K-Means fixed point (``tol=0``, at most
     300 iterations: :func:`arbf._drivers.engine.finish`); the final centers in the
-    prepared coordinates and the result in the data's."""
+    prepared coordinates and the result in the data's.  Cosine: spherical Lloyd (the
+    updates projected) with the inertia halved (:func:`arbf._drivers.engine.
+    halve_inertia`)."""
     B, k, _ = Cc.shape
+    half = prep.half
     km = _lloyd_batched(
         prep.X, w, Cc, xp=xp, max_iter=300, tol=np.zeros(B), verbose=False,
-        working_memory=working_memory,
+        working_memory=working_memory, project=prep.project,
     )  # fmt: skip
     for b in range(B):
         warn_fewer_clusters(km.labels[b, ...], k, stacklevel=5)
-    inertia = units(km.inertia, prep.scale)
+    inertia = units(km.inertia, prep.scale) * half
     history = {
-        name: [units(v[b], prep.scale[b]) for b in range(B)] for name, v in km.history.items()
+        name: [units(v[b], prep.scale[b]) * (half if name == "inertia" else 1.0) for b in range(B)]
+        for name, v in km.history.items()
     }
     out = dataclasses.replace(
         km,
@@ -254,7 +303,7 @@ def anneal_batched(
         sigmas = np.broadcast_to(shared, (B, shared.size)).copy()
     rngs = problem_generators(random_state, B)
     L = sigmas.shape[1]
-    sc = prep.scale
+    sc, half = prep.scale, prep.half
     path = np.empty((B, L, k, d))
     obj = {name: np.empty((B, L)) for name in ("free_energy", "soft_distortion", "inertia")}
     iters = np.empty((B, L), dtype=np.int64)
@@ -266,20 +315,21 @@ def anneal_batched(
         level_kind = "hard" if hard else kind
         if perturbation > 0 and not hard:
             Cc = _split_coincident(Cc, perturbation * np.sqrt(s), rngs, xp=xp)
-        fp = fixed_point_batched(
-            prep.X, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, tol=prep.tol,
-            lr=lr, scale=sc, working_memory=working_memory, project=prep.project,
+        fp = _fixed_point(
+            prep, Cc, w, xp=xp, sigma=s, kind=level_kind, max_iter=max_iter, lr=lr,
+            working_memory=working_memory,
         )  # fmt: skip
         Cc = fp.centers
+        s_run = from_host(s / half, xp=xp, device=device_of(Cc), dtype=Cc.dtype)
         st = seam.batched_soft_stats(
             prep.X, Cc, w, sigma=0.0 if hard else 1.0, kind=level_kind, xp=xp,
-            working_memory=working_memory,
-            sigmas=None if hard else from_host(s, xp=xp, device=device_of(Cc), dtype=Cc.dtype),
+            working_memory=working_memory, sigmas=None if hard else s_run,
         )  # fmt: skip
         parts = (seam.free_energy_base(st, level_kind), st.entropy, st.soft_distortion, st.inertia)
         margin = seam.batched_min_margin(prep.X, Cc, xp=xp, working_memory=working_memory)
         vals = to_host(xp.stack([xp.astype(v, Cc.dtype) for v in (*parts, margin)], axis=1))
         vals = vals.astype(np.float64)
+        vals[:, [0, 2, 3, 4]] *= half  # cosine: half the Euclidean objectives of the unit rows
         for b in range(B):
             obj["free_energy"][b, li] = seam.free_energy_at(
                 vals[b, 0], vals[b, 1], sigma=float(sigmas[b, li]), scale=float(sc[b])
@@ -310,6 +360,6 @@ def anneal_batched(
         n_iter=iters.sum(axis=1),
         n_iter_per_level=iters,
         one_hot=one_hot,
-        sigma_exact=units(last.astype(np.float64) / 2, sc),
+        sigma_exact=units(half * last.astype(np.float64) / 2, sc),
         kmeans=km,
     )

@@ -196,7 +196,7 @@ def rbf_kmeans(
         ``init`` is then ``(B, n_clusters, n_features)``, ``sample_weight``
         ``(B, n_samples)`` or ``(n_samples,)``, and a :class:`BatchedRBFResult` comes
         back (``result[b]`` equals ``rbf_kmeans(X[b], init[b], ...)`` to rounding).
-        Dask arrays are refused (``TypeError``), and so is ``metric="cosine"``.
+        Dask arrays are refused (``TypeError``); ``metric="cosine"`` works per problem.
     init : array of shape (n_clusters, n_features)
         Initial centers (same namespace and device as ``X``).
     sigma : float
@@ -488,7 +488,7 @@ def anneal(
         the b-th of a sequence of B seeds), so ``result[b]`` of the
         :class:`BatchedAnnealResult` equals ``anneal(X[b], init[b], ...,
         random_state=that generator)`` to rounding.  ``algorithm`` is Lloyd's; Dask
-        arrays are refused (``TypeError``), and so is ``metric="cosine"``.  Problems
+        arrays are refused (``TypeError``); ``metric="cosine"`` works per problem.  Problems
         whose default schedules differ in length (constant data) need ``schedule``.
     init : array of shape (n_clusters, n_features)
     kind : {"softmax", "entmax15"}

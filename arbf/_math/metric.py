@@ -44,8 +44,8 @@ def check_metric(metric: Any) -> str:
 def no_cosine_batch(metric: str) -> None:
     """For an entry point that runs a leading batch axis ``(B, n, d)`` on the Euclidean
     path only: with ``metric="cosine"`` a :class:`ValueError` that says what to do
-    instead.  (The batched math functions and :func:`arbf.kmeans` take the cosine metric
-    and no longer call it.)"""
+    instead.  (The batched math functions, :func:`arbf.kmeans`, :func:`arbf.rbf_kmeans`
+    and :func:`arbf.anneal` take the cosine metric and no longer call it.)"""
     if metric == COSINE:
         raise ValueError(
             "metric='cosine' with a leading batch axis (B, n, d) is not supported: "
