@@ -40,7 +40,8 @@ from .._math.batched import check_batched_data, check_batched_weights, is_batche
 from .._messages import convergence_warning, emit
 from .._validation import BOOLEAN, Options, check_n_clusters, check_param
 from . import deterministic_annealing as _one
-from .batched import _lloyd_batched, problem_generators
+from .batched_engine import lloyd_batched as _lloyd_batched
+from .batched_engine import problem_generators
 from .batched_fixed_point import BatchedPrepared, fixed_point_batched, prepare_batched
 from .deterministic_annealing import (
     MAX_LEVELS,

@@ -58,7 +58,8 @@ from .._validation import (
     check_param,
     check_sigma,
 )
-from .batched import _lloyd_batched, problem_generators
+from .batched_engine import lloyd_batched as _lloyd_batched
+from .batched_engine import problem_generators
 from .batched_fixed_point import (
     NAMES,
     BatchedFixedPoint,
@@ -69,7 +70,7 @@ from .batched_fixed_point import (
 )
 from .deterministic_annealing import critical_factor
 from .engine import warn_fewer_clusters
-from .rbf import check_schedule, check_schedule_bounds, check_update, schedule_from
+from .rbf_options import check_schedule, check_schedule_bounds, check_update, schedule_from
 from .results import BatchedAnnealResult, BatchedKMeansResult, BatchedRBFResult
 
 __all__ = ["anneal_batched", "default_schedules", "rbf_kmeans_batched"]
