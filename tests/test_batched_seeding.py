@@ -179,3 +179,17 @@ def test_dask_refused():
     for f in (arbf.kmeans_plusplus, arbf.kmeans_parallel):
         with pytest.raises(TypeError, match="Dask"):
             f(X, 2)
+
+
+@pytest.mark.parametrize("seeds", [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+def test_rounds_where_some_problems_pick_nothing(rng, seeds):
+    """A small oversampling factor (ℓ = 0.5 candidates per round) leaves some problems
+    without a new candidate in rounds where others have one: their distances must stay
+    as they are (the padded columns are not theirs), as in the separate calls."""
+    X = _blobs(rng)
+    C = arbf.kmeans_parallel(X, K, random_state=seeds, oversampling_factor=0.1, n_rounds=8)
+    for b in range(B):
+        Cb = arbf.kmeans_parallel(
+            X[b], K, random_state=seeds[b], oversampling_factor=0.1, n_rounds=8
+        )
+        np.testing.assert_allclose(C[b], Cb, rtol=1e-10, atol=1e-10)
