@@ -44,6 +44,7 @@ __all__ = [
     "as_array",
     "check_centers",
     "check_data",
+    "check_finite",
     "check_fit_inputs",
     "check_kind",
     "check_lr",
@@ -238,7 +239,9 @@ def as_array(x: Any, name: str = "X", *, accept_sparse: bool = False) -> Any:
         raise TypeError(f"{name} cannot be converted to an array: {exc}") from exc
 
 
-def _check_finite(x: Array, name: str, xp: ModuleType) -> None:
+def check_finite(x: Array, name: str, xp: ModuleType) -> None:
+    """Raise ``ValueError("<name> contains NaN or infinity")`` when an entry of the dense
+    array ``x`` is not finite (nothing under ``jax.jit``/``grad``: values cannot be read)."""
     if is_traced(x):  # under jax.jit/grad values cannot be read; the math stays NaN-safe
         return
     # a finite sum proves every entry finite (NaN and inf propagate); only when it is not
@@ -298,13 +301,17 @@ def _check_sparse(X: Any, name: str) -> Any:
     return X
 
 
-def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array, ModuleType]:
+def check_data(
+    X: Any, *, name: str = "X", min_samples: int = 1, finite: bool = True
+) -> tuple[Array, ModuleType]:
     """Validate a data matrix: 2-D, non-empty, real, finite; promote to a float dtype.
 
     Returns ``(X, xp)``.  Integer and bool input is promoted to the namespace's default
     floating dtype; half precision to float32.  A :mod:`scipy.sparse` matrix or array
     (any format) comes back as canonical CSR of that dtype (never densified), with the
-    NumPy namespace.  ``X`` itself is never modified.
+    NumPy namespace.  ``X`` itself is never modified.  ``finite=False`` leaves out the
+    finiteness check of dense data (for a caller that proves it otherwise: the front door
+    of K-Means, whose extent pass propagates NaN and inf, then calls :func:`check_finite`).
     """
     X = as_array(X, name, accept_sparse=True)
     sparse = is_sparse(X)
@@ -343,7 +350,8 @@ def check_data(X: Any, *, name: str = "X", min_samples: int = 1) -> tuple[Array,
         return _check_sparse(X, name), xp
     X = _convert_dtype(X, name, xp)
     xp = array_namespace(X)
-    _check_finite(X, name, xp)
+    if finite:
+        check_finite(X, name, xp)
     return X, xp
 
 
@@ -391,7 +399,7 @@ def check_sample_weight(
     if xp.isdtype(sw.dtype, "complex floating"):
         raise _complex_error("sample_weight", sw.dtype)
     sw = xp.astype(sw, dtype)
-    _check_finite(sw, "sample_weight", xp)
+    check_finite(sw, "sample_weight", xp)
     if is_traced(sw):
         return sw
     mn, total = to_host(xp.stack([xp.min(sw), xp.sum(sw)]))
@@ -429,7 +437,7 @@ def check_x_squared_norms(
     if v.ndim != 1:
         raise ValueError(f"x_squared_norms must be 1-D, got shape {tuple(v.shape)}")
     v = xp.astype(v, dtype)
-    _check_finite(v, "x_squared_norms", xp)
+    check_finite(v, "x_squared_norms", xp)
     if not is_traced(v) and float(to_host(xp.min(v))) < 0:
         raise ValueError("x_squared_norms contains negative values")
     return v
@@ -479,7 +487,7 @@ def check_centers(
     if xp.isdtype(C.dtype, "complex floating"):
         raise _complex_error(name, C.dtype)
     C = xp.astype(C, dtype, copy=True)
-    _check_finite(C, name, xp)
+    check_finite(C, name, xp)
     return C
 
 
@@ -541,15 +549,20 @@ def check_kind(kind: Any, allowed: tuple[str, ...] = _KINDS) -> str:
 
 
 def check_fit_inputs(
-    X: Any, n_clusters: Any, sample_weight: Any = None, random_state: Any = None
+    X: Any,
+    n_clusters: Any,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    *,
+    finite: bool = True,
 ) -> tuple[Array, ModuleType, int, Array | None, np.random.Generator]:
     """The inputs of every clustering entry point: ``(X, xp, n_clusters, w, rng)``.
 
-    ``X`` as :func:`check_data`, ``n_clusters`` as :func:`check_n_clusters`, the weights
-    as :func:`check_sample_weight` (in ``X``'s namespace, device and dtype) and one host
-    Generator (:func:`check_random_state`).
+    ``X`` as :func:`check_data` (``finite`` passed on), ``n_clusters`` as
+    :func:`check_n_clusters`, the weights as :func:`check_sample_weight` (in ``X``'s
+    namespace, device and dtype) and one host Generator (:func:`check_random_state`).
     """
-    X, xp = check_data(X)
+    X, xp = check_data(X, finite=finite)
     n = X.shape[0]
     k = check_n_clusters(n_clusters, n)
     w = check_sample_weight(sample_weight, n, xp=xp, dtype=X.dtype, device=device_of(X), like=X)

@@ -126,18 +126,36 @@ class TestHostHelpers:
             _backend.array_namespace(np.zeros(2), torch.zeros(2))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numpy_segment_sum_is_a_float64_bincount_to_the_bit(dtype):
-    """NumPy's native segment sum (column by column for float32, flattened for float64)
-    equals one float64 bincount over the flattened (label, column) index, bit for bit,
-    and is returned in the values' dtype."""
+def test_numpy_segment_sum_float64_is_one_bincount_to_the_bit():
+    """NumPy's native segment sum of float64 values is one float64 bincount over the
+    flattened (label, column) index, bit for bit (the sums of the tree before the seam)."""
     rng = np.random.default_rng(5)
     n, d, k = 3000, 7, 11
-    values = (rng.normal(size=(n, d)) * 10.0 ** rng.integers(-3, 4, size=(n, 1))).astype(dtype)
+    values = rng.normal(size=(n, d)) * 10.0 ** rng.integers(-3, 4, size=(n, 1))
     labels = rng.integers(0, k, size=n)
     labels[:50] = 3  # a heavy bin
     got = segment_sum(values, labels, k, xp=np)
     flat = (labels[:, None] * d + np.arange(d)).ravel()
-    ref = np.bincount(flat, weights=values.astype(np.float64).ravel(), minlength=k * d)
-    assert got.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(got, ref.reshape(k, d).astype(dtype))
+    ref = np.bincount(flat, weights=values.ravel(), minlength=k * d)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, ref.reshape(k, d))
+
+
+def test_numpy_segment_sum_float32_is_the_rounded_exact_sum():
+    """For float32 values the sums run in float64 over several row blocks (n = 40000 rows
+    of d = 7 is five blocks): every bin equals the exact sum (``math.fsum``) rounded to
+    float32 within one float32 ulp, and the result is float32.  Dropping a block, or
+    summing a block in float32, fails this."""
+    import math
+
+    rng = np.random.default_rng(5)
+    n, d, k = 40000, 7, 11
+    scale = 10.0 ** rng.integers(-3, 4, size=(n, 1))
+    values = (rng.normal(size=(n, d)) * scale).astype(np.float32)
+    labels = rng.integers(0, k, size=n)
+    labels[-50:] = 3  # a heavy bin in the last block
+    got = segment_sum(values, labels, k, xp=np)
+    v64 = values.astype(np.float64)
+    exact = [[math.fsum(v64[labels == j, c]) for c in range(d)] for j in range(k)]
+    assert got.dtype == np.float32
+    np.testing.assert_array_max_ulp(got, np.array(exact).astype(np.float32), maxulp=1)

@@ -59,6 +59,21 @@ class TestData:
         with pytest.raises(ValueError, match="X contains NaN or infinity"):
             _kmeans(backend, X)
 
+    @pytest.mark.parametrize("fast", [True, False])
+    @pytest.mark.parametrize("init", ["k-means++", "random", "k-means||", "array"])
+    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+    def test_non_finite_every_init_and_route(self, backend, bad, init, fast):
+        """``kmeans`` proves X finite with its extent pass (``max`` and ``min`` propagate
+        NaN and inf) instead of a separate scan: every entry position, init and route
+        still raises the validation's error, before any center is drawn."""
+        for row, col in ((0, 0), (4, 1)):
+            X = X_OK.copy()
+            X[row, col] = bad
+            i = backend.asarray(X_OK[:2].copy()) if init == "array" else init
+            with arbf.config_context(fast_paths=fast):
+                with pytest.raises(ValueError, match=r"^X contains NaN or infinity$"):
+                    _kmeans(backend, X, init=i, n_init=1)
+
     def test_complex(self, backend):
         with pytest.raises(ValueError, match="Complex data not supported: X"):
             _kmeans(backend, X_OK + 1j)

@@ -16,6 +16,7 @@ unchanged" and the cluster weights come to the host together.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .._backend import Array, device_of, from_host, host_view, is_sparse, materi
 from .._math import seam
 from .._messages import convergence_warning, emit
 from .._scaling import in_units, rescale, scale_for, sigma_in, sigma_out, units, unscale
+from .._validation import check_finite
 from .results import KMeansResult
 
 #: ``project(C_new, C_old)``: what the engine does to every set of updated centers.
@@ -63,12 +65,23 @@ def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     return seam.centre(X, xp=xp)
 
 
-def scale_data(X: Array, *others: Array | None, xp: ModuleType) -> float:
+def scale_data(
+    X: Array, *others: Array | None, xp: ModuleType, finite_check: str | None = None
+) -> float:
     """The power of two that data ``X`` (and ``others``: centers, an initialisation in
     the same units) are divided by before any distance is formed
     (:func:`arbf._scaling.scale_for` of their extent; ``1.0`` for all ordinary data).
-    One host sync."""
-    return scale_for(seam.extent(X, *others, xp=xp), X.dtype, xp=xp)
+    One host sync.
+
+    ``finite_check`` (the name of ``X``, when its validation left out the finiteness
+    check): the extent is the check -- ``max`` and ``min`` propagate NaN and inf, so a
+    finite extent proves every entry finite, and a non-finite one runs
+    :func:`arbf._validation.check_finite` for its error (one pass over ``X`` saved).
+    """
+    ext = seam.extent(X, *others, xp=xp)
+    if finite_check is not None and not math.isfinite(ext):
+        check_finite(X, finite_check, xp)
+    return scale_for(ext, X.dtype, xp=xp)
 
 
 @dataclass(frozen=True)
@@ -117,14 +130,16 @@ def prepare(
     tol: float = 0.0,
     others: tuple[Array | None, ...] = (),
     lazy: bool = False,
+    finite_check: str | None = None,
 ) -> Prepared:
     """Rescale (:func:`scale_data`, with ``others`` in the extent) and centre validated
     ``X`` once; the tolerance ``tol`` (relative, :func:`tolerance`) is made absolute on
     the rescaled data.  Ordinary data (``scale == 1``) are centred exactly as before:
     nothing is copied beyond ``X - mean``.  ``lazy`` (the host kernels centre chunk by
     chunk, :func:`arbf._math.seam.lazily_centred`): ordinary data are not copied at all,
-    ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract."""
-    scale = scale_data(X, *others, xp=xp)
+    ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract.
+    ``finite_check``: as in :func:`scale_data`."""
+    scale = scale_data(X, *others, xp=xp, finite_check=finite_check)
     Xs = rescale(X, scale)
     tol_abs = tolerance(Xs, tol, xp=xp)
     if lazy and scale == 1.0 and not is_sparse(Xs):

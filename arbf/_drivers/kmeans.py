@@ -187,7 +187,10 @@ def kmeans(
             sample_weight=sample_weight, random_state=random_state, verbose=verbose,
             working_memory=working_memory, metric=metric,
         )  # fmt: skip
-    X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    # dense euclidean data: the extent pass of `prepare` proves X finite (one pass saved)
+    X, xp, n_clusters, w, rng = check_fit_inputs(
+        X, n_clusters, sample_weight, random_state, finite=metric == COSINE
+    )
     if metric == COSINE:
         return _spherical(
             X, xp, n_clusters, w, rng, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
@@ -203,7 +206,10 @@ def kmeans(
     # an explicit or callable init needs no centred data: on the host route the kernels
     # centre X chunk by chunk (the same bits) and no centred copy of X is made
     lazy = not isinstance(init, str) and seam.lazily_centred(X, w)
-    prep = prepare(X, xp=xp, tol=tol, others=(array_init(init, n_clusters, X, xp=xp),), lazy=lazy)
+    prep = prepare(
+        X, xp=xp, tol=tol, others=(array_init(init, n_clusters, X, xp=xp),), lazy=lazy,
+        finite_check="X",
+    )  # fmt: skip
     make_init = resolve_init(
         init, n_clusters, X=X, Xc=prep.X, mean=prep.mean, scale=prep.scale, w=w, rng=rng,
         xp=xp, working_memory=working_memory,

@@ -165,10 +165,10 @@ def lloyd_sums(
     Returns ``(labels, sums, weights, J)``: ``labels_i = argmin_j D_ij``,
     ``sums_j = Σ_{i: labels_i = j} w_i x_i``, ``weights_j = Σ_{i: labels_i = j} w_i``
     and ``J = Σ_i w_i ||x_i - c_{labels_i}||^2`` (w.r.t. the *given* centers).  The
-    weighted rows and their weights are summed by cluster together, as one ``k x (d+1)``
-    segment sum (``segment_sum``, default the one-hot product), and accumulated over
-    chunks with the inertia as one compensated vector (about 40 array operations per
-    chunk).
+    weighted rows and their weights are summed by cluster with ``segment_sum`` (default
+    the one-hot product; two calls, so the rows are not copied next to a column of
+    weights), and accumulated over chunks with the inertia as one compensated vector
+    (about 40 array operations per chunk).
     """
     k, d = C.shape
     seg = resolve(segment_sum, xp)
@@ -183,17 +183,18 @@ def lloyd_sums(
         dist = labelled_sq_distances(Xc, C, lab, xp=xp)
         if w is None:
             ones = xp.ones((b - a, 1), dtype=X.dtype, device=device_of(X))
-            sw = seg(xp.concat([Xc, ones], axis=1), lab, k)
+            sums = seg(Xc, lab, k)
+            masses = seg(ones, lab, k)
             j_c = xp.sum(dist)
         else:
             wc = w[a:b]
-            sw = seg(xp.concat([Xc * wc[:, None], wc[:, None]], axis=1), lab, k)
+            sums = seg(Xc * wc[:, None], lab, k)
+            masses = seg(wc[:, None], lab, k)
             j_c = xp.sum(dist * wc)
-        acc.add(xp.concat([xp.reshape(sw, (-1,)), j_c[None]]))
+        acc.add(xp.concat([xp.reshape(sums, (-1,)), masses[:, 0], j_c[None]]))
     lab_all = labels[0] if len(labels) == 1 else xp.concat(labels)
     tot = acc.result()
-    sw = xp.reshape(tot[:-1], (k, d + 1))
-    return lab_all, sw[:, :d], sw[:, d], tot[-1]
+    return lab_all, xp.reshape(tot[: k * d], (k, d)), tot[k * d : k * (d + 1)], tot[-1]
 
 
 def min_margin(X: Array, C: Array, *, xp: ModuleType, working_memory: Any = None) -> Array:

@@ -2,8 +2,8 @@
 
 ``out_j = Σ_{i : labels_i = j} values_i`` (``values`` n×d, ``labels`` n, ``out`` k×d),
 with the one-hot product :func:`arbf._math.core.segments.segment_sum` as the tested
-reference.  NumPy ``bincount`` (accumulated in float64: over the flattened
-``(label, column)`` index for float64 values, column by column otherwise), CuPy
+reference.  NumPy ``bincount`` (accumulated in float64 over the flattened
+``(label, column)`` index: in one call for float64 values, over row blocks otherwise), CuPy
 ``scatter_add``, torch ``index_add``, JAX ``segment_sum``.
 """
 
@@ -18,6 +18,10 @@ from ..._backend import is_cupy, is_jax, is_numpy, is_torch
 
 __all__ = ["native_segment_sum"]
 
+# entries per bincount call for non-float64 values (measured best from 16k to 1M on the
+# 4 MiB-L2 benchmark machine: 64k)
+_BLOCK_ELEMENTS = 65536
+
 
 def _numpy(values: Any, labels: Any, k: int) -> Any:
     d = values.shape[1]
@@ -28,14 +32,19 @@ def _numpy(values: Any, labels: Any, k: int) -> Any:
         flat = (lab[:, None] * d + np.arange(d, dtype=np.intp)).ravel()
         sums = np.bincount(flat, weights=vals.ravel(), minlength=k * d)
         return sums.reshape(k, d)
-    # other dtypes: one bincount per column (bincount converts its weights to float64;
-    # column by column that conversion stays in cache: 2-2.5x faster in float32 than one
-    # flattened bincount, and the same sums to the bit -- each bin adds the same values
-    # in the same order, in float64)
-    out = np.empty((k, d), dtype=np.float64)
-    for j in range(d):
-        out[:, j] = np.bincount(lab, weights=vals[:, j], minlength=k)
-    return out.astype(vals.dtype, copy=False)
+    # other dtypes: bincount converts its weights to float64, so one flattened call
+    # writes an 8-byte copy of all the values; over row blocks of about 64k entries that
+    # copy and the index stay in cache (float32, one CPU thread: 1.2-1.9x faster than one
+    # call and 1.1-2.5x faster than one call per column, chunks of 8k-262k rows, d 16-256).
+    # The float64 partial sums of the blocks are added in order and rounded to the values'
+    # dtype once.
+    rows = max(1, _BLOCK_ELEMENTS // max(d, 1))
+    cols = np.arange(d, dtype=np.intp)
+    out = np.zeros(k * d, dtype=np.float64)
+    for a in range(0, lab.shape[0], rows):
+        flat = (lab[a : a + rows, None] * d + cols).ravel()
+        out += np.bincount(flat, weights=vals[a : a + rows].ravel(), minlength=k * d)
+    return out.reshape(k, d).astype(vals.dtype, copy=False)
 
 
 def _torch(values: Any, labels: Any, k: int) -> Any:
