@@ -824,3 +824,160 @@ def test_min_margin_with_one_feature(dbackend):
     Ds = np.sort(D, axis=1)
     m = d.min_margin(dbackend.asarray(x), dbackend.asarray(C), xp=dbackend.xp)
     assert float(m) == pytest.approx(float((Ds[:, 1] - Ds[:, 0]).min()), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# The batched chunked passes (core/batched.py, core/batched_anneal.py) on 1, 2 and 3
+# chunks, against one-problem references (found by the mutation run of 5bca3fb: the
+# batched passes had been tested on one chunk only, and `mean_rows` never in float32)
+# ---------------------------------------------------------------------------------------
+
+
+def _bwm_for(X: Any, width: int, rows: int) -> float:
+    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per batched chunk
+    (``width`` = problems × centers)."""
+    from arbf._chunking import itemsize
+    from arbf._math.core.batched import _TEMPORARIES
+
+    return rows * _TEMPORARIES * width * itemsize(X) / 2**20
+
+
+def _batched_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Three problems of 30 rows (d = 3, k = 4), weights with a zero, a σ per problem and
+    an active mask with two or three active centers per problem."""
+    rng = np.random.default_rng(33)
+    X = rng.normal(size=(3, 30, 3)) * np.array([1.0, 2.0, 0.5]) + np.array([[[3.0, -1.0, 2.0]]])
+    X[1] *= 0.5
+    C = X[:, [0, 7, 13, 22], :] + rng.normal(scale=0.3, size=(3, 4, 3))
+    w = rng.uniform(0.1, 3.0, size=(3, 30))
+    w[0, 4] = 0.0
+    sigmas = np.array([0.7, 1.9, 0.25])
+    active = np.array([[True, True, True, True], [True, False, True, False],
+                       [False, True, True, True]])  # fmt: skip
+    return X, C, w, sigmas, active
+
+
+class TestChunkedBatchedCore:
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    def test_responsibilities(self, dbackend, rows, kind):
+        from arbf._math.core import batched
+
+        X, C, _, _, _ = _batched_data()
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        for sigma in (0.8, 0.0):
+            R = batched.responsibilities(
+                Xb, Cb, sigma=sigma, kind=kind, xp=dbackend.xp, working_memory=wm
+            )
+            ref = np.stack([
+                np.asarray(arbf.responsibilities(X[b], C[b], sigma=sigma, kind=kind))
+                for b in range(3)
+            ])  # fmt: skip
+            assert_close(R, ref, backend=dbackend, rtol=1e-12, atol=1e-14)
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_mean_rows(self, dbackend, dtype):
+        """Column means of every problem over n ≠ d rows; float32 summed in float64 (a
+        float32 running sum of 4099 rows near 1000 is off by many ulps)."""
+        from arbf._math.core import batched_anneal as ba
+
+        rng = np.random.default_rng(2)
+        X = (1000.0 + rng.uniform(0.0, 1.0, size=(2, 4099, 3))).astype(dtype)
+        got = ba.mean_rows(dbackend.asarray(X), xp=dbackend.xp)
+        ref = X.astype(np.float64).mean(axis=1, keepdims=True).astype(dtype)
+        assert tuple(got.shape) == (2, 1, 3)
+        np.testing.assert_array_max_ulp(np.asarray(dbackend.to_numpy(got)), ref, maxulp=1)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_margin_and_utilities(self, dbackend, rows, weighted):
+        from arbf._math.core import batched_anneal as ba
+
+        X, C, w, _, _ = _batched_data()
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        margins, ue_ref = [], []
+        for b in range(3):
+            D = _sqd(X[b], C[b])
+            Ds, lab = np.sort(D, axis=1), D.argmin(1)
+            ww = w[b] if weighted else np.ones(30)
+            margins.append((Ds[:, 1] - Ds[:, 0]).min())
+            U = np.bincount(lab, ww * (Ds[:, 1] - Ds[:, 0]), minlength=4)
+            E = np.bincount(lab, ww * Ds[:, 0], minlength=4)
+            ue_ref.append(np.stack([U, E], axis=1))
+        m = ba.min_margin(Xb, Cb, xp=dbackend.xp, working_memory=wm)
+        assert_close(m, np.array(margins), backend=dbackend, rtol=1e-10)
+        ue = ba.utilities(Xb, Cb, wb, xp=dbackend.xp, working_memory=wm)
+        assert_close(ue, np.stack(ue_ref), backend=dbackend, rtol=1e-10, atol=1e-12)
+        one = ba.min_margin(Xb, Cb[:, :1, :], xp=dbackend.xp, working_memory=wm)
+        assert_close(one, np.full(3, np.inf), backend=dbackend)
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_masked_soft_stats(self, dbackend, rows, kind, weighted):
+        """Every problem equals the one-problem soft statistics over its active centers
+        (at its own σ), with sums and masses 0 at the inactive ones."""
+        import array_api_compat.numpy as npx
+
+        from arbf._math.core import batched_anneal as ba
+        from arbf._math.core.soft import soft_stats
+
+        X, C, w, sigmas, active = _batched_data()
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        got = ba.masked_soft_stats(
+            Xb, Cb, wb, sigmas=dbackend.asarray(sigmas), active=dbackend.asarray(active),
+            kind=kind, xp=dbackend.xp, working_memory=wm,
+        )  # fmt: skip
+        for b in range(3):
+            a = active[b]
+            ref = soft_stats(X[b], C[b][a], w[b] if weighted else None,
+                             sigma=float(sigmas[b]), kind=kind, xp=npx)  # fmt: skip
+            sums = np.zeros((4, 3))
+            sums[a] = ref.sums
+            mass = np.zeros(4)
+            mass[a] = ref.mass
+            g = [np.asarray(dbackend.to_numpy(f))[b] for f in got]
+            np.testing.assert_allclose(g[0], sums, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(g[1], mass, rtol=1e-10, atol=1e-12)
+            for i, name in enumerate(["soft_distortion", "free_energy", "inertia", "entropy"]):
+                want = float(getattr(ref, name))
+                assert float(g[2 + i]) == pytest.approx(want, rel=1e-10, abs=1e-12), name
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_principal_axes_pass(self, dbackend, rows, kind):
+        r""":math:`A_{bj} = \sum_i w r_{ij} (x_i - c_j)((x_i - c_j) \cdot v_j)` and
+        :math:`N_{bj} = \sum_i w r_{ij}` with the responsibilities over the active centers
+        (0 at the inactive ones), against NumPy."""
+        from arbf._math.core import batched_anneal as ba
+
+        X, C, w, sigmas, active = _batched_data()
+        V = np.random.default_rng(4).normal(size=(3, 4, 3))
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wm = _bwm_for(Xb, 2 * 3 * 4, rows)
+        A, N = ba.principal_axes_pass(
+            Xb, Cb, dbackend.asarray(V), dbackend.asarray(w), sigmas=dbackend.asarray(sigmas),
+            active=dbackend.asarray(active), kind=kind, xp=dbackend.xp, working_memory=wm,
+        )  # fmt: skip
+        for b in range(3):
+            a = active[b]
+            R = np.zeros((30, 4))
+            R[:, a] = np.asarray(
+                arbf.responsibilities(X[b], C[b][a], sigma=float(sigmas[b]), kind=kind)
+            )
+            Rw = R * w[b][:, None]
+            A_ref = np.zeros((4, 3))
+            for j in range(4):
+                Z = X[b] - C[b, j]
+                A_ref[j] = (Rw[:, j] * (Z @ V[b, j])) @ Z
+            np.testing.assert_allclose(
+                np.asarray(dbackend.to_numpy(A))[b], A_ref, rtol=1e-10, atol=1e-12
+            )
+            np.testing.assert_allclose(
+                np.asarray(dbackend.to_numpy(N))[b], Rw.sum(0), rtol=1e-10, atol=1e-12
+            )
