@@ -981,3 +981,50 @@ class TestChunkedBatchedCore:
             np.testing.assert_allclose(
                 np.asarray(dbackend.to_numpy(N))[b], Rw.sum(0), rtol=1e-10, atol=1e-12
             )
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    def test_sample_terms(self, dbackend, dtype, kind):
+        """Every field of every problem equals the one-problem ``sample_terms``, in the
+        input dtype, at σ = 1 (a value, not a switch), 0.5 and 0 (hard)."""
+        import array_api_compat.numpy as npx
+
+        from arbf._math.core import batched
+        from arbf._math.core.terms import sample_terms
+
+        X, C, _, _, _ = _batched_data()
+        X, C = X.astype(dtype), C.astype(dtype)
+        tol = 2e-5 if dtype == "float32" else 1e-12
+        for sigma in (1.0, 0.5, 0.0):
+            got = batched.sample_terms(
+                dbackend.asarray(X), dbackend.asarray(C), sigma, kind=kind, xp=dbackend.xp
+            )
+            for b in range(3):
+                ref = sample_terms(X[b], C[b], sigma, kind=kind, xp=npx)
+                for name, g, r in zip(ref._fields, got, ref, strict=True):
+                    dbackend.check_same_kind(g, dtype=getattr(dbackend.xp, dtype))
+                    np.testing.assert_allclose(
+                        np.asarray(dbackend.to_numpy(g))[b], np.asarray(r, dtype=np.float64),
+                        rtol=tol, atol=tol, err_msg=f"{name} sigma={sigma}",
+                    )  # fmt: skip
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    def test_margin_and_utilities_float32(self, dbackend, rows):
+        """In float32 the margins and utilities stay float32 (an ``inf`` or index made in
+        the default float64 would promote them) and match the float64 values."""
+        from arbf._math.core import batched_anneal as ba
+
+        X, C, w, _, _ = _batched_data()
+        X32, C32 = X.astype(np.float32), C.astype(np.float32)
+        Xb, Cb = dbackend.asarray(X32), dbackend.asarray(C32)
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        f32 = dbackend.xp.float32
+        m = ba.min_margin(Xb, Cb, xp=dbackend.xp, working_memory=wm)
+        ue = ba.utilities(Xb, Cb, dbackend.asarray(w.astype(np.float32)), xp=dbackend.xp,
+                          working_memory=wm)  # fmt: skip
+        dbackend.check_same_kind(m, dtype=f32)
+        dbackend.check_same_kind(ue, dtype=f32)
+        m64 = ba.min_margin(dbackend.asarray(X32.astype(np.float64)),
+                            dbackend.asarray(C32.astype(np.float64)), xp=dbackend.xp)  # fmt: skip
+        assert_close(m, np.asarray(dbackend.to_numpy(m64)), backend=dbackend, rtol=1e-3,
+                     atol=1e-4, dtype=f32)  # fmt: skip
