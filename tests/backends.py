@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -94,6 +95,16 @@ class Backend:
 
 def _have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
+
+
+def skip_unless_selected(name: str) -> None:
+    """Skip a test written for one library (``"jax"``, ``"torch"``) unless
+    ``ARBF_BACKENDS`` selects it (unset or ``all`` selects every library).  The mutation
+    session selects NumPy and array-api-strict only: JAX started in mutmut's parent
+    process deadlocks the forked child that touches a JAX array again."""
+    env = os.environ.get("ARBF_BACKENDS", "").strip()
+    if env and env != "all" and name not in [s.strip() for s in env.split(",")]:
+        pytest.skip(f"{name} is not selected in ARBF_BACKENDS")
 
 
 def make_backend(name: str) -> Backend:

@@ -13,7 +13,7 @@ import pytest
 import arbf
 from arbf._drivers.minibatch import minibatch_step
 from tests import reference as ref
-from tests.backends import assert_close
+from tests.backends import assert_close, skip_unless_selected
 
 KINDS = ["softmax", "entmax15"]
 
@@ -218,7 +218,8 @@ class TestTorchLayerValues:
 class TestJaxValues:
     @pytest.mark.parametrize("kind", KINDS)
     def test_loss_apply_and_gradient(self, kind):
-        import jax
+        skip_unless_selected("jax")
+        jax = pytest.importorskip("jax")
         import jax.numpy as jnp
 
         from arbf import jax as ajax

@@ -15,7 +15,7 @@ import pytest
 import arbf
 from arbf._backend import array_namespace
 from tests import reference as ref
-from tests.backends import assert_close, tolerance
+from tests.backends import assert_close, skip_unless_selected, tolerance
 
 # --------------------------------------------------------------------------------------
 # the NumPy references
@@ -551,6 +551,7 @@ def _riemannian(X, C, sigma, kind, w=None):
 class TestLayers:
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
     def test_torch_layer(self, kind):
+        skip_unless_selected("torch")
         torch = pytest.importorskip("torch")
         from arbf.torch import RBFClustering
 
@@ -579,6 +580,7 @@ class TestLayers:
 
     @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
     def test_jax(self, kind):
+        skip_unless_selected("jax")
         jax = pytest.importorskip("jax")
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as jnp
@@ -629,6 +631,7 @@ class TestBatchedAndHeads:
     def test_jax_batched_params(self):
         """arbf.jax with batched params and the cosine metric: ``init_params`` runs the
         batched spherical K-Means, ``loss`` is the batched cosine free energy."""
+        skip_unless_selected("jax")
         jax = pytest.importorskip("jax")
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as jnp

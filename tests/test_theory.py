@@ -23,6 +23,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import arbf  # noqa: E402
 from tests import reference as ref  # noqa: E402
+from tests.backends import skip_unless_selected  # noqa: E402
 from tests.strategies import (  # noqa: E402
     Problem,
     arrays,
@@ -350,7 +351,8 @@ class TestAutodiffJax:
     @settings(max_examples=8)
     @given(example=problems_and_sigma(shape=(40, 3, 4), lo=-4, hi=2))
     def test_free_energy_gradient(self, kind, example):
-        import jax
+        skip_unless_selected("jax")
+        jax = pytest.importorskip("jax")
         import jax.numpy as jnp
 
         p, sigma = example
@@ -367,7 +369,8 @@ class TestAutodiffJax:
     @settings(max_examples=5)
     @given(example=_ad_examples)
     def test_entmax15_vjp(self, example):
-        import jax
+        skip_unless_selected("jax")
+        jax = pytest.importorskip("jax")
         import jax.numpy as jnp
 
         z, dy = example
