@@ -1028,3 +1028,42 @@ class TestChunkedBatchedCore:
                             dbackend.asarray(C32.astype(np.float64)), xp=dbackend.xp)  # fmt: skip
         assert_close(m, np.asarray(dbackend.to_numpy(m64)), backend=dbackend, rtol=1e-3,
                      atol=1e-4, dtype=f32)  # fmt: skip
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("weighted", [False, True])
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_lloyd_sums_and_assign_inertia(self, dbackend, rows, weighted, dtype):
+        """Labels, per-cluster sums and weights and the inertia of every problem, over 1,
+        2 and 3 chunks, in the input dtype and on its device, against NumPy."""
+        from arbf._math.core import batched
+
+        X, C, w, _, _ = _batched_data()
+        X, C, w = X.astype(dtype), C.astype(dtype), w.astype(dtype)
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        dt = getattr(dbackend.xp, dtype)
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        lab, sums, weights, J = batched.lloyd_sums(Xb, Cb, wb, xp=dbackend.xp, working_memory=wm)
+        lab2, J2 = batched.assign_inertia(Xb, Cb, wb, xp=dbackend.xp, working_memory=wm)
+        for a in (sums, weights, J, J2):
+            dbackend.check_same_kind(a, dtype=dt)
+        for b in range(3):
+            D = _sqd(X[b], C[b])
+            ref_lab = D.argmin(1)
+            ww = w[b].astype(np.float64) if weighted else np.ones(30)
+            onehot = np.eye(4)[ref_lab] * ww[:, None]
+            for got_lab in (lab, lab2):
+                np.testing.assert_array_equal(np.asarray(dbackend.to_numpy(got_lab))[b], ref_lab)
+            np.testing.assert_allclose(
+                np.asarray(dbackend.to_numpy(sums))[b],
+                onehot.T @ X[b].astype(np.float64),
+                rtol=tol,
+                atol=tol,
+            )
+            np.testing.assert_allclose(
+                np.asarray(dbackend.to_numpy(weights))[b], onehot.sum(0), rtol=tol
+            )
+            for got_J in (J, J2):
+                assert float(np.asarray(dbackend.to_numpy(got_J))[b]) == pytest.approx(
+                    float(ww @ D.min(1)), rel=tol)  # fmt: skip
