@@ -1067,3 +1067,63 @@ class TestChunkedBatchedCore:
             for got_J in (J, J2):
                 assert float(np.asarray(dbackend.to_numpy(got_J))[b]) == pytest.approx(
                     float(ww @ D.min(1)), rel=tol)  # fmt: skip
+
+    @pytest.mark.parametrize("rows", _CHUNKS)
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15", "hard"])
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_soft_stats(self, dbackend, rows, kind, weighted):
+        """Every problem's soft statistics over 1-3 chunks, on the array's device, equal the
+        one-problem ``soft_stats`` (the hard kind: the Lloyd statistics); ``batch_rows``
+        gives the requested rows per chunk."""
+        import array_api_compat.numpy as npx
+
+        from arbf._math.core import batched
+        from arbf._math.core.soft import soft_stats
+
+        X, C, w, _, _ = _batched_data()
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        wb = dbackend.asarray(w) if weighted else None
+        wm = _bwm_for(Xb, 3 * 4, rows)
+        assert batched.batch_rows(Xb, 4, working_memory=wm) == rows
+        got = batched.soft_stats(Xb, Cb, wb, sigma=0.6, kind=kind, xp=dbackend.xp,
+                                 working_memory=wm)  # fmt: skip
+        for b in range(3):
+            ref = soft_stats(X[b], C[b], w[b] if weighted else None, sigma=0.6, kind=kind,
+                             xp=npx)  # fmt: skip
+            for name in ("sums", "mass", "soft_distortion", "free_energy", "inertia"):
+                np.testing.assert_allclose(
+                    np.asarray(dbackend.to_numpy(getattr(got, name)))[b],
+                    np.asarray(getattr(ref, name)), rtol=1e-10, atol=1e-12, err_msg=name,
+                )  # fmt: skip
+
+    def test_small_helpers(self, dbackend):
+        """``nearest`` without precomputed norms; ``sq_distances`` never negative (a center
+        equal to a far-off row cancels to a rounding error below 0 before the clip);
+        ``safe_divide_centers`` divides by weights below 1 and keeps the fallback at 0;
+        ``min_margin`` with two centers (a margin) and one (``inf``, in float32)."""
+        from arbf._math.core import batched
+        from arbf._math.core import batched_anneal as ba
+
+        xp = dbackend.xp
+        X, C, _, _, _ = _batched_data()
+        lab = batched.nearest(dbackend.asarray(X), dbackend.asarray(C), xp=xp)
+        ref = np.stack([_sqd(X[b], C[b]).argmin(1) for b in range(3)])
+        np.testing.assert_array_equal(np.asarray(dbackend.to_numpy(lab)), ref)
+        Y = 1e4 + np.random.default_rng(8).normal(size=(2, 50, 3))
+        D = batched.sq_distances(dbackend.asarray(Y), dbackend.asarray(Y[:, :5, :].copy()),
+                                 xp=xp)  # fmt: skip
+        assert float(np.min(np.asarray(dbackend.to_numpy(D)))) >= 0.0
+        sums = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
+        weights = np.array([[0.5, 0.0, 2.0]])
+        fb = np.full((1, 3, 2), -7.0)
+        got = batched.safe_divide_centers(*(dbackend.asarray(a) for a in (sums, weights, fb)),
+                                          xp=xp)  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(dbackend.to_numpy(got)),
+                                      [[[2.0, 4.0], [-7.0, -7.0], [2.5, 3.0]]])  # fmt: skip
+        m2 = ba.min_margin(dbackend.asarray(X), dbackend.asarray(C[:, :2, :].copy()), xp=xp)
+        ref2 = [np.diff(np.sort(_sqd(X[b], C[b, :2]), axis=1), axis=1).min() for b in range(3)]
+        assert_close(m2, np.array(ref2), backend=dbackend, rtol=1e-10)
+        m1 = ba.min_margin(dbackend.asarray(X.astype(np.float32)),
+                           dbackend.asarray(C[:, :1, :].astype(np.float32)), xp=xp)  # fmt: skip
+        dbackend.check_same_kind(m1, dtype=xp.float32)
+        assert_close(m1, np.full(3, np.inf), backend=dbackend)
