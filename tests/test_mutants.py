@@ -1127,3 +1127,34 @@ class TestChunkedBatchedCore:
                            dbackend.asarray(C[:, :1, :].astype(np.float32)), xp=xp)  # fmt: skip
         dbackend.check_same_kind(m1, dtype=xp.float32)
         assert_close(m1, np.full(3, np.inf), backend=dbackend)
+
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_masked_soft_stats_float32(self, dbackend, kind):
+        """In float32 the masked statistics and principal axes stay float32 (an ``inf`` or
+        a column of ones made in the default float64 would promote them) and match the
+        float64 pass."""
+        from arbf._math.core import batched_anneal as ba
+
+        X, C, w, sigmas, active = _batched_data()
+        V = np.random.default_rng(4).normal(size=(3, 4, 3))
+        f32 = dbackend.xp.float32
+        for dtype, tol in (("float32", 2e-4), ("float64", None)):
+            args = [dbackend.asarray(a.astype(dtype)) for a in (X, C, w, sigmas)]
+            got = ba.masked_soft_stats(*args[:3], sigmas=args[3], active=dbackend.asarray(active),
+                                       kind=kind, xp=dbackend.xp, working_memory=_bwm_for(
+                                           args[0], 12, 11))  # fmt: skip
+            A, N = ba.principal_axes_pass(
+                args[0], args[1], dbackend.asarray(V.astype(dtype)), args[2], sigmas=args[3],
+                active=dbackend.asarray(active), kind=kind, xp=dbackend.xp,
+            )  # fmt: skip
+            if tol is None:
+                ref, ref_A = got, A
+                continue
+            for field in (*got, A, N):
+                dbackend.check_same_kind(field, dtype=f32)
+            f32_vals = [np.asarray(dbackend.to_numpy(f), dtype=np.float64) for f in got]
+            saved = (f32_vals, np.asarray(dbackend.to_numpy(A), dtype=np.float64))
+        for g, r in zip(saved[0], ref, strict=True):
+            np.testing.assert_allclose(g, np.asarray(dbackend.to_numpy(r)), rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(saved[1], np.asarray(dbackend.to_numpy(ref_A)), rtol=2e-4,
+                                   atol=2e-4)  # fmt: skip
