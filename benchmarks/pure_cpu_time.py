@@ -8,15 +8,22 @@ times in its own process, BLAS limited to one thread; the trees alternate for
 user time (the computation) and user + system time.
 
 The system time is mostly page faults on the chunks' temporaries, and how many there are
-depends on the process' heap layout (glibc returns freed blocks to the kernel or keeps
-them by heuristics): it changes with ``PYTHONHASHSEED`` in either tree (from 40 to 260 ms
-per iteration at (10^6, 16, 16) float64).  Round ``r`` therefore runs both trees with
-``PYTHONHASHSEED=r``, so that they see the same layouts.
+depends on the process' heap layout: glibc's ``free`` returns the top of the heap to the
+kernel when more than a threshold is free there ("trimming"), and the next chunk then
+faults those pages in again.  Whether a chunk's temporaries end up at the top depends on
+everything allocated before (it changes with ``PYTHONHASHSEED`` in either tree: 7,800 to
+26,000 faults per iteration at (10^6, 16, 16) float64), not on the computation.  Round
+``r`` therefore runs both trees with ``PYTHONHASHSEED=r``, and ``--malloc fixed`` (the
+default) runs both with trimming off and glibc's largest mmap threshold
+(``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``): then both trees take the same
+~600 faults per iteration and the system time measures the work.  ``--malloc default``
+keeps glibc's heuristics.  Each cell prints the minimum and the median over rounds.
 
 Usage::
 
     git worktree add /tmp/before <commit>
-    python benchmarks/pure_cpu_time.py /tmp/before . --rounds 3
+    python benchmarks/pure_cpu_time.py /tmp/before . --rounds 8
+    python benchmarks/pure_cpu_time.py /tmp/before . --rounds 8 --malloc default
 
 (docs/architecture.md, "Re-measured on main").  A checkout from before
 ``arbf.config_context`` existed is switched with ``arbf._math.fast_numpy.ENABLED``.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 
@@ -65,10 +73,13 @@ def main() -> None:
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=6)
+    ap.add_argument("--malloc", choices=("fixed", "default"), default="fixed")
     a = ap.parse_args()
     env1 = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "NUMBA_NUM_THREADS": "1"}  # fmt: skip
-    best: dict[tuple[str, str, str], tuple[float, float]] = {}
+    if a.malloc == "fixed":  # no trimming; glibc's largest dynamic mmap threshold (32 MiB)
+        env1 |= {"MALLOC_TRIM_THRESHOLD_": str(2**40), "MALLOC_MMAP_THRESHOLD_": str(2**25)}
+    seen: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for r in range(a.rounds):
         for shape in SHAPES:
             for dt in ("float32", "float64"):
@@ -80,18 +91,26 @@ def main() -> None:
                         [sys.executable, "-c", PROBE, shape, dt, str(a.runs)],
                         cwd=tree, env=env, capture_output=True, text=True, check=True,
                     ).stdout  # fmt: skip
-                    key = (shape, dt, name)
                     u, t = (float(v) for v in out.split()[-2:])
-                    old = best.get(key, (float("inf"), float("inf")))
-                    best[key] = (min(old[0], u), min(old[1], t))
+                    seen.setdefault((shape, dt, name), []).append((u, t))
+    print(
+        f"malloc={a.malloc}, {a.rounds} rounds x {a.runs} runs; min over rounds "
+        "(median over rounds)"
+    )
     print("| n,d,k | dtype | user ms before | after | after / before "
           "| user+sys ms before | after | after / before |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for shape in SHAPES:
         for dt in ("float32", "float64"):
-            (bu, bt), (fu, ft) = best[(shape, dt, "before")], best[(shape, dt, "after")]
-            print(f"| {shape} | {dt} | {bu:.0f} | {fu:.0f} | {fu / bu:.2f} "
-                  f"| {bt:.0f} | {ft:.0f} | {ft / bt:.2f} |")  # fmt: skip
+            cells = []
+            for col in (0, 1):
+                b = [v[col] for v in seen[(shape, dt, "before")]]
+                f = [v[col] for v in seen[(shape, dt, "after")]]
+                lo = (min(b), min(f))
+                mid = (statistics.median(b), statistics.median(f))
+                cells.append(f"{lo[0]:.0f} ({mid[0]:.0f}) | {lo[1]:.0f} ({mid[1]:.0f}) "
+                             f"| {lo[1] / lo[0]:.2f} ({mid[1] / mid[0]:.2f})")  # fmt: skip
+            print(f"| {shape} | {dt} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

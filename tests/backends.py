@@ -97,13 +97,30 @@ def _have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
 
 
+def selected_backends(*, with_device1: bool = False) -> list[str]:
+    """The backends ``ARBF_BACKENDS`` selects (comma-separated; unset or ``all`` selects
+    :data:`ALL_BACKENDS`); an unknown name is a usage error.  ``with_device1`` adds
+    array-api-strict on its non-default device whenever array-api-strict is selected (a
+    call that drops ``device=`` then fails there)."""
+    env = os.environ.get("ARBF_BACKENDS", "").strip()
+    if not env or env == "all":
+        names = list(ALL_BACKENDS)
+    else:
+        names = [s.strip() for s in env.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) in ARBF_BACKENDS: {unknown}")
+    if with_device1 and "array_api_strict" in names and "array_api_strict_device1" not in names:
+        names.append("array_api_strict_device1")
+    return names
+
+
 def skip_unless_selected(name: str) -> None:
     """Skip a test written for one library (``"jax"``, ``"torch"``) unless
-    ``ARBF_BACKENDS`` selects it (unset or ``all`` selects every library).  The mutation
-    session selects NumPy and array-api-strict only: JAX started in mutmut's parent
-    process deadlocks the forked child that touches a JAX array again."""
-    env = os.environ.get("ARBF_BACKENDS", "").strip()
-    if env and env != "all" and name not in [s.strip() for s in env.split(",")]:
+    ``ARBF_BACKENDS`` selects it (:func:`selected_backends`).  The mutation session
+    selects NumPy and array-api-strict only: JAX started in mutmut's parent process
+    deadlocks the forked child that touches a JAX array again."""
+    if name not in selected_backends():
         pytest.skip(f"{name} is not selected in ARBF_BACKENDS")
 
 

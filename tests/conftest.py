@@ -18,7 +18,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.backends import ALL_BACKENDS, Backend, make_backend
+from tests.backends import Backend, make_backend, selected_backends
 
 try:  # JAX: x64 on, CPU only
     import jax
@@ -71,18 +71,7 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def _selected() -> list[str]:
-    env = os.environ.get("ARBF_BACKENDS", "").strip()
-    if not env or env == "all":
-        return list(ALL_BACKENDS)
-    names = [s.strip() for s in env.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(ALL_BACKENDS))
-    if unknown:
-        raise pytest.UsageError(f"unknown backend(s) in ARBF_BACKENDS: {unknown}")
-    return names
-
-
-@pytest.fixture(params=_selected())
+@pytest.fixture(params=selected_backends())
 def backend(request: pytest.FixtureRequest) -> Backend:
     b = make_backend(request.param)  # skips when unavailable
     b.setup()

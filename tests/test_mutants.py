@@ -6,7 +6,6 @@ NumPy re-implementation, a closed form, SciPy), never against another arbf path.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -15,21 +14,10 @@ from scipy.special import logsumexp
 
 import arbf
 from arbf._backend import to_host
-from tests.backends import ALL_BACKENDS, Backend, assert_close, make_backend
+from tests.backends import Backend, assert_close, make_backend, selected_backends
 
 
-def _selected_with_device1() -> list[str]:
-    """The selected backends, plus array-api-strict on a non-default device whenever
-    array-api-strict is selected: a call that drops ``device=`` then fails there."""
-    env = os.environ.get("ARBF_BACKENDS", "").strip()
-    names = list(ALL_BACKENDS) if not env or env == "all" else env.split(",")
-    names = [s.strip() for s in names if s.strip()]
-    if "array_api_strict" in names and "array_api_strict_device1" not in names:
-        names.append("array_api_strict_device1")
-    return names
-
-
-@pytest.fixture(params=_selected_with_device1())
+@pytest.fixture(params=selected_backends(with_device1=True))
 def dbackend(request: pytest.FixtureRequest) -> Backend:
     b = make_backend(request.param)
     b.setup()
@@ -384,11 +372,14 @@ class TestMiniBatchDriverAgainstReference:
 # ---------------------------------------------------------------------------------------
 
 
-def _wm_for(X: Any, width: int, rows: int) -> float:
-    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per chunk."""
+def _wm_for(X: Any, width: int, rows: int, *, batched: bool = False) -> float:
+    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per chunk (``batched``:
+    per batched chunk, ``width`` = problems × centers)."""
     from arbf._chunking import _TEMPORARIES, itemsize
+    from arbf._math.core import batched as core_batched
 
-    return rows * _TEMPORARIES * width * itemsize(X) / 2**20
+    temporaries = core_batched._TEMPORARIES if batched else _TEMPORARIES
+    return rows * temporaries * width * itemsize(X) / 2**20
 
 
 def _core_data(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -833,15 +824,6 @@ def test_min_margin_with_one_feature(dbackend):
 # ---------------------------------------------------------------------------------------
 
 
-def _bwm_for(X: Any, width: int, rows: int) -> float:
-    """A ``working_memory`` (MiB) that gives exactly ``rows`` rows per batched chunk
-    (``width`` = problems × centers)."""
-    from arbf._chunking import itemsize
-    from arbf._math.core.batched import _TEMPORARIES
-
-    return rows * _TEMPORARIES * width * itemsize(X) / 2**20
-
-
 def _batched_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Three problems of 30 rows (d = 3, k = 4), weights with a zero, a σ per problem and
     an active mask with two or three active centers per problem."""
@@ -865,7 +847,7 @@ class TestChunkedBatchedCore:
 
         X, C, _, _, _ = _batched_data()
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         for sigma in (0.8, 0.0):
             R = batched.responsibilities(
                 Xb, Cb, sigma=sigma, kind=kind, xp=dbackend.xp, working_memory=wm
@@ -901,7 +883,7 @@ class TestChunkedBatchedCore:
         X, C, w, _, _ = _batched_data()
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
         wb = dbackend.asarray(w) if weighted else None
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         margins, ue_ref = [], []
         for b in range(3):
             D = _sqd(X[b], C[b])
@@ -932,7 +914,7 @@ class TestChunkedBatchedCore:
         X, C, w, sigmas, active = _batched_data()
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
         wb = dbackend.asarray(w) if weighted else None
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         got = ba.masked_soft_stats(
             Xb, Cb, wb, sigmas=dbackend.asarray(sigmas), active=dbackend.asarray(active),
             kind=kind, xp=dbackend.xp, working_memory=wm,
@@ -963,7 +945,7 @@ class TestChunkedBatchedCore:
         X, C, w, sigmas, active = _batched_data()
         V = np.random.default_rng(4).normal(size=(3, 4, 3))
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
-        wm = _bwm_for(Xb, 2 * 3 * 4, rows)
+        wm = _wm_for(Xb, 2 * 3 * 4, rows, batched=True)
         A, N = ba.principal_axes_pass(
             Xb, Cb, dbackend.asarray(V), dbackend.asarray(w), sigmas=dbackend.asarray(sigmas),
             active=dbackend.asarray(active), kind=kind, xp=dbackend.xp, working_memory=wm,
@@ -1021,7 +1003,7 @@ class TestChunkedBatchedCore:
         X, C, w, _, _ = _batched_data()
         X32, C32 = X.astype(np.float32), C.astype(np.float32)
         Xb, Cb = dbackend.asarray(X32), dbackend.asarray(C32)
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         f32 = dbackend.xp.float32
         m = ba.min_margin(Xb, Cb, xp=dbackend.xp, working_memory=wm)
         ue = ba.utilities(Xb, Cb, dbackend.asarray(w.astype(np.float32)), xp=dbackend.xp,
@@ -1045,7 +1027,7 @@ class TestChunkedBatchedCore:
         X, C, w = X.astype(dtype), C.astype(dtype), w.astype(dtype)
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
         wb = dbackend.asarray(w) if weighted else None
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         dt = getattr(dbackend.xp, dtype)
         tol = 1e-5 if dtype == "float32" else 1e-12
         lab, sums, weights, J = batched.lloyd_sums(Xb, Cb, wb, xp=dbackend.xp, working_memory=wm)
@@ -1087,7 +1069,7 @@ class TestChunkedBatchedCore:
         X, C, w, _, _ = _batched_data()
         Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
         wb = dbackend.asarray(w) if weighted else None
-        wm = _bwm_for(Xb, 3 * 4, rows)
+        wm = _wm_for(Xb, 3 * 4, rows, batched=True)
         assert batched.batch_rows(Xb, 4, working_memory=wm) == rows
         got = batched.soft_stats(Xb, Cb, wb, sigma=0.6, kind=kind, xp=dbackend.xp,
                                  working_memory=wm)  # fmt: skip
@@ -1145,8 +1127,8 @@ class TestChunkedBatchedCore:
         for dtype, tol in (("float32", 2e-4), ("float64", None)):
             args = [dbackend.asarray(a.astype(dtype)) for a in (X, C, w, sigmas)]
             got = ba.masked_soft_stats(*args[:3], sigmas=args[3], active=dbackend.asarray(active),
-                                       kind=kind, xp=dbackend.xp, working_memory=_bwm_for(
-                                           args[0], 12, 11))  # fmt: skip
+                                       kind=kind, xp=dbackend.xp, working_memory=_wm_for(
+                                           args[0], 12, 11, batched=True))  # fmt: skip
             A, N = ba.principal_axes_pass(
                 args[0], args[1], dbackend.asarray(V.astype(dtype)), args[2], sigmas=args[3],
                 active=dbackend.asarray(active), kind=kind, xp=dbackend.xp,

@@ -151,7 +151,8 @@ def lloyd_sums(
     """One fused assignment and accumulation for every problem.
 
     Returns ``(labels, sums, weights, J)`` of shapes ``(B, n)``, ``(B, k, d)``, ``(B, k)``
-    and ``(B,)``: :func:`arbf._math.core.distances.lloyd_sums` of each problem.
+    and ``(B,)``: :func:`arbf._math.core.distances.lloyd_sums` of each problem (the rows
+    and the weights summed by cluster with two segment sums, as there).
     """
     B, k, d = C.shape
     rows = batch_rows(X, k, working_memory=working_memory)
@@ -167,17 +168,17 @@ def lloyd_sums(
         dist = labelled_sq_distances(Xc, C, lab, xp=xp)
         if wc is None:
             ones = xp.ones((B, b - a, 1), dtype=X.dtype, device=dev)
-            vals = xp.concat([Xc, ones], axis=-1)
+            sums = segment_sum(Xc, lab, k, xp=xp, native=segment_sum_native)
+            masses = segment_sum(ones, lab, k, xp=xp, native=segment_sum_native)
             j_c = xp.sum(dist, axis=-1)
         else:
-            vals = xp.concat([Xc * wc[:, :, None], wc[:, :, None]], axis=-1)
+            sums = segment_sum(Xc * wc[:, :, None], lab, k, xp=xp, native=segment_sum_native)
+            masses = segment_sum(wc[:, :, None], lab, k, xp=xp, native=segment_sum_native)
             j_c = xp.sum(dist * wc, axis=-1)
-        sw = segment_sum(vals, lab, k, xp=xp, native=segment_sum_native)
-        acc.add(xp.concat([xp.reshape(sw, (B, k * (d + 1))), j_c[:, None]], axis=-1))
+        acc.add(xp.concat([xp.reshape(sums, (B, k * d)), masses[:, :, 0], j_c[:, None]], axis=-1))
     lab_all = labels[0] if len(labels) == 1 else xp.concat(labels, axis=-1)
     tot = acc.result()
-    sw = xp.reshape(tot[:, :-1], (B, k, d + 1))
-    return lab_all, sw[:, :, :d], sw[:, :, d], tot[:, -1]
+    return lab_all, xp.reshape(tot[:, : k * d], (B, k, d)), tot[:, k * d : k * (d + 1)], tot[:, -1]
 
 
 def assign_inertia(
