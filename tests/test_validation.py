@@ -74,6 +74,29 @@ class TestData:
                 with pytest.raises(ValueError, match=r"^X contains NaN or infinity$"):
                     _kmeans(backend, X, init=i, n_init=1)
 
+    @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+    @pytest.mark.parametrize(
+        "entry",
+        ["kmeans_plusplus", "kmeans_parallel", "deterministic_annealing", "anneal_init"],
+    )
+    def test_non_finite_other_entry_points(self, backend, entry, bad):
+        """The entry points whose extent pass proves X finite (no separate scan) raise
+        the validation's error for NaN and inf anywhere in X."""
+        call = {
+            "kmeans_plusplus": lambda X: arbf.kmeans_plusplus(X, 2, random_state=0),
+            "kmeans_parallel": lambda X: arbf.kmeans_parallel(X, 2, random_state=0),
+            "deterministic_annealing": lambda X: arbf.deterministic_annealing(
+                X, 2, random_state=0
+            ),
+            "anneal_init": lambda X: arbf.anneal_init(X, 2, random_state=0),
+        }[entry]
+        call(backend.asarray(X_OK.copy()))  # finite data pass
+        for row, col in ((0, 0), (4, 1)):
+            X = X_OK.copy()
+            X[row, col] = bad
+            with pytest.raises(ValueError, match=r"^X contains NaN or infinity$"):
+                call(backend.asarray(X))
+
     def test_complex(self, backend):
         with pytest.raises(ValueError, match="Complex data not supported: X"):
             _kmeans(backend, X_OK + 1j)

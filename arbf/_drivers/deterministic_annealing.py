@@ -663,7 +663,8 @@ def deterministic_annealing(
     >>> res.kmeans.inertia
     1.5
     """
-    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    # the extent pass of `prepare` proves X finite (one pass over X saved)
+    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state, finite=False)
     opts = AnnealOptions.check(
         kind=kind, cooling=cooling, max_iter=max_iter, tol=tol, hard_tol=hard_tol,
         n_power=n_power, split_distance=split_distance, merge_tol=merge_tol,
@@ -671,7 +672,7 @@ def deterministic_annealing(
     )  # fmt: skip
     finish = check_param("finish", finish, BOOLEAN)
     algorithm = check_param("algorithm", algorithm, Options(*seam.ALGORITHMS))
-    prep = prepare(X, xp=xp)
+    prep = prepare(X, xp=xp, finite_check="X")
     sc = prep.scale
     C, rec = _anneal_prepared(
         prep.X, k, w, rng, xp=xp, opts=opts, working_memory=working_memory, scale=sc
@@ -737,8 +738,8 @@ def anneal_init(
     """
     working_memory = options.pop("working_memory", None)
     opts = AnnealOptions.check(kind=kind, **options)  # no "finish": a TypeError
-    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
-    prep = prepare(X, xp=xp)
+    X, xp, k, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state, finite=False)
+    prep = prepare(X, xp=xp, finite_check="X")  # the extent proves X finite
     C, _ = _anneal_prepared(
         prep.X, k, w, rng, xp=xp, opts=opts, working_memory=working_memory, scale=prep.scale
     )

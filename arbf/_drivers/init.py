@@ -192,7 +192,10 @@ def kmeans_plusplus_one(
     working_memory: Any = None,
 ) -> tuple[Array, np.ndarray]:
     """One problem of :func:`arbf.kmeans_plusplus` (``X`` of shape ``(n, d)``)."""
-    X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    # the extent pass of `scale_data` proves X finite (one pass over X saved)
+    X, xp, n_clusters, w, rng = check_fit_inputs(
+        X, n_clusters, sample_weight, random_state, finite=False
+    )
     n_local_trials = check_param(
         "n_local_trials", n_local_trials, NONE, Interval(numbers.Integral, 1, MAX_LOCAL_TRIALS)
     )
@@ -200,7 +203,7 @@ def kmeans_plusplus_one(
         raise ValueError(f"n_local_trials must be <= n_samples={X.shape[0]}, got {n_local_trials}")
     # distances on the data divided by an exact power of two (no overflow); the centers
     # are rows of X itself
-    scale = scale_data(X, xp=xp)
+    scale = scale_data(X, xp=xp, finite_check="X")
     x_sq = None
     if x_squared_norms is not None:
         x_sq = check_x_squared_norms(
@@ -375,12 +378,14 @@ def kmeans_parallel_one(
     working_memory: Any = None,
 ) -> Array:
     """One problem of :func:`arbf.kmeans_parallel` (``X`` of shape ``(n, d)``)."""
-    X, xp, n_clusters, w, rng = check_fit_inputs(X, n_clusters, sample_weight, random_state)
+    X, xp, n_clusters, w, rng = check_fit_inputs(
+        X, n_clusters, sample_weight, random_state, finite=False
+    )
     oversampling_factor = check_param(
         "oversampling_factor", oversampling_factor, Interval(numbers.Real, 0, None, "neither")
     )
     n_rounds = check_param("n_rounds", n_rounds, Interval(numbers.Integral, 1, MAX_ROUNDS))
-    scale = scale_data(X, xp=xp)
+    scale = scale_data(X, xp=xp, finite_check="X")  # the extent proves X finite
     C = kmeans_parallel_impl(
         rescale(X, scale),
         n_clusters,
