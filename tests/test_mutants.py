@@ -1144,3 +1144,133 @@ class TestChunkedBatchedCore:
             np.testing.assert_allclose(g, np.asarray(dbackend.to_numpy(r)), rtol=2e-4, atol=2e-4)
         np.testing.assert_allclose(saved[1], np.asarray(dbackend.to_numpy(ref_A)), rtol=2e-4,
                                    atol=2e-4)  # fmt: skip
+
+
+class TestSampleTermsValues:
+    """``core.terms`` (the per-sample terms behind the torch layer and the JAX functions)
+    on the NumPy + array-api-strict matrix, against closed forms: a mutation run found
+    these functions reached only through torch and JAX, which that matrix does not run."""
+
+    @staticmethod
+    def _data() -> tuple[np.ndarray, np.ndarray]:
+        X = np.array([[0.0, 0.0], [1.0, 0.5], [3.0, -1.0], [4.0, 2.0], [-1.0, 1.0]])
+        C = np.array([[0.0, 0.0], [3.5, 0.5]])  # row 0 sits exactly on center 0: d = 0
+        return X, C
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_softmax_two_centers(self, dbackend, dtype):
+        """k = 2, softmax: ``t_i = log Σ_j e^{-G_ij/σ}`` (scipy) and ``F_i = d_i - σ t_i``
+        at a finite σ, passed as a float and as ``log_sigma``."""
+        from arbf._math.core.terms import sample_terms
+
+        X, C = self._data()
+        D = _sqd(X, C)
+        d = D.min(1)
+        sigma = 1.7
+        t = logsumexp(-(D - d[:, None]) / sigma, axis=1)
+        R = np.exp(-(D - d[:, None]) / sigma - t[:, None])
+        Xb, Cb = dbackend.asarray(X.astype(dtype)), dbackend.asarray(C.astype(dtype))
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        log_s = dbackend.asarray(np.asarray(math.log(sigma), dtype=dtype))
+        for kw in ({"sigma": sigma}, {"sigma": None, "log_sigma": log_s}):
+            got = sample_terms(Xb, Cb, kw.pop("sigma"), kind="softmax", xp=dbackend.xp, **kw)
+            assert_close(got.responsibilities, R, backend=dbackend, rtol=tol, atol=tol)
+            assert_close(got.entropy, t, backend=dbackend, rtol=tol, atol=tol)
+            assert_close(got.free_energy, d - sigma * t, backend=dbackend, rtol=tol, atol=tol)
+            assert_close(got.inertia, d, backend=dbackend, rtol=tol, atol=tol)
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_log_sigma_clamped_to_the_normal_range(self, dbackend, dtype):
+        """``log_sigma`` beyond the dtype's range is clamped to
+        ``[log(2 smallest_normal), log(max / 2)]``: at the top every row is uniform and
+        ``F_i = d_i - (max/2) log k`` (finite); at the bottom every row is one-hot and
+        ``F_i = d_i``; never NaN."""
+        from arbf._math.core.terms import sample_terms
+
+        X, C = self._data()
+        d = _sqd(X, C).min(1)
+        fi = np.finfo(dtype)
+        Xb, Cb = dbackend.asarray(X.astype(dtype)), dbackend.asarray(C.astype(dtype))
+        big, small = (dbackend.asarray(np.asarray(v, dtype=dtype)) for v in (1000.0, -1000.0))
+        top = sample_terms(Xb, Cb, None, kind="softmax", xp=dbackend.xp, log_sigma=big)
+        F = dbackend.to_numpy(top.free_energy).astype(np.float64)
+        assert np.all(np.isfinite(F))
+        np.testing.assert_allclose(F, d - float(fi.max) / 2 * math.log(2), rtol=1e-3)
+        low = sample_terms(Xb, Cb, None, kind="softmax", xp=dbackend.xp, log_sigma=small)
+        onehot = (np.arange(2)[None, :] == _sqd(X, C).argmin(1)[:, None]).astype(dtype)
+        assert_close(low.responsibilities, onehot, backend=dbackend, rtol=0, atol=0)
+        assert_close(low.free_energy, d, backend=dbackend, rtol=1e-6, atol=0)
+
+    def test_one_center_at_infinite_sigma(self, dbackend):
+        """One center: ``t = 0`` exactly and ``F_i = d_i`` at every σ, even σ = inf
+        (``σ t`` would be NaN)."""
+        from arbf._math.core.terms import sample_terms
+
+        X, C = self._data()
+        got = sample_terms(
+            dbackend.asarray(X), dbackend.asarray(C[:1]), float("inf"), kind="softmax",
+            xp=dbackend.xp,
+        )  # fmt: skip
+        assert_close(got.free_energy, _sqd(X, C[:1])[:, 0], backend=dbackend, rtol=1e-15)
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_hard_terms(self, dbackend, dtype):
+        """``kind="hard"``: one-hot responsibilities in X's dtype, ``L = F = d``, ``t = 0``."""
+        from arbf._math.core.terms import sample_terms
+
+        X, C = self._data()
+        D = _sqd(X, C)
+        got = sample_terms(
+            dbackend.asarray(X.astype(dtype)), dbackend.asarray(C.astype(dtype)), 1.0,
+            kind="hard", xp=dbackend.xp,
+        )  # fmt: skip
+        onehot = (np.arange(2)[None, :] == D.argmin(1)[:, None]).astype(dtype)
+        assert_close(got.responsibilities, onehot, backend=dbackend, rtol=0, atol=0,
+                     dtype=getattr(dbackend.xp, dtype))  # fmt: skip
+        for v in (got.distortion, got.free_energy, got.inertia):
+            assert_close(v, D.min(1), backend=dbackend, rtol=1e-6)
+        assert_close(got.entropy, np.zeros(5), backend=dbackend, rtol=0, atol=0)
+
+    def test_nll(self, dbackend):
+        """``"nll"``: ``d_i/σ - t_i + (d/2)(log π + log σ) + log k``, from σ (a 0-d array)
+        or from ``log_sigma``; with σ = inf and ``log_sigma = 1000`` the value uses the
+        latter (finite); a point on a center contributes ``d_i/σ = 0`` without a
+        floating-point exception."""
+        from arbf._math.core.terms import sample_terms, select_objective
+
+        X, C = self._data()
+        D = _sqd(X, C)
+        d = D.min(1)
+        xp = dbackend.xp
+        Xb, Cb = dbackend.asarray(X), dbackend.asarray(C)
+        for sigma in (1.7, 1e300):
+            t = logsumexp(-(D - d[:, None]) / sigma, axis=1)
+            ref = d / sigma - t + 0.5 * 2 * (math.log(math.pi) + math.log(sigma)) + math.log(2)
+            terms = sample_terms(Xb, Cb, sigma, kind="softmax", xp=xp)
+            s_arr = dbackend.asarray(np.asarray(sigma))
+            with np.errstate(all="raise"):
+                for s, ls in (
+                    (s_arr, None),
+                    (sigma, None),
+                    (dbackend.asarray(np.inf), dbackend.asarray(np.log(sigma))),
+                ):
+                    got = select_objective(terms, "nll", s, n_features=2, n_clusters=2, xp=xp,
+                                           log_sigma=ls)  # fmt: skip
+                    assert_close(got, ref, backend=dbackend, rtol=1e-12, atol=1e-12)
+
+    def test_reduce_terms(self, dbackend):
+        """``"none"``: ``w_i ℓ_i``; ``"sum"``: ``Σ w_i ℓ_i``; ``"mean"``: over ``Σ w_i``
+        (over n without weights); anything else is a ValueError."""
+        from arbf._math.core.terms import reduce_terms
+
+        xp = dbackend.xp
+        loss, w = np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, 2.0])
+        lb, wb = dbackend.asarray(loss), dbackend.asarray(w)
+        for weights, wn in ((None, np.ones(3)), (wb, w)):
+            assert_close(reduce_terms(lb, weights, "none", xp=xp), loss * wn, backend=dbackend)
+            assert_close(reduce_terms(lb, weights, "sum", xp=xp), np.sum(loss * wn),
+                         backend=dbackend)  # fmt: skip
+            assert_close(reduce_terms(lb, weights, "mean", xp=xp),
+                         np.sum(loss * wn) / np.sum(wn), backend=dbackend)  # fmt: skip
+        with pytest.raises(ValueError, match="reduction must be"):
+            reduce_terms(lb, None, "avg", xp=xp)
