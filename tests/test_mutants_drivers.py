@@ -604,3 +604,122 @@ class TestPreparedUnits:
             assert p.to_units(1.0) == math.inf
         with pytest.warns(RuntimeWarning, match=r"^the batch objective is 1 \* 2\*\*1040"):
             assert p.to_units(1.0, what="batch objective") == math.inf
+
+
+# ---------------------------------------------------------------------------------------
+# The fixed-point loop at one temperature
+# ---------------------------------------------------------------------------------------
+
+
+def _fixed_point_reference(
+    X: np.ndarray,
+    C: np.ndarray,
+    w: np.ndarray | None,
+    *,
+    sigma: float,
+    kind: str,
+    max_iter: int,
+    tol: float,
+    lr: float | str,
+    sphere: bool = False,
+) -> dict[str, Any]:
+    """The soft Lloyd step (or a gradient step of size ``lr``) at temperature σ until
+    the squared center shift is at most ``tol``; history at the centers before each
+    update, in the data's units."""
+    ww = np.ones(len(X)) if w is None else w
+    hist: dict[str, list[float]] = {
+        "center_shift": [], "free_energy": [], "soft_distortion": [], "inertia": [],
+    }  # fmt: skip
+    converged, n_iter = False, 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
+        R, J, L, F, _ = _batch_stats(X, C, ww, sigma, kind)
+        N = (ww[:, None] * R).sum(0)
+        S = (ww[:, None] * R).T @ X
+        if isinstance(lr, str):
+            C_new = np.where(N[:, None] > 0, S / np.maximum(N, 1e-300)[:, None], C)
+        else:
+            C_new = C - lr * 2.0 * (N[:, None] * C - S)
+        if sphere:
+            C_new = C_new / np.linalg.norm(C_new, axis=1, keepdims=True)
+        shift = float(np.sum((C_new - C) ** 2))
+        for key, v in zip(hist, (shift, F, L, J), strict=True):
+            hist[key].append(v)
+        C = C_new
+        if shift <= tol:
+            converged = True
+            break
+    return {"centers": C, "n_iter": n_iter, "converged": converged, "history": hist}
+
+
+_FP_CASES = {
+    "softmax-lloyd": dict(sigma=10.0, kind="softmax", max_iter=6, tol=0.0, lr="lloyd"),
+    "entmax-lloyd": dict(sigma=30.0, kind="entmax15", max_iter=6, tol=0.0, lr="lloyd"),
+    "hard-lloyd": dict(sigma=0.0, kind="hard", max_iter=6, tol=0.0, lr="lloyd"),
+    "softmax-gradient": dict(sigma=0.5, kind="softmax", max_iter=5, tol=0.0, lr=0.003),
+    "softmax-tol": dict(sigma=0.3, kind="softmax", max_iter=50, tol=1e-6, lr="lloyd"),
+    "entmax-sphere": dict(
+        sigma=0.4, kind="entmax15", max_iter=5, tol=0.0, lr="lloyd", sphere=True
+    ),
+}
+
+
+class TestFixedPointAgainstReference:
+    @pytest.mark.parametrize("scale", [1.0, 8.0])
+    @pytest.mark.parametrize("case", sorted(_FP_CASES))
+    def test_matches_reference(self, dbackend, case, scale):
+        """History (data units), ``last``, centers, ``n_iter``, ``converged``; with
+        ``scale`` the loop runs on ``X / scale`` with σ and ``tol`` in those units (a
+        gradient step ``lr`` is the same in any units)."""
+        from arbf._drivers.fixed_point import fixed_point
+
+        p = dict(_FP_CASES[case])
+        sphere = p.get("sphere", False)
+        X, w = _mb_data(n=60)
+        w = w[:60] / w[:60].mean()
+        C0 = X[[0, 25, 50]] + 0.5
+        if sphere:
+            X = X + np.array([1.0, 2.0])
+            X = X / np.linalg.norm(X, axis=1, keepdims=True)
+            C0 = X[[0, 25, 50]] + 0.1
+            C0 = C0 / np.linalg.norm(C0, axis=1, keepdims=True)
+        ref = _fixed_point_reference(X, C0, w, **p)
+        assert ref["converged"] is (case in ("softmax-tol", "hard-lloyd"))
+        b = dbackend
+        xp = b.xp
+        project = None
+        if sphere:
+
+            def project(C_new, C_old):
+                return C_new / xp.sqrt(xp.sum(C_new * C_new, axis=1, keepdims=True))
+
+            scale = 1.0
+        s2 = scale * scale
+        res = fixed_point(
+            b.asarray(X / scale), b.asarray(C0 / scale), b.asarray(w), xp=xp,
+            sigma=p["sigma"] / s2, kind=p["kind"], max_iter=p["max_iter"],
+            tol=p["tol"] / s2, lr=p["lr"], scale=scale, project=project,
+        )  # fmt: skip
+        assert res.n_iter == ref["n_iter"]
+        assert res.converged is ref["converged"]
+        for key, v in ref["history"].items():
+            np.testing.assert_allclose(res.history[key], v, rtol=1e-9, atol=1e-13, err_msg=key)
+        last = [ref["history"][k][-1] for k in ref["history"]]
+        np.testing.assert_allclose(res.last, last, rtol=1e-9, atol=1e-13)
+        assert_close(res.centers, ref["centers"] / scale, backend=b, rtol=1e-9, atol=1e-13)
+
+    def test_non_finite_update_raises(self, dbackend):
+        from arbf._drivers.fixed_point import fixed_point
+
+        X, _ = _mb_data(n=60)
+        b = dbackend
+        with (
+            np.errstate(all="ignore"),
+            pytest.raises(
+                FloatingPointError,
+                match=r"^non-finite center update at sigma=2 \(iteration 1\); the learning rate",
+            ),
+        ):
+            fixed_point(
+                b.asarray(X / 2), b.asarray(X[[0, 30]] / 2), None, xp=b.xp, sigma=0.5,
+                kind="softmax", max_iter=3, tol=0.0, lr=1e300, scale=2.0,
+            )  # fmt: skip
