@@ -464,8 +464,10 @@ class TestFinalLabels:
         says so (not an overflow of the squared distances themselves)."""
         from arbf._drivers.minibatch import final_labels
 
-        X = np.array([[1e154, 1e154], [0.9, 0.0], [-0.9, 0.1]])
-        C = np.array([[1.0, 0.0], [-1.0, 0.0]])
+        # (the small rows' scaled squared distances stay normal numbers: JAX flushes
+        # subnormals to zero)
+        X = np.array([[1e154, 1e154], [90.0, 0.0], [-90.0, 10.0]])
+        C = np.array([[100.0, 0.0], [-100.0, 0.0]])
         b = dbackend
         with pytest.warns(RuntimeWarning, match="the inertia is .* beyond float64's range"):
             labels, J = final_labels(
