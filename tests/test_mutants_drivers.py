@@ -732,3 +732,25 @@ class TestFixedPointAgainstReference:
                 b.asarray(X / 2), b.asarray(X[[0, 30]] / 2), None, xp=b.xp, sigma=0.5,
                 kind="softmax", max_iter=3, tol=0.0, lr=1e300, scale=2.0,
             )  # fmt: skip
+
+    def test_zero_mean_on_the_sphere_keeps_the_old_center(self, dbackend):
+        """Two antipodal unit rows shared equally by two centers: every soft mean is
+        exactly 0, and the sphere's projection keeps the old centers (closed forms, at
+        the default ``scale`` of 1)."""
+        from arbf._drivers.fixed_point import fixed_point
+        from arbf._math.metric import project
+
+        b = dbackend
+        xp = b.xp
+        X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+        C0 = np.array([[0.0, 1.0], [0.0, -1.0]])
+        res = fixed_point(
+            b.asarray(X), b.asarray(C0), None, xp=xp, sigma=1.0, kind="softmax",
+            max_iter=5, tol=0.0, lr="lloyd",
+            project=lambda C_new, C_old: project(C_new, C_old, xp=xp),
+        )  # fmt: skip
+        assert_close(res.centers, C0, backend=b, rtol=0)
+        assert (res.n_iter, res.converged) == (1, True)
+        F = 2 * (2.0 - math.log(2.0))  # each row: -log(2 e^-2)
+        np.testing.assert_allclose(res.last, [0.0, F, 4.0, 4.0], rtol=1e-12)
+        assert res.history["free_energy"] == pytest.approx([F], rel=1e-12)
