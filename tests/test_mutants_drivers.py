@@ -754,3 +754,67 @@ class TestFixedPointAgainstReference:
         F = 2 * (2.0 - math.log(2.0))  # each row: -log(2 e^-2)
         np.testing.assert_allclose(res.last, [0.0, F, 4.0, 4.0], rtol=1e-12)
         assert res.history["free_energy"] == pytest.approx([F], rel=1e-12)
+
+
+class TestEngineBoundMethods:
+    @pytest.mark.parametrize("algorithm", ["lloyd", "elkan", "hamerly", "yinyang"])
+    def test_strict_convergence_matches_sklearn(self, dbackend, algorithm):
+        """Every assignment method stops at the iteration whose labels did not change
+        (scikit-learn's strict convergence, ``tol=0``): the same ``n_iter``, centers and
+        labels as scikit-learn's Lloyd from the same init (the bound methods count the
+        labels that changed; elsewhere every method is Lloyd's pass)."""
+        from sklearn.cluster import KMeans
+
+        rng = np.random.default_rng(12)
+        X = np.concatenate([rng.normal(m, 1.5, (60, 3)) for m in (0.0, 3.0, 6.0, 9.0)])
+        C0 = X[[0, 1, 2, 3, 4]]
+        sk = KMeans(5, init=C0, n_init=1, max_iter=100, algorithm="lloyd", tol=0).fit(X)
+        assert 3 < sk.n_iter_ < 100
+        res = arbf.kmeans(
+            dbackend.asarray(X), 5, init=dbackend.asarray(C0), n_init=1, max_iter=100,
+            tol=0.0, algorithm=algorithm,
+        )  # fmt: skip
+        assert res.n_iter == sk.n_iter_
+        assert res.converged is True
+        assert_close(res.centers, sk.cluster_centers_, backend=dbackend, rtol=1e-10)
+        np.testing.assert_array_equal(_host(dbackend, res.labels), sk.labels_)
+
+    @staticmethod
+    def _lloyd_history(X: np.ndarray, C: np.ndarray, n_iter: int) -> tuple[list, list]:
+        inertia, shift = [], []
+        for _ in range(n_iter):
+            D = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+            lab = D.argmin(1)
+            C_new = np.stack([X[lab == j].mean(0) for j in range(len(C))])
+            inertia.append(float(D.min(1).sum()))
+            shift.append(float(((C_new - C) ** 2).sum()))
+            C = C_new
+        return inertia, shift
+
+    @pytest.mark.parametrize("tol", [0.0, 1e-3])
+    def test_history_and_verbose_lines(self, capsys, tol):
+        """The per-iteration inertia (at the centers before the update) and squared
+        center shift, and scikit-learn's verbose lines for both ways of stopping."""
+        rng = np.random.default_rng(12)
+        X = np.concatenate([rng.normal(m, 1.5, (60, 3)) for m in (0.0, 3.0, 6.0, 9.0)])
+        C0 = X[[0, 1, 2, 3, 4]]
+        res = arbf.kmeans(X, 5, init=C0, n_init=1, max_iter=100, tol=tol, verbose=True)
+        inertia, shift = self._lloyd_history(X, C0, res.n_iter)
+        np.testing.assert_allclose(res.history["inertia"], inertia, rtol=1e-10)
+        np.testing.assert_allclose(res.history["center_shift"], shift, rtol=1e-9, atol=1e-20)
+        out = capsys.readouterr().out.splitlines()
+        its = [ln for ln in out if ln.startswith("Iteration ")]
+        assert [ln.split(",")[0] for ln in its] == [f"Iteration {i}" for i in range(res.n_iter)]
+        last = res.n_iter - 1
+        if tol == 0:
+            assert shift[-1] == 0.0
+            assert f"Converged at iteration {last}: strict convergence." in out
+        else:
+            tol_abs = tol * float(np.mean(np.var(X, axis=0)))
+            assert shift[-1] <= tol_abs < shift[-2]
+            stop = [ln for ln in out if ln.startswith(f"Converged at iteration {last}: ")]
+            assert len(stop) == 1
+            rest = stop[0].partition(": center shift ")[2]
+            value, _, t = rest.rstrip(".").partition(" within tolerance ")
+            assert float(value) == pytest.approx(shift[-1], rel=1e-9, abs=1e-20)
+            assert float(t) == pytest.approx(tol_abs, rel=1e-12)
