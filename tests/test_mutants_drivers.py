@@ -818,3 +818,40 @@ class TestEngineBoundMethods:
             value, _, t = rest.rstrip(".").partition(" within tolerance ")
             assert float(value) == pytest.approx(shift[-1], rel=1e-9, abs=1e-20)
             assert float(t) == pytest.approx(tol_abs, rel=1e-12)
+
+
+class TestEngineBestOfAndChecks:
+    def test_a_better_later_run_replaces_the_first(self, dbackend):
+        """``n_init`` runs from a callable init: the run with the lowest inertia is kept
+        (a later, better partition replaces an earlier one), as scikit-learn's best of
+        its runs; ``n_init_inertia`` lists both."""
+        from sklearn.cluster import KMeans
+
+        rng = np.random.default_rng(13)
+        X = np.concatenate([rng.normal(m, 0.5, (30, 2)) for m in (0.0, 5.0, 10.0)])
+        inits = [X[[0, 1, 2]], X[[0, 30, 60]]]  # all in one blob, then one per blob
+        sk = [KMeans(3, init=C, n_init=1, algorithm="lloyd", tol=0).fit(X) for C in inits]
+        assert sk[1].inertia_ < sk[0].inertia_
+        calls = []
+
+        def init(Xa, k, random_state):
+            calls.append(1)
+            return dbackend.asarray(inits[len(calls) - 1])
+
+        res = arbf.kmeans(dbackend.asarray(X), 3, init=init, n_init=2, tol=0.0)
+        assert_close(res.centers, sk[1].cluster_centers_, backend=dbackend, rtol=1e-10)
+        assert res.inertia == pytest.approx(sk[1].inertia_, rel=1e-10)
+        np.testing.assert_allclose(
+            res.n_init_inertia, [sk[0].inertia_, sk[1].inertia_], rtol=1e-10
+        )
+
+    def test_scale_data_finite_check(self, dbackend):
+        """``finite_check``: a non-finite extent raises the validation error naming the
+        data (the extent is the finiteness check)."""
+        from arbf._drivers.engine import scale_data
+
+        X = np.ones((4, 2))
+        X[2, 1] = np.nan
+        with pytest.raises(ValueError, match=r"^X contains NaN or infinity$"):
+            scale_data(dbackend.asarray(X), xp=dbackend.xp, finite_check="X")
+        assert scale_data(dbackend.asarray(np.ones((4, 2))), xp=dbackend.xp) == 1.0
