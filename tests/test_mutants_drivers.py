@@ -855,3 +855,25 @@ class TestEngineBestOfAndChecks:
         with pytest.raises(ValueError, match=r"^X contains NaN or infinity$"):
             scale_data(dbackend.asarray(X), xp=dbackend.xp, finite_check="X")
         assert scale_data(dbackend.asarray(np.ones((4, 2))), xp=dbackend.xp) == 1.0
+
+    def test_best_of_directly_is_quiet_by_default(self, dbackend, capsys):
+        """``best_of`` on prepared data, default options: silent, the best run kept
+        (against scikit-learn's Lloyd from the same inits, on the centred data)."""
+        from sklearn.cluster import KMeans
+
+        from arbf._drivers.engine import best_of, prepare
+
+        rng = np.random.default_rng(13)
+        X = np.concatenate([rng.normal(m, 0.5, (30, 2)) for m in (0.0, 5.0, 10.0)])
+        inits = [X[[0, 1, 2]], X[[0, 30, 60]]]
+        sk = KMeans(3, init=inits[1], n_init=1, algorithm="lloyd", tol=0).fit(X)
+        b = dbackend
+        prep = prepare(b.asarray(X), xp=b.xp)
+        it = iter(inits)
+        res = best_of(
+            prep.X, None, lambda: prep.from_data(b.asarray(next(it))), 2, xp=b.xp,
+            max_iter=300, tol=0.0,
+        )  # fmt: skip
+        assert capsys.readouterr().out == ""
+        assert_close(prep.to_data(res.centers), sk.cluster_centers_, backend=b, rtol=1e-10)
+        assert res.inertia == pytest.approx(sk.inertia_, rel=1e-10)
