@@ -877,3 +877,54 @@ class TestEngineBestOfAndChecks:
         assert capsys.readouterr().out == ""
         assert_close(prep.to_data(res.centers), sk.cluster_centers_, backend=b, rtol=1e-10)
         assert res.inertia == pytest.approx(sk.inertia_, rel=1e-10)
+
+    def test_huge_data_history_in_data_units(self, dbackend):
+        """Data beyond 2**256 are rescaled by a power of two: centers, inertia, history
+        and ``n_init_inertia`` come back in the data's units (NumPy Lloyd reference on
+        the data themselves: their squares still fit in float64)."""
+        rng = np.random.default_rng(14)
+        X = np.concatenate([rng.normal(m, 1.0, (20, 2)) for m in (0.0, 6.0)]) * 2.0**300
+        C0 = X[[0, 1]]
+        C_ref, labels_ref, J_ref = _lloyd_reference(X, C0)
+        res = arbf.kmeans(dbackend.asarray(X), 2, init=dbackend.asarray(C0), n_init=1, tol=0.0)
+        inertia, _ = TestEngineBoundMethods._lloyd_history(X, C0, res.n_iter)
+        assert_close(res.centers, C_ref, backend=dbackend, rtol=1e-12)
+        assert res.inertia == pytest.approx(J_ref, rel=1e-12)
+        np.testing.assert_allclose(res.history["inertia"], inertia, rtol=1e-12)
+        np.testing.assert_allclose(res.n_init_inertia, [J_ref], rtol=1e-12)
+        np.testing.assert_array_equal(_host(dbackend, res.labels), labels_ref)
+
+    def test_prepare_makes_tol_absolute(self, dbackend):
+        from arbf._drivers.engine import prepare
+
+        X = np.random.default_rng(15).normal(size=(30, 3)) * np.array([1.0, 2.0, 3.0])
+        p = prepare(dbackend.asarray(X), xp=dbackend.xp, tol=1e-3)
+        assert p.tol == pytest.approx(1e-3 * float(np.mean(np.var(X, axis=0))), rel=1e-12)
+        assert prepare(dbackend.asarray(X), xp=dbackend.xp).tol == 0.0
+
+    def test_projected_lloyd_relocates_then_projects(self, dbackend):
+        """``lloyd`` with a projection (spherical K-Means) and an empty cluster: the
+        farthest sample is moved into it, then every updated center is projected (one
+        iteration against NumPy)."""
+        from arbf._drivers.engine import lloyd
+
+        rng = np.random.default_rng(16)
+        X = np.concatenate([rng.normal(m, 0.2, (10, 2)) for m in ([3.0, 0.0], [0.0, 3.0])])
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        C0 = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]) / np.array([[1.0], [1.0], [2**0.5]])
+        D = ((X[:, None, :] - C0[None]) ** 2).sum(-1)
+        lab = D.argmin(1)
+        assert set(lab) == {0, 1}
+        far = int(np.argmax(D[np.arange(20), lab]))
+        sums = np.stack([X[lab == j].sum(0) for j in range(3)])
+        sums[lab[far]] -= X[far]
+        sums[2] = X[far]
+        C_ref = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+        b = dbackend
+        xp = b.xp
+
+        def project(C_new, C_old):
+            return C_new / xp.sqrt(xp.sum(C_new * C_new, axis=1, keepdims=True))
+
+        res = lloyd(b.asarray(X), None, b.asarray(C0), xp=xp, max_iter=1, tol=0.0, project=project)
+        assert_close(res.centers, C_ref, backend=b, rtol=1e-12, atol=1e-15)
