@@ -210,3 +210,113 @@ class TestCosineSampleTerms:
             dbackend.check_same_kind(value, dtype=xp.float64)
             np.testing.assert_allclose(_host(dbackend, value), ref[name], rtol=1e-9,
                                        atol=1e-12, err_msg=name)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Exact entmax-1.5 (sort-based core) on batches of rows of very different scales
+# ---------------------------------------------------------------------------------------
+
+
+class TestEntmax15SortCore:
+    @pytest.mark.parametrize("axis", [-1, 1, 0])
+    def test_rows_of_different_scales(self, dbackend, axis):
+        """Every slice along ``axis`` is shifted by its own maximum: slices whose scores
+        sit far below another slice's (by 10 and by 1000) get the same distribution as
+        if alone; ties, one-entry supports and uniform slices included."""
+        rng = np.random.default_rng(17)
+        z = rng.normal(scale=1.5, size=(3, 4, 5))
+        z[0, 0] = [1.0, 1.0, 0.2, -3.0, 1.0]
+        z[1, 2] = 0.25
+        z[2, 1] = [6.0, -1.0, -2.0, 0.0, -5.0]
+        z[:, 3] -= 10.0
+        z[2] -= 1000.0
+        p = arbf.entmax15(dbackend.asarray(z), axis=axis)
+        zl = np.moveaxis(z, axis, -1)
+        m = zl.shape[-1]
+        ref = np.stack([_exact_entmax(r, 1.5) for r in zl.reshape(-1, m)])
+        ref = np.moveaxis(ref.reshape(zl.shape), -1, axis)
+        assert_close(p, ref, backend=dbackend, rtol=1e-9, atol=1e-13)
+
+    def test_core_sqrt_map(self, dbackend):
+        """``entmax15_sqrt`` of the core is ``sqrt`` of entmax-1.5, in the input's dtype
+        and on its device, for 2-D and 3-D scores."""
+        from arbf._math.core.entmax import entmax15_sqrt
+
+        xp = dbackend.xp
+        if dbackend.lazy:
+            pytest.skip("the core's bisection route on Dask is tested through the public API")
+        rng = np.random.default_rng(23)
+        for shape in [(6, 7), (2, 3, 4)]:
+            z = rng.normal(scale=2.0, size=shape)
+            z.reshape(-1, shape[-1])[0] = 0.5  # a uniform row
+            u = entmax15_sqrt(dbackend.asarray(z), xp=xp)
+            dbackend.check_same_kind(u, dtype=xp.float64)
+            ref = np.stack([_exact_entmax(r, 1.5) for r in z.reshape(-1, shape[-1])])
+            assert_close(u, np.sqrt(ref).reshape(shape), backend=dbackend, rtol=1e-9,
+                         atol=1e-12)  # fmt: skip
+            u32 = entmax15_sqrt(dbackend.asarray(z.astype(np.float32)), xp=xp)
+            dbackend.check_same_kind(u32, dtype=xp.float32)
+            np.testing.assert_allclose(_host(dbackend, u32), np.sqrt(ref).reshape(shape),
+                                       atol=2e-6)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Segment sums and center updates
+# ---------------------------------------------------------------------------------------
+
+
+class TestSegmentsAndUpdates:
+    def test_onehot_segment_sum_and_resolve(self, dbackend):
+        """``out_j = Σ_{labels_i = j} values_i`` (an empty segment is 0), against
+        ``np.add.at``; ``resolve(None)`` is that sum, ``resolve(f)`` is ``f``."""
+        from arbf._math.core.segments import onehot_segment_sum, resolve
+
+        xp = dbackend.xp
+        rng = np.random.default_rng(6)
+        values = rng.normal(size=(11, 3))
+        labels = np.array([0, 2, 2, 4, 0, 1, 4, 4, 2, 0, 1])
+        ref = np.zeros((6, 3))
+        np.add.at(ref, labels, values)
+        vb, lb = dbackend.asarray(values), dbackend.asarray(labels)
+        got = onehot_segment_sum(vb, lb, 6, xp=xp)
+        dbackend.check_same_kind(got, dtype=xp.float64)
+        assert_close(got, ref, backend=dbackend, rtol=1e-12, atol=1e-15)
+        pure = resolve(None, xp)
+        assert_close(pure(vb, lb, 6), ref, backend=dbackend, rtol=1e-12, atol=1e-15)
+
+        def mine(v, lab, k):
+            return "mine"
+
+        assert resolve(mine, xp) is mine
+
+    def test_safe_divide_and_steps(self, dbackend):
+        r"""``safe_divide_centers``: ``s_j / N_j`` where ``N_j > 0`` (also below 1), the
+        fallback where ``N_j = 0``; ``step``: the soft Lloyd step (``"lloyd"``, an empty
+        center stays) and :math:`\mu - \mathrm{lr}\, 2 (N\mu - s)`; ``running_mean_step``:
+        :math:`(M\mu + s)/(M + N)` and the gradient step."""
+        from arbf._math.core import updates
+
+        xp = dbackend.xp
+        C = np.array([[1.0, -1.0], [2.0, 0.5], [-3.0, 4.0], [0.0, 0.0]])
+        sums = np.array([[0.2, 0.4], [6.0, 3.0], [0.0, 0.0], [1.5, -3.0]])
+        mass = np.array([0.25, 3.0, 0.0, 1.5])
+        counts = np.array([0.5, 0.0, 0.0, 2.0])
+        Cb, sb, mb, cb = (dbackend.asarray(a) for a in (C, sums, mass, counts))
+        lloyd = np.array([[0.8, 1.6], [2.0, 1.0], [-3.0, 4.0], [1.0, -2.0]])
+        got = updates.safe_divide_centers(sb, mb, Cb, xp=xp)
+        assert_close(got, lloyd, backend=dbackend, rtol=1e-15)
+        assert_close(updates.step(Cb, mb, sb, "lloyd", xp=xp), lloyd, backend=dbackend,
+                     rtol=1e-15)  # fmt: skip
+        grad = 2.0 * (mass[:, None] * C - sums)
+        assert_close(updates.step(Cb, mb, sb, 0.1, xp=xp), C - 0.1 * grad, backend=dbackend,
+                     rtol=1e-14)  # fmt: skip
+        new, tot = updates.running_mean_step(Cb, cb, mb, sb, "lloyd", xp=xp)
+        M = counts + mass
+        ref = np.where(
+            M[:, None] > 0, (counts[:, None] * C + sums) / np.where(M > 0, M, 1)[:, None], C
+        )
+        assert_close(new, ref, backend=dbackend, rtol=1e-14)
+        assert_close(tot, M, backend=dbackend, rtol=0)
+        new, tot = updates.running_mean_step(Cb, cb, mb, sb, 0.05, xp=xp)
+        assert_close(new, C - 0.05 * grad, backend=dbackend, rtol=1e-14)
+        assert_close(tot, M, backend=dbackend, rtol=0)
