@@ -320,3 +320,55 @@ class TestSegmentsAndUpdates:
         new, tot = updates.running_mean_step(Cb, cb, mb, sb, 0.05, xp=xp)
         assert_close(new, C - 0.05 * grad, backend=dbackend, rtol=1e-14)
         assert_close(tot, M, backend=dbackend, rtol=0)
+
+
+class TestPrincipalAxisPowerIteration:
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_against_the_svd_of_the_centred_data(self, dbackend, weighted):
+        """Above EIGH_MAX_FEATURES features: ``(λ_max, v)`` of the weighted covariance
+        by power iteration from a given ``v0`` (here integer: it is read as float and
+        not modified), against the top singular pair of ``sqrt(w) (X - m)``:
+        ``λ = s² / Σw`` (the iteration stops on a 1e-10 relative change of the Rayleigh
+        quotient); a data set of one repeated point has λ = 0."""
+        from arbf._math.core.spectral import EIGH_MAX_FEATURES, principal_axis
+
+        rng = np.random.default_rng(31)
+        d = EIGH_MAX_FEATURES + 6
+        X = rng.normal(size=(24, d)) * 0.05 + 3.0
+        X[:, 0] += rng.normal(size=24) * 1.5
+        X[:, 1] += rng.normal(size=24) * 0.5
+        w = rng.uniform(0.2, 2.0, 24) if weighted else np.ones(24)
+        m = w @ X / w.sum()
+        _, s, vt = np.linalg.svd(np.sqrt(w)[:, None] * (X - m), full_matrices=False)
+        wb = dbackend.asarray(w) if weighted else None
+        v0 = np.ones(d, dtype=np.int64)
+        lam, v = principal_axis(dbackend.asarray(X), wb, xp=dbackend.xp, v0=v0)
+        assert isinstance(lam, float)
+        assert lam == pytest.approx(s[0] ** 2 / w.sum(), rel=1e-8)
+        assert abs(float(v @ vt[0])) == pytest.approx(1.0, abs=1e-6)
+        assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-12)
+        np.testing.assert_array_equal(v0, np.ones(d, dtype=np.int64))
+        lam0, v_0 = principal_axis(dbackend.asarray(np.full((5, d), 2.0)), None,
+                                   xp=dbackend.xp, v0=v0)  # fmt: skip
+        assert lam0 == 0.0
+        assert v_0.shape == (d,)
+
+    def test_eigh_at_the_limit(self):
+        """At exactly EIGH_MAX_FEATURES features the covariance is diagonalised exactly
+        (``eigh`` on the host, whatever the namespace): the eigenvector matches the top
+        right singular vector of the centred data to rounding, which the power
+        iteration's stopping rule (a 1e-10 change of the Rayleigh quotient) does not."""
+        import array_api_compat.numpy as npx
+
+        from arbf._math.core.spectral import EIGH_MAX_FEATURES, principal_axis
+
+        rng = np.random.default_rng(31)
+        d = EIGH_MAX_FEATURES
+        X = rng.normal(size=(24, d)) * 0.05 + 3.0
+        X[:, 0] += rng.normal(size=24) * 1.5
+        X[:, 1] += rng.normal(size=24) * 0.5
+        _, s, vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+        lam, v = principal_axis(X, None, xp=npx)
+        assert lam == pytest.approx(s[0] ** 2 / 24, rel=1e-13)
+        sign = np.sign(float(v @ vt[0]))
+        np.testing.assert_allclose(v, sign * vt[0], rtol=0, atol=1e-12)
