@@ -1,0 +1,184 @@
+"""Tests written to kill survivors of the mutation run in ``core.distances``, ``core.terms``,
+``core.responsibilities``, ``core.monotone``, ``core.matching`` and ``core.soft``
+(docs/testing.md, "Mutation testing").  Every value is checked against an independent
+reference (plain NumPy, a closed form, :mod:`tests.reference`), never another arbf path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import arbf
+from tests import reference as ref
+from tests.backends import Backend, assert_close, make_backend, selected_backends
+
+
+@pytest.fixture(params=selected_backends(with_device1=True))
+def dbackend(request: pytest.FixtureRequest) -> Backend:
+    b = make_backend(request.param)
+    b.setup()
+    request.addfinalizer(b.teardown)
+    return b
+
+
+# ---------------------------------------------------------------------------------------
+# core.distances
+# ---------------------------------------------------------------------------------------
+
+
+class TestPairwiseDistancesFarFromTheOrigin:
+    """``pairwise_distances`` expands about the *column* means of the centers: with
+    columns offset by very different amounts (one at ``1e8``, one at 0 in float64) a
+    common scalar shift would leave half the offset in each column and the expansion
+    ``||x||² - 2 x·c + ||c||²`` would cancel to about ``eps · 1e16``."""
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_against_direct_differences(self, dbackend, dtype):
+        from arbf._math.core.distances import pairwise_distances
+
+        off = 1e8 if dtype == "float64" else 1e4
+        rng = np.random.default_rng(5)
+        C = np.array([[0.0, 0.0], [3.0, 1.0], [-1.0, 4.0]]) + np.array([off, 0.0])
+        X = rng.normal(size=(40, 2)) * 2.0 + np.array([off, 0.0])
+        X, C = X.astype(dtype), C.astype(dtype)
+        Xd, Cd = X.astype(np.float64), C.astype(np.float64)
+        want = np.sqrt(((Xd[:, None, :] - Cd[None]) ** 2).sum(-1))
+        got = pairwise_distances(dbackend.asarray(X), dbackend.asarray(C), xp=dbackend.xp)
+        tol = 1e-3 if dtype == "float32" else 1e-9
+        assert_close(got, want, backend=dbackend, rtol=tol, atol=tol,
+                     dtype=dbackend.dtype(dtype))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# core.terms
+# ---------------------------------------------------------------------------------------
+
+
+class TestSampleTermsLogSigmaFloor:
+    """``log_sigma`` below the dtype's range is clamped to ``log(2 smallest_normal)``:
+    with two equal centers and a sample on them (``d = 0``, every gap 0, ``t = log 2``)
+    the free energy is exactly ``-σ_lo log 2`` with ``σ_lo = 2 smallest_normal``, a
+    normal number of that size."""
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_free_energy_at_the_floor(self, dbackend, dtype):
+        from arbf._math.core.terms import sample_terms
+
+        X = np.array([[1.0, 2.0], [1.0, 2.0]], dtype=dtype)
+        C = np.array([[1.0, 2.0], [1.0, 2.0]], dtype=dtype)
+        fi = np.finfo(dtype)
+        ls = dbackend.asarray(np.asarray(-1000.0, dtype=dtype))
+        got = sample_terms(
+            dbackend.asarray(X), dbackend.asarray(C), None, kind="softmax", xp=dbackend.xp,
+            log_sigma=ls,
+        )  # fmt: skip
+        sigma_lo = 2.0 * float(fi.smallest_normal)
+        assert_close(got.responsibilities, np.full((2, 2), 0.5), backend=dbackend, rtol=0)
+        assert_close(got.entropy, np.full(2, math.log(2.0)), backend=dbackend,
+                     rtol=tol_of(dtype))  # fmt: skip
+        F = dbackend.to_numpy(got.free_energy).astype(np.float64)
+        np.testing.assert_allclose(F, -sigma_lo * math.log(2.0), rtol=1e-4)
+
+
+def tol_of(dtype: str) -> float:
+    return 1e-6 if dtype == "float32" else 1e-14
+
+
+# ---------------------------------------------------------------------------------------
+# core.monotone (Theorem E: the entmax-1.5 onset)
+# ---------------------------------------------------------------------------------------
+
+#: The 1-D fixed point of tests/test_monotone.py: cells {0, 1, 2} and {10, …, 13}; the
+#: smallest margin, 78.75, is the sample 10's (nearest 11.5, runner-up 1).
+LINE_X = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [13.0]])
+LINE_C = np.array([[1.0], [11.5]])
+
+TIED = (
+    "the smallest margin is not attained by a single sample and runner-up: "
+    "only d = 0 at sigma <= Delta_min/2 is certified"
+)
+
+
+def _lloyd(X: np.ndarray, C: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    for _ in range(200):
+        new = ref.lloyd_step(X, C, w)
+        if np.array_equal(new, C):
+            break
+        C = new
+    return C
+
+
+class TestEntmaxOnset:
+    """``entmax_onset``: which sample and centers it names, and when the smallest margin
+    counts as tied (Theorem E needs one sample and one runner-up)."""
+
+    def test_names_the_sample_and_its_two_centers(self):
+        from arbf._math.core.monotone import Geometry, entmax_onset
+
+        # a zero-weight row first: ``sample`` indexes the input's rows, not the kept ones
+        X = np.vstack([[[5.0]], LINE_X])
+        w = np.array([0.0] + [1.0] * 7)
+        on = entmax_onset(Geometry(X, LINE_C, w))
+        assert on.reason is None
+        assert (on.sample, on.nearest, on.runner_up) == (4, 1, 0)
+        assert (on.delta0, on.weight, on.n_nearest, on.n_runner_up) == (78.75, 1.0, 4.0, 3.0)
+        assert (on.rho_nearest, on.rho_runner_up) == (1.5, 9.0)
+
+    def test_two_samples_two_centers_is_tied(self):
+        """Each sample its own cell: both have the same margin, so the onset is tied."""
+        X = np.array([[0.0, 0.0], [1.0, 2.0]])
+        reg = arbf.monotone_regime(X, X, kind="entmax15")
+        assert reg.delta_min == 5.0 and reg.reason == TIED
+        assert reg.sigma0 == reg.exact_sigma == 2.5
+        assert math.isnan(reg.onset_coefficient) and math.isnan(reg.bound(2.6))
+
+    def test_tied_runner_up_with_three_centers(self):
+        """The sample of the smallest margin, (4, 0), is equidistant from the two other
+        centers (10, ±5): its runner-up is tied."""
+        X = np.array([[4.0, 0.0], [-4.0, 0.0], [9.5, 5.0], [10.5, 5.0], [9.5, -5.0], [10.5, -5.0]])
+        C = np.array([[0.0, 0.0], [10.0, 5.0], [10.0, -5.0]])
+        assert np.array_equal(_lloyd(X, C), C)
+        reg = arbf.monotone_regime(X, C, kind="entmax15")
+        assert reg.delta_min == 45.0 and reg.reason == TIED
+        assert reg.sigma0 == reg.exact_sigma == 22.5
+        # the same sample nearer one of the two: a single runner-up, σ_e above Δ_min/2
+        X2 = X.copy()
+        X2[0] = [4.0, 0.5]
+        C2 = _lloyd(X2, C)
+        reg2 = arbf.monotone_regime(X2, C2, kind="entmax15")
+        assert reg2.reason is None and reg2.sigma0 > reg2.exact_sigma
+
+    def test_weighted_sigma_e_ends_where_the_loop_gain_reaches_one(self):
+        """Condition (ii) of Theorem E with weights: at σ_e the loop gain
+        ``|φ'(g)| (2 w ρ_m²/N_m + 2 w ρ_l² N_l²/(N_l - w p)³)/Δ_min`` of the boundary
+        sample (weight ``w = 2.5``) is 1, with ``p`` and ``g`` from the fixed point of the
+        reference soft Lloyd map at σ_e and the weighted cell masses."""
+        A = np.random.default_rng(0).normal(size=(6, 2)) * 0.3
+        X = np.vstack([A, A + np.array([10.0, 0.0]), A + np.array([5.0, 6.0]), [[4.5, 1.5]]])
+        w = np.concatenate([np.random.default_rng(1).uniform(0.5, 2.0, 18), [2.5]])
+        c = _lloyd(X, np.array([[0.0, 0.0], [10.0, 0.0], [5.0, 6.0]]), w)
+        reg = arbf.monotone_regime(X, c, kind="entmax15", sample_weight=w)
+        se, dm = reg.sigma0, reg.delta_min
+        assert reg.reason is None and se > reg.exact_sigma
+        mu = c.copy()
+        for _ in range(200_000):
+            new, _ = ref.soft_centroids(X, mu, se, "entmax15", w)
+            if np.array_equal(new, mu):
+                break
+            mu = new
+        D0, D = ref.sqdist(X[-1:], c)[0], ref.sqdist(X[-1:], mu)[0]
+        nearest, runner = np.argsort(D0)[:2]
+        p = float(ref.responsibilities(X[-1:], mu, se, "entmax15")[0, runner])
+        lab = ref.sqdist(X, c).argmin(1)
+        n_l, n_m = float(w[lab == nearest].sum()), float(w[lab == runner].sum())
+        g = (D[runner] - D[nearest]) / (2 * se)
+        s = math.sqrt(2 - g * g)
+        dphi = ((s - g) / 2) * (1 + g / s)
+        wi = w[-1]
+        slope = 2 * wi * D0[runner] / n_m + 2 * wi * D0[nearest] * n_l**2 / (n_l - wi * p) ** 3
+        assert dphi * slope / dm == pytest.approx(1.0, abs=1e-6)
+        assert reg.bound(se) == pytest.approx(float(np.max(np.linalg.norm(mu - c, axis=1))),
+                                              rel=1e-9)  # fmt: skip
