@@ -182,3 +182,75 @@ class TestEntmaxOnset:
         assert dphi * slope / dm == pytest.approx(1.0, abs=1e-6)
         assert reg.bound(se) == pytest.approx(float(np.max(np.linalg.norm(mu - c, axis=1))),
                                               rel=1e-9)  # fmt: skip
+
+    def test_sigma_e_ends_where_another_row_could_leave_one_hot(self):
+        """Condition (i) of Theorem E for the other rows binds on the line: at σ_e the
+        margin of the sample 2 (89.25), less ``h_2(d(σ_e))``, is ``2 σ_e``, with ``d`` the
+        discrepancy of the reference branch at σ_e."""
+        reg = arbf.monotone_regime(LINE_X, LINE_C, kind="entmax15")
+        se = reg.sigma0
+        mu = LINE_C.copy()
+        for _ in range(200_000):
+            new, _ = ref.soft_centroids(LINE_X, mu, se, "entmax15")
+            if np.array_equal(new, mu):
+                break
+            mu = new
+        d = float(np.max(np.linalg.norm(mu - LINE_C, axis=1)))
+        assert reg.bound(se) == pytest.approx(d, rel=1e-9)
+        D = ref.sqdist(LINE_X, LINE_C)[2]
+        rho = np.sqrt(D)
+        h = 2 * d * (rho.min() + rho.max()) + d * d
+        assert D.max() - D.min() == 89.25
+        assert 89.25 - h == pytest.approx(2 * se, rel=1e-9)
+
+
+def _weighted_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three weighted blobs at their exact weighted Lloyd fixed point."""
+    rng = np.random.default_rng(7)
+    M = np.array([[0.0, 0.0], [6.0, 0.0], [2.0, 5.0]])
+    X = np.vstack([m + rng.normal(size=(10, 2)) for m in M])
+    w = rng.uniform(0.5, 2.0, size=len(X))
+    return X, _lloyd(X, M, w), w
+
+
+class TestMonotoneRegimeInvariance:
+    """The soft Lloyd map, hence its branch, does not change when every weight is
+    multiplied by one constant, and scales with the data: ``X → sX`` maps σ to ``s² σ``
+    and distances to ``s`` times them.  With powers of two the arithmetic scales exactly,
+    so every number of the certificate must follow."""
+
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    @pytest.mark.parametrize("factor", [2.0**-10, 2.0**10])
+    def test_weights_times_a_constant(self, kind, factor):
+        X, c, w = _weighted_case()
+        a = arbf.monotone_regime(X, c, kind=kind, sample_weight=w)
+        b = arbf.monotone_regime(X, c, kind=kind, sample_weight=w * factor)
+        assert a.reason is None and b.reason is None
+        for f in ("sigma0", "delta_min", "rate_constant", "onset_coefficient", "theta"):
+            x, y = getattr(a, f), getattr(b, f)
+            assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-12), f
+        lo = a.exact_sigma if kind == "entmax15" else 0.0
+        for t in (0.3, 0.7, 1.0):
+            s = lo + t * (a.sigma0 - lo)
+            assert b.bound(s) == pytest.approx(a.bound(s), rel=1e-12)
+            assert a.bound(s) > 0
+
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    @pytest.mark.parametrize("scale", [2.0**-7, 2.0**5])
+    def test_data_times_a_constant(self, kind, scale):
+        X, c, w = _weighted_case()
+        a = arbf.monotone_regime(X, c, kind=kind, sample_weight=w)
+        b = arbf.monotone_regime(X * scale, c * scale, kind=kind, sample_weight=w)
+        s2 = scale * scale
+        assert b.reason is None
+        assert b.sigma0 == pytest.approx(a.sigma0 * s2, rel=1e-12)
+        assert b.delta_min == pytest.approx(a.delta_min * s2, rel=1e-12)
+        assert b.exact_sigma == pytest.approx(a.exact_sigma * s2, rel=1e-12)
+        if kind == "softmax":
+            assert b.rate_constant == pytest.approx(a.rate_constant * scale, rel=1e-12)
+        else:
+            assert b.onset_coefficient == pytest.approx(a.onset_coefficient * scale, rel=1e-12)
+        lo = a.exact_sigma if kind == "entmax15" else 0.0
+        for t in (0.3, 0.7, 1.0):
+            s = lo + t * (a.sigma0 - lo)
+            assert b.bound(s * s2) == pytest.approx(a.bound(s) * scale, rel=1e-9)
