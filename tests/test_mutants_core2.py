@@ -254,3 +254,52 @@ class TestMonotoneRegimeInvariance:
         for t in (0.3, 0.7, 1.0):
             s = lo + t * (a.sigma0 - lo)
             assert b.bound(s * s2) == pytest.approx(a.bound(s) * scale, rel=1e-9)
+
+
+class TestSoftmaxCertificateParts:
+    """Pieces of Theorem M's certificate against their definitions."""
+
+    def test_interval_low_is_the_endpoint_bound(self):
+        """``_interval_low``: positive terms at ``t_hi``, negative ones at ``t_lo`` — a
+        lower bound of ``Σ c e^{-r t}`` on ``[t_lo, t_hi]`` (checked on a fine grid)."""
+        from arbf._math.core.monotone import _interval_low
+
+        rates = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
+        coefs = np.array([1.0, -0.4, 2.0, -1.5, 0.7])
+        t_lo, t_hi = 0.5, 2.0
+        want = sum(
+            c * math.exp(-r * (t_hi if c > 0 else t_lo)) for r, c in zip(rates, coefs, strict=True)
+        )
+        assert _interval_low(rates, coefs, t_lo, t_hi) == pytest.approx(want, rel=1e-14)
+        grid = np.linspace(t_lo, t_hi, 301)
+        f = (coefs[None, :] * np.exp(-grid[:, None] * rates[None, :])).sum(1)
+        assert _interval_low(rates, coefs, t_lo, t_hi) <= f.min()
+        pos = np.abs(coefs)  # all positive: the bound is the value at t_hi
+        assert _interval_low(rates, pos, t_lo, t_hi) == pytest.approx(
+            float((pos * np.exp(-t_hi * rates)).sum()), rel=1e-14
+        )
+
+    def test_cancelling_leading_resultants_are_not_certified(self):
+        """Three cells on a line, symmetric, weighted so that every cluster's leading
+        resultant ``a_j = Σ_{ε_s = 0} w_s v_s`` is exactly 0 (the pull of the neighbours'
+        boundary samples cancels the push of its own): Theorem M certifies nothing
+        (``sigma0 = nan``) and says that the drift condition (M) fails."""
+        X = np.array([[-14.0], [-6.0], [-4.0], [4.0], [6.0], [14.0]])
+        w = np.array([1.5, 1.5, 1.0, 1.0, 1.5, 1.5])
+        C = np.array([[-10.0], [0.0], [10.0]])
+        assert np.array_equal(_lloyd(X, C, w), C)
+        D = ref.sqdist(X, C)
+        lab = D.argmin(1)
+        gaps = D - D[np.arange(6), lab][:, None]
+        gaps[np.arange(6), lab] = np.inf
+        dm = gaps.min()
+        for j in range(3):  # the leading resultant of every cluster is 0
+            a = sum(w[i] * (X[i, 0] - C[j, 0]) for i in range(6) if gaps[i, j] == dm)
+            a -= sum(
+                w[i] * (X[i, 0] - C[j, 0]) for i in range(6) if lab[i] == j and gaps[i].min() == dm
+            )
+            assert a == 0.0
+        reg = arbf.monotone_regime(X, C, sample_weight=w)
+        assert math.isnan(reg.sigma0) and math.isnan(reg.rate_constant)
+        assert reg.reason == "drift (M): no cluster is certified"
+        assert reg.delta_min == dm == 20.0
