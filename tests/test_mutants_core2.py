@@ -303,3 +303,53 @@ class TestSoftmaxCertificateParts:
         assert math.isnan(reg.sigma0) and math.isnan(reg.rate_constant)
         assert reg.reason == "drift (M): no cluster is certified"
         assert reg.delta_min == dm == 20.0
+
+    @pytest.mark.parametrize("seed", [2, 9])
+    def test_covariant_under_data_scaling(self, seed):
+        """Random weighted mixtures where (D) decides (a cluster dominated by another, or
+        domination by the leading-group form): σ₀ of ``32 X`` is ``32² σ₀`` of ``X``, with
+        the same certified and dominated clusters (the arithmetic scales exactly)."""
+        from arbf._math.core.monotone import Geometry, softmax_certificate
+
+        rng = np.random.default_rng(seed)
+        k = int(rng.integers(3, 6))
+        M = rng.uniform(-8, 8, (k, 2))
+        X = np.vstack([m + rng.normal(size=(8, 2)) for m in M])
+        w = rng.uniform(0.5, 2.0, len(X))
+        C = _lloyd(X, M, w)
+        assert np.array_equal(ref.lloyd_step(X, C, w), C)
+        a = softmax_certificate(Geometry(X, C, w))
+        b = softmax_certificate(Geometry(32.0 * X, 32.0 * C, w))
+        assert a.reason is None and b.reason is None
+        assert b.sigma0 == pytest.approx(1024.0 * a.sigma0, rel=1e-12)
+        assert b.rate_constant == pytest.approx(32.0 * a.rate_constant, rel=1e-12)
+        assert (a.certified, a.dominated_by) == (b.certified, b.dominated_by)
+
+    def test_a_cancelling_cluster_dominated_by_its_neighbour(self):
+        """The symmetric line of three cells with unit weights: the middle cluster's
+        leading resultant cancels (its pushes at ±4 and the pulls at ±6 balance), the
+        outer ones do not.  The outer clusters are certified by (M), the middle one is
+        dominated (its pairs grouped into the zero resultant); on the reference branch
+        ``d`` lies below ``bound`` and falls with σ below σ₀."""
+        from arbf._math.core.monotone import Geometry, softmax_certificate
+
+        X = np.array([[-14.0], [-6.0], [-4.0], [4.0], [6.0], [14.0]])
+        C = np.array([[-10.0], [0.0], [10.0]])
+        cert = softmax_certificate(Geometry(X, C, np.ones(6)))
+        assert cert.reason is None and 0 < cert.sigma0 < 10.0
+        assert cert.certified == (True, False, True) and cert.dominated_by == (-1, 0, -1)
+        reg = arbf.monotone_regime(X, C)
+        assert reg.sigma0 == cert.sigma0
+        ds = []
+        for f in (1.0, 0.7):
+            s = f * reg.sigma0
+            mu = C.copy()
+            for _ in range(5000):
+                new, _ = ref.soft_centroids(X, mu, s, "softmax")
+                if np.array_equal(new, mu):
+                    break
+                mu = new
+            d = float(np.max(np.abs(mu - C)))
+            assert 0 < d <= reg.bound(s) * (1 + 1e-9)
+            ds.append(d)
+        assert ds[1] < ds[0]
