@@ -52,6 +52,23 @@ class TestPairwiseDistancesFarFromTheOrigin:
                      dtype=dbackend.dtype(dtype))  # fmt: skip
 
 
+class TestMeanRows:
+    """``mean_rows``: column means in X's dtype, float32 summed in float64 (so the mean
+    is the float64 mean rounded once): a column whose float32 running sum loses the
+    small entries next to ``2**24`` still gets the exact mean 0.75."""
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_exact_mean(self, dbackend, dtype):
+        from arbf._math.core.distances import mean_rows
+
+        col = np.array([2.0**24, 1, 1, 1, 1, 1, 1, -(2.0**24)])
+        X = np.stack([col, np.arange(8.0)], axis=1).astype(dtype)
+        got = mean_rows(dbackend.asarray(X), xp=dbackend.xp)
+        want = X.astype(np.float64).mean(axis=0).astype(dtype)
+        assert np.array_equal(want, [0.75, 3.5])
+        assert_close(got, want, backend=dbackend, rtol=0, atol=0, dtype=dbackend.dtype(dtype))
+
+
 # ---------------------------------------------------------------------------------------
 # core.terms
 # ---------------------------------------------------------------------------------------
@@ -303,6 +320,14 @@ class TestSoftmaxCertificateParts:
         assert math.isnan(reg.sigma0) and math.isnan(reg.rate_constant)
         assert reg.reason == "drift (M): no cluster is certified"
         assert reg.delta_min == dm == 20.0
+        # the reason is the one of the last θ at t = T_MAX/Δ_min: with θ so close to 1
+        # that t (1 - θ) Δ_min < 1 there, existence (E) fails first
+        from arbf._math.core.monotone import T_MAX, Geometry, softmax_certificate
+
+        assert (1 - 0.99999) * T_MAX < 1
+        cert = softmax_certificate(Geometry(X, C, w), thetas=(0.99999,))
+        assert math.isnan(cert.sigma0)
+        assert cert.reason == "existence (E): t (1 - theta) Delta_min < 1"
 
     @pytest.mark.parametrize("seed", [2, 9])
     def test_covariant_under_data_scaling(self, seed):
@@ -324,6 +349,10 @@ class TestSoftmaxCertificateParts:
         assert b.sigma0 == pytest.approx(1024.0 * a.sigma0, rel=1e-12)
         assert b.rate_constant == pytest.approx(32.0 * a.rate_constant, rel=1e-12)
         assert (a.certified, a.dominated_by) == (b.certified, b.dominated_by)
+        # σ₀ extends the single-temperature σ₀ by ``n_pieces`` intervals of ratio 1.02
+        for c in (a, b):
+            assert c.sigma0_single <= c.sigma0
+            assert c.sigma0 == pytest.approx(c.sigma0_single * 1.02**c.n_pieces, rel=1e-12)
 
     def test_a_cancelling_cluster_dominated_by_its_neighbour(self):
         """The symmetric line of three cells with unit weights: the middle cluster's
