@@ -69,6 +69,32 @@ class TestMeanRows:
         assert_close(got, want, backend=dbackend, rtol=0, atol=0, dtype=dbackend.dtype(dtype))
 
 
+class TestTinySigma:
+    """A σ below the dtype's smallest normal number acts as that number
+    (``score_sigma``): in float32, σ = 1e-300 still gives the one-hot rows of σ → 0
+    (every nonzero gap is far beyond ``2**20`` σ), not the uniform rows that gaps
+    rounded to 0 would give."""
+
+    @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
+    def test_float32_rows_are_one_hot(self, dbackend, kind):
+        from arbf._math.core.responsibilities import responsibilities
+
+        X = np.array([[0.0, 0.0], [1.0, 0.5], [3.0, -1.0], [4.0, 2.0]], dtype=np.float32)
+        C = np.array([[0.0, 0.0], [3.5, 0.5]], dtype=np.float32)
+        onehot = (np.arange(2)[None, :] == _sqd(X, C).argmin(1)[:, None]).astype(np.float32)
+        got = responsibilities(
+            dbackend.asarray(X), dbackend.asarray(C), sigma=1e-300, kind=kind, xp=dbackend.xp
+        )
+        assert_close(
+            got, onehot, backend=dbackend, rtol=0, atol=0, dtype=dbackend.dtype("float32")
+        )
+
+
+def _sqd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    Xd, Cd = X.astype(np.float64), C.astype(np.float64)
+    return ((Xd[:, None, :] - Cd[None]) ** 2).sum(-1)
+
+
 # ---------------------------------------------------------------------------------------
 # core.terms
 # ---------------------------------------------------------------------------------------
@@ -275,6 +301,16 @@ class TestMonotoneRegimeInvariance:
 
 class TestSoftmaxCertificateParts:
     """Pieces of Theorem M's certificate against their definitions."""
+
+    def test_safe_norm_rows_of_very_different_sizes(self):
+        """``safe_norm`` scales each row by its own largest entry: a row of size 1e-200
+        next to a row of size 1 keeps its exact norm (squares below 1e-308 would underflow
+        if scaled by the other row's maximum)."""
+        from arbf._math.core.monotone import safe_norm
+
+        a = np.array([[3e-200, 4e-200], [3.0, 4.0], [0.0, 0.0]])
+        np.testing.assert_allclose(safe_norm(a, axis=1), [5e-200, 5.0, 0.0], rtol=1e-15)
+        np.testing.assert_allclose(safe_norm(a.T, axis=0), [5e-200, 5.0, 0.0], rtol=1e-15)
 
     def test_interval_low_is_the_endpoint_bound(self):
         """``_interval_low``: positive terms at ``t_hi``, negative ones at ``t_lo`` — a
