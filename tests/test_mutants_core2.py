@@ -302,6 +302,23 @@ class TestMonotoneRegimeInvariance:
 class TestSoftmaxCertificateParts:
     """Pieces of Theorem M's certificate against their definitions."""
 
+    def test_geometry_is_built_in_float64(self):
+        """``Geometry`` works on float64 copies: float32 inputs give the squared distances
+        and margins of their exact float64 values (not float32 arithmetic)."""
+        from arbf._math.core.monotone import Geometry
+
+        rng = np.random.default_rng(4)
+        X = np.vstack([rng.normal(size=(5, 2)) * 0.1, rng.normal(size=(5, 2)) * 0.1 + 1.0])
+        X32 = X.astype(np.float32)
+        C = np.stack([X32[:5].astype(np.float64).mean(0), X32[5:].astype(np.float64).mean(0)])
+        C32 = C.astype(np.float32)
+        geo = Geometry(X32, C32, np.ones(10, dtype=np.float32))
+        D = ref.sqdist(X32.astype(np.float64), C32.astype(np.float64))
+        assert geo.X.dtype == geo.c.dtype == geo.D.dtype == np.float64
+        np.testing.assert_array_equal(geo.D, D)
+        S = np.sort(D, axis=1)
+        assert geo.delta_min == float((S[:, 1] - S[:, 0]).min())
+
     def test_safe_norm_rows_of_very_different_sizes(self):
         """``safe_norm`` scales each row by its own largest entry: a row of size 1e-200
         next to a row of size 1 keeps its exact norm (squares below 1e-308 would underflow
