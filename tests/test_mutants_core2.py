@@ -95,6 +95,26 @@ def _sqd(X: np.ndarray, C: np.ndarray) -> np.ndarray:
     return ((Xd[:, None, :] - Cd[None]) ** 2).sum(-1)
 
 
+def test_free_energy_at_closed_form():
+    """``free_energy_at``: ``F = s² B - σ T`` in float64 from B and T measured on data
+    divided by ``s``, in each of its branches (T = 0, B = 0, s = 1, the general one),
+    and ``-inf`` (not NaN) when ``s² B - σ T`` is beyond float64's range."""
+    from arbf._math.core.soft import free_energy_at
+
+    for b, t, sigma, s in [
+        (2.0, 0.0, 1.5, 3.0),
+        (0.0, 0.5, 1.5, 3.0),
+        (2.0, 0.5, 1.5, 1.0),
+        (2.0, 0.5, 1.5, 3.0),
+        (2.0, 0.5, 40.0, 3.0),
+        (1e-3, 2.0, 1e-6, 0.25),
+    ]:
+        assert free_energy_at(b, t, sigma=sigma, scale=s) == pytest.approx(
+            s * s * b - sigma * t, rel=1e-15, abs=1e-300
+        )
+    assert free_energy_at(1.0, 1.0, sigma=1e300, scale=1e-10) == -math.inf
+
+
 # ---------------------------------------------------------------------------------------
 # core.terms
 # ---------------------------------------------------------------------------------------
