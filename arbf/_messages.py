@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import sys
 import threading
 from typing import Any
 
-__all__ = ["convergence_warning", "emit", "logger"]
+__all__ = ["convergence_warning", "emit", "logger", "user_stacklevel"]
 
 logger = logging.getLogger("arbf")
 logger.addHandler(logging.NullHandler())
@@ -32,6 +34,21 @@ def emit(verbose: bool, msg: str, *args: Any) -> None:
         print(msg % args if args else msg, flush=True)
     else:
         logger.debug(msg, *args)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning raised by the caller of this function
+    to the first frame outside the ``arbf`` package: the user's line, however many
+    library frames (estimator, driver, validation) lie between."""
+    frame = sys._getframe(1)  # the function that will call warnings.warn
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 _lock = threading.Lock()

@@ -7,6 +7,7 @@ final labels, the cosine step).  Every value is checked against an independent r
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from typing import Any
@@ -405,15 +406,28 @@ class TestReassignSmall:
         reassign_small(*args, np.random.default_rng(0), ratio=0.01, xp=np, verbose=True)
         assert capsys.readouterr().out == "[MiniBatchKMeans] Reassigning 2 cluster centers.\n"
 
-    @pytest.mark.xfail(
-        raises=ValueError, strict=True,
-        reason="known bug (scikit-learn has it too): with reassignment_ratio > 1 every "
-        "center is below ratio x max; when all of them are moved, the weight of 'the "
-        "centers kept' is the minimum of an empty array",
-    )  # fmt: skip
-    def test_ratio_above_one_with_one_cluster(self):
+    def test_ratio_above_one_keeps_the_heaviest(self):
+        """reassignment_ratio > 1 puts every center below ratio x max: the heaviest is
+        kept (scikit-learn 1.9 takes the minimum of an empty array there)."""
+        from arbf._drivers.minibatch import reassign_small
+
+        Xb = np.arange(40.0).reshape(20, 2)
+        C = np.full((4, 2), -1.0)
+        counts = np.array([3.0, 7.0, 1.0, 2.0])
+        C2, counts2, m = reassign_small(Xb, C, counts, np.random.default_rng(0), ratio=2.0, xp=np)
+        assert m == 3
+        np.testing.assert_array_equal(C2[1], C[1])
+        assert all(any((C2[j] == Xb).all(axis=1)) for j in (0, 2, 3))
+        np.testing.assert_array_equal(counts2, [7.0, 7.0, 7.0, 7.0])  # min of those kept
+        np.testing.assert_array_equal(counts, [3.0, 7.0, 1.0, 2.0])  # input unchanged
+
+    @pytest.mark.parametrize("k", [1, 3])
+    def test_ratio_above_one_fits(self, k):
         X, _ = _mb_data()
-        arbf.MiniBatchKMeans(1, reassignment_ratio=2.0, batch_size=20, random_state=0).fit(X)
+        km = arbf.MiniBatchKMeans(k, reassignment_ratio=2.0, batch_size=20, random_state=0)
+        km.fit(X)
+        assert np.isfinite(km.cluster_centers_).all()
+        assert km.cluster_centers_.shape == (k, 2)
 
     def test_schedule_starts_at_zero(self):
         from arbf._drivers.minibatch import Reassigner
@@ -928,3 +942,21 @@ class TestEngineBestOfAndChecks:
 
         res = lloyd(b.asarray(X), None, b.asarray(C0), xp=xp, max_iter=1, tol=0.0, project=project)
         assert_close(res.centers, C_ref, backend=b, rtol=1e-12, atol=1e-15)
+
+
+class TestWarningsPointAtTheCaller:
+    """Warnings raised deep in the library are attributed to the user's line."""
+
+    def test_init_size_and_n_init_warnings(self):
+        X, _ = _mb_data()
+        I3 = X[:3].copy()
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            line = inspect.currentframe().f_lineno  # type: ignore[union-attr]
+            arbf.MiniBatchKMeans(3, init_size=2, batch_size=10, n_init=1, random_state=0).fit(X)
+            arbf.MiniBatchKMeans(3, init=I3, n_init=3, batch_size=10).fit(X)
+            arbf.KMeans(3, init=I3, n_init=3).fit(X)
+            arbf.kmeans(X, 3, init=I3, n_init=3)
+            arbf.kmeans(np.stack([X, X]), 3, init=np.stack([I3, I3]), n_init=3)
+        got = [(r.filename, r.lineno) for r in rec if issubclass(r.category, RuntimeWarning)]
+        assert got == [(__file__, line + i) for i in range(1, 6)]

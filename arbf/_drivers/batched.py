@@ -376,7 +376,7 @@ def kmeans_batched(
     tol = check_param("tol", tol, Interval(numbers.Real, 0))
     verbose = check_param("verbose", verbose, BOOLEAN, Interval(numbers.Integral, 0))
     init = check_init(init)
-    runs = resolve_n_init(n_init, init, auto_many=10, stacklevel=5)
+    runs = resolve_n_init(n_init, init, auto_many=10)
     rngs = problem_generators(random_state, B)
     spherical = check_metric(metric) == COSINE
     mean: Array | None = None

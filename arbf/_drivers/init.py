@@ -31,6 +31,7 @@ from .._backend import (
 )
 from .._chunking import budget_mb
 from .._math import seam
+from .._messages import user_stacklevel
 from .._scaling import rescale, unscale
 from .._validation import (
     NONE,
@@ -424,9 +425,7 @@ def check_init(init: Any) -> Any:
     return init
 
 
-def resolve_n_init(
-    n_init: Any, init: Any, *, auto_many: int, name: str = "KMeans", stacklevel: int = 4
-) -> int:
+def resolve_n_init(n_init: Any, init: Any, *, auto_many: int, name: str = "KMeans") -> int:
     """Runs for ``n_init``: ``"auto"`` means ``auto_many`` for ``"random"`` and callables
     (10 for K-Means, 3 for mini-batch, as scikit-learn), else 1.  An explicit array of
     centers runs once (with scikit-learn's RuntimeWarning when more were asked for)."""
@@ -438,7 +437,7 @@ def resolve_n_init(
             "Explicit initial center position passed: performing only one init in "
             f"{name} instead of n_init={n_init}.",
             RuntimeWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
         return 1
     return int(n_init)

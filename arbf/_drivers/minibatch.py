@@ -34,7 +34,7 @@ import numpy as np
 from .._backend import Array, device_of, from_host, to_host
 from .._math import seam
 from .._math.metric import project, to_sphere
-from .._messages import emit
+from .._messages import emit, user_stacklevel
 from .._scaling import in_units, rescale, sigma_in, units, unscale
 from .engine import scale_data, tolerance
 from .init import array_init, resolve_init
@@ -50,9 +50,7 @@ __all__ = [
 ]
 
 
-def init_size_rule(
-    init_size: int | None, batch_size: int, n_clusters: int, n: int, *, stacklevel: int = 3
-) -> int:
+def init_size_rule(init_size: int | None, batch_size: int, n_clusters: int, n: int) -> int:
     """scikit-learn's number of samples for the initialisation: ``3 * batch_size`` by
     default (``batch_size`` at most ``n``), ``3 * n_clusters`` when that is smaller than
     ``n_clusters``; a given ``init_size < n_clusters`` is replaced by
@@ -66,7 +64,7 @@ def init_size_rule(
             f"init_size={init_size} should be larger than n_clusters={n_clusters}. "
             "Setting it to min(3*n_clusters, n_samples)",
             RuntimeWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )
         size = 3 * n_clusters
     else:
@@ -110,12 +108,15 @@ def reassign_small(
     lightest ones), are moved onto as many distinct samples of the batch ``Xb``, drawn
     uniformly, and their weight is set to the smallest weight of the centers kept (not 0,
     so they are not reassigned again at once).  A duplicate or dead center thus gets a
-    second chance.  Host-side on the ``k``-vector; returns ``(C, counts_h, n_moved)``
+    second chance.  The heaviest center is always kept, so the minimum exists (a
+    ``ratio > 1`` would otherwise move every center; scikit-learn 1.9 raises there).
+    Host-side on the ``k``-vector; returns ``(C, counts_h, n_moved)``
     (``C`` itself when nothing moves).
     """
     if not ratio > 0 or counts_h.size == 0:
         return C, counts_h, 0
     to = counts_h < ratio * counts_h.max()
+    to[int(np.argmax(counts_h))] = False  # the heaviest stays (only ratio > 1 reaches it)
     cap = int(0.5 * Xb.shape[0])
     if int(to.sum()) > cap:
         to[np.argsort(counts_h, kind="stable")[cap:]] = False

@@ -84,12 +84,12 @@ class _MiniBatchBase(ClusterMixin, TransformerMixin, CenterEstimator):
             "max_no_improvement": check_param(
                 "max_no_improvement", self.max_no_improvement, NONE, Interval(numbers.Integral, 0)
             ),
-            "init_size": init_size_rule(init_size, batch_size, k, n, stacklevel=5),
+            "init_size": init_size_rule(init_size, batch_size, k, n),
             "reassignment_ratio": check_param(
                 "reassignment_ratio", self.reassignment_ratio, Interval(numbers.Real, 0)
             ),
             "n_init": resolve_n_init(
-                self.n_init, self.init, auto_many=3, name=type(self).__name__, stacklevel=5
+                self.n_init, self.init, auto_many=3, name=type(self).__name__
             ),
             "verbose": check_param(
                 "verbose", self.verbose, BOOLEAN, Interval(numbers.Integral, 0)
