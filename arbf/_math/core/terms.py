@@ -90,8 +90,9 @@ def sample_terms(
     passes it as ``log_sigma`` (``sigma`` is then ignored): σ is formed as
     :math:`e^{\\log\\sigma}` with :math:`\\log\\sigma` clamped to the logarithms of the
     dtype's normal range, so neither σ nor the gradient with respect to
-    :math:`\\log\\sigma` over- or underflows (:math:`F_i` is then off by at most
-    ``smallest_normal * log k`` below that range).
+    :math:`\\log\\sigma` over- or underflows (below that range σ is
+    ``2 * smallest_normal``, so :math:`F_i` is off by at most
+    ``2 * smallest_normal * log k``).
     """
     sg = stop_gradient if stop_gradient is not None else (lambda a: a)
     inv = None
