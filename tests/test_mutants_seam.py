@@ -439,3 +439,22 @@ class TestBatchedSeam:
         got = seam.batched_soft_stats(Xi, Ci, None, sigma=2.0, kind="softmax", xp=npx)
         Xf, Cf = Xi.astype(np.float64), Ci.astype(np.float64)
         _check_soft(got, [_soft_ref(Xf[b], Cf[b], None, 2.0) for b in range(B)], np.asarray)
+
+
+# ---------------------------------------------------------------------------------------
+# small host-side decisions: the "auto" algorithm rule, the extent of sparse data
+# ---------------------------------------------------------------------------------------
+
+
+class TestHostDecisions:
+    @pytest.mark.parametrize(("max_iter", "want"), [(1, "lloyd"), (2, "lloyd"), (3, "hamerly")])
+    def test_auto_is_lloyd_for_at_most_two_iterations(self, max_iter, want):
+        """The documented rule: bounds cannot pay for their first pass in <= 2 iterations."""
+        got = seam.resolve_algorithm("auto", 10_000, 8, 16, np.float64, max_iter=max_iter)
+        assert got == want
+
+    def test_extent_skips_sparse_matrices_without_stored_entries(self):
+        npx = _npx()
+        empty = sp.csr_matrix((4, 3))
+        assert seam.extent(empty, xp=npx) == 0.0
+        assert seam.extent(empty, np.array([[1.0, -2.5]]), xp=npx) == 2.5
