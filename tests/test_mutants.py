@@ -304,6 +304,18 @@ class TestMiniBatchDriverAgainstReference:
         est.fit(dbackend.asarray(X))
         self._check(est, ref, dbackend)
 
+    def test_verbose_one_init_prints_its_inertia_like_scikit_learn(self, capsys):
+        """scikit-learn prints "Inertia for init 1/1: ..." for a single init too."""
+        from sklearn.cluster import MiniBatchKMeans as SkMB
+
+        X, _ = _mb_data()
+        lines = []
+        for cls in (arbf.MiniBatchKMeans, SkMB):
+            cls(3, n_init=1, batch_size=30, max_iter=1, random_state=0, verbose=1).fit(X)
+            out = capsys.readouterr().out.splitlines()
+            lines.append([ln.split(":")[0] for ln in out if ln.startswith("Inertia for init")])
+        assert lines[0] == lines[1] == ["Inertia for init 1/1"]
+
     def test_verbose_output_of_the_inits_and_the_tol_stop(self, capsys):
         X, w = _mb_data()
         p = dict(_MB_CASES["tol"])

@@ -248,13 +248,12 @@ def minibatch_fit(
         C = make_init()
         if cosine:
             C = to_sphere(C, xp=xp, name="init")
-        if n_init > 1:
+        J = math.inf
+        if n_init > 1 or verbose:  # scikit-learn prints the line for one init too
             J = float(to_host(seam.inertia(X_init, C, w_init, xp=xp)))
             emit(verbose, "Inertia for init %d/%d: %s", r + 1, n_init, J)
-            if J < best_J:
-                best_C, best_J = C, J
-        else:
-            best_C = C
+        if best_C is None or J < best_J:
+            best_C, best_J = C, J
     assert best_C is not None
     C = best_C
     counts = xp.zeros((n_clusters,), dtype=X.dtype, device=dev)
