@@ -79,6 +79,16 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return b
 
 
+@pytest.fixture(params=selected_backends(with_device1=True))
+def dbackend(request: pytest.FixtureRequest) -> Backend:
+    """The backend matrix plus array-api-strict's non-default ``device1`` (whenever
+    array-api-strict is selected): kills every dropped ``device=``."""
+    b = make_backend(request.param)
+    b.setup()
+    request.addfinalizer(b.teardown)
+    return b
+
+
 @pytest.fixture
 def xp(backend: Backend):
     return backend.xp

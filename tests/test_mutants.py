@@ -14,16 +14,7 @@ from scipy.special import logsumexp
 
 import arbf
 from arbf._backend import to_host
-from tests.backends import Backend, assert_close, make_backend, selected_backends
-
-
-@pytest.fixture(params=selected_backends(with_device1=True))
-def dbackend(request: pytest.FixtureRequest) -> Backend:
-    b = make_backend(request.param)
-    b.setup()
-    request.addfinalizer(b.teardown)
-    return b
-
+from tests.backends import assert_close
 
 # ---------------------------------------------------------------------------------------
 # Mini-batch driver: a line-by-line NumPy reference of scikit-learn's schedule

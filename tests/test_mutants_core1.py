@@ -15,15 +15,7 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 
 import arbf
-from tests.backends import Backend, assert_close, make_backend, selected_backends
-
-
-@pytest.fixture(params=selected_backends(with_device1=True))
-def dbackend(request: pytest.FixtureRequest) -> Backend:
-    b = make_backend(request.param)
-    b.setup()
-    request.addfinalizer(b.teardown)
-    return b
+from tests.backends import Backend, assert_close
 
 
 def _host(backend: Backend, a) -> np.ndarray:

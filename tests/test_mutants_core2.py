@@ -13,16 +13,7 @@ import pytest
 
 import arbf
 from tests import reference as ref
-from tests.backends import Backend, assert_close, make_backend, selected_backends
-
-
-@pytest.fixture(params=selected_backends(with_device1=True))
-def dbackend(request: pytest.FixtureRequest) -> Backend:
-    b = make_backend(request.param)
-    b.setup()
-    request.addfinalizer(b.teardown)
-    return b
-
+from tests.backends import assert_close
 
 # ---------------------------------------------------------------------------------------
 # core.distances

@@ -18,16 +18,8 @@ from scipy.special import logsumexp
 
 import arbf
 from arbf._backend import to_host
-from tests.backends import Backend, assert_close, make_backend, selected_backends
+from tests.backends import Backend, assert_close
 from tests.test_mutants import _mb_data, _rows_init
-
-
-@pytest.fixture(params=selected_backends(with_device1=True))
-def dbackend(request: pytest.FixtureRequest) -> Backend:
-    b = make_backend(request.param)
-    b.setup()
-    request.addfinalizer(b.teardown)
-    return b
 
 
 def _host(backend: Backend, a: Any) -> np.ndarray:

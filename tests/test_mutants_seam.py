@@ -17,17 +17,8 @@ from scipy.special import logsumexp, softmax
 import arbf
 from arbf._chunking import _TEMPORARIES, itemsize
 from arbf._math import seam
-from tests.backends import Backend, make_backend, selected_backends
 
 sp = pytest.importorskip("scipy.sparse")
-
-
-@pytest.fixture(params=selected_backends(with_device1=True))
-def dbackend(request: pytest.FixtureRequest) -> Backend:
-    b = make_backend(request.param)
-    b.setup()
-    request.addfinalizer(b.teardown)
-    return b
 
 
 def _npx() -> Any:
