@@ -26,13 +26,13 @@ __all__ = ["soft_stats"]
 class _State:
     def __init__(self, B: int, rows: int, k: int, d: int, dtype: Any, softmax: bool) -> None:
         self.GT = np.empty((k, rows), dtype=dtype)
-        self.E = np.empty((k, rows), dtype=dtype) if softmax else self.GT
+        self.XS = np.empty((rows, d + 1) if softmax else (0, 0), dtype=dtype)
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
         self.scr = np.empty((8, rows), dtype=np.float64)
         self.scr32 = np.empty((2, rows if softmax and dtype == np.float32 else 0), np.float32)
         self.s_buf = np.empty(rows if softmax else 0, dtype=np.float64)
-        self.prod = np.empty((k, d), dtype=dtype)
+        self.prod = np.empty((k, d + 1 if softmax else d), dtype=dtype)
         self.sums = np.zeros((B, k, d), dtype=np.float64)
         self.mass = np.zeros((B, k), dtype=np.float64)
         self.acc = np.zeros((B, 4), dtype=np.float64)
@@ -67,7 +67,7 @@ def soft_stats(
     w = None if sample_weight is None else np.ascontiguousarray(sample_weight)
     empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
     kernel = _soft._get_kernels()["chunk"]
-    rows, _ = chunk_plan(n, 2 * k if softmax else k, d, dtype.itemsize, working_memory)
+    rows, _ = chunk_plan(n, k, d, dtype.itemsize, working_memory)
     per = -(-n // rows)
     ks = np.full(B, k, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
     threads = max(1, min(n_threads(), B * per))
@@ -81,22 +81,18 @@ def soft_stats(
         wc = empty_w if w is None else w[b, a:e]
         kb = int(ks[b])
         GT = st.GT[:kb] if m == rows else np.empty((kb, m), dtype=dtype)
-        if not softmax:
-            E = GT
-        elif m == rows:
-            E = st.E[:kb]
-        else:
-            E = np.empty((kb, m), dtype=dtype)
         Cb = C[b, :kb]
         np.dot(Cb, Xc.T, out=GT)
         s_out = st.s_buf[:m]
         dense = kernel(
-            Xc, GT, E, Cb, c_sq[b, :kb], wc, float(scales[b]), scales32[b], softmax,
+            Xc, GT, st.XS, Cb, c_sq[b, :kb], wc, float(scales[b]), scales32[b], softmax,
             float(sig[b]), st.best, st.lab, st.scr, st.scr32, s_out, st.mass[b, :kb],
             st.sums[b, :kb], st.acc[b],
         )  # fmt: skip
         if dense:
-            st.sums[b, :kb] += np.dot(E, Xc, out=st.prod[:kb])
+            _soft.dense_sums(
+                GT, Xc, st.XS[:m], softmax, st.prod[:kb], st.sums[b, :kb], st.mass[b, :kb]
+            )
         if softmax:
             logs = np.log(s_out)
             total = float(logs.sum() if w is None else np.dot(wc, logs))

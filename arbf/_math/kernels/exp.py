@@ -17,7 +17,7 @@ import numpy as np
 
 from .runtime import lock
 
-__all__ = ["compiled"]
+__all__ = ["FASTMATH", "compiled"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that q * _LN2_HI is exact
@@ -95,15 +95,31 @@ def _exp_parts32_python(v):
 _exp_parts32: Any = None  # compiled by compiled()
 
 
-def compiled() -> tuple[Any, Any]:
-    """The compiled ``(exp_parts, exp_parts32)`` (jitted on first use)."""
-    global _exp_parts, _exp_parts32
-    if _exp_parts32 is None:
-        with lock:
-            if _exp_parts32 is None:
-                import numba
+#: The flags every user of these helpers compiles with: no reassociation, which would
+#: merge the two parts of ``ln 2``.
+FASTMATH = {"contract", "nsz", "arcp"}
 
-                exp_jit = numba.njit(nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"})
-                _exp_parts = exp_jit(_exp_parts_python)
-                _exp_parts32 = exp_jit(_exp_parts32_python)
+_inline: tuple[Any, Any] | None = None
+
+
+def compiled(*, inline: bool = False) -> tuple[Any, Any]:
+    """The compiled ``(exp_parts, exp_parts32)`` (jitted on first use).
+
+    ``inline=True``: versions that numba inlines into the calling kernel (a call per
+    element would keep the caller's loop from vectorising); the caller must itself be
+    compiled with :data:`FASTMATH` (no reassociation), whose flags the inlined code
+    takes."""
+    global _exp_parts, _exp_parts32, _inline
+    with lock:
+        if _exp_parts32 is None:
+            import numba
+
+            exp_jit = numba.njit(nogil=True, cache=True, fastmath=FASTMATH)
+            _exp_parts = exp_jit(_exp_parts_python)
+            _exp_parts32 = exp_jit(_exp_parts32_python)
+            inl = numba.njit(nogil=True, fastmath=FASTMATH, inline="always")
+            _inline = (inl(_exp_parts_python), inl(_exp_parts32_python))
+    if inline:
+        assert _inline is not None
+        return _inline
     return _exp_parts, _exp_parts32

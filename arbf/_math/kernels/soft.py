@@ -11,14 +11,17 @@ the gaps (softmax, or entmax-1.5 by its exact threshold), then
 Organisation (measured on the benchmark shapes, ``benchmarks/bench_rbf.py``): cache-sized
 chunks of rows over a few threads, as the hard kernels of :mod:`.hard`;
 per chunk one BLAS product ``C X_c^T`` into a *transposed* ``k x rows`` buffer, one
-compiled ``nogil`` kernel (numba, the ``arbf[fast]`` extra) whose loops all run along the
-rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product
-``(w r)^T X_c`` (entmax-1.5 with a small support adds its few nonzeros directly instead,
+compiled ``nogil`` kernel (numba) whose loops all run along the
+rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product:
+softmax leaves the unnormalised ``e_ij = e^{-G_ij/σ}`` in place and scales the rows
+instead, ``e^T [s x, s]`` with ``s_i = w_i / S_i`` giving the sums and the masses
+(an ``m x d`` scaling instead of a pass over the ``k x m`` responsibilities);
+entmax-1.5 takes ``(w p)^T X_c`` (with a small support it adds its few nonzeros directly instead,
 and a chunk where every entmax-1.5 row is one-hot is accumulated with the hard path's own
 arithmetic and chunking, so it equals the hard pass bit for bit).
-The exponentials are computed in the kernel by a vectorisable ``exp`` (:mod:`.exp`), so
-the kernel and the two products are the only calls per chunk and the threads rarely wait
-for the GIL.  ``Σ_i w_i log Σ_j e_ij`` for the
+The exponentials are computed by a vectorisable ``exp`` (:mod:`.exp`), inlined into a
+helper compiled without reassociation; the kernel and the two products are the only calls
+per chunk, so the threads rarely wait for the GIL.  ``Σ_i w_i log Σ_j e_ij`` for the
 softmax free energy is taken over many chunks at once with NumPy's ``log``.  Partial sums
 are float64.
 """
@@ -37,8 +40,6 @@ from .runtime import chunk_plan, lock, run_chunks
 
 __all__ = ["soft_stats"]
 
-_exp_parts: Any = None  # .exp's compiled helpers, bound here by _get_kernels
-_exp_parts32: Any = None
 _support_root: Any = None  # .entmax's compiled threshold helpers, bound by _get_kernels
 _entmax_tau: Any = None
 
@@ -123,10 +124,64 @@ _TINY32 = float(np.finfo(np.float32).tiny)
 _TINY64 = float(np.finfo(np.float64).tiny)
 
 
+def _softmax_exp_python(GT, best, scale, scale32, m, scr, scr32):
+    """Softmax exponentials of one chunk, in place: on entry ``GT`` holds the scores and
+    ``best`` their row minima; on exit ``GT[j, i] = e_ij = e^{-G_ij/σ}`` with
+    ``G_ij = GT[j, i] - best[i]`` (0 for ``-G_ij/σ`` below ``_CUT``), ``scr[1] = S_i =
+    Σ_j e_ij`` and ``scr[0] = Σ_j e_ij G_ij`` (float64).  float32 inputs take float32
+    exponentials.  Compiled without reassociation (the Cody–Waite reduction of the
+    inlined ``exp`` needs it) and with that ``exp`` inlined, so every loop vectorises;
+    nothing here reduces across rows, so reassociation would buy nothing."""
+    k = GT.shape[0]
+    ext = scr[0]
+    S = scr[1]
+    P = scr[2]
+    Bi = scr[3].view(np.int64)
+    B = scr[3]
+    P32 = scr32[0]
+    B32 = scr32[1]
+    Bi32 = B32.view(np.int32)
+    for i in range(m):
+        ext[i] = 0.0
+        S[i] = 0.0
+    for j in range(k):
+        if GT.itemsize == 4:  # float32 exponentials in float32 arithmetic
+            for i in range(m):
+                a32 = np.float32(GT[j, i] - best[i]) * scale32  # the gap: exactly 0 at the nearest
+                p32, bits32 = _exp_parts32_inline(a32)
+                # flush e^a below float32's normal range to 0 (see _CUT32)
+                P32[i] = p32 if a32 >= _CUT32 else _ZERO32
+                Bi32[i] = bits32
+            for i in range(m):
+                g = GT[j, i] - best[i]
+                e = P32[i] * B32[i]
+                GT[j, i] = e
+                e64 = np.float64(e)
+                S[i] += e64
+                ext[i] += e64 * np.float64(g)
+        else:
+            for i in range(m):
+                a64 = np.float64(GT[j, i] - best[i]) * scale
+                p, bits = _exp_parts_inline(a64)
+                P[i] = p if a64 >= _CUT64 else 0.0  # flush, as float32 above
+                Bi[i] = bits
+            for i in range(m):
+                g = GT[j, i] - best[i]
+                e = P[i] * B[i]
+                GT[j, i] = e
+                S[i] += e
+                ext[i] += e * g
+
+
+_exp_parts_inline: Any = None  # .exp's helpers for inlining, bound by _get_kernels
+_exp_parts32_inline: Any = None
+_softmax_exp: Any = None  # compiled by _get_kernels (no reassociation)
+
+
 def _chunk_python(
     X,
     GT,
-    E,
+    XS,
     C,
     c_sq,
     w,
@@ -147,11 +202,14 @@ def _chunk_python(
     chunk along the contiguous axis: every loop over ``i`` below vectorises).
 
     On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
-    of L, F and the entropy term T) and, for every center, the soft mass.  Then either
-    leaves the weighted responsibilities ``w_i r_ij`` for the caller's product with
-    ``X_c`` and returns True (softmax in ``E``, entmax-1.5 in ``GT``), or adds that
-    product to ``sums`` itself and returns False (entmax-1.5 with a small support; a
-    one-hot chunk exactly as the hard pass).  ``scale`` is ``-1/σ`` (softmax) or
+    of L, F and the entropy term T).  Softmax then leaves ``e_ij = e^{-G_ij/σ}`` in
+    ``GT`` and ``[s_i x_i, s_i]`` (``s_i = w_i / S_i``) in the first ``m`` rows of
+    ``XS`` (``m x (d+1)``) and returns True: the caller's product ``GT^T XS``
+    (:func:`dense_sums`) is the soft sums and masses, ``r_ij = s_i e_ij``.  Entmax-1.5
+    adds the soft mass itself, then either leaves the weighted probabilities
+    ``w_i p_ij`` in ``GT`` for the caller's product with ``X_c`` and returns True, or
+    adds that product to ``sums`` itself and returns False (a small support; a one-hot
+    chunk exactly as the hard pass; ``XS`` unused).  ``scale`` is ``-1/σ`` (softmax) or
     ``-1/(2σ)`` (entmax-1.5).  Softmax writes ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out``
     (the caller adds ``w_i log S_i`` to T and ``-σ w_i log S_i`` to F).
     ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
@@ -187,55 +245,21 @@ def _chunk_python(
         acc[0] += J
         acc[1] += J
         acc[2] += J
+        # e_ij = e^{-G_ij/σ} into GT, S_i = Σ_j e_ij and Σ_j e_ij G_ij (float64)
+        _softmax_exp(GT, best, scale, scale32, m, scr, scr32)
+        ext = scr[0]
         S = scr[1]
-        P = scr[2]
-        B = scr[3]
-        Bi = B.view(np.int64)
-        P32 = scr32[0]
-        B32 = scr32[1]
-        Bi32 = B32.view(np.int32)
-        for i in range(m):
-            S[i] = 0.0
-        for j in range(k):
-            if X.itemsize == 4:  # float32 exponentials in float32 arithmetic
-                for i in range(m):
-                    g = GT[j, i] - best[i]  # exactly 0 at the nearest center
-                    GT[j, i] = g
-                    a32 = np.float32(g) * scale32
-                    p32, bits32 = _exp_parts32(a32)
-                    # flush e^a below float32's normal range to 0 (see _CUT32)
-                    P32[i] = p32 if a32 >= _CUT32 else _ZERO32
-                    Bi32[i] = bits32
-                for i in range(m):
-                    E[j, i] = P32[i] * B32[i]
-                    S[i] += np.float64(E[j, i])
-            else:
-                for i in range(m):
-                    g = GT[j, i] - best[i]
-                    GT[j, i] = g
-                    a64 = np.float64(g) * scale
-                    p, bits = _exp_parts(a64)
-                    P[i] = p if a64 >= _CUT64 else 0.0  # flush, as float32 above
-                    Bi[i] = bits
-                for i in range(m):
-                    E[j, i] = P[i] * B[i]
-                    S[i] += np.float64(E[j, i])
-        tiny = _TINY32 if X.itemsize == 4 else _TINY64
-        for i in range(m):
-            s_out[i] = S[i]
-            S[i] = (np.float64(w[i]) if has_w else 1.0) / S[i]
-        for j in range(k):
-            mj = 0.0
-            for i in range(m):
-                r = np.float64(E[j, i]) * S[i]
-                r = r if r >= tiny else 0.0  # no subnormal into E (and the product)
-                E[j, i] = r
-                ext[i] += r * np.float64(GT[j, i])
-                mj += r
-            mass[j] += mj
+        # r_ij = s_i e_ij with s_i = w_i / S_i: the caller's product e^T [s x, s] gives
+        # Σ_i r_ij x_i and the soft mass Σ_i r_ij at once, so the k x m responsibilities
+        # are never normalised (an m x (d+1) scaling instead)
         L = 0.0
         for i in range(m):
-            L += ext[i]
+            s_out[i] = S[i]
+            si = (np.float64(w[i]) if has_w else 1.0) / S[i]
+            L += ext[i] * si
+            for c in range(d):
+                XS[i, c] = X[i, c] * si
+            XS[i, d] = si
         acc[0] += L
         return True
     # entmax-1.5: p_ij = [y_ij - tau_i]_+^2 with y = -G/(2σ) (max 0) and tau_i the root of
@@ -347,13 +371,13 @@ _kernels: dict[str, Any] = {}
 
 
 def _get_kernels() -> dict[str, Any]:
-    global _exp_parts, _exp_parts32, _support_root, _entmax_tau
+    global _exp_parts_inline, _exp_parts32_inline, _softmax_exp, _support_root, _entmax_tau
     global _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums, _sq_dist
     if not _kernels:
         # helpers first: the kernel resolves (and inlines) them when compiled
         _sq_dist = _hard.get_sq_dist()
         _support_root, _entmax_tau = _entmax.threshold_helpers()
-        _exp_parts, _exp_parts32 = _exp.compiled()
+        _exp_parts_inline, _exp_parts32_inline = _exp.compiled(inline=True)
         with lock:
             if not _kernels:
                 import numba
@@ -369,6 +393,9 @@ def _get_kernels() -> dict[str, Any]:
                 )
                 _onehot_sums = strict(_onehot_sums_python)
                 _sparse_sums = strict(_sparse_sums_python)
+                _softmax_exp = numba.njit(nogil=True, cache=True, fastmath=_exp.FASTMATH)(
+                    _softmax_exp_python
+                )
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
@@ -378,14 +405,16 @@ class _State:
     """One thread's buffers and float64 partial sums."""
 
     def __init__(self, rows: int, k: int, d: int, dtype: Any, s_rows: int, softmax: bool) -> None:
+        # one k x rows buffer: scores, then the exponentials (softmax) or the weighted
+        # probabilities (entmax-1.5), in place
         self.GT = np.empty((k, rows), dtype=dtype)
-        # entmax-1.5 overwrites the gaps with its scores: one k x rows buffer
-        self.E = np.empty((k, rows), dtype=dtype) if softmax else self.GT
+        # softmax: the rows scaled by s_i = w_i / S_i, and s_i (see _chunk_python)
+        self.XS = np.empty((rows, d + 1) if softmax else (0, 0), dtype=dtype)
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
         self.scr = np.empty((8, rows), dtype=np.float64)
         self.scr32 = np.empty((2, rows if softmax and dtype == np.float32 else 0), np.float32)
-        self.prod = np.empty((k, d), dtype=dtype)
+        self.prod = np.empty((k, d + 1 if softmax else d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
         self.acc = np.zeros(4, dtype=np.float64)
@@ -394,6 +423,29 @@ class _State:
         self.s_buf = np.empty(s_rows, dtype=np.float64)
         self.s_start = 0
         self.s_len = 0
+
+
+def dense_sums(
+    GT: np.ndarray,
+    Xc: np.ndarray,
+    XS: np.ndarray,
+    softmax: bool,
+    prod: np.ndarray,
+    sums: np.ndarray,
+    mass: np.ndarray,
+) -> None:
+    """The dense soft sums of a chunk the kernel left to its caller: one BLAS product.
+
+    Softmax: ``e^T [s x, s]`` (``XS`` as the kernel filled it) adds ``Σ_i r_ij x_i`` to
+    ``sums`` and ``Σ_i r_ij`` to ``mass``; entmax-1.5: ``GT`` holds the weighted
+    probabilities (their mass already added), ``GT^T X_c`` adds the sums."""
+    if softmax:
+        np.dot(GT, XS, out=prod)
+        d = sums.shape[1]
+        sums += prod[:, :d]
+        mass += prod[:, d]
+    else:
+        sums += np.dot(GT, Xc, out=prod)
 
 
 def soft_stats(
@@ -427,10 +479,9 @@ def soft_stats(
         w = np.ascontiguousarray(sample_weight)
     empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
     kernel = _get_kernels()["chunk"]
-    # softmax holds two k x rows buffers per thread: budget them as 2k columns.
-    # entmax-1.5 holds one, and chunks exactly as the hard path (a one-hot pass then
-    # reproduces the hard pass bit for bit, partial sums included)
-    rows, threads = chunk_plan(n, 2 * k if softmax else k, d, dtype.itemsize, working_memory)
+    # one k x rows buffer per thread, chunked exactly as the hard path (an entmax-1.5
+    # one-hot pass then reproduces the hard pass bit for bit, partial sums included)
+    rows, threads = chunk_plan(n, k, d, dtype.itemsize, working_memory)
     budget = budget_mb(working_memory)
     # the softmax row sums of up to 32 chunks are logged at once (<= 1/8 of the budget)
     s_chunks = int(min(32, max(1, budget * 2**20 / (64 * threads * rows))))
@@ -464,12 +515,6 @@ def soft_stats(
         wc = empty_w if w is None else w[a:b]
         # a partial last chunk gets fresh contiguous buffers
         GT = st.GT if m == rows else np.empty((k, m), dtype=dtype)
-        if not softmax:
-            E = GT
-        elif m == rows:
-            E = st.E
-        else:
-            E = np.empty((k, m), dtype=dtype)
         # np.dot rather than np.matmul: for the k x m @ m x d product matmul did not run
         # in parallel across threads (measured); dot does
         np.dot(C, Xc.T, out=GT)
@@ -482,11 +527,11 @@ def soft_stats(
             s_out = st.s_buf[st.s_len : st.s_len + m]
             st.s_len += m
         dense = kernel(
-            Xc, GT, E, C, c_sq, wc, scale, scale32, softmax, sigma, st.best, st.lab,
+            Xc, GT, st.XS, C, c_sq, wc, scale, scale32, softmax, sigma, st.best, st.lab,
             st.scr, st.scr32, s_out, st.mass, st.sums, st.acc,
         )  # fmt: skip
         if dense:
-            st.sums += np.dot(E, Xc, out=st.prod)
+            dense_sums(GT, Xc, st.XS[:m], softmax, st.prod, st.sums, st.mass)
 
     states = run_chunks(n, rows, threads, work, make_state)
     for st in states:
