@@ -207,6 +207,39 @@ def test_entmax_sparse_and_dense_sums(dtype, k, d, sigma):
     _assert_stats_close(ref, got, sigma, rtol, dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    ("sigma", "route"),
+    [(2.0, "sparse"), (16.0, "sparse"), (128.0, "dense")],  # support/row 1.05, 1.4, 5.6
+)
+def test_entmax_sum_route_by_cost_and_both_routes_match_the_reference(dtype, sigma, route):
+    # one chunk through the kernel itself: a support of <= 1.1 centers per row, or a
+    # small one where the row updates cost less than the product (the fitted cost
+    # model), is added by the kernel (returns False); a large one is left to the
+    # caller's dense product.  Either way the statistics are the reference's.
+    X, C, w = _data(dtype, n=600, d=96, k=40, seed=40)
+    m, d = X.shape
+    k = C.shape[0]
+    st = fast_soft._State(m, k, d, X.dtype, 0, False)
+    np.dot(C, X.T, out=st.GT)
+    scale = -0.5 / sigma
+    dense = fast_soft._get_kernels()["chunk"](
+        X, st.GT, st.XS, C, np.sum(C * C, axis=1), w, scale, np.float32(scale), False,
+        sigma, st.best, st.lab, st.scr, st.scr32, st.s_buf[:0], st.mass, st.sums, st.acc,
+    )  # fmt: skip
+    assert dense == (route == "dense")
+    if dense:
+        fast_soft.dense_sums(st.GT, X, st.XS, False, st.prod, st.sums, st.mass)
+    ref = _pure(X, C, w, sigma, "entmax15")
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(st.mass, np.asarray(ref.mass, dtype=np.float64), rtol=rtol)
+    scale_x = float(np.max(np.abs(np.asarray(ref.sums))))
+    np.testing.assert_allclose(
+        st.sums, np.asarray(ref.sums, dtype=np.float64), rtol=rtol, atol=rtol * scale_x
+    )
+    np.testing.assert_allclose(st.acc[2], float(ref.inertia), rtol=rtol)
+
+
 @pytest.mark.parametrize("kind", ["softmax", "entmax15"])
 def test_many_chunks_over_threads(kind):
     # many chunks per thread: the softmax log-sums are taken in several batches

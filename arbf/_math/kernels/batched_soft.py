@@ -26,13 +26,13 @@ __all__ = ["soft_stats"]
 class _State:
     def __init__(self, B: int, rows: int, k: int, d: int, dtype: Any, softmax: bool) -> None:
         self.GT = np.empty((k, rows), dtype=dtype)
-        self.XS = np.empty((rows, d + 1) if softmax else (0, 0), dtype=dtype)
+        self.XS = np.empty((rows, d) if softmax else (0, 0), dtype=dtype)
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
         self.scr = np.empty((8, rows), dtype=np.float64)
         self.scr32 = np.empty((2, rows if softmax and dtype == np.float32 else 0), np.float32)
         self.s_buf = np.empty(rows if softmax else 0, dtype=np.float64)
-        self.prod = np.empty((k, d + 1 if softmax else d), dtype=dtype)
+        self.prod = np.empty((k, d), dtype=dtype)
         self.sums = np.zeros((B, k, d), dtype=np.float64)
         self.mass = np.zeros((B, k), dtype=np.float64)
         self.acc = np.zeros((B, 4), dtype=np.float64)

@@ -14,8 +14,8 @@ per chunk one BLAS product ``C X_c^T`` into a *transposed* ``k x rows`` buffer, 
 compiled ``nogil`` kernel (numba) whose loops all run along the
 rows — so they vectorise for any ``k`` — and, for the soft sums, one BLAS product:
 softmax leaves the unnormalised ``e_ij = e^{-G_ij/σ}`` in place and scales the rows
-instead, ``e^T [s x, s]`` with ``s_i = w_i / S_i`` giving the sums and the masses
-(an ``m x d`` scaling instead of a pass over the ``k x m`` responsibilities);
+instead, ``e^T (s x)`` with ``s_i = w_i / S_i`` giving the sums (an ``m x d`` scaling
+instead of a pass that writes the ``k x m`` responsibilities);
 entmax-1.5 takes ``(w p)^T X_c`` (with a small support it adds its few nonzeros directly instead,
 and a chunk where every entmax-1.5 row is one-hot is accumulated with the hard path's own
 arithmetic and chunking, so it equals the hard pass bit for bit).
@@ -202,11 +202,11 @@ def _chunk_python(
     chunk along the contiguous axis: every loop over ``i`` below vectorises).
 
     On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
-    of L, F and the entropy term T).  Softmax then leaves ``e_ij = e^{-G_ij/σ}`` in
-    ``GT`` and ``[s_i x_i, s_i]`` (``s_i = w_i / S_i``) in the first ``m`` rows of
-    ``XS`` (``m x (d+1)``) and returns True: the caller's product ``GT^T XS``
-    (:func:`dense_sums`) is the soft sums and masses, ``r_ij = s_i e_ij``.  Entmax-1.5
-    adds the soft mass itself, then either leaves the weighted probabilities
+    of L, F and the entropy term T) and, for every center, the soft mass.  Softmax then
+    leaves ``e_ij = e^{-G_ij/σ}`` in ``GT`` and ``s_i x_i`` (``s_i = w_i / S_i``) in the
+    first ``m`` rows of ``XS`` (``m x d``) and returns True: the caller's product
+    ``GT^T XS`` (:func:`dense_sums`) is the soft sums, ``r_ij = s_i e_ij``.  Entmax-1.5
+    then either leaves the weighted probabilities
     ``w_i p_ij`` in ``GT`` for the caller's product with ``X_c`` and returns True, or
     adds that product to ``sums`` itself and returns False (a small support; a one-hot
     chunk exactly as the hard pass; ``XS`` unused).  ``scale`` is ``-1/σ`` (softmax) or
@@ -249,18 +249,25 @@ def _chunk_python(
         _softmax_exp(GT, best, scale, scale32, m, scr, scr32)
         ext = scr[0]
         S = scr[1]
-        # r_ij = s_i e_ij with s_i = w_i / S_i: the caller's product e^T [s x, s] gives
-        # Σ_i r_ij x_i and the soft mass Σ_i r_ij at once, so the k x m responsibilities
-        # are never normalised (an m x (d+1) scaling instead)
+        # r_ij = s_i e_ij with s_i = w_i / S_i: the responsibilities are never
+        # normalised in place -- the caller's product e^T (s x) gives Σ_i r_ij x_i (an
+        # m x d scaling instead of a k x m pass that writes), and the soft mass
+        # Σ_i r_ij = Σ_i e_ij s_i is one read-only pass here, in float64
+        sv = scr[2]
         L = 0.0
         for i in range(m):
             s_out[i] = S[i]
             si = (np.float64(w[i]) if has_w else 1.0) / S[i]
+            sv[i] = si
             L += ext[i] * si
             for c in range(d):
                 XS[i, c] = X[i, c] * si
-            XS[i, d] = si
         acc[0] += L
+        for j in range(k):
+            mj = 0.0
+            for i in range(m):
+                mj += np.float64(GT[j, i]) * sv[i]
+            mass[j] += mj
         return True
     # entmax-1.5: p_ij = [y_ij - tau_i]_+^2 with y = -G/(2σ) (max 0) and tau_i the root of
     # Σ_j [y_ij - tau]_+^2 = 1: Newton on that convex decreasing function from tau = -1
@@ -312,6 +319,7 @@ def _chunk_python(
         _onehot_sums(X, lab, w, m, sums, mass)
         return False
     supp = 0.0  # support sizes, summed
+    n_multi = 0.0  # rows with more than one center in their support
     for i in range(m):
         # the first sweep's root; every y outside is <= -1
         tq = _support_root(cnt[i], s1[i], s2[i])
@@ -324,13 +332,23 @@ def _chunk_python(
         ent[i] = 0.0
         n_sup[i] = n_in
         supp += n_in
+        n_multi += 1.0 if n_in > 1.0 else 0.0
     # the soft sums: row by row over the nonzeros, in the hard pass's order and rounding
     # (so the few rows with a second center barely perturb an otherwise hard pass), when
-    # the support is small -- at most 1.1 centers per row on average, or cheaper than
-    # the dense product by rough cycle counts (a scan plus a short row update per
-    # nonzero, against BLAS speed); else the caller's dense product
-    scan_cost = k * m + supp * (d / 8.0 + 4.0)
-    sparse = supp <= 1.1 * m or scan_cost < k * m * d * X.itemsize / 128.0
+    # the support is small -- at most 1.1 centers per row on average -- or when that is
+    # cheaper than the caller's dense product by a cost model fitted to both routes'
+    # measured times (ns; 60 shapes, d 8-256, k 8-1024, both dtypes:
+    # benchmarks/calibrate_soft_routes.py): a row visit, a scan of the k entries of a
+    # row with several centers, an update of d sums per nonzero, against BLAS's flops
+    # and its passes over the k x m and m x d operands
+    kmd = float(k) * m * d
+    if X.itemsize == 4:
+        sparse_ns = 6.8 * m + 1.1 * n_multi * k + 0.14 * supp * d
+        dense_ns = 0.010 * kmd + 0.11 * m * (k + d)
+    else:
+        sparse_ns = 3.3 * m + 1.4 * n_multi * k + 0.14 * supp * d
+        dense_ns = 0.022 * kmd + 0.15 * m * (k + d)
+    sparse = supp <= 1.1 * m or sparse_ns < dense_ns
     to_gap = 1.0 / scale  # G = -2σ y
     for j in range(k):
         mj = 0.0
@@ -408,13 +426,13 @@ class _State:
         # one k x rows buffer: scores, then the exponentials (softmax) or the weighted
         # probabilities (entmax-1.5), in place
         self.GT = np.empty((k, rows), dtype=dtype)
-        # softmax: the rows scaled by s_i = w_i / S_i, and s_i (see _chunk_python)
-        self.XS = np.empty((rows, d + 1) if softmax else (0, 0), dtype=dtype)
+        # softmax: the rows scaled by s_i = w_i / S_i (see _chunk_python)
+        self.XS = np.empty((rows, d) if softmax else (0, 0), dtype=dtype)
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
         self.scr = np.empty((8, rows), dtype=np.float64)
         self.scr32 = np.empty((2, rows if softmax and dtype == np.float32 else 0), np.float32)
-        self.prod = np.empty((k, d + 1 if softmax else d), dtype=dtype)
+        self.prod = np.empty((k, d), dtype=dtype)
         self.sums = np.zeros((k, d), dtype=np.float64)
         self.mass = np.zeros(k, dtype=np.float64)
         self.acc = np.zeros(4, dtype=np.float64)
@@ -436,16 +454,10 @@ def dense_sums(
 ) -> None:
     """The dense soft sums of a chunk the kernel left to its caller: one BLAS product.
 
-    Softmax: ``e^T [s x, s]`` (``XS`` as the kernel filled it) adds ``Σ_i r_ij x_i`` to
-    ``sums`` and ``Σ_i r_ij`` to ``mass``; entmax-1.5: ``GT`` holds the weighted
-    probabilities (their mass already added), ``GT^T X_c`` adds the sums."""
-    if softmax:
-        np.dot(GT, XS, out=prod)
-        d = sums.shape[1]
-        sums += prod[:, :d]
-        mass += prod[:, d]
-    else:
-        sums += np.dot(GT, Xc, out=prod)
+    Softmax: ``e^T (s x)`` (``XS`` as the kernel filled it) adds ``Σ_i r_ij x_i`` to
+    ``sums``; entmax-1.5: ``GT`` holds the weighted probabilities, ``GT^T X_c`` adds the
+    sums.  The kernel has added the masses."""
+    sums += np.dot(GT, XS if softmax else Xc, out=prod)
 
 
 def soft_stats(
