@@ -108,6 +108,22 @@ class TestEveryRouteIsTheReference:
         got = seam.entmax15(X, xp=xp)
         _close(backend, got, core_e.entmax15(X, xp=xp), dtype)
 
+    def test_extent_mean_rows_is_the_extent_and_the_means(self, backend, dtype):
+        # one sweep on the host route, the two functions elsewhere: the extent is
+        # seam.extent's value (max |a| over X and the others), the means mean_rows'
+        X, C, _ = _data(backend, dtype)
+        xp = backend.xp
+        ext, mean = seam.extent_mean_rows(X, C, xp=xp)
+        Xh = backend.to_numpy(X).astype(np.float64)
+        Ch = backend.to_numpy(C).astype(np.float64)
+        assert ext == max(np.abs(Xh).max(), np.abs(Ch).max()) == seam.extent(X, C, xp=xp)
+        if mean is not None:
+            assert seam.route(X)[0] == seam.HOST
+            np.testing.assert_array_equal(
+                backend.to_numpy(mean), backend.to_numpy(seam.mean_rows(X, xp=xp))
+            )
+            _close(backend, mean, Xh.mean(axis=0), dtype)
+
     def test_nearest_labels_and_utilities(self, backend, dtype):
         X, C, w = _data(backend, dtype)
         xp = backend.xp
@@ -215,3 +231,40 @@ class TestSchedulesAndPartitions:
         assert not same_clustering(a, np.array([0, 0, 0, 1, 1]))  # a merge
         assert not same_clustering(np.array([0, 1, 1]), np.array([0, 0, 1]))
         assert same_clustering(np.array([3, 3]), np.array([0, 0]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("n", "d"), [(1, 1), (7, 3), (70_000, 5), (9_000, 40)])
+def test_host_extent_mean_rows_over_threads(dtype, n, d):
+    # many chunks over the worker threads: the extent is exact, the means float64 sums
+    # of each column (within a few float64 rounding steps of the exact mean, then
+    # rounded to the dtype) and the same bits for one and two threads
+    from arbf._math.kernels import hard
+
+    rng = np.random.default_rng(n + d)
+    X = (rng.normal(size=(n, d)) * 3 - 2).astype(dtype)
+    X[n // 2, d // 2] = 1e3 if n > 1 else X[0, 0]
+    with arbf.config_context(n_threads=2):
+        ext2, mean2 = hard.extent_mean_rows(X)
+    with arbf.config_context(n_threads=1):
+        ext1, mean1 = hard.extent_mean_rows(X)
+        only = hard.mean_rows(X)
+    exact = np.mean(X.astype(np.longdouble), axis=0)
+    assert ext2 == ext1 == float(np.abs(X).max())
+    np.testing.assert_array_equal(mean2, mean1)
+    np.testing.assert_array_equal(only, mean1)
+    assert mean1.dtype == X.dtype
+    err = np.abs(mean1.astype(np.longdouble) - exact)
+    # the rounding to the dtype, plus n float64 rounding steps of the running sum
+    bound = np.spacing(np.abs(mean1)).astype(np.longdouble) + n * 2.0**-52 * np.abs(X).max()
+    assert np.all(err <= bound)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_host_extent_mean_rows_propagates_non_finite(bad):
+    from arbf._math.kernels import hard
+
+    X = np.ones((50_000, 3))
+    X[31_337, 1] = bad
+    ext, _ = hard.extent_mean_rows(X)
+    assert np.isnan(ext) if np.isnan(bad) else ext == np.inf

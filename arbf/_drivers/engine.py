@@ -66,7 +66,11 @@ def center(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
 
 
 def scale_data(
-    X: Array, *others: Array | None, xp: ModuleType, finite_check: str | None = None
+    X: Array,
+    *others: Array | None,
+    xp: ModuleType,
+    finite_check: str | None = None,
+    ext: float | None = None,
 ) -> float:
     """The power of two that data ``X`` (and ``others``: centers, an initialisation in
     the same units) are divided by before any distance is formed
@@ -77,8 +81,10 @@ def scale_data(
     check): the extent is the check -- ``max`` and ``min`` propagate NaN and inf, so a
     finite extent proves every entry finite, and a non-finite one runs
     :func:`arbf._validation.check_finite` for its error (one pass over ``X`` saved).
+    ``ext``: that extent, where the caller already has it.
     """
-    ext = seam.extent(X, *others, xp=xp)
+    if ext is None:
+        ext = seam.extent(X, *others, xp=xp)
     if finite_check is not None and not math.isfinite(ext):
         check_finite(X, finite_check, xp)
     return scale_for(ext, X.dtype, xp=xp)
@@ -139,11 +145,19 @@ def prepare(
     chunk, :func:`arbf._math.seam.lazily_centred`): ordinary data are not copied at all,
     ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract.
     ``finite_check``: as in :func:`scale_data`."""
-    scale = scale_data(X, *others, xp=xp, finite_check=finite_check)
+    host_mean = None
+    if lazy:  # the extent and the means in one sweep (the host route)
+        ext, host_mean = seam.extent_mean_rows(X, *others, xp=xp)
+    else:
+        ext = seam.extent(X, *others, xp=xp)
+    scale = scale_data(X, *others, xp=xp, finite_check=finite_check, ext=ext)
     Xs = rescale(X, scale)
     tol_abs = tolerance(Xs, tol, xp=xp)
     if lazy and scale == 1.0 and not is_sparse(Xs):
-        (mean,) = materialize(seam.mean_rows(Xs, xp=xp), xp=xp)
+        if host_mean is None:
+            (mean,) = materialize(seam.mean_rows(Xs, xp=xp), xp=xp)
+        else:
+            mean = host_mean
         return Prepared(Xs, mean, scale, tol_abs, offset=mean)
     if scale == 1.0 or is_sparse(Xs):
         mean, Xc = center(Xs, xp=xp)

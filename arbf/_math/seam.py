@@ -450,6 +450,22 @@ def extent(*arrays: Array | None, xp: ModuleType) -> float:
     return float(np.max(to_host(stacked).astype(np.float64)))
 
 
+def extent_mean_rows(*arrays: Array | None, xp: ModuleType) -> tuple[float, Array | None]:
+    """``(extent(*arrays), mean_rows(arrays[0]))`` with the first array's two sweeps
+    fused into one threaded sweep where it takes the host route
+    (:func:`arbf._math.kernels.hard.extent_mean_rows`; the same values); elsewhere the
+    extent alone and ``None`` for the means (the caller computes them if it needs them).
+    """
+    X, *others = arrays
+    r, v = route(X) if X is not None else (PURE, None)
+    if r != HOST or v is None or 0 in v[0].shape:
+        return extent(*arrays, xp=xp), None
+    ext, mean = _hard.extent_mean_rows(v[0])
+    if any(a is not None for a in others):
+        ext = float(np.max(np.array([ext, extent(*others, xp=xp)])))  # NaN propagates
+    return ext, like_view(mean, X)
+
+
 def mean_rows(X: Array, *, xp: ModuleType) -> Array:
     """Column means of ``X`` in its dtype: :func:`arbf._math.core.distances.mean_rows`."""
     r, v = route(X)
