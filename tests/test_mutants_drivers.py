@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import warnings
 from typing import Any
 
@@ -939,6 +940,12 @@ class TestEngineBestOfAndChecks:
 class TestWarningsPointAtTheCaller:
     """Warnings raised deep in the library are attributed to the user's line."""
 
+    # Under mutmut every library function is called through a trampoline that lives in
+    # mutmut's package, so the first frame outside arbf is mutmut's, not the test's: the
+    # attribution cannot be checked there (and `_messages.py` is not mutated).
+    @pytest.mark.skipif(
+        "MUTANT_UNDER_TEST" in os.environ, reason="mutmut's trampoline frames sit between"
+    )
     def test_init_size_and_n_init_warnings(self):
         X, _ = _mb_data()
         I3 = X[:3].copy()
