@@ -51,6 +51,22 @@ def _wide_rows(dtype: str) -> np.ndarray:
     return np.array([[0.0, -3.0, -3.0, -0.5], [1.0, -big, 2.0, -big]], dtype=dtype)
 
 
+def _float32_on_jax_without_x64(fn, z: np.ndarray) -> np.ndarray:
+    """``fn(z, xp=...)`` on a float32 JAX array with 64-bit mode off and warnings as
+    errors (JAX warns when asked for int64 there); asserts a float32 result and returns
+    it as float64 NumPy.  Skips unless JAX is selected."""
+    skip_unless_selected("jax")
+    jax = pytest.importorskip("jax")
+    import array_api_compat as aac
+
+    with jax.enable_x64(False), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zj = jax.numpy.asarray(z)
+        out = fn(zj, xp=aac.array_namespace(zj))
+        assert out.dtype == jax.numpy.float32
+        return np.asarray(out, dtype=np.float64)
+
+
 class TestEntmax15SqrtNoFloatingPointWarnings:
     """``entmax15_sqrt`` (``u = sqrt(entmax15(z))``) raises no floating-point warning:
     the sort-based statistics clamp the radicand of every candidate τ at 0 (a candidate
@@ -77,21 +93,11 @@ class TestEntmax15SqrtNoFloatingPointWarnings:
     def test_jax_without_x64(self):
         """On JAX without x64 the support size is counted in the namespace's indexing
         dtype (int32), so no int64 is requested (JAX would warn and truncate it)."""
-        skip_unless_selected("jax")
-        jax = pytest.importorskip("jax")
-        import array_api_compat as aac
-
         from arbf._math.core.entmax import entmax15_sqrt
 
         z = _wide_rows("float32")
-        ref = np.sqrt(_entmax15_ref(z))
-        with jax.enable_x64(False), warnings.catch_warnings():
-            warnings.simplefilter("error")
-            zj = jax.numpy.asarray(z)
-            u = entmax15_sqrt(zj, xp=aac.array_namespace(zj))
-            assert u.dtype == jax.numpy.float32
-            got = np.asarray(u, dtype=np.float64)
-        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-6)
+        got = _float32_on_jax_without_x64(entmax15_sqrt, z)
+        np.testing.assert_allclose(got, np.sqrt(_entmax15_ref(z)), rtol=0, atol=2e-6)
 
 
 class TestSparsemaxJaxWithoutX64:
@@ -111,19 +117,10 @@ class TestSparsemaxJaxWithoutX64:
         return np.maximum(z - tau, 0.0)
 
     def test_jax_without_x64(self):
-        skip_unless_selected("jax")
-        jax = pytest.importorskip("jax")
-        import array_api_compat as aac
-
         from arbf._math.core.entmax import sparsemax
 
         z = np.array([[0.0, -0.5, 1.0], [0.2, 0.1, -3.0]], dtype=np.float32)
-        with jax.enable_x64(False), warnings.catch_warnings():
-            warnings.simplefilter("error")
-            zj = jax.numpy.asarray(z)
-            p = sparsemax(zj, xp=aac.array_namespace(zj))
-            assert p.dtype == jax.numpy.float32
-            got = np.asarray(p, dtype=np.float64)
+        got = _float32_on_jax_without_x64(sparsemax, z)
         np.testing.assert_allclose(got, self._sparsemax_ref(z), rtol=0, atol=2e-7)
 
 
