@@ -12,7 +12,14 @@ lowest index), exact ``||x_i - c_{l_i}||^2`` for the inertia -- organised for a 
   vectorised along the rows of the transposed buffer), the exact distance and the
   weighted accumulation into per-thread partial sums;
 - partial sums, weights and inertia accumulated in float64 whatever the input dtype, so
-  float32 results agree with a float64 reference to about ``1e-6`` relative.
+  float32 results agree with a float64 reference to about ``1e-6`` relative;
+- float64 passes with many centers (``k >=`` :data:`CERTIFIED_MIN_K`) take the product in
+  float32 -- half the time of BLAS's float64 product -- and keep each row's float32
+  argmin only where the gap to the runner-up exceeds twice a rigorous bound on the
+  difference between the float32 and the float64 scores; the few other rows are
+  recomputed by the float64 product, so the labels, sums and inertia are the plain
+  float64 pass's, bit for bit (tested on exact and near ties, offsets, overflow and
+  underflow).
 
 Nothing here writes into its inputs.
 """
@@ -59,6 +66,20 @@ def _sq_dist_python(X, C, i, j):
 _sq_dist: Any = None  # the compiled _sq_dist_python, set by get_sq_dist
 
 
+def _cast_sq_norms_python(X, x32, sq):
+    """``x32 = float32(X)`` and ``sq_i = ||x_i||^2`` (float64) in one read of the rows
+    (compiled with reassociation, as :func:`_sq_dist_python`: only a bound is made of
+    ``sq``)."""
+    m, d = X.shape
+    for i in range(m):
+        s = 0.0
+        for c in range(d):
+            v = X[i, c]
+            x32[i, c] = np.float32(v)
+            s += v * v
+        sq[i] = s
+
+
 def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, do_sums):
     """Fused argmin, exact distance and weighted accumulation for one chunk (compiled).
 
@@ -70,9 +91,6 @@ def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, 
     ``c_sq - 2.0 * G`` (doubling is exact), so labels agree, ties to the lowest index.
     """
     k, m = GT.shape
-    d = X.shape[1]
-    has_w = w.shape[0] > 0
-    want_min = min_sq.shape[0] > 0
     c0 = c_sq[0]
     for i in range(m):
         g = GT[0, i]
@@ -87,6 +105,17 @@ def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, 
             lt = v < b
             best[i] = v if lt else b
             labels[i] = j if lt else labels[i]
+    _accumulate(X, C, w, labels, min_sq, sums, wsum, inertia, do_sums)
+
+
+def _accumulate_python(X, C, w, labels, min_sq, sums, wsum, inertia, do_sums):
+    """The exact distances ``||x_i - c_{l_i}||^2`` (into ``min_sq`` if it has length
+    ``m``) and the weighted float64 accumulation of one chunk into this thread's partial
+    sums, row by row (compiled; shared by :func:`_chunk_python` and the certified
+    float64 pass, so equal labels give equal bits)."""
+    m, d = X.shape
+    has_w = w.shape[0] > 0
+    want_min = min_sq.shape[0] > 0
     tot = 0.0
     for i in range(m):
         lab = labels[i]
@@ -100,6 +129,56 @@ def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, 
             for c in range(d):
                 sums[lab, c] += wi * np.float64(X[i, c])
     inertia[0] += tot
+
+
+_accumulate: Any = None  # the compiled _accumulate_python, set by _get_kernels
+
+
+def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best, second, fail):
+    """Labels of one float64 chunk from float32 scores, each certified or flagged.
+
+    ``GT`` holds ``C32 @ X32_c.T`` (float32 copies of the float64 rows and centers),
+    ``sq`` the rows' squared norms (float64, :func:`_cast_sq_norms_python`) and
+    ``c_sq32`` the centers' float64 squared norms rounded to float32; the scores
+    ``c_sq32[j] - (g + g)`` are formed in float32, with the argmin (ties to the lowest
+    index) and the runner-up (``best`` and ``second``: float32 scratch).  Every float32
+    score lies within ``B_i = rel ||x_i|| max_j ||c_j|| + csq_term + abs_term (1 + ||x_i||
+    + max_j ||c_j||)`` of the float64
+    score the plain pass computes (see :func:`_certified_bound_terms`), so a gap
+    ``runner-up - best > 2 B_i`` proves that the float64 argmin is the same center:
+    ``fail[i]`` is 0 there and 1 where the gap is smaller (the caller recomputes those
+    rows in float64).  Rows whose norm times ``cmax`` is not below ``2**100`` (the float32
+    scores could overflow) are flagged too.  Returns the number flagged.
+    """
+    k, m = GT.shape
+    c0 = c_sq32[0]
+    inf = np.float32(np.inf)
+    for i in range(m):
+        g = GT[0, i]
+        best[i] = c0 - (g + g)
+        second[i] = inf
+        labels[i] = 0
+    for j in range(1, k):
+        cj = c_sq32[j]
+        for i in range(m):
+            g = GT[j, i]
+            v = cj - (g + g)
+            b = best[i]
+            s = second[i]
+            lt = v < b
+            hi = b if lt else v  # max(v, b): the new runner-up is min(s, max(v, b))
+            second[i] = hi if hi < s else s
+            best[i] = v if lt else b
+            labels[i] = j if lt else labels[i]
+    flagged = 0
+    for i in range(m):
+        xn = math.sqrt(sq[i]) * 1.0009765625  # ≥ ||x_i|| (rounding: ≤ d ulp)
+        bound = rel * xn * cmax + csq_term + abs_term * (1.0 + xn + cmax)
+        gap = np.float64(second[i] - best[i])  # float32 difference: ≤ (1 + 2**-24) x true
+        ok = xn * cmax < 2.0**100 and gap > 2.0 * bound
+        fail[i] = 0 if ok else 1
+        flagged += 0 if ok else 1
+    return flagged
 
 
 def _labelled_python(X, C, w, labels, inertia):
@@ -162,6 +241,12 @@ def _get_kernels() -> dict[str, Any]:
                 # no fast-math (given explicitly: a callee that leaves it unset inherits
                 # its caller's flags); the distance helper alone reassociates
                 strict = numba.njit(nogil=True, cache=True, fastmath=False)
+                global _accumulate
+                _kernels["cast_sq_norms"] = numba.njit(
+                    nogil=True, cache=True, fastmath={"reassoc", "contract"}
+                )(_cast_sq_norms_python)
+                _accumulate = strict(_accumulate_python)
+                _kernels["certify"] = strict(_certify_python)
                 _kernels["labelled"] = strict(_labelled_python)
                 _kernels["pairwise"] = strict(_pairwise_python)
                 _kernels["column_var"] = strict(_column_var_python)
@@ -185,9 +270,16 @@ class _State:
         x_contig: bool,
         scores: bool = True,
         shift: np.ndarray | None = None,
+        certified: bool = False,
     ) -> None:
-        self.GT = np.empty((k, rows if scores else 0), dtype=dtype)
+        # the certified float64 pass keeps float32 scores and rows, and a runner-up
+        self.GT = np.empty((k, rows if scores else 0), dtype=np.float32 if certified else dtype)
         self.best = np.empty(rows if scores else 0, dtype=dtype)
+        self.best32 = np.empty(rows if certified else 0, dtype=np.float32)
+        self.second = np.empty(rows if certified else 0, dtype=np.float32)
+        self.sq = np.empty(rows if certified else 0, dtype=np.float64)
+        self.fail = np.empty(rows if certified else 0, dtype=np.uint8)
+        self.x32 = np.empty((rows if certified else 0, d), dtype=np.float32)
         self.shift = shift
         copy = shift is not None or not x_contig
         self.xbuf = np.empty((rows, d), dtype=dtype) if copy else None
@@ -219,6 +311,102 @@ def _weights(sample_weight: np.ndarray | None) -> np.ndarray | None:
         return None
     w = np.ascontiguousarray(sample_weight)
     return w if w.dtype in (np.float32, np.float64) else w.astype(np.float64)
+
+
+#: Whether float64 hard passes compute their scores in float32 and certify each label
+#: (:func:`_certify_python`); rows without a certificate are recomputed in float64, so
+#: the labels are those of the plain float64 pass.  Tests switch it off to compare.
+CERTIFIED_FLOAT64: bool = True
+
+#: The fewest centers for which the certified pass is used: it reads the float64 rows
+#: once more (to round them to float32), a memory-bound pass that the halved product
+#: repays only where the product is long per row (measured, docs/benchmarks.md: 0.7-0.8
+#: of the plain pass at k = 256, 300; 0.9-1.05 at k = 16, 64).
+CERTIFIED_MIN_K: int = 128
+
+
+def _certified_bound_terms(d: int, c_sq: np.ndarray) -> tuple[float, float, float] | None:
+    """``(cmax, rel, csq_term)`` of the bound of :func:`_certify_python`, or ``None``
+    where the certified pass does not apply (switched off, ``d`` too large, centers too
+    large or not finite).
+
+    With ``u = 2**-24`` (float32), ``v = 2**-53`` (float64), ``γ_n(u) = n u / (1 - n u)``
+    and ``T = Σ_c |c_jc| |x_ic| ≤ ||x_i|| ||c_j||``: the float32 product of the rounded
+    rows and centers is within ``e32 T`` of ``c_j · x_i``, ``e32 = γ_d(u)(1 + u)^2 + 2u +
+    u^2`` (any summation order, fused or not); BLAS's float64 product within ``e64 T``,
+    ``e64 = γ_d(v)``.  The plain pass's score ``c_sq_j - 2 g`` adds at most
+    ``v (c_sq_j + 2 |g|)`` to it; the float32 score (``c_sq_j`` rounded to float32, then
+    one float32 subtraction) at most ``u c_sq_j + u (c_sq_j (1 + u) + 2 |g|)``.  With
+    ``|g| ≤ 1.1 T`` the two scores differ by at most
+    ``2 (e32 + e64) T + 2.2 (u + v) T + (2.1 u + v) c_sq_j``, taken with 1 % to spare;
+    underflow adds the absolute term of :func:`_certify_python`.
+    """
+    if not CERTIFIED_FLOAT64 or d >= 2**20 or c_sq.shape[0] < CERTIFIED_MIN_K:
+        return None
+    csq_max = float(np.max(c_sq)) if c_sq.size else 0.0
+    if not math.isfinite(csq_max) or csq_max >= 2.0**100:
+        return None
+    cmax = math.sqrt(csq_max) * 1.0009765625
+    u, v = 2.0**-24, 2.0**-53
+    e32 = d * u / (1 - d * u) * (1 + u) ** 2 + 2 * u + u * u
+    e64 = d * v / (1 - d * v)
+    rel = (2 * (e32 + e64) + 2.2 * (u + v)) * 1.01
+    return cmax, rel, (2.1 * u + v) * csq_max * 1.01
+
+
+def _certified_work(
+    X: np.ndarray,
+    C: np.ndarray,
+    c_sq: np.ndarray,
+    terms: tuple[float, float, float],
+    w: np.ndarray | None,
+    labels: np.ndarray,
+    min_sq: np.ndarray | None,
+    rows: int,
+    do_sums: bool,
+    empty_w: np.ndarray,
+    empty_min: np.ndarray,
+) -> Any:
+    """The chunk work of the certified float64 pass (see :data:`CERTIFIED_FLOAT64`):
+    float32 product and certified argmin, the flagged rows' scores by BLAS's float64
+    product (as the plain pass computes them), then the plain pass's accumulation."""
+    n, k = X.shape[0], C.shape[0]
+    kernels = _get_kernels()
+    certify = kernels["certify"]
+    cast_sq_norms = kernels["cast_sq_norms"]
+    abs_term = X.shape[1] * 2.0**-140  # underflow (subnormal float32): see _certify_python
+    C32 = C.astype(np.float32)
+    c_sq32 = c_sq.astype(np.float32)
+    cmax, rel, csq_term = terms
+
+    def work(a: int, st: _State) -> None:
+        b = min(a + rows, n)
+        Xc = st.rows_of(X, a, b)
+        x32 = st.x32[: b - a]
+        cast_sq_norms(Xc, x32, st.sq)
+        GT = st.GT if b - a == rows else np.empty((k, b - a), dtype=np.float32)
+        np.dot(C32, x32.T, out=GT)
+        lab = labels[a:b]
+        flagged = certify(
+            st.sq, GT, c_sq32, cmax, rel, csq_term, abs_term, lab, st.best32, st.second, st.fail
+        )  # fmt: skip
+        if flagged:
+            idx = np.flatnonzero(st.fail[: b - a])
+            G = np.dot(C, Xc[idx].T)
+            lab[idx] = np.argmin(c_sq[:, None] - (G + G), axis=0)
+        _accumulate(
+            Xc,
+            C,
+            empty_w if w is None else w[a:b],
+            lab,
+            empty_min if min_sq is None else min_sq[a:b],
+            st.sums,
+            st.wsum,
+            st.inertia_arr,
+            do_sums,
+        )
+
+    return work
 
 
 def _pass(
@@ -270,9 +458,15 @@ def _pass(
         )
 
     sh = _shift_of(X, shift)
+    terms = _certified_bound_terms(d, c_sq) if dtype == np.float64 else None
+    if terms is not None:
+        work = _certified_work(
+            X, C, c_sq, terms, w, labels, min_sq, rows, do_sums, empty_w, empty_min
+        )
     states = run_chunks(
-        n, rows, threads, work, lambda: _State(rows, k, d, dtype, x_contig, shift=sh)
-    )
+        n, rows, threads, work, lambda: _State(rows, k, d, dtype, x_contig, shift=sh,
+                                               certified=terms is not None)
+    )  # fmt: skip
     sums = states[0].sums
     wsum = states[0].wsum
     inertia = 0.0
