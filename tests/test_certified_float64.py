@@ -82,6 +82,11 @@ def _cases():
     yield "float32 zero", X, X[:3].copy()
     X, C = _near_tie_rows(rng, 3000, 32, 1e-7)
     yield "near ties", X, C
+    # a row beyond float32's range against tiny centers (||x|| max||c|| = 1e30 < 2**100):
+    # in float32 the first center scores -inf and the second NaN (inf * 0), but the
+    # second is float64's argmin (<x, c_1> = 1e29 against 1e-5)
+    X = np.array([[1e39, 1e38], [1.0, 2.0]])
+    yield "float32 inf times 0", X, np.array([[1e-44, 0.0], [0.0, 1e-9]])
     X = rng.standard_normal((6000, 64))
     yield "k=300", X, X[rng.choice(6000, 300, replace=False)] + 0.01
 

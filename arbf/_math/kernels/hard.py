@@ -147,8 +147,10 @@ def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best,
     score the plain pass computes (see :func:`_certified_bound_terms`), so a gap
     ``runner-up - best > 2 B_i`` proves that the float64 argmin is the same center:
     ``fail[i]`` is 0 there and 1 where the gap is smaller (the caller recomputes those
-    rows in float64).  Rows whose norm times ``cmax`` is not below ``2**100`` (the float32
-    scores could overflow) are flagged too.  Returns the number flagged.
+    rows in float64).  Rows whose norm is not below ``2**120`` (an entry could round to
+    an infinite float32, and ``inf * 0`` make a score NaN, which the argmin skips) or
+    whose norm times ``cmax`` is not below ``2**100`` (the float32 scores could
+    overflow) are flagged too.  Returns the number flagged.
     """
     k, m = GT.shape
     c0 = c_sq32[0]
@@ -175,7 +177,8 @@ def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best,
         xn = math.sqrt(sq[i]) * 1.0009765625  # ≥ ||x_i|| (rounding: ≤ d ulp)
         bound = rel * xn * cmax + csq_term + abs_term * (1.0 + xn + cmax)
         gap = np.float64(second[i] - best[i])  # float32 difference: ≤ (1 + 2**-24) x true
-        ok = xn * cmax < 2.0**100 and gap > 2.0 * bound
+        # float32 rows finite (no inf * 0 = NaN score) and products below the range
+        ok = xn < 2.0**120 and xn * cmax < 2.0**100 and gap > 2.0 * bound
         fail[i] = 0 if ok else 1
         flagged += 0 if ok else 1
     return flagged
@@ -385,7 +388,8 @@ def _certified_work(
         x32 = st.x32[: b - a]
         cast_sq_norms(Xc, x32, st.sq)
         GT = st.GT if b - a == rows else np.empty((k, b - a), dtype=np.float32)
-        np.dot(C32, x32.T, out=GT)
+        with np.errstate(over="ignore", invalid="ignore"):  # such rows are flagged
+            np.dot(C32, x32.T, out=GT)
         lab = labels[a:b]
         flagged = certify(
             st.sq, GT, c_sq32, cmax, rel, csq_term, abs_term, lab, st.best32, st.second, st.fail
