@@ -114,3 +114,64 @@ class TestFreeEnergyAtExtremes:
         assert soft.free_energy_at(3.0, 2.0, sigma=0.25, scale=1.0) == 2.5
         assert soft.free_energy_at(3.0, 0.0, sigma=0.25, scale=4.0) == 48.0
         assert soft.free_energy_at(3.0, 2.0, sigma=0.25, scale=4.0) == 47.5
+
+
+class TestMeanRowsWithoutFloat64:
+    """``mean_rows`` sums float32 in float64 only where the backend has float64: on JAX
+    without 64-bit mode it takes the float32 mean, with no warning (JAX warns when asked
+    for float64 there).  The reference: NumPy's float64 mean, to float32 rounding."""
+
+    def test_float32_on_jax_without_x64(self):
+        from arbf._math.core.distances import mean_rows
+        from tests.test_mutants_core3 import _float32_on_jax_without_x64
+
+        X = np.random.default_rng(2).standard_normal((300, 4)).astype(np.float32)
+        got = _float32_on_jax_without_x64(mean_rows, X)
+        np.testing.assert_allclose(got, X.astype(np.float64).mean(axis=0), rtol=0, atol=1e-6)
+
+
+class TestDistancesEdges:
+    """``core.distances`` where the suite's inputs did not reach: a single center, a call
+    without precomputed norms, a namespace without ``clip``, and the clamp at 0 of the
+    expanded squared distances.  The references are NumPy loops."""
+
+    def test_min_margin_single_center_keeps_the_dtype(self):
+        from arbf._math.core.distances import min_margin
+
+        X = np.ones((4, 2), dtype=np.float32)
+        got = min_margin(X, X[:1], xp=np)
+        assert got.dtype == np.float32 and np.isinf(got)
+
+    def test_nearest_without_precomputed_norms(self):
+        from arbf._math.core.distances import nearest
+
+        rng = np.random.default_rng(8)
+        X, C = rng.standard_normal((50, 3)), rng.standard_normal((6, 3))
+        want = np.argmin(((X[:, None, :] - C[None, :, :]) ** 2).sum(-1), axis=1)
+        np.testing.assert_array_equal(nearest(X, C, xp=np), want)
+
+    def test_sq_distances_never_negative(self):
+        from arbf._math.core.distances import sq_distances
+
+        rng = np.random.default_rng(9)
+        X = 1e4 + rng.standard_normal((400, 3))
+        D = sq_distances(X, X[:40], xp=np)
+        raw = (X * X).sum(1)[:, None] + (X[:40] * X[:40]).sum(1)[None, :] - 2 * X @ X[:40].T
+        assert raw.min() < 0  # the expansion cancels below 0 here
+        assert D.min() >= 0
+        ref = ((X[:, None, :] - X[None, :40, :]) ** 2).sum(-1)
+        np.testing.assert_allclose(D, ref, atol=1e-7 * 1e8)
+
+    def test_sq_distances_on_a_namespace_without_clip(self):
+        import types
+
+        from arbf._math.core.distances import sq_distances
+
+        no_clip = types.SimpleNamespace(
+            **{n: getattr(np, n) for n in dir(np) if not n.startswith("_") and n != "clip"}
+        )
+        rng = np.random.default_rng(10)
+        X = 1e4 + rng.standard_normal((100, 3))
+        got = sq_distances(X, X[:7], xp=no_clip)
+        np.testing.assert_array_equal(got, sq_distances(X, X[:7], xp=np))
+        assert got.dtype == X.dtype and got.min() >= 0

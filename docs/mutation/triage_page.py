@@ -38,11 +38,11 @@ commit's test selection; `mutmut show <name>` in a run directory prints the chan
 later test selection covers more lines of `core/monotone.py`, so mutmut numbers some of
 its mutants differently on later commits: the triage of the survivors of the third stop
 was done on 6ca6bea's numbering and mapped back, mutant by mutant, by the mutated
-function's text.)  The survivors of the complete run of six modules on 9dfd96f
-(`core/soft.py`, `core/responsibilities.py`, `core/matching.py`, `core/segments.py`,
-`core/updates.py`, `fixed_point.py`; `triage_head1.tsv`) carry that run's numbers, which
-are f670887's: those modules did not change in between, and mutmut made as many mutants
-of each.  This page is written by `python docs/mutation/triage_page.py`.
+function's text.)  The survivors of the complete runs of seven modules on 9dfd96f
+(`core/distances.py`, `core/soft.py`, `core/responsibilities.py`, `core/matching.py`,
+`core/segments.py`, `core/updates.py`, `fixed_point.py`; `triage_head1.tsv`) carry that
+run's numbers, which are f670887's: those modules did not change in between, and mutmut
+made as many mutants of each.  This page is written by `python docs/mutation/triage_page.py`.
 """
 
 
