@@ -249,21 +249,32 @@ def from_host(a: np.ndarray, *, xp: ModuleType, device: Any = None, dtype: Any =
         out = da.from_array(a, chunks=a.shape or ())
         return out if dtype is None else xp.astype(out, dtype)
     if is_strict(xp) or is_jax(xp) or is_torch(xp) or is_cupy(xp) or is_numpy(xp):
-        out = xp.asarray(a, device=device) if device is not None else xp.asarray(a)
-        return out if dtype is None else xp.astype(out, dtype)
+        # converted on the way in: a float64 host array reaches a device without float64
+        # (array-api-strict's "no_float64", MPS) already in the dtype asked for
+        kw = {} if dtype is None else {"dtype": dtype}
+        return xp.asarray(a, device=device, **kw) if device is not None else xp.asarray(a, **kw)
     out = xp.asarray(a)
     return out if dtype is None else xp.astype(out, dtype)
 
 
 def has_float64(xp: ModuleType, device: Any = None) -> bool:
-    """Whether ``xp`` can hold float64 on ``device`` (JAX without x64 cannot; MPS cannot)."""
+    """Whether ``xp`` can hold float64 on ``device`` (JAX without x64 cannot; MPS cannot;
+    elsewhere the namespace's ``__array_namespace_info__().dtypes(device=...)`` says)."""
     if is_jax(xp):
         import jax
 
         return bool(jax.config.read("jax_enable_x64"))
-    if is_torch(xp) and device is not None and getattr(device, "type", "") == "mps":
-        return False
-    return True
+    if device is None:
+        return True
+    if is_torch(xp):
+        return getattr(device, "type", "") != "mps"
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:
+        return True
+    try:  # the standard's per-device dtype table (array-api-strict's "no_float64")
+        return "float64" in info().dtypes(device=device, kind="real floating")
+    except (TypeError, ValueError):  # a namespace whose table does not know the device
+        return True
 
 
 def working_dtype(xp: ModuleType, dtype: Any, device: Any = None) -> Any:

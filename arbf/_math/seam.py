@@ -444,7 +444,7 @@ def extent(*arrays: Array | None, xp: ModuleType) -> float:
         return float("nan")
     if not arrs:
         return 0.0
-    parts = [xp.astype(p, xp.float64 if has_float64(xp) else p.dtype) for a in arrs
+    parts = [xp.astype(p, xp.float64 if has_float64(xp, device_of(p)) else p.dtype) for a in arrs
              for p in (xp.max(a), -xp.min(a))]  # fmt: skip
     (stacked,) = materialize(xp.stack(parts), xp=xp)
     return float(np.max(to_host(stacked).astype(np.float64)))
