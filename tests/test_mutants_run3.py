@@ -1,0 +1,169 @@
+"""Tests written to kill survivors of the complete mutation run of ``_math/seam.py``,
+``_drivers/engine.py`` and ``_math/core/monotone.py`` on 9dfd96f (docs/testing.md,
+"Mutation testing").  Values are checked against an independent reference: plain NumPy
+or a closed form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arbf._math import seam
+from arbf._math.kernels import runtime as kernel_runtime
+
+
+class TestLabelledDistancesWideBlocks:
+    """Above ``PAIRWISE_BLOCK`` features the host route evaluates NumPy's expression over
+    blocks of ``CACHE_BYTES // (d * itemsize)`` rows: every row must be reached when the
+    rows outnumber both the block and the features."""
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    @pytest.mark.parametrize("shifted", [False, True])
+    def test_every_block_against_numpy(self, dtype, shifted, monkeypatch):
+        rng = np.random.default_rng(7)
+        n, d, k = 300, 129, 5
+        X = rng.standard_normal((n, d)).astype(dtype)
+        C = rng.standard_normal((k, d)).astype(dtype)
+        labels = rng.integers(0, k, n)
+        shift = X.mean(axis=0) if shifted else None
+        itemsize = np.dtype(dtype).itemsize
+        monkeypatch.setattr(kernel_runtime, "CACHE_BYTES", 10 * d * itemsize)  # 10 rows
+        got = np.asarray(seam.labelled_sq_distances(X, C, labels, xp=np, shift=shift))
+        Xr = X.astype(np.float64) - (0.0 if shift is None else shift.astype(np.float64))
+        want = ((Xr - C.astype(np.float64)[labels]) ** 2).sum(axis=1)
+        assert got.shape == (n,)
+        assert got.dtype == np.dtype(dtype)
+        rtol = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(got, want, rtol=rtol)
+
+
+class TestSparsePrincipalAxisStart:
+    """The sparse route switches from the eigendecomposition to power iteration at the
+    dense route's ``EIGH_MAX_FEATURES`` and starts from ``v0``: above it the axis keeps
+    ``v0``'s side (the component along the top eigenvector never changes sign), and λ is
+    the top eigenvalue of the centred Gram matrix."""
+
+    def test_power_iteration_from_v0_above_the_threshold(self, monkeypatch):
+        import scipy.sparse as sp
+
+        from arbf._math.core import spectral
+
+        monkeypatch.setattr(spectral, "EIGH_MAX_FEATURES", 4)
+        rng = np.random.default_rng(11)
+        n, d = 50, 12
+        u = rng.normal(size=d)
+        u /= np.linalg.norm(u)
+        X = rng.normal(size=(n, 1)) * 5.0 * u + 0.1 * rng.normal(size=(n, d))
+        X[rng.random((n, d)) < 0.2] = 0.0
+        Xc = X - X.mean(0)
+        lam_ref = float(np.linalg.eigvalsh(Xc @ Xc.T / n)[-1])
+        for sign in (1.0, -1.0):
+            v0 = sign * u + 0.05 * rng.normal(size=d)
+            lam, v = seam.principal_axis(sp.csr_matrix(X), None, xp=np, v0=v0)
+            assert lam == pytest.approx(lam_ref, rel=1e-8)
+            assert float(v @ v0) > 0
+            assert abs(float(v @ u)) > 0.99
+
+
+class TestFinishPassesTheAlgorithm:
+    """The annealers' hand-over runs the assignment method it is given (RBFKMeans'
+    ``algorithm``), not the engine's default."""
+
+    @pytest.mark.parametrize("algorithm", ["lloyd", "elkan", "hamerly", "yinyang"])
+    def test_the_stepper_sees_the_algorithm(self, algorithm, monkeypatch):
+        from arbf._drivers import engine
+
+        seen: list[str] = []
+        real = seam.lloyd_stepper
+
+        def spy(*args, **kwargs):
+            seen.append(kwargs["algorithm"])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(seam, "lloyd_stepper", spy)
+        rng = np.random.default_rng(6)
+        X = np.concatenate([rng.normal(m, 1.0, (15, 2)) for m in (0.0, 5.0, 10.0)])
+        prep = engine.prepare(X, xp=np)
+        _, km = engine.finish(
+            prep, prep.from_data(X[[0, 1, 2]]), None, xp=np, working_memory=None,
+            algorithm=algorithm,
+        )  # fmt: skip
+        assert seen == [algorithm]
+        assert km.converged is True
+
+
+class TestExtentMeanRows:
+    """``seam.extent_mean_rows``: the fused host sweep where the host route takes the
+    data, ``(extent, None)`` elsewhere and for empty data (the kernel is never handed an
+    empty array), and the extent over the other arrays too."""
+
+    @pytest.mark.parametrize("shape", [(0, 3), (4, 0)])
+    def test_empty_data(self, shape):
+        assert seam.extent_mean_rows(np.empty(shape), xp=np) == (0.0, None)
+
+    def test_other_routes_return_the_extent_alone(self):
+        import array_api_strict as xps
+        import scipy.sparse as sp
+
+        X = np.array([[1.0, -4.0], [0.5, 2.0]])
+        assert seam.extent_mean_rows(sp.csr_matrix(X), xp=np) == (4.0, None)
+        assert seam.extent_mean_rows(xps.asarray(X), xp=xps) == (4.0, None)
+        assert seam.extent_mean_rows(None, X, xp=np) == (4.0, None)  # None skipped, as extent
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    @pytest.mark.parametrize("shape", [(1, 5), (7, 1), (300, 6)])
+    def test_means_are_mean_rows_to_the_bit(self, dtype, shape):
+        rng = np.random.default_rng(9)
+        X = (rng.standard_normal(shape) * 3.0 + 1.0).astype(dtype)
+        ext, mean = seam.extent_mean_rows(X, xp=np)
+        assert ext == float(np.abs(X).max())
+        assert mean.dtype == X.dtype
+        np.testing.assert_array_equal(mean, np.asarray(seam.mean_rows(X, xp=np)))
+
+    def test_values_against_numpy(self):
+        rng = np.random.default_rng(3)
+        X = rng.standard_normal((50, 4))
+        C = np.full((2, 4), -7.5)
+        ext, mean = seam.extent_mean_rows(X, xp=np)
+        assert ext == np.abs(X).max()
+        np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-14)
+        ext, mean = seam.extent_mean_rows(X, C, xp=np)
+        assert ext == 7.5
+        np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-14)
+
+
+E_RADIUS = "existence (E): the ball's radius underflows"
+
+
+class TestSoftmaxCertificateThetas:
+    """``softmax_certificate`` over a θ grid: a θ at which nothing can be certified is
+    skipped, not the end of the search; a refusal reports the last θ tried and NaN
+    temperatures."""
+
+    X = np.array([[-14.0], [-6.0], [-4.0], [4.0], [6.0], [14.0]])
+    C = np.array([[-10.0], [0.0], [10.0]])
+
+    def test_an_infeasible_theta_first(self):
+        from arbf._math.core.monotone import Geometry, softmax_certificate
+
+        geo = Geometry(self.X, self.C, np.ones(6))
+        # at θ = 1e-300 the ball's radius sqrt(4 R² + θ Δ_min) - 2 R is 0 at every t
+        assert softmax_certificate(geo, thetas=(1e-300,)).reason == E_RADIUS
+        want = softmax_certificate(geo, thetas=(0.5,))
+        got = softmax_certificate(geo, thetas=(1e-300, 0.5))
+        assert want.reason is None and 0 < want.sigma0 < 10.0
+        assert got == want
+
+    def test_refusal_fields(self):
+        import math
+
+        from arbf._math.core.monotone import Geometry, softmax_certificate
+
+        cert = softmax_certificate(Geometry(self.X, self.C, np.ones(6)), thetas=(1e-300, 2e-300))
+        assert math.isnan(cert.sigma0) and math.isnan(cert.sigma0_single)
+        assert cert.theta == 2e-300 and cert.n_pieces == 0
+        for v in (cert.eps0, cert.eps1, cert.contraction, cert.rate_constant):
+            assert isinstance(v, float) and math.isnan(v)
+        assert cert.certified == () and cert.dominated_by == ()
+        assert cert.reason == E_RADIUS
