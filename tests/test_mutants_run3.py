@@ -167,3 +167,82 @@ class TestSoftmaxCertificateThetas:
             assert isinstance(v, float) and math.isnan(v)
         assert cert.certified == () and cert.dominated_by == ()
         assert cert.reason == E_RADIUS
+
+
+class TestFixedPointDefect:
+    """The three refusals of ``fixed_point_defect``, each with its exact text: no sample
+    of positive weight, an empty cell (one sample of positive weight and two centers),
+    and the index (in the input's numbering, zero weights counted) of a sample on a
+    bisector."""
+
+    X = np.array([[9.0], [-2.0], [0.0], [2.0]])
+    C = np.array([[-1.0], [1.0]])
+
+    @pytest.mark.parametrize(
+        ("w", "want"),
+        [
+            ([0.0, 0.0, 0.0, 0.0], "no sample has a positive weight"),
+            ([0.0, 1.0, 0.0, 0.0], "cluster 1 has no sample of positive weight (an empty cell)"),
+            (
+                [0.0, 1.0, 1.0, 1.0],
+                "sample 2 is equidistant from its two nearest centers (Delta_min = 0): "
+                "the fixed point is degenerate",
+            ),
+            ([0.0, 1.0, 0.0, 1.0], None),
+        ],
+    )
+    def test_reasons(self, w, want):
+        from arbf._math.core.monotone import Geometry, fixed_point_defect
+
+        assert fixed_point_defect(Geometry(self.X, self.C, np.array(w))) == want
+
+    def test_no_sample_of_positive_weight(self):
+        import math
+
+        from arbf._math.core.monotone import Geometry
+
+        geo = Geometry(self.X, self.C, np.zeros(4))
+        assert geo.n == 0 and geo.R == 0.0 and math.isnan(geo.delta_min)
+        assert geo.N.tolist() == [0.0, 0.0]
+
+
+class TestHostRouteShapes:
+    """The host kernels index ``C`` by ``X``'s columns: centers of another width (or not
+    2-D) take the reference route, whose array library refuses the shapes."""
+
+    def test_route(self):
+        X = np.ones((5, 3))
+        assert seam.route(X, np.ones((2, 3)))[0] == seam.HOST
+        assert seam.route(X, np.ones((2, 4)))[0] == seam.PURE
+        assert seam.route(X, np.ones((2, 2)))[0] == seam.PURE
+        assert seam.route(X, np.ones((2, 3, 1)))[0] == seam.PURE
+        assert seam.route(X, np.ones((2, 3), dtype=np.float32))[0] == seam.PURE
+
+    def test_a_wider_center_is_refused(self):
+        with pytest.raises(ValueError):
+            seam.pairwise_distances(np.ones((5, 3)), np.ones((2, 4)), xp=np)
+
+
+class TestSafeNorm:
+    """``safe_norm``: the Euclidean norm in float64 whatever the input's dtype, along one
+    axis (a single row keeps its axis), and without underflow at 1e-200."""
+
+    def test_float32_input_is_computed_in_float64(self):
+        a = np.random.default_rng(2).standard_normal((4, 7)).astype(np.float32) * 3
+        from arbf._math.core.monotone import safe_norm
+
+        got = safe_norm(a)
+        assert got.dtype == np.float64 and got.shape == (4,)
+        want = np.sqrt((a.astype(np.float64) ** 2).sum(axis=1))
+        np.testing.assert_allclose(got, want, rtol=4e-16)
+
+    @pytest.mark.parametrize(("shape", "axis", "out"), [((1, 3), -1, (1,)), ((3, 1), 0, (1,)),
+                                                        ((1, 1), -1, (1,)), ((3,), -1, ())])  # fmt: skip
+    def test_shapes(self, shape, axis, out):
+        from arbf._math.core.monotone import safe_norm
+
+        a = np.full(shape, 1e-200)
+        got = safe_norm(a, axis=axis)
+        assert got.shape == out
+        n = a.shape[axis]
+        np.testing.assert_allclose(got, np.full(out, 1e-200 * np.sqrt(n)), rtol=1e-15)
