@@ -246,3 +246,58 @@ class TestSafeNorm:
         assert got.shape == out
         n = a.shape[axis]
         np.testing.assert_allclose(got, np.full(out, 1e-200 * np.sqrt(n)), rtol=1e-15)
+
+
+class TestGeometryPairs:
+    """The pairs ``S_j`` of Lemma P, rebuilt by loops from their definition: every
+    sample ``i`` outside cell ``j`` once (rate ``δ_ij = D_ij - D_il_i``, vector
+    ``x_i - c_j``, incoming), every sample of cell ``j`` once per other center ``m``
+    (rate ``δ_im``, vector ``-(x_i - c_j)``, outgoing); zero-weight samples dropped."""
+
+    def test_against_loops(self):
+        from arbf._math.core.monotone import Geometry
+
+        rng = np.random.default_rng(8)
+        X = rng.normal(size=(13, 2)) * 3.0
+        C = rng.normal(size=(3, 2)) * 3.0
+        w = rng.uniform(0.5, 2.0, 13)
+        w[[2, 7]] = 0.0
+        geo = Geometry(X, C, w)
+        keep = np.flatnonzero(w > 0)
+        Xk, wk = X[keep], w[keep]
+        D = ((Xk[:, None, :] - C[None]) ** 2).sum(-1)
+        lab = D.argmin(1)
+        for j in range(3):
+            want = []
+            for i in range(len(Xk)):
+                if lab[i] != j:
+                    want.append((i, D[i, j] - D[i, lab[i]], *(Xk[i] - C[j]), wk[i], False))
+                else:
+                    for m in range(3):
+                        if m != j:
+                            want.append((i, D[i, m] - D[i, j], *(C[j] - Xk[i]), wk[i], True))
+            P = geo.pairs[j]
+            assert P.out.dtype == np.bool_
+            got = [
+                (int(P.idx[s]), P.rate[s], *P.vec[s], P.w[s], bool(P.out[s]))
+                for s in range(len(P.idx))
+            ]
+            assert len(got) == len(want)
+            for g, h in zip(sorted(got), sorted(want), strict=True):
+                assert g[0] == h[0] and g[-1] == h[-1]
+                np.testing.assert_allclose(g[1:-1], h[1:-1], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(P.norm, np.linalg.norm(P.vec, axis=1), rtol=1e-15)
+
+
+class TestLazilyCentred:
+    """The host kernels centre ``X`` chunk by chunk where they can take ``X`` and the
+    weights: float weights of ``X``'s length; not integer weights or another length."""
+
+    def test_weights_decide(self):
+        X = np.ones((6, 2))
+        assert seam.lazily_centred(X) is True
+        assert seam.lazily_centred(X, np.ones(6)) is True
+        assert seam.lazily_centred(X, np.ones(6, dtype=np.float32)) is True
+        assert seam.lazily_centred(X, np.ones(6, dtype=np.int64)) is False
+        assert seam.lazily_centred(X, np.ones(5)) is False
+        assert seam.lazily_centred(X.astype(np.int64)) is False
