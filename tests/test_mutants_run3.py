@@ -301,3 +301,24 @@ class TestLazilyCentred:
         assert seam.lazily_centred(X, np.ones(6, dtype=np.int64)) is False
         assert seam.lazily_centred(X, np.ones(5)) is False
         assert seam.lazily_centred(X.astype(np.int64)) is False
+
+
+class TestBestOfTies:
+    """``best_of`` keeps the first run when a later one reaches exactly the same inertia
+    with another partition (scikit-learn's strict ``<``): the four corners of a square,
+    split top/bottom by the first init and left/right by the second, both with inertia
+    4 exactly."""
+
+    def test_the_first_of_equal_inertias(self):
+        from arbf._drivers.engine import best_of, prepare
+
+        X = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
+        inits = [np.array([[0.0, -1.0], [0.0, 1.0]]), np.array([[-1.0, 0.0], [1.0, 0.0]])]
+        prep = prepare(X, xp=np)
+        it = iter(inits)
+        res = best_of(
+            prep.X, None, lambda: prep.from_data(next(it)), 2, xp=np, max_iter=300, tol=0.0
+        )
+        assert res.n_init_inertia == [4.0, 4.0]
+        np.testing.assert_array_equal(np.asarray(res.labels), [0, 0, 1, 1])
+        np.testing.assert_array_equal(np.asarray(prep.to_data(res.centers)), inits[0])
