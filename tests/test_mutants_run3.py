@@ -322,3 +322,30 @@ class TestBestOfTies:
         assert res.n_init_inertia == [4.0, 4.0]
         np.testing.assert_array_equal(np.asarray(res.labels), [0, 0, 1, 1])
         np.testing.assert_array_equal(np.asarray(prep.to_data(res.centers)), inits[0])
+
+
+class TestPrepareExtent:
+    """``prepare`` rescales by the extent of the data *and* of ``others`` (centers or an
+    initialisation in the same units), on the lazy (host, fused sweep) and the eager path:
+    small data with centers at 2**300, and data at 2**300 alone, both give the power of
+    two ``scale_for`` of the largest modulus; the lazy path's offset is the data's mean."""
+
+    @pytest.mark.parametrize("lazy", [False, True])
+    def test_scale(self, lazy):
+        from arbf._drivers.engine import prepare
+        from arbf._scaling import scale_for
+
+        want = scale_for(2.0**300, np.dtype(np.float64), xp=np)
+        assert want != 1.0
+        X = np.arange(10.0).reshape(5, 2)
+        p = prepare(X, xp=np, others=(np.full((2, 2), -(2.0**300)),), lazy=lazy)
+        assert p.scale == want
+        p = prepare(X * 2.0**300, xp=np, lazy=lazy)  # extent 9 * 2**300
+        want = scale_for(9.0 * 2.0**300, np.dtype(np.float64), xp=np)
+        assert p.scale == want
+        np.testing.assert_allclose(np.asarray(p.mean), X.mean(axis=0) * 2.0**300 / want)
+        p = prepare(X, xp=np, lazy=lazy)
+        assert p.scale == 1.0
+        if lazy:
+            assert p.X is X
+            np.testing.assert_array_equal(np.asarray(p.offset), X.mean(axis=0))
