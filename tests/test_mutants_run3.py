@@ -349,3 +349,18 @@ class TestPrepareExtent:
         if lazy:
             assert p.X is X
             np.testing.assert_array_equal(np.asarray(p.offset), X.mean(axis=0))
+
+    def test_sparse_data_beyond_the_range_stay_sparse_and_uncentred(self):
+        """Sparse data are rescaled but never centred (a centred copy would be dense):
+        mean 0, the stored entries divided by the power of two."""
+        import scipy.sparse as sp
+
+        from arbf._drivers.engine import prepare
+        from arbf._scaling import scale_for
+
+        X = np.arange(10.0).reshape(5, 2)
+        p = prepare(sp.csr_matrix(X * 2.0**300), xp=np)
+        want = scale_for(9.0 * 2.0**300, np.dtype(np.float64), xp=np)
+        assert sp.issparse(p.X) and p.scale == want and p.offset is None
+        np.testing.assert_array_equal(np.asarray(p.mean), [0.0, 0.0])
+        np.testing.assert_allclose(p.X.toarray(), X * 2.0**300 / want, rtol=1e-15)
