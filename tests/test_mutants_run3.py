@@ -364,3 +364,33 @@ class TestPrepareExtent:
         assert sp.issparse(p.X) and p.scale == want and p.offset is None
         np.testing.assert_array_equal(np.asarray(p.mean), [0.0, 0.0])
         np.testing.assert_allclose(p.X.toarray(), X * 2.0**300 / want, rtol=1e-15)
+
+
+class TestSeamRefusesAnInvalidBudget:
+    """On the reference route (array-api-strict) the seam hands ``working_memory`` to the
+    core, which refuses an invalid budget; a valid one gives the closed form."""
+
+    MSG = r"^working_memory must be a positive number of MiB or 'auto', got "
+
+    def _args(self):
+        import array_api_strict as xps
+
+        X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [7.0, 0.0]])
+        C = np.array([[0.0, 0.0], [6.0, 0.0]])
+        return xps, xps.asarray(X), xps.asarray(C), xps.asarray(np.array([0, 0, 1, 1]))
+
+    def test_labelled_inertia(self):
+        xps, X, C, labels = self._args()
+        got = seam.labelled_inertia(X, C, labels, None, xp=xps, working_memory=1e-6)
+        assert float(got) == 3.0  # 0 + 1 + 1 + 1
+        for bad in (0, -1.0, "lots"):
+            with pytest.raises(ValueError, match=self.MSG):
+                seam.labelled_inertia(X, C, labels, None, xp=xps, working_memory=bad)
+
+    def test_min_margin(self):
+        xps, X, C, _ = self._args()
+        # margins D2 - D1: 36, 24, 24, 48 (squared distances)
+        assert float(seam.min_margin(X, C, xp=xps, working_memory=1e-6)) == 24.0
+        for bad in (0, -1.0, "lots"):
+            with pytest.raises(ValueError, match=self.MSG):
+                seam.min_margin(X, C, xp=xps, working_memory=bad)
