@@ -71,7 +71,7 @@ class TestFinishPassesTheAlgorithm:
     ``algorithm``), not the engine's default."""
 
     @pytest.mark.parametrize("algorithm", ["lloyd", "elkan", "hamerly", "yinyang"])
-    def test_the_stepper_sees_the_algorithm(self, algorithm, monkeypatch):
+    def test_the_stepper_sees_the_algorithm(self, algorithm, monkeypatch, capsys):
         from arbf._drivers import engine
 
         seen: list[str] = []
@@ -91,6 +91,28 @@ class TestFinishPassesTheAlgorithm:
         )  # fmt: skip
         assert seen == [algorithm]
         assert km.converged is True
+        assert capsys.readouterr().out == ""  # the hand-over is silent
+
+
+class TestLloydVerbose:
+    """``lloyd`` is silent by default; with ``verbose`` each line prints the iteration's
+    inertia as the history holds it (times ``inertia_scale``, 1 by default)."""
+
+    def test_lines(self, capsys):
+        from arbf._drivers import engine
+
+        rng = np.random.default_rng(6)
+        X = np.concatenate([rng.normal(m, 1.0, (15, 2)) for m in (0.0, 5.0, 10.0)])
+        engine.lloyd(X, None, X[[0, 1, 2]], xp=np, max_iter=300, tol=0.0)
+        assert capsys.readouterr().out == ""
+        for scale in (None, 0.5):
+            kw = {} if scale is None else {"inertia_scale": scale}
+            km = engine.lloyd(X, None, X[[0, 1, 2]], xp=np, max_iter=300, tol=0.0,
+                              verbose=True, **kw)  # fmt: skip
+            lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Iter")]
+            printed = [float(ln.split("inertia ")[1].rstrip(".")) for ln in lines]
+            want = km.history["inertia"] * (1.0 if scale is None else scale)
+            np.testing.assert_allclose(printed, want, rtol=1e-12)
 
 
 class TestExtentMeanRows:
