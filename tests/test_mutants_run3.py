@@ -68,17 +68,17 @@ class TestSparsePrincipalAxisStart:
 
 class TestFinishPassesTheAlgorithm:
     """The annealers' hand-over runs the assignment method it is given (RBFKMeans'
-    ``algorithm``), not the engine's default."""
+    ``algorithm``), not the engine's default, with its iteration budget (300)."""
 
     @pytest.mark.parametrize("algorithm", ["lloyd", "elkan", "hamerly", "yinyang"])
     def test_the_stepper_sees_the_algorithm(self, algorithm, monkeypatch, capsys):
         from arbf._drivers import engine
 
-        seen: list[str] = []
+        seen: list[tuple[str, int]] = []
         real = seam.lloyd_stepper
 
         def spy(*args, **kwargs):
-            seen.append(kwargs["algorithm"])
+            seen.append((kwargs["algorithm"], kwargs["max_iter"]))
             return real(*args, **kwargs)
 
         monkeypatch.setattr(seam, "lloyd_stepper", spy)
@@ -89,7 +89,7 @@ class TestFinishPassesTheAlgorithm:
             prep, prep.from_data(X[[0, 1, 2]]), None, xp=np, working_memory=None,
             algorithm=algorithm,
         )  # fmt: skip
-        assert seen == [algorithm]
+        assert seen == [(algorithm, 300)]  # the budget decides "auto"'s choice too
         assert km.converged is True
         assert capsys.readouterr().out == ""  # the hand-over is silent
 
