@@ -74,11 +74,11 @@ class TestFinishPassesTheAlgorithm:
     def test_the_stepper_sees_the_algorithm(self, algorithm, monkeypatch, capsys):
         from arbf._drivers import engine
 
-        seen: list[tuple[str, int]] = []
+        seen: list[tuple[str, int, int]] = []
         real = seam.lloyd_stepper
 
         def spy(*args, **kwargs):
-            seen.append((kwargs["algorithm"], kwargs["max_iter"]))
+            seen.append((kwargs["algorithm"], kwargs["max_iter"], kwargs["n_clusters"]))
             return real(*args, **kwargs)
 
         monkeypatch.setattr(seam, "lloyd_stepper", spy)
@@ -89,7 +89,7 @@ class TestFinishPassesTheAlgorithm:
             prep, prep.from_data(X[[0, 1, 2]]), None, xp=np, working_memory=None,
             algorithm=algorithm,
         )  # fmt: skip
-        assert seen == [(algorithm, 300)]  # the budget decides "auto"'s choice too
+        assert seen == [(algorithm, 300, 3)]  # budget and k decide "auto"'s choice too
         assert km.converged is True
         assert capsys.readouterr().out == ""  # the hand-over is silent
 
@@ -113,6 +113,14 @@ class TestLloydVerbose:
             printed = [float(ln.split("inertia ")[1].rstrip(".")) for ln in lines]
             want = km.history["inertia"] * (1.0 if scale is None else scale)
             np.testing.assert_allclose(printed, want, rtol=1e-12)
+
+    def test_not_converged_within_the_budget(self):
+        from arbf._drivers import engine
+
+        rng = np.random.default_rng(6)
+        X = np.concatenate([rng.normal(m, 1.0, (15, 2)) for m in (0.0, 5.0, 10.0)])
+        km = engine.lloyd(X, None, X[[0, 1, 2]], xp=np, max_iter=1, tol=0.0)
+        assert km.converged is False and km.n_iter == 1
 
 
 class TestExtentMeanRows:

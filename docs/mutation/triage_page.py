@@ -42,7 +42,16 @@ function's text.)  The survivors of the complete runs of seven modules on 9dfd96
 (`core/distances.py`, `core/soft.py`, `core/responsibilities.py`, `core/matching.py`,
 `core/segments.py`, `core/updates.py`, `fixed_point.py`; `triage_head1.tsv`) carry that
 run's numbers, which are f670887's: those modules did not change in between, and mutmut
-made as many mutants of each.  This page is written by `python docs/mutation/triage_page.py`.
+made as many mutants of each.  The complete runs of `_drivers/engine.py`, `_math/seam.py`
+and `core/monotone.py` on 9dfd96f number their mutants differently from f670887 (those
+modules changed, or the test selection covers more of their lines): a seam or monotone
+survivor whose mutated function is, text for text, a mutant already decided on f670887
+keeps that verdict under its f670887 name (matched by the function's body against a tree
+mutmut generated on f670887; `results_9dfd96f_engine_seam_monotone.tsv` gives, for every
+survivor, the name its verdict is filed under); the others, and every survivor of the
+engine (no f670887 tree of it was at hand), are listed with their 9dfd96f number and the
+suffix `@9dfd96f` (`triage_head2.tsv`).  This page is written by
+`python docs/mutation/triage_page.py`.
 """
 
 
@@ -52,6 +61,7 @@ def _module(name: str) -> str:
 
 def _order(row: tuple[str, str, str]) -> tuple[str, int]:
     function, _, number = row[0].rpartition("__mutmut_")
+    number = number.split("@")[0]  # "12@9dfd96f": numbered on that commit
     return function, int(number) if number.isdigit() else -1
 
 
