@@ -114,6 +114,27 @@ class TestLloydVerbose:
             want = km.history["inertia"] * (1.0 if scale is None else scale)
             np.testing.assert_allclose(printed, want, rtol=1e-12)
 
+    @pytest.mark.parametrize(
+        ("namespace", "algorithm"),
+        [("numpy", "lloyd"), ("numpy", "elkan"), ("numpy", "hamerly"), ("strict", "lloyd")],
+    )
+    def test_strict_convergence_is_reported(self, namespace, algorithm, capsys):
+        """Labels unchanged from one iteration to the next end the run with scikit-learn's
+        "strict convergence" line, whether the labels are compared on the host, counted
+        by a bound method, or compared on the device (array-api-strict)."""
+        import array_api_strict as xps
+
+        from arbf._drivers import engine
+
+        xp = np if namespace == "numpy" else xps
+        rng = np.random.default_rng(6)
+        X = np.concatenate([rng.normal(m, 1.0, (15, 2)) for m in (0.0, 5.0, 10.0)])
+        km = engine.lloyd(xp.asarray(X), None, xp.asarray(X[[0, 1, 2]]), xp=xp,
+                          max_iter=300, tol=1e-300, verbose=True, algorithm=algorithm)  # fmt: skip
+        out = capsys.readouterr().out.splitlines()
+        assert km.converged is True and km.n_iter >= 2
+        assert out[-1] == f"Converged at iteration {km.n_iter - 1}: strict convergence."
+
     def test_not_converged_within_the_budget(self):
         from arbf._drivers import engine
 
