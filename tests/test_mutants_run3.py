@@ -135,6 +135,25 @@ class TestLloydVerbose:
         assert km.converged is True and km.n_iter >= 2
         assert out[-1] == f"Converged at iteration {km.n_iter - 1}: strict convergence."
 
+    def test_a_shift_equal_to_tol_converges(self):
+        """scikit-learn stops when the squared center shift is *at most* ``tol``: with
+        ``tol`` set to the first iteration's shift exactly, the run stops there."""
+        from arbf._drivers import engine
+
+        rng = np.random.default_rng(6)
+        X = np.concatenate([rng.normal(m, 1.0, (15, 2)) for m in (0.0, 5.0, 10.0)])
+        full = engine.lloyd(X, None, X[[0, 1, 2]], xp=np, max_iter=300, tol=0.0)
+        first = float(full.history["center_shift"][0])
+        assert first > 0 and full.n_iter > 2
+        km = engine.lloyd(X, None, X[[0, 1, 2]], xp=np, max_iter=300, tol=first)
+        assert km.n_iter == 1 and km.converged is True
+
+    def test_default_algorithm_of_the_stepper(self):
+        X = np.random.default_rng(1).normal(size=(50, 2))
+        st = seam.lloyd_stepper(X, None, n_clusters=3, max_iter=300, xp=np)
+        labels, *_ = st.step(X[:3].copy())
+        assert np.asarray(labels).shape == (50,)
+
     def test_not_converged_within_the_budget(self):
         from arbf._drivers import engine
 
