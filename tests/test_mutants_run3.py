@@ -464,3 +464,25 @@ class TestSeamRefusesAnInvalidBudget:
         for bad in (0, -1.0, "lots"):
             with pytest.raises(ValueError, match=self.MSG):
                 seam.min_margin(X, C, xp=xps, working_memory=bad)
+
+
+class TestBoundMethodsRunOnTheHost:
+    """An explicit bound method runs as one (a host stepper carrying its bounds) on the
+    NumPy fast path, with or without sample weights; elsewhere it is Lloyd's pass."""
+
+    @pytest.mark.parametrize("algorithm", ["elkan", "hamerly", "yinyang"])
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_stepper(self, algorithm, weighted):
+        import array_api_strict as xps
+
+        rng = np.random.default_rng(2)
+        X = rng.normal(size=(60, 3))
+        w = rng.uniform(0.5, 2.0, 60) if weighted else None
+        if seam.route(X, None, w)[0] != seam.HOST:
+            pytest.skip("no host kernels here (fast paths off or numba missing)")
+        st = seam.lloyd_stepper(X, w, n_clusters=4, algorithm=algorithm, xp=np)
+        assert type(st).__name__ == "_HostStepper"
+        Xs = xps.asarray(X)
+        ws = None if w is None else xps.asarray(w)
+        st = seam.lloyd_stepper(Xs, ws, n_clusters=4, algorithm=algorithm, xp=xps)
+        assert type(st).__name__ == "_LloydStepper"
