@@ -486,3 +486,13 @@ class TestBoundMethodsRunOnTheHost:
         ws = None if w is None else xps.asarray(w)
         st = seam.lloyd_stepper(Xs, ws, n_clusters=4, algorithm=algorithm, xp=xps)
         assert type(st).__name__ == "_LloydStepper"
+
+    def test_auto_reads_the_budget(self):
+        """"auto" is Lloyd's pass for a budget of at most two iterations (no bound pays
+        for itself) and Hamerly's method at (n, d, k) = (2000, 8, 16) otherwise."""
+        X = np.random.default_rng(3).normal(size=(2000, 8))
+        if seam.route(X)[0] != seam.HOST:
+            pytest.skip("no host kernels here (fast paths off or numba missing)")
+        for max_iter, kind in ((1, "_LloydStepper"), (2, "_LloydStepper"), (3, "_HostStepper")):
+            st = seam.lloyd_stepper(X, None, n_clusters=16, max_iter=max_iter, xp=np)
+            assert type(st).__name__ == kind
