@@ -306,8 +306,10 @@ class TestSafeNorm:
         want = np.sqrt((a.astype(np.float64) ** 2).sum(axis=1))
         np.testing.assert_allclose(got, want, rtol=4e-16)
 
-    @pytest.mark.parametrize(("shape", "axis", "out"), [((1, 3), -1, (1,)), ((3, 1), 0, (1,)),
-                                                        ((1, 1), -1, (1,)), ((3,), -1, ())])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("shape", "axis", "out"),
+        [((1, 3), -1, (1,)), ((3, 1), 0, (1,)), ((1, 1), -1, (1,)), ((3,), -1, ())],
+    )
     def test_shapes(self, shape, axis, out):
         from arbf._math.core.monotone import safe_norm
 
@@ -488,7 +490,7 @@ class TestBoundMethodsRunOnTheHost:
         assert type(st).__name__ == "_LloydStepper"
 
     def test_auto_reads_the_budget(self):
-        """"auto" is Lloyd's pass for a budget of at most two iterations (no bound pays
+        """``"auto"`` is Lloyd's pass for a budget of at most two iterations (no bound pays
         for itself) and Hamerly's method at (n, d, k) = (2000, 8, 16) otherwise."""
         X = np.random.default_rng(3).normal(size=(2000, 8))
         if seam.route(X)[0] != seam.HOST:
@@ -496,3 +498,30 @@ class TestBoundMethodsRunOnTheHost:
         for max_iter, kind in ((1, "_LloydStepper"), (2, "_LloydStepper"), (3, "_HostStepper")):
             st = seam.lloyd_stepper(X, None, n_clusters=16, max_iter=max_iter, xp=np)
             assert type(st).__name__ == kind
+
+
+class TestAutoCostModel:
+    """The boundaries of ``"auto"``'s measured rule (docs: "Choosing an algorithm"): Lloyd
+    below two centers or 20,000 point-center pairs, and at d <= 4 with k <= 32; Hamerly
+    at the boundaries' other side (d < 128); Yinyang from d = 128 up to k = 256."""
+
+    @pytest.mark.parametrize(
+        ("n", "d", "k", "want"),
+        [
+            (10_000, 8, 2, "hamerly"),  # k = 2 and n k = 20,000 exactly
+            (9_999, 8, 2, "lloyd"),
+            (10_000, 8, 1, "lloyd"),
+            (1_000, 5, 32, "hamerly"),
+            (1_000, 4, 32, "lloyd"),
+            (1_000, 4, 33, "hamerly"),
+            (1_000, 128, 256, "yinyang"),
+            (1_000, 127, 256, "hamerly"),
+            (1_000, 33, 257, "lloyd"),
+            (1_000, 32, 257, "hamerly"),
+        ],
+    )
+    def test_boundaries(self, n, d, k, want):
+        got = seam.resolve_algorithm("auto", n, d, k, np.float64, host=True, max_iter=300)
+        assert got == want
+        assert seam.resolve_algorithm("auto", n, d, k, np.float64, host=False) == "lloyd"
+        assert seam.resolve_algorithm("lloyd", n, d, k, np.float64, host=True) == "lloyd"
