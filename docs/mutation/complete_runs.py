@@ -14,16 +14,13 @@ import collections
 import math
 import pathlib
 
+from score import verdicts  # the script's directory is on sys.path
+
 HERE = pathlib.Path(__file__).parent
 
 
 def main() -> None:
-    verdict: dict[str, str] = {}
-    for f in sorted(HERE.glob("triage_*.tsv")):
-        for line in f.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 2 and parts[0].strip():
-                verdict[parts[0].strip()] = parts[1].strip()
+    verdict = verdicts()
     by_mod: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for f in sorted(HERE.glob("results_9dfd96f_*.tsv")):
         for line in f.read_text().splitlines():

@@ -20,13 +20,19 @@ import sys
 HERE = pathlib.Path(__file__).parent
 
 
-def main(run: str) -> None:
+def verdicts() -> dict[str, str]:
+    """Mutant name -> verdict, from every ``triage_*.tsv`` next to this script."""
     verdict: dict[str, str] = {}
     for f in sorted(HERE.glob("triage_*.tsv")):
         for line in f.read_text().splitlines():
             parts = line.split("\t")
             if len(parts) >= 2 and parts[0].strip():
                 verdict[parts[0].strip()] = parts[1].strip()
+    return verdict
+
+
+def main(run: str) -> None:
+    verdict = verdicts()
     sample = set((HERE / "sample_f670887.txt").read_text().split())
     total = collections.Counter()
     est_killed = 0.0
