@@ -525,3 +525,255 @@ class TestAutoCostModel:
         assert got == want
         assert seam.resolve_algorithm("auto", n, d, k, np.float64, host=False) == "lloyd"
         assert seam.resolve_algorithm("lloyd", n, d, k, np.float64, host=True) == "lloyd"
+
+
+class TestToleranceOfOne:
+    """``tol`` is relative to the mean feature variance for every value, 1 included:
+    with ``tol=1`` the fit stops as soon as the centers move by less than the data's mean
+    variance, after the same number of iterations as scikit-learn's (a zero tolerance,
+    which ``tol == 0`` alone gets, runs on until the labels stop changing)."""
+
+    def test_tol_one_matches_sklearn(self):
+        from sklearn.cluster import KMeans as SkKMeans
+
+        import arbf
+
+        rng = np.random.default_rng(7)
+        X = np.concatenate([rng.normal(m, 1.0, size=(150, 2)) for m in (0.0, 3.0, 6.0)])
+        C0 = X[[0, 1, 2]].copy()  # three points of the first blob: a long way to go
+        sk = SkKMeans(3, init=C0, n_init=1, tol=1.0, max_iter=300, algorithm="lloyd").fit(X)
+        res = arbf.kmeans(X, 3, init=C0, tol=1.0, max_iter=300)
+        strict = arbf.kmeans(X, 3, init=C0, tol=0.0, max_iter=300)
+        assert int(strict.n_iter) > sk.n_iter_  # the case has content
+        assert int(res.n_iter) == sk.n_iter_
+        assert engine_tolerance(X, 1.0) == pytest.approx(np.mean(np.var(X, axis=0)), rel=1e-12)
+
+
+def engine_tolerance(X, tol):
+    from arbf._drivers import engine
+
+    return engine.tolerance(X, tol, xp=np)
+
+
+class TestScaleDataSkipsTheFinitenessPass:
+    """A finite extent proves every entry finite: ``scale_data`` runs the separate
+    finiteness check (a pass over ``X``) only when the extent is not finite."""
+
+    def test_finite_extent_skips_check_finite(self, monkeypatch):
+        from arbf._drivers import engine
+
+        calls = []
+        monkeypatch.setattr(engine, "check_finite", lambda *a: calls.append(a))
+        X = np.arange(12.0).reshape(6, 2)
+        assert engine.scale_data(X, xp=np, finite_check="X") == 1.0
+        assert calls == []
+        X[2, 1] = np.inf
+        engine.scale_data(X, xp=np, finite_check="X")
+        assert len(calls) == 1 and calls[0][1] == "X"
+        calls.clear()
+        engine.scale_data(X, xp=np)  # no name: the caller has checked already
+        assert calls == []
+
+
+def _budget_calls():
+    """``(name, call(X, C, xp, wm))`` for every seam function that takes a budget."""
+
+    def lab(X, k):
+        return k["xp"].asarray(np.array([0, 0, 1, 1, 0, 1, 1, 0]))
+
+    def sq(X, xp):
+        return xp.sum(X * X, axis=1) if not hasattr(X, "multiply") else np.asarray(
+            X.multiply(X).sum(axis=1)).ravel()  # fmt: skip
+
+    B = dict(sigma=1.0, kind="softmax")
+    S = dict(sigmas=None, counts=np.array([2, 1]))  # sigmas filled in per namespace
+    st = seam.lloyd_stepper
+    return [
+        ("assign", lambda X, C, k: seam.assign(X, C, **k)),
+        ("assign_inertia", lambda X, C, k: seam.assign_inertia(X, C, None, **k)),
+        ("inertia", lambda X, C, k: seam.inertia(X, C, None, **k)),
+        ("labelled_inertia", lambda X, C, k: seam.labelled_inertia(X, C, lab(X, k), None, **k)),
+        ("lloyd_sums", lambda X, C, k: seam.lloyd_sums(X, C, None, **k)),
+        ("soft_stats", lambda X, C, k: seam.soft_stats(X, C, None, **k, **B)),
+        ("utilities", lambda X, C, k: seam.utilities(X, C, None, **k)),
+        ("nearest_labels", lambda X, C, k: seam.nearest_labels(X, C, **k)),
+        ("dist_to_rows", lambda X, C, k: seam.dist_to_rows(X, C, sq(X, k["xp"]), **k)),
+        ("pairwise_distances", lambda X, C, k: seam.pairwise_distances(X, C, **k)),
+        ("min_margin", lambda X, C, k: seam.min_margin(X, C, **k)),
+        ("responsibilities", lambda X, C, k: seam.responsibilities(X, C, **k, **B)),
+        ("labelled_distances", lambda X, C, k: seam.labelled_distances(X, C, lab(X, k), **k)),
+        ("lloyd_stepper", lambda X, C, k: st(X, None, n_clusters=2, max_iter=9, **k).step(C)),
+        ("lloyd_stepper.final", lambda X, C, k: st(
+            X, None, n_clusters=2, max_iter=9, **k).final(C)),
+        ("principal_axes_pass", lambda X, C, k: seam.principal_axes_pass(X, C, C, None, **k, **B)),
+        ("batched_lloyd_sums", lambda X, C, k: seam.batched_lloyd_sums(*_b(X, C, k), None, **k)),
+        ("batched_assign_inertia", lambda X, C, k: seam.batched_assign_inertia(
+            *_b(X, C, k), None, **k)),
+        ("batched_soft_stats", lambda X, C, k: seam.batched_soft_stats(
+            *_b(X, C, k), None, **k, **B)),
+        ("batched_soft_stats.hard", lambda X, C, k: seam.batched_soft_stats(
+            *_b(X, C, k), None, **k, sigma=0.0, kind="hard")),
+        ("batched_soft_stats.counts", lambda X, C, k: seam.batched_soft_stats(
+            *_b(X, C, k), None, **k, **B, **{**S, "sigmas": _s(k)})),
+        ("batched_principal_axes_pass", lambda X, C, k: seam.batched_principal_axes_pass(
+            *_b(X, C, k), _b(X, C, k)[1], None, **k, kind="softmax", **{**S, "sigmas": _s(k)})),
+        ("hamerly_stepper", lambda X, C, k: _bound_stepper(X, C, k, "hamerly")),
+        ("yinyang_stepper", lambda X, C, k: _bound_stepper(X, C, k, "yinyang")),
+        ("batched_responsibilities", lambda X, C, k: seam.batched_responsibilities(
+            *_b(X, C, k), **k, **B)),
+        ("batched_utilities", lambda X, C, k: seam.batched_utilities(*_b(X, C, k), None, **k)),
+    ]  # fmt: skip
+
+
+def _s(k):
+    return k["xp"].asarray(np.array([1.0, 2.0]))
+
+
+def _bound_stepper(X, C, k, method):
+    """A bound method's stepper: its first step, a second, the final pass and the
+    converged labels' inertia (each pass of the bound state sized by the budget)."""
+    st = seam.lloyd_stepper(X, None, n_clusters=2, algorithm=method, max_iter=10, **k)
+    labels = st.step(C)[0]
+    st.step(C)
+    st.final(C)
+    return st.converged(C, labels)
+
+
+def _b(X, C, k):
+    """Two problems: ``X`` and ``C`` stacked (dense only)."""
+    if hasattr(X, "tocsr"):
+        raise TypeError("batched problems are dense")
+    xp = k["xp"]
+    return xp.stack([X, X + 1.0]), xp.stack([C, C + 1.0])
+
+
+class TestEverySeamFunctionRefusesAnInvalidBudget:
+    """The budget reaches the kernels on every route: each seam function that takes
+    ``working_memory`` runs with a tiny valid one (chunks of one row) and refuses an
+    invalid one with the configuration's message -- on the host kernels (NumPy), the
+    sparse kernels (SciPy CSR, where the function takes sparse data) and the reference
+    code (array-api-strict).  A seam that dropped the budget on its way to a kernel
+    would run with the configured default instead."""
+
+    MSG = r"^working_memory must be a positive number of MiB or 'auto', got "
+
+    @pytest.mark.parametrize("kind", ["host", "sparse", "pure"])
+    @pytest.mark.parametrize("name", [n for n, _ in _budget_calls()])
+    def test_refused(self, name, kind):
+        call = dict(_budget_calls())[name]
+        X = np.array([[0.0, 0, 1], [1, 0, 0], [5, 0, 2], [7, 1, 0], [0, 2, 0], [6, 0, 0],
+                      [8, 0, 1], [1, 1, 1]])  # fmt: skip
+        C = np.array([[0.0, 0, 0], [6.0, 0, 1]])
+        if kind == "host":
+            xp = np
+            if seam.route(X, C)[0] != seam.HOST:
+                pytest.skip("no host kernels here (fast paths off or numba missing)")
+        elif kind == "sparse":
+            import scipy.sparse as sp
+
+            xp, X = np, sp.csr_matrix(X)
+        else:
+            import array_api_strict as xp
+
+            X, C = xp.asarray(X), xp.asarray(C)
+        try:
+            call(X, C, dict(xp=xp, working_memory=1e-6))
+        except (TypeError, ValueError, NotImplementedError) as exc:
+            if kind == "sparse":
+                pytest.skip(f"{name} takes no sparse data: {exc}")
+            raise
+        for bad in (0, -1.0, "lots"):
+            with pytest.raises(ValueError, match=self.MSG):
+                call(X, C, dict(xp=xp, working_memory=bad))
+
+
+class TestRouteAndExtentEdges:
+    """The capability check sends Dask arrays to the Dask kernels; the extent skips arrays
+    without entries (a zero-width array has no max) and is ``nan`` for traced arrays
+    (no values under ``jax.jit``)."""
+
+    def test_dask_takes_the_dask_route(self):
+        da = pytest.importorskip("dask.array")
+        X = da.from_array(np.ones((100, 3)), chunks=50)
+        if seam.route(np.ones((100, 3)))[0] != seam.HOST:
+            pytest.skip("no host kernels here (fast paths off or numba missing)")
+        assert seam.route(X)[0] == seam.DASK
+        assert seam.route(X, np.ones((2, 3)))[0] == seam.DASK
+
+    def test_extent_skips_zero_width(self):
+        assert seam.extent(np.ones((3, 0)), xp=np) == 0.0
+        assert seam.extent(np.ones((3, 0)), -4.0 * np.ones((2, 2)), xp=np) == 4.0
+        assert seam.extent(np.ones((0, 3)), None, 2.5 * np.ones(1), xp=np) == 2.5
+
+    def test_extent_of_a_traced_array_is_nan(self):
+        jax = pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        got = []
+
+        @jax.jit
+        def f(X):
+            got.append(seam.extent(X, xp=jnp))
+            return X
+
+        f(jnp.ones((3, 2)))
+        assert len(got) == 1 and np.isnan(got[0])
+
+
+class TestDriversHandTheBudgetOn:
+    """The drivers whose only pass is one seam call hand ``working_memory`` to it: an
+    invalid budget is refused there (the mini-batch step, its final labels, the
+    fixed-point iteration), and a tiny valid one gives the same result as the default."""
+
+    MSG = r"^working_memory must be a positive number of MiB or 'auto', got "
+
+    @pytest.fixture
+    def data(self):
+        X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [7.0, 0.0], [0.0, 1.0], [6.0, 1.0]])
+        return X, np.array([[0.0, 0.0], [6.0, 0.0]])
+
+    def _step(self, X, C, wm):
+        from arbf._drivers import minibatch
+
+        return minibatch.minibatch_step(X, C, np.zeros(2), None, sigma=0.0, kind="hard", xp=np,
+                                        working_memory=wm)  # fmt: skip
+
+    def _final(self, X, C, wm):
+        from arbf._drivers import minibatch
+
+        return minibatch.final_labels(X, C, None, xp=np, working_memory=wm)
+
+    def _fixed(self, X, C, wm):
+        from arbf._drivers import fixed_point
+
+        return fixed_point.fixed_point(X, C, None, xp=np, sigma=0.5, kind="softmax", max_iter=3,
+                                       tol=0.0, lr="lloyd", working_memory=wm)  # fmt: skip
+
+    @pytest.mark.parametrize("which", ["_step", "_final", "_fixed"])
+    def test_refused_and_tiny(self, data, which):
+        X, C = data
+        call = getattr(self, which)
+        call(X, C, 1e-6)
+        for bad in (0, -1.0, "lots"):
+            with pytest.raises(ValueError, match=self.MSG):
+                call(X, C, bad)
+
+
+class TestBatchedMinMarginRefusesAnInvalidBudget:
+    """``core.batched_anneal.min_margin`` (annealing's per-problem margin, called by the
+    batched driver, not through the seam) hands the budget to its chunking: the margins
+    with a tiny budget (one row per chunk) are the closed form, an invalid one is refused."""
+
+    def test_refused(self):
+        import array_api_strict as xps
+
+        from arbf._math.core import batched_anneal
+
+        X = xps.asarray(np.array([[[0.0], [1.0], [5.0], [7.0]], [[0.0], [2.0], [4.0], [9.0]]]))
+        C = xps.asarray(np.array([[[0.0], [6.0]], [[1.0], [8.0]]]))
+        got = batched_anneal.min_margin(X, C, xp=xps, working_memory=1e-6)
+        # squared-distance margins: problem 0 36, 24, 24, 48; problem 1 63, 35, 7, 63
+        assert np.asarray(got).tolist() == [24.0, 7.0]
+        for bad in (0, -1.0, "lots"):
+            with pytest.raises(ValueError, match=TestEverySeamFunctionRefusesAnInvalidBudget.MSG):
+                batched_anneal.min_margin(X, C, xp=xps, working_memory=bad)

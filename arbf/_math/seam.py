@@ -668,6 +668,7 @@ def labelled_distances(
     if is_sparse(X):
         return _ksparse.labelled_distances(X, C, to_host(labels), working_memory=working_memory)
     if route(X, C)[0] == HOST:
+        budget_mb(working_memory)  # refused like every route's (the kernel needs no budget)
         return labelled_sq_distances(X, C, labels, xp=xp, shift=shift)
     rows = chunk_rows(X, 1, xp=xp, working_memory=working_memory)
     parts = []
