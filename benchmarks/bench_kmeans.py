@@ -16,7 +16,10 @@ two tables:
 
 The libraries are timed in interleaved rounds after a warm-up call each; the tables show
 the median and the ratios arbf / scikit-learn, arbf / scikit-learn-intelex and
-arbf / faiss.  Peak memory is the growth of the resident set during one full-size call,
+arbf / faiss.  ``--idle SECONDS`` sleeps before every timed call, for every library alike:
+the time of a call after a pause (the CPUs idle, every library's worker threads asleep),
+which is what a user calling once sees; back-to-back calls keep the threads awake.
+Peak memory is the growth of the resident set during one full-size call,
 measured in a fresh subprocess per library and row after a warm-up call on a small
 problem of the same ``d``, ``k`` and dtype (imports and compilation paid): ``VmHWM`` after
 the call (reset through ``/proc/self/clear_refs`` before it) minus ``VmRSS`` before it.
@@ -29,6 +32,7 @@ Usage::
     python benchmarks/bench_kmeans.py --quick          # tiny shapes: a smoke run
     python benchmarks/bench_kmeans.py --repeats 7 --out docs/bench.md
     python benchmarks/bench_kmeans.py --no-fit         # the one-iteration table only
+    python benchmarks/bench_kmeans.py --idle 0.2       # every call after a 0.2 s pause
 
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``, when set in the environment, pin OpenBLAS
 to a kernel (needed on some processors) that slows current NumPy and SciPy builds; the
@@ -267,13 +271,19 @@ def measure_memory(
     return None if value is None else float(value)
 
 
-def time_row(runners: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median seconds per call, the runners interleaved in each round after a warm-up."""
+def time_row(
+    runners: dict[str, Callable[[], Any]], repeats: int, idle: float = 0.0
+) -> dict[str, float]:
+    """Median seconds per call, the runners interleaved in each round after a warm-up;
+    with ``idle`` > 0 the process sleeps that many seconds before every timed call (a
+    call after a pause, as a user's first call: CPUs idle, worker threads asleep)."""
     for run in runners.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
+            if idle > 0:
+                time.sleep(idle)
             t0 = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t0)
@@ -391,6 +401,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Lloyd iterations per fit of the first table (default 1: the per-iteration "
         "work plus each library's fixed cost; 10 shows the cost of longer fits)",
     )
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds to sleep before every timed call (a call after a pause)",
+    )
     p.add_argument("--max-iter", type=int, default=300, help="full fit: max_iter")
     p.add_argument("--tol", type=float, default=1e-4, help="full fit: tol")
     p.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_*")
@@ -425,6 +441,7 @@ def run_table(
     repeats: int,
     memory: bool,
     full: bool,
+    idle: float = 0.0,
 ) -> tuple[list[str], list[list[str]]]:
     """One table: a row per shape and dtype, the runners interleaved."""
     peers = [p for p in PEERS if p in names]
@@ -454,7 +471,7 @@ def run_table(
                 res = result_of(nm, run())
                 if res is not None:
                     results[nm] = res
-            t = time_row(runners, repeats)
+            t = time_row(runners, repeats, idle)
             row = [str(n), str(d), str(k), dtype]
             row += [_fmt_ms(t.get(nm)) for nm in names]
             row += [_ratio(t, "arbf-numpy", p) for p in peers]
@@ -514,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"## One fit of {args.iters} Lloyd iteration(s) (max_iter={args.iters}, tol=0)")
     header1, rows1 = run_table(
         shapes, dtypes, names, iters=args.iters, tol=0.0, repeats=args.repeats,
-        memory=memory, full=False,
+        memory=memory, full=False, idle=args.idle,
     )  # fmt: skip
     md = [_markdown(header1, rows1)]
     print("\n" + md[0])
@@ -522,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## Full fit (max_iter={args.max_iter}, tol={args.tol})")
         header2, rows2 = run_table(
             shapes, dtypes, fit_names, iters=args.max_iter, tol=args.tol,
-            repeats=args.repeats, memory=memory, full=True,
+            repeats=args.repeats, memory=memory, full=True, idle=args.idle,
         )  # fmt: skip
         md.append(_markdown(header2, rows2))
         print("\n" + md[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,22 @@ def test_peak_memory_probe_sees_an_allocation() -> None:
     if peak is None:
         pytest.skip("no /proc/self/clear_refs on this system")
     assert peak >= 16
+
+
+def test_time_row_idles_before_every_timed_call_outside_the_timing() -> None:
+    bench = _load_module()
+    import time
+
+    starts: list[float] = []
+
+    def run() -> None:
+        starts.append(time.perf_counter())
+
+    t = bench.time_row({"a": run, "b": run}, 3, idle=0.03)
+    assert len(starts) == 2 + 6  # a warm-up call each, then 3 rounds of two
+    gaps = [b - a for a, b in itertools.pairwise(starts[2:])]
+    assert min(gaps) >= 0.03  # a pause before every timed call
+    assert max(t.values()) < 0.01  # ... which the timing leaves out
+    starts.clear()
+    bench.time_row({"a": run}, 3)
+    assert max(b - a for a, b in itertools.pairwise(starts)) < 0.02  # no pause

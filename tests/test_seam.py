@@ -260,11 +260,55 @@ def test_host_extent_mean_rows_over_threads(dtype, n, d):
     assert np.all(err <= bound)
 
 
+@pytest.mark.parametrize("where", [(31_337, 1), (0, 0), (49_999, 2)])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_host_extent_mean_rows_propagates_non_finite(bad):
+def test_host_extent_mean_rows_propagates_non_finite(bad, where):
+    # also where the bad entry is the first row the kernel's maxima and minima start
+    # from, and the last
     from arbf._math.kernels import hard
 
     X = np.ones((50_000, 3))
-    X[31_337, 1] = bad
+    X[where] = bad
     ext, _ = hard.extent_mean_rows(X)
     assert np.isnan(ext) if np.isnan(bad) else ext == np.inf
+
+
+def test_host_extent_mean_rows_opposite_infinities():
+    # +inf and -inf in one column sum to NaN, yet the extent is inf (NumPy's max and
+    # min); a NaN anywhere makes it NaN
+    from arbf._math.kernels import hard
+
+    X = np.zeros((20_000, 2), dtype=np.float32)
+    X[5, 0], X[17_000, 0] = np.inf, -np.inf
+    ext, mean = hard.extent_mean_rows(X)
+    assert ext == np.inf and np.isnan(mean[0]) and mean[1] == 0
+    X[9, 1] = np.nan
+    assert np.isnan(hard.extent_mean_rows(X)[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_host_extent_mean_rows_extent_from_either_sign(dtype):
+    # the extent is the largest |x| whether it is a column's maximum or minimum, in any
+    # chunk and column (a flipped comparison, or one chunk's values lost, fails)
+    from arbf._math.kernels import hard
+
+    rng = np.random.default_rng(12)
+    X = rng.uniform(-1, 1, size=(40_000, 7)).astype(dtype)
+    for i, c, v in [(0, 0, -9.0), (39_999, 6, 8.5), (20_001, 3, -8.75)]:
+        Y = X.copy()
+        Y[i, c] = v
+        assert hard.extent_mean_rows(Y)[0] == 9.0 if v == -9.0 else abs(v)
+    assert hard.extent_mean_rows(X)[0] == float(np.abs(X).max())
+
+
+def test_host_extent_mean_rows_finite_data_whose_sum_overflows():
+    # finite float64 data whose column sums overflow: the extent is still the finite
+    # largest |x| (the fallback to NumPy's reductions), the mean inf as float64 says
+    from arbf._math.kernels import hard
+
+    X = np.full((4, 2), 1e308)
+    X[1, 1] = -1.5e308
+    with np.errstate(over="ignore"):
+        ext, mean = hard.extent_mean_rows(X)
+    assert ext == 1.5e308
+    assert mean[0] == np.inf

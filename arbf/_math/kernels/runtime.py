@@ -10,7 +10,10 @@ thread timing.
 The worker threads come from one pool, created on first use (room for :data:`MAX_THREADS`)
 and never replaced, so concurrent callers never see it shut down; its threads start on
 demand.  ``n_threads`` of :func:`arbf.get_config` chooses how many a call uses (default:
-as many as NumPy's BLAS, at most the CPUs and 16).
+as many as NumPy's BLAS, at most the CPUs and 16).  Where a call uses every CPU the
+calling thread may run on, its threads are bound to one CPU each for the duration of the
+call (:func:`_pin_plan`: after an idle pause Linux otherwise runs both threads of a
+2-CPU machine on one CPU), and get their affinity back afterwards.
 """
 
 from __future__ import annotations
@@ -98,13 +101,16 @@ def single_threaded_blas(threads: int = 2) -> AbstractContextManager[Any]:
 
 def _after_fork_in_child() -> None:
     """A forked child inherits the pool object but not its threads (work submitted to it
-    would wait forever) and possibly a lock held by a thread that no longer exists: start
-    both afresh (``multiprocessing`` with the fork start method, test runners that fork)."""
+    would wait forever) and possibly locks held by threads that no longer exist (the
+    pool's lock; the pinning lock of a call running in another thread, which would
+    leave the child's calls unpinned for good): start them afresh (``multiprocessing``
+    with the fork start method, test runners that fork)."""
     global _pool
     _pool = None
-    reinit = getattr(lock, "_at_fork_reinit", None)
-    if reinit is not None:
-        reinit()
+    for lk in (lock, globals().get("_pin_lock")):
+        reinit = getattr(lk, "_at_fork_reinit", None)
+        if reinit is not None:
+            reinit()
 
 
 if hasattr(os, "register_at_fork"):
@@ -148,23 +154,92 @@ def run_chunks(
 
     Thread ``t`` takes the ``t``-th contiguous block of chunks and owns one ``state``
     (buffers and partial sums); the states come back in block order, so the caller's
-    reduction -- and hence the result -- does not depend on thread timing.
+    reduction -- and hence the result -- does not depend on thread timing.  While the
+    call runs, its threads may be bound to one CPU each (:func:`_pin_plan`).
     """
     starts = list(range(0, n, rows))
     bounds = [len(starts) * t // threads for t in range(threads + 1)]
     states = [make_state() for _ in range(threads)]
+    cpus = _pin_plan(threads)
 
     def loop(t: int) -> None:
-        for start in starts[bounds[t] : bounds[t + 1]]:
-            work(start, states[t])
+        with _pinned(cpus, t):
+            for start in starts[bounds[t] : bounds[t + 1]]:
+                work(start, states[t])
 
     with single_threaded_blas(threads):
         if threads == 1:
             loop(0)
         else:
-            pool = _get_pool()
-            futures = [pool.submit(loop, t) for t in range(1, threads)]
-            loop(0)
-            for f in futures:
-                f.result()
+            try:
+                pool = _get_pool()
+                futures = [pool.submit(loop, t) for t in range(1, threads)]
+                loop(0)
+                for f in futures:
+                    f.result()
+            finally:
+                if cpus is not None:
+                    _pin_lock.release()
     return states
+
+
+#: Whether a multi-threaded call pins its threads to distinct CPUs while it runs
+#: (:func:`_pin_plan`; Linux only).  Tests switch it off to compare.
+PIN_THREADS: bool = True
+
+_pin_lock = threading.Lock()
+
+
+def _pin_plan(threads: int) -> list[int] | None:
+    """Distinct CPUs for the ``threads`` threads of one call, or ``None`` (no pinning).
+
+    Measured on the 2-CPU machines of the benchmarks: after the process has been idle
+    for ~50 ms or more, Linux wakes the pool's worker on the CPU of the calling thread
+    and leaves both there for the whole call, so a two-thread pass takes *longer* than a
+    one-thread pass (45 ms against 41 ms for a one-iteration fit at (2e5, 32, 64)
+    float32; 24-27 ms when the two threads are on two CPUs).  So while a call runs,
+    thread ``t`` is bound to the ``t``-th CPU the calling thread may use
+    (``os.sched_getaffinity``), and every thread gets its own mask back afterwards.
+    Only where the call uses exactly as many threads as the calling thread may use CPUs
+    (the default wherever NumPy's BLAS uses every CPU, up to 16): each CPU then runs
+    one thread of the call, as an unpinned scheduler would ideally place them, so
+    several processes calling at once are spread no worse than before; with fewer
+    threads than CPUs, binding them to the first CPUs could crowd processes that the
+    scheduler had spread out.  Not where the platform has no ``sched_setaffinity``, for
+    one thread, when :data:`PIN_THREADS` is off, and not while another call is pinned
+    (concurrent calls from several user threads would otherwise share the same CPUs):
+    such calls run unpinned, as before.
+    """
+    if threads <= 1 or not PIN_THREADS or not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except OSError:  # pragma: no cover - a restricted sandbox
+        return None
+    if len(allowed) != threads or not _pin_lock.acquire(blocking=False):
+        return None
+    return allowed
+
+
+class _pinned:
+    """Bind the current thread to ``cpus[t]`` inside the block, then restore its mask
+    (a no-op for ``cpus is None`` or if the system refuses)."""
+
+    def __init__(self, cpus: list[int] | None, t: int) -> None:
+        self.cpus, self.t = cpus, t
+        self.old: set[int] | None = None
+
+    def __enter__(self) -> None:
+        if self.cpus is not None:
+            try:
+                self.old = os.sched_getaffinity(0)
+                os.sched_setaffinity(0, {self.cpus[self.t]})
+            except OSError:  # pragma: no cover - e.g. a CPU taken offline meanwhile
+                self.old = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            try:
+                os.sched_setaffinity(0, self.old)
+            except OSError:  # pragma: no cover
+                pass
