@@ -123,14 +123,21 @@ def test_an_overlapping_call_runs_unpinned_and_the_lock_is_released():
 
 
 def test_an_exception_in_the_work_restores_masks_and_releases_the_pin():
+    # the calling thread's block raises at once; the call returns only when the other
+    # threads have finished their blocks
     before = os.sched_getaffinity(0)
+    n_cpus = len(before)
+    done: list[int] = []
 
     def work(a: int, st: None) -> None:
-        if a == 3:
+        if a == 0:
             raise RuntimeError("boom")
+        threading.Event().wait(0.002)
+        done.append(a)
 
     with pytest.raises(RuntimeError, match="boom"):
-        runtime.run_chunks(8 * len(before), 1, len(before), work, lambda: None)
+        runtime.run_chunks(8 * n_cpus, 1, n_cpus, work, lambda: None)
+    assert sorted(done) == list(range(8, 8 * n_cpus))  # every other block ran to its end
     assert os.sched_getaffinity(0) == before
     assert not runtime._pin_lock.locked()
     assert _all_thread_masks() == {frozenset(before)}

@@ -171,6 +171,7 @@ def run_chunks(
         if threads == 1:
             loop(0)
         else:
+            futures: list[Any] = []
             try:
                 pool = _get_pool()
                 futures = [pool.submit(loop, t) for t in range(1, threads)]
@@ -178,6 +179,10 @@ def run_chunks(
                 for f in futures:
                     f.result()
             finally:
+                # if a block raised, the other threads still finish theirs (and restore
+                # their masks) before the call returns and its CPUs are free again
+                for f in futures:
+                    f.exception()
                 if cpus is not None:
                     _pin_lock.release()
     return states
