@@ -53,7 +53,12 @@ _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 #: The pool's size: the most threads one call may use.
 MAX_THREADS = 64
 
+#: Whether a multi-threaded call pins its threads to distinct CPUs while it runs
+#: (:func:`_pin_plan`; Linux only).  Tests switch it off to compare.
+PIN_THREADS: bool = True
+
 lock = threading.Lock()
+_pin_lock = threading.Lock()  # held by the one call whose threads are pinned
 _pool: ThreadPoolExecutor | None = None
 _controller: Any = None
 _controller_failed = False
@@ -107,7 +112,7 @@ def _after_fork_in_child() -> None:
     with the fork start method, test runners that fork)."""
     global _pool
     _pool = None
-    for lk in (lock, globals().get("_pin_lock")):
+    for lk in (lock, _pin_lock):
         reinit = getattr(lk, "_at_fork_reinit", None)
         if reinit is not None:
             reinit()
@@ -186,13 +191,6 @@ def run_chunks(
                 if cpus is not None:
                     _pin_lock.release()
     return states
-
-
-#: Whether a multi-threaded call pins its threads to distinct CPUs while it runs
-#: (:func:`_pin_plan`; Linux only).  Tests switch it off to compare.
-PIN_THREADS: bool = True
-
-_pin_lock = threading.Lock()
 
 
 def _pin_plan(threads: int) -> list[int] | None:
