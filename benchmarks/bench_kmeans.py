@@ -33,6 +33,7 @@ Usage::
     python benchmarks/bench_kmeans.py --repeats 7 --out docs/bench.md
     python benchmarks/bench_kmeans.py --no-fit         # the one-iteration table only
     python benchmarks/bench_kmeans.py --idle 0.2       # every call after a 0.2 s pause
+    python benchmarks/bench_kmeans.py --idle 0.2 --no-pin   # ... with arbf's threads unpinned
 
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``, when set in the environment, pin OpenBLAS
 to a kernel (needed on some processors) that slows current NumPy and SciPy builds; the
@@ -407,6 +408,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         help="seconds to sleep before every timed call (a call after a pause)",
     )
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="arbf's threads not pinned to CPUs (runtime.PIN_THREADS off: the A/B)",
+    )
     p.add_argument("--max-iter", type=int, default=300, help="full fit: max_iter")
     p.add_argument("--tol", type=float, default=1e-4, help="full fit: tol")
     p.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_*")
@@ -500,6 +506,10 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.no_pin:
+        from arbf._math.kernels import runtime
+
+        runtime.PIN_THREADS = False
     warnings.simplefilter("ignore")  # ConvergenceWarning etc.: the timing is what matters
     if args.memory_worker:
         memory_worker(args)
