@@ -112,3 +112,25 @@ def test_time_row_idles_before_every_timed_call_outside_the_timing(monkeypatch) 
     events.clear()
     bench.time_row({"a": run}, 3)
     assert events == ["call"] * 4  # no pause without idle
+
+
+def test_no_pin_switches_arbfs_pinning_off(monkeypatch) -> None:
+    # the flag takes effect before the benchmark re-executes itself (and is passed on)
+    from arbf._math.kernels import runtime
+
+    bench = _load_module()
+    monkeypatch.setattr(runtime, "PIN_THREADS", True)
+    seen: list[list[str]] = []
+
+    def stop(argv: list[str], keep: bool) -> None:
+        seen.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench, "_maybe_reexec", stop)
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--no-pin"])
+    assert runtime.PIN_THREADS is False and seen == [["--quick", "--no-pin"]]
+    monkeypatch.setattr(runtime, "PIN_THREADS", True)
+    with pytest.raises(SystemExit):
+        bench.main(["--quick"])
+    assert runtime.PIN_THREADS is True
