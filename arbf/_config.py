@@ -17,7 +17,8 @@ Options
     CPU, a fraction of the free device memory on a GPU (:mod:`arbf._chunking`).  A
     ``working_memory=`` argument of a function or estimator overrides it.
 ``n_threads`` (int >= 1 or None, default None)
-    Worker threads of the compiled kernels; ``None`` uses as many as NumPy's BLAS does.
+    Worker threads of the compiled kernels, each calling BLAS with one thread (so ``1``
+    runs a call on one CPU); ``None`` uses as many as NumPy's BLAS does.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class Config:
         MiB for the temporaries of one chunk of rows (``"auto"``: 64 MiB on the CPU, an
         eighth of the free memory on a GPU, 256 MiB – 16 GiB).
     n_threads : int or None
-        Worker threads of the compiled kernels (``None``: as many as NumPy's BLAS uses).
+        Worker threads of the compiled kernels, each calling BLAS with one thread
+        (``None``: as many as NumPy's BLAS uses).
     """
 
     fast_paths: bool = True

@@ -118,6 +118,32 @@ class TestConfigSelectsTheImplementation:
         with arbf.config_context(working_memory=1):
             assert chunk_rows(X, 8, xp=np, working_memory=2) == 2 * rows
 
+    @pytest.mark.parametrize(
+        ("n_threads", "threads", "inside"),
+        [(1, 1, 1), (2, 2, 1), (None, 2, 1), (None, 1, 3)],
+    )
+    def test_n_threads_also_limits_blas(self, n_threads, threads, inside):
+        # the worker threads call BLAS with one thread; n_threads=1 means one CPU (a
+        # one-thread call by default leaves NumPy's BLAS as it is); restored afterwards
+        pytest.importorskip("threadpoolctl")
+        from threadpoolctl import ThreadpoolController
+
+        from arbf._math.kernels import runtime
+
+        ctl = ThreadpoolController().select(user_api="blas")
+        if not ctl.info():
+            pytest.skip("no BLAS that threadpoolctl controls")
+        seen: list[int] = []
+
+        def work(a, st):
+            seen.append(max(int(i["num_threads"]) for i in ctl.info()))
+
+        with ctl.limit(limits=3), arbf.config_context(n_threads=n_threads):
+            runtime.run_chunks(4, 1, threads, work, lambda: None)
+            after = {int(i["num_threads"]) for i in ctl.info()}
+        assert seen == [inside] * 4
+        assert after == {3}
+
 
 class TestMessages:
     def test_convergence_warning_is_sklearns(self):

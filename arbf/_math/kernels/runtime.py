@@ -160,7 +160,10 @@ def run_chunks(
     Thread ``t`` takes the ``t``-th contiguous block of chunks and owns one ``state``
     (buffers and partial sums); the states come back in block order, so the caller's
     reduction -- and hence the result -- does not depend on thread timing.  While the
-    call runs, its threads may be bound to one CPU each (:func:`_pin_plan`).
+    call runs, its threads may be bound to one CPU each (:func:`_pin_plan`).  BLAS is
+    limited to one thread inside when the call runs on several threads or while
+    ``n_threads`` is configured (so ``n_threads=1`` uses one CPU); a one-thread call
+    by default (one chunk, or NumPy's BLAS on one thread) leaves BLAS as it is.
     """
     starts = list(range(0, n, rows))
     bounds = [len(starts) * t // threads for t in range(threads + 1)]
@@ -172,7 +175,11 @@ def run_chunks(
             for start in starts[bounds[t] : bounds[t + 1]]:
                 work(start, states[t])
 
-    with single_threaded_blas(threads):
+    # one BLAS thread inside each worker; also in a one-thread call when the caller chose
+    # the threads (``n_threads=1`` means one CPU, not OpenBLAS's threads on every chunk,
+    # which keep spinning ~0.1 s after the call)
+    chosen = get_config().n_threads is not None
+    with single_threaded_blas(2 if chosen else threads):
         if threads == 1:
             loop(0)
         else:
