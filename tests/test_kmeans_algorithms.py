@@ -335,16 +335,80 @@ def test_entry_points_take_and_check_algorithm(call):
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("want_min_sq", [False, True])
+def test_a_folded_shift_is_the_shifted_copy_bit_for_bit(dtype, weighted, want_min_sq):
+    # data near the origin: the pass folds the shift into the scores instead of copying
+    # the shifted rows; the labels are those of the shifted copy and so, to the bit, are
+    # the exact distances, sums, weights and inertia (the shift is subtracted row by row)
+    from arbf._math.kernels import hard
+
+    X, C0, w = _separated(5000, 7, 6, seed=3, one_per_blob=True)
+    X = np.ascontiguousarray(X.astype(dtype))
+    shift = (X.mean(axis=0) + np.asarray(0.25, dtype)).astype(dtype)  # a shift that matters
+    C = (C0.astype(dtype) - shift).astype(dtype)
+    c_sq = np.sum(C * C, axis=1)
+    assert hard._folds(shift, c_sq)  # this test exercises the fold
+    wt = w.astype(dtype) if weighted else None
+    out = {}
+    for fold in (False, True):
+        hard.FOLD_SHIFT = fold
+        try:
+            out[fold] = hard._pass(
+                X, C, wt, working_memory=None, do_sums=True, want_min_sq=want_min_sq,
+                shift=shift,
+            )  # fmt: skip
+        finally:
+            hard.FOLD_SHIFT = True
+    ref = hard._pass(
+        np.ascontiguousarray(X - shift), C, wt, working_memory=None, do_sums=True,
+        want_min_sq=want_min_sq,
+    )  # fmt: skip
+    for got in (out[True], out[False]):
+        np.testing.assert_array_equal(got[0], ref[0])
+        if want_min_sq:
+            np.testing.assert_array_equal(got[1], ref[1])
+        np.testing.assert_array_equal(got[2], ref[2])
+        np.testing.assert_array_equal(got[3], ref[3])
+        assert got[4] == ref[4]
+
+
+@needs_numba
+def test_the_fold_only_where_the_shift_is_within_the_centers_spread():
+    from arbf._math.kernels import hard
+
+    c_sq = np.array([1.0, 4.0, 9.0, 1e8])  # median 6.5: one far-out center does not count
+    assert hard._folds(np.array([2.0, 1.5]), c_sq)  # 6.25
+    assert not hard._folds(np.array([2.0, 1.7]), c_sq)  # 6.89
+    assert not hard._folds(np.array([np.nan, 0.0]), c_sq)
+    assert not hard._folds(np.zeros(2), np.array([1.0, np.nan, np.nan]))
+    assert not hard._folds(np.zeros(2), np.zeros(0))
+    # data far from the origin are copied shifted, as the test below relies on
+    X, C0, _ = _separated(2000, 6, 9, seed=12)
+    X = X + 50.0
+    mean = X.mean(axis=0)
+    C = C0 + 50.0 - mean
+    C[4] = 1e4
+    assert not hard._folds(mean, np.sum(C * C, axis=1))
+
+
+@needs_numba
 @pytest.mark.parametrize("algorithm", ["lloyd", *BOUND_METHODS])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_lazy_centring_is_the_centred_copy_bit_for_bit(algorithm, dtype):
+@pytest.mark.parametrize(("offset", "one_per_blob"), [(50.0, False), (0.5, True)])
+def test_lazy_centring_is_the_centred_copy_bit_for_bit(algorithm, dtype, offset, one_per_blob):
     # an explicit init needs no centred data: kmeans centres X chunk by chunk in the
-    # kernels instead of making X - mean; the result is the same, bit for bit
+    # kernels instead of making X - mean; the result is the same, bit for bit.  Near the
+    # origin Lloyd's passes fold the shift into the scores instead, which rounds the
+    # scores differently: the same bits where no sample is within rounding of a tie
+    # (one center per blob; with two centers splitting a blob 7 of 6000 float32 labels
+    # differed, as they differ between any two float32 products)
     from arbf._drivers import engine
 
-    X, C0, w = _separated(6000, 6, 9, seed=12)
-    X = (X + 50.0).astype(dtype)  # far from the origin: centring matters
-    C0 = C0.astype(dtype) + np.asarray(50.0, dtype)
+    X, C0, w = _separated(6000, 6, 9, seed=12, one_per_blob=one_per_blob)
+    X = (X + offset).astype(dtype)  # far from the origin: centring matters
+    C0 = C0.astype(dtype) + np.asarray(offset, dtype)
     C0[4] = 1e4  # empty at once: relocation reads the (lazily) centred rows
     for weights in (None, w.astype(dtype)):
         for Xin in (X, np.asfortranarray(X)):

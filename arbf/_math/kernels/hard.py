@@ -66,6 +66,19 @@ def _sq_dist_python(X, C, i, j):
 _sq_dist: Any = None  # the compiled _sq_dist_python, set by get_sq_dist
 
 
+def _sq_dist_shift_python(X, S, C, i, j):
+    """:func:`_sq_dist_python` of the row ``x_i - s`` (subtracted in ``X``'s dtype, as
+    ``np.subtract(X, S)`` rounds it): the same bits as the helper on the shifted copy."""
+    dist = 0.0
+    for c in range(X.shape[1]):
+        t = np.float64(X[i, c] - S[c]) - np.float64(C[j, c])
+        dist += t * t
+    return dist
+
+
+_sq_dist_shift: Any = None  # compiled by _get_kernels, with _sq_dist's flags
+
+
 def _cast_sq_norms_python(X, x32, sq):
     """``x32 = float32(X)`` and ``sq_i = ||x_i||^2`` (float64) in one read of the rows
     (compiled with reassociation, as :func:`_sq_dist_python`: only a bound is made of
@@ -132,6 +145,45 @@ def _accumulate_python(X, C, w, labels, min_sq, sums, wsum, inertia, do_sums):
 
 
 _accumulate: Any = None  # the compiled _accumulate_python, set by _get_kernels
+
+
+def _chunk_shift_python(X, S, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, do_sums):
+    """:func:`_chunk_python` for the rows ``x_i - s`` of ``X`` without their copy (the
+    shift folded into the product): ``GT`` holds ``C @ X.T`` of the unshifted rows and
+    ``c_sq`` the scores' offsets ``||c_j||^2 + 2 s . c_j``, so ``c_sq[j] - 2 g`` is the
+    score of the shifted row; the exact distances and sums subtract ``s`` row by row,
+    with the bits of the shifted copy (see :data:`FOLD_SHIFT`)."""
+    k, m = GT.shape
+    c0 = c_sq[0]
+    for i in range(m):
+        g = GT[0, i]
+        best[i] = c0 - (g + g)
+        labels[i] = 0
+    for j in range(1, k):
+        cj = c_sq[j]
+        for i in range(m):
+            g = GT[j, i]
+            v = cj - (g + g)
+            b = best[i]
+            lt = v < b
+            best[i] = v if lt else b
+            labels[i] = j if lt else labels[i]
+    has_w = w.shape[0] > 0
+    want_min = min_sq.shape[0] > 0
+    d = X.shape[1]
+    tot = 0.0
+    for i in range(m):
+        lab = labels[i]
+        dist = _sq_dist_shift(X, S, C, i, lab)
+        if want_min:
+            min_sq[i] = dist
+        wi = np.float64(w[i]) if has_w else 1.0
+        tot += wi * dist
+        if do_sums:
+            wsum[lab] += wi
+            for c in range(d):
+                sums[lab, c] += wi * np.float64(X[i, c] - S[c])
+    inertia[0] += tot
 
 
 def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best, second, fail):
@@ -258,6 +310,11 @@ def _get_kernels() -> dict[str, Any]:
                 _pairwise_block = strict(_pairwise_block_python)
                 _kernels["labelled_sq"] = strict(_labelled_sq_python)
                 _kernels["chunk"] = strict(_chunk_python)
+                global _sq_dist_shift
+                _sq_dist_shift = numba.njit(
+                    nogil=True, cache=True, fastmath={"reassoc", "contract"}
+                )(_sq_dist_shift_python)
+                _kernels["chunk_shift"] = strict(_chunk_shift_python)
     return _kernels
 
 
@@ -320,6 +377,18 @@ def _weights(sample_weight: np.ndarray | None) -> np.ndarray | None:
 #: (:func:`_certify_python`); rows without a certificate are recomputed in float64, so
 #: the labels are those of the plain float64 pass.  Tests switch it off to compare.
 CERTIFIED_FLOAT64: bool = True
+
+#: Whether a pass over ``X - shift`` (lazy centring, C-contiguous ``X``) multiplies
+#: the unshifted rows and folds the shift into the scores (``||c||^2 + 2 s.c - 2 x.c``)
+#: instead of copying each chunk shifted: the copy was a memory pass costing 8-16 % of
+#: a one-iteration fit (docs/benchmarks.md).  Only where ``||s||^2`` is at most the
+#: median ``||c_j||^2`` of the (shifted) centers: the shift is then within the spread of
+#: the centers, which lies within the data's, so the product's rounding error,
+#: ``u ||x|| ||c||`` instead of ``u ||x - s|| ||c||``, grows about twofold at most for
+#: typical rows (a few far-out centers do not count; data far from the origin are
+#: copied shifted, as before).  The distances, sums and inertia still subtract the
+#: shift row by row, with the copy's bits.  Tests switch it off to compare.
+FOLD_SHIFT: bool = True
 
 #: The fewest centers for which the certified pass is used: it reads the float64 rows
 #: once more (to round them to float32), a memory-bound pass that the halved product
@@ -413,6 +482,49 @@ def _certified_work(
     return work
 
 
+def _folds(shift: np.ndarray, c_sq: np.ndarray) -> bool:
+    """Whether a pass folds ``shift`` into its scores (:data:`FOLD_SHIFT`)."""
+    if not FOLD_SHIFT or c_sq.size == 0:
+        return False
+    s_sq = float(np.dot(shift.astype(np.float64), shift.astype(np.float64)))
+    return s_sq <= float(np.median(c_sq))  # False for NaN
+
+
+def _folded_work(
+    X: np.ndarray,
+    C: np.ndarray,
+    shift: np.ndarray,
+    c_sq: np.ndarray,
+    w: np.ndarray | None,
+    labels: np.ndarray,
+    min_sq: np.ndarray | None,
+    rows: int,
+    do_sums: bool,
+    empty_w: np.ndarray,
+    empty_min: np.ndarray,
+) -> Any:
+    """The chunk work of a pass over ``X - shift`` with the shift folded into the scores
+    (:data:`FOLD_SHIFT`): the product of the unshifted rows, read in place."""
+    n, k = X.shape[0], C.shape[0]
+    dtype = X.dtype
+    kernel = _get_kernels()["chunk_shift"]
+    C64 = C.astype(np.float64)
+    offsets = (c_sq.astype(np.float64) + 2.0 * (C64 @ shift.astype(np.float64))).astype(dtype)
+
+    def work(a: int, st: _State) -> None:
+        b = min(a + rows, n)
+        Xr = X[a:b]
+        GT = st.GT if b - a == rows else np.empty((k, b - a), dtype=dtype)
+        np.dot(C, Xr.T, out=GT)
+        kernel(
+            Xr, shift, GT, C, offsets, empty_w if w is None else w[a:b], labels[a:b],
+            st.best, empty_min if min_sq is None else min_sq[a:b], st.sums, st.wsum,
+            st.inertia_arr, do_sums,
+        )  # fmt: skip
+
+    return work
+
+
 def _pass(
     X: np.ndarray,
     C: np.ndarray,
@@ -425,7 +537,9 @@ def _pass(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """One pass over ``X - shift``: labels, optional min distances, float64
     sums/weights/inertia.  ``shift`` (a row, or ``None``) is subtracted chunk by chunk in
-    cache: the result is that of the centred array, bit for bit, without making it."""
+    cache: the result is that of the centred array, bit for bit, without making it --
+    or, where :func:`_folds`, folded into the scores (:data:`FOLD_SHIFT`): the same bits
+    except for samples within rounding of a tie between two centers."""
     n, d = X.shape
     k = C.shape[0]
     dtype = X.dtype
@@ -467,6 +581,9 @@ def _pass(
         work = _certified_work(
             X, C, c_sq, terms, w, labels, min_sq, rows, do_sums, empty_w, empty_min
         )
+    elif sh is not None and x_contig and _folds(sh, c_sq):
+        work = _folded_work(X, C, sh, c_sq, w, labels, min_sq, rows, do_sums, empty_w, empty_min)
+        sh = None  # no shifted copies
     states = run_chunks(
         n, rows, threads, work, lambda: _State(rows, k, d, dtype, x_contig, shift=sh,
                                                certified=terms is not None)
