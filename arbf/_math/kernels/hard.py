@@ -380,8 +380,8 @@ CERTIFIED_FLOAT64: bool = True
 
 #: Whether a pass over ``X - shift`` (lazy centring, C-contiguous ``X``) multiplies
 #: the unshifted rows and folds the shift into the scores (``||c||^2 + 2 s.c - 2 x.c``)
-#: instead of copying each chunk shifted: the copy was a memory pass costing 8-16 % of
-#: a one-iteration fit (docs/benchmarks.md).  Only where ``||s||^2`` is at most the
+#: instead of copying each chunk shifted (a memory pass: one-iteration fits take
+#: 0.86-0.99 of their time without it, docs/benchmarks.md).  Only where ``||s||^2`` is at most the
 #: median ``||c_j||^2`` of the (shifted) centers: the shift is then within the spread of
 #: the centers, which lies within the data's, so the product's rounding error,
 #: ``u ||x|| ||c||`` instead of ``u ||x - s|| ||c||``, grows about twofold at most for
