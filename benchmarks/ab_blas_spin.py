@@ -58,7 +58,7 @@ def blocks_schedule(per_thread: int) -> Callable[..., list[Any]]:
                     for s in starts[bounds[b] : bounds[b + 1]]:
                         work(s, st)
 
-        with runtime.single_threaded_blas(threads):
+        with runtime.single_threaded_blas():
             futures = [runtime._get_pool().submit(loop, t) for t in range(1, threads)]
             try:
                 loop(0)

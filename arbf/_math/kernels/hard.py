@@ -103,6 +103,13 @@ def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, 
     by row.  Scores ``c_sq[j] - (g + g)`` are rounded exactly as the pure path's
     ``c_sq - 2.0 * G`` (doubling is exact), so labels agree, ties to the lowest index.
     """
+    _argmin(GT, c_sq, labels, best)
+    _accumulate(X, X[0, :0], C, w, labels, min_sq, sums, wsum, inertia, do_sums)
+
+
+def _argmin_python(GT, c_sq, labels, best):
+    """``labels_i = argmin_j (c_sq[j] - 2 GT[j, i])`` (ties to the lowest index) and the
+    minimum in ``best``, along the contiguous rows axis (compiled)."""
     k, m = GT.shape
     c0 = c_sq[0]
     for i in range(m):
@@ -118,29 +125,38 @@ def _chunk_python(X, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, inertia, 
             lt = v < b
             best[i] = v if lt else b
             labels[i] = j if lt else labels[i]
-    _accumulate(X, C, w, labels, min_sq, sums, wsum, inertia, do_sums)
 
 
-def _accumulate_python(X, C, w, labels, min_sq, sums, wsum, inertia, do_sums):
-    """The exact distances ``||x_i - c_{l_i}||^2`` (into ``min_sq`` if it has length
-    ``m``) and the weighted float64 accumulation of one chunk into this thread's partial
-    sums, row by row (compiled; shared by :func:`_chunk_python` and the certified
-    float64 pass, so equal labels give equal bits)."""
+_argmin: Any = None  # the compiled _argmin_python, set by _get_kernels
+
+
+def _accumulate_python(X, S, C, w, labels, min_sq, sums, wsum, inertia, do_sums):
+    """The exact distances ``||x_i - s - c_{l_i}||^2`` (into ``min_sq`` if it has length
+    ``m``) and the weighted float64 accumulation of one chunk's rows ``x_i - s`` into
+    this thread's partial sums, row by row (compiled; shared by :func:`_chunk_python`,
+    :func:`_chunk_shift_python` and the certified float64 pass, so equal labels give
+    equal bits).  ``S`` of length 0 means no shift; otherwise ``x_i - s`` is rounded in
+    ``X``'s dtype, as ``np.subtract(X, S)`` rounds it (the bits of the shifted copy)."""
     m, d = X.shape
+    shifted = S.shape[0] > 0
     has_w = w.shape[0] > 0
     want_min = min_sq.shape[0] > 0
     tot = 0.0
     for i in range(m):
         lab = labels[i]
-        dist = _sq_dist(X, C, i, lab)
+        dist = _sq_dist_shift(X, S, C, i, lab) if shifted else _sq_dist(X, C, i, lab)
         if want_min:
             min_sq[i] = dist
         wi = np.float64(w[i]) if has_w else 1.0
         tot += wi * dist
         if do_sums:
             wsum[lab] += wi
-            for c in range(d):
-                sums[lab, c] += wi * np.float64(X[i, c])
+            if shifted:
+                for c in range(d):
+                    sums[lab, c] += wi * np.float64(X[i, c] - S[c])
+            else:
+                for c in range(d):
+                    sums[lab, c] += wi * np.float64(X[i, c])
     inertia[0] += tot
 
 
@@ -153,37 +169,8 @@ def _chunk_shift_python(X, S, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, 
     ``c_sq`` the scores' offsets ``||c_j||^2 + 2 s . c_j``, so ``c_sq[j] - 2 g`` is the
     score of the shifted row; the exact distances and sums subtract ``s`` row by row,
     with the bits of the shifted copy (see :data:`FOLD_SHIFT`)."""
-    k, m = GT.shape
-    c0 = c_sq[0]
-    for i in range(m):
-        g = GT[0, i]
-        best[i] = c0 - (g + g)
-        labels[i] = 0
-    for j in range(1, k):
-        cj = c_sq[j]
-        for i in range(m):
-            g = GT[j, i]
-            v = cj - (g + g)
-            b = best[i]
-            lt = v < b
-            best[i] = v if lt else b
-            labels[i] = j if lt else labels[i]
-    has_w = w.shape[0] > 0
-    want_min = min_sq.shape[0] > 0
-    d = X.shape[1]
-    tot = 0.0
-    for i in range(m):
-        lab = labels[i]
-        dist = _sq_dist_shift(X, S, C, i, lab)
-        if want_min:
-            min_sq[i] = dist
-        wi = np.float64(w[i]) if has_w else 1.0
-        tot += wi * dist
-        if do_sums:
-            wsum[lab] += wi
-            for c in range(d):
-                sums[lab, c] += wi * np.float64(X[i, c] - S[c])
-    inertia[0] += tot
+    _argmin(GT, c_sq, labels, best)
+    _accumulate(X, S, C, w, labels, min_sq, sums, wsum, inertia, do_sums)
 
 
 def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best, second, fail):
@@ -300,6 +287,11 @@ def _get_kernels() -> dict[str, Any]:
                 _kernels["cast_sq_norms"] = numba.njit(
                     nogil=True, cache=True, fastmath={"reassoc", "contract"}
                 )(_cast_sq_norms_python)
+                global _sq_dist_shift, _argmin
+                _sq_dist_shift = numba.njit(
+                    nogil=True, cache=True, fastmath={"reassoc", "contract"}
+                )(_sq_dist_shift_python)
+                _argmin = strict(_argmin_python)
                 _accumulate = strict(_accumulate_python)
                 _kernels["certify"] = strict(_certify_python)
                 _kernels["labelled"] = strict(_labelled_python)
@@ -310,10 +302,6 @@ def _get_kernels() -> dict[str, Any]:
                 _pairwise_block = strict(_pairwise_block_python)
                 _kernels["labelled_sq"] = strict(_labelled_sq_python)
                 _kernels["chunk"] = strict(_chunk_python)
-                global _sq_dist_shift
-                _sq_dist_shift = numba.njit(
-                    nogil=True, cache=True, fastmath={"reassoc", "contract"}
-                )(_sq_dist_shift_python)
                 _kernels["chunk_shift"] = strict(_chunk_shift_python)
     return _kernels
 
@@ -469,6 +457,7 @@ def _certified_work(
             lab[idx] = np.argmin(c_sq[:, None] - (G + G), axis=0)
         _accumulate(
             Xc,
+            Xc[0, :0],
             C,
             empty_w if w is None else w[a:b],
             lab,

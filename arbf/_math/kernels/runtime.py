@@ -96,10 +96,10 @@ def n_threads() -> int:
     return max(1, min(max(counts, default=1), _CPUS or 1, 16))
 
 
-def single_threaded_blas(threads: int = 2) -> AbstractContextManager[Any]:
-    """BLAS limited to one thread inside (unless ``threads <= 1``: nothing to do)."""
+def single_threaded_blas(limit: bool = True) -> AbstractContextManager[Any]:
+    """BLAS limited to one thread inside (nothing done for ``limit=False``)."""
     ctl = _blas_controller()
-    if threads <= 1 or ctl is None:
+    if not limit or ctl is None:
         return nullcontext()
     return ctl.limit(limits=1)
 
@@ -178,8 +178,7 @@ def run_chunks(
     # one BLAS thread inside each worker; also in a one-thread call when the caller chose
     # the threads (``n_threads=1`` means one CPU, not OpenBLAS's threads on every chunk,
     # which keep spinning ~0.1 s after the call)
-    chosen = get_config().n_threads is not None
-    with single_threaded_blas(2 if chosen else threads):
+    with single_threaded_blas(threads > 1 or get_config().n_threads is not None):
         if threads == 1:
             loop(0)
         else:
