@@ -14,7 +14,8 @@ two tables:
    The table also says whether the results agree: arbf's ``n_iter`` against
    scikit-learn's, the share of equal labels and the relative inertia difference.
 
-The libraries are timed in interleaved rounds after a warm-up call each; the tables show
+The libraries are timed in interleaved rounds after a warm-up call each (the order
+rotates from round to round, so each library follows every other one in turn); the tables show
 the median and the ratios arbf / scikit-learn, arbf / scikit-learn-intelex and
 arbf / faiss.  ``--idle SECONDS`` sleeps before every timed call, for every library alike:
 the time of a call after a pause (the CPUs idle, every library's worker threads asleep),
@@ -277,12 +278,20 @@ def time_row(
 ) -> dict[str, float]:
     """Median seconds per call, the runners interleaved in each round after a warm-up;
     with ``idle`` > 0 the process sleeps that many seconds before every timed call (a
-    call after a pause, as a user's first call: CPUs idle, worker threads asleep)."""
+    call after a pause, as a user's first call: CPUs idle, worker threads asleep).
+
+    Round ``r`` starts at the ``r``-th runner (the order rotates), so each runner
+    follows every other one in turn: a library's worker threads keep spinning for a
+    while after its call (OpenMP, OpenBLAS, TBB) and slow whichever call comes next on
+    this two-core machine; in a fixed order the same runner would always pay for the
+    same neighbour."""
     for run in runners.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, run in runners.items():
+    names = list(runners)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            run = runners[name]
             if idle > 0:
                 time.sleep(idle)
             t0 = time.perf_counter()
@@ -558,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             f.write(f"Command: `{command}`\n\n")
             f.write("\n".join(f"- {line}" for line in notes) + "\n\n")
             f.write(
-                f"Median of {args.repeats} interleaved rounds after one warm-up; times in "
+                f"Median of {args.repeats} interleaved rounds (the order rotating) after one "
+                "warm-up; times in "
                 "ms. Peak MiB: resident set growth during one full-size call, in a fresh "
                 "subprocess after a small warm-up call.\n\n"
             )

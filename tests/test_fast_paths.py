@@ -269,3 +269,74 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
     out = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True)
     assert out.returncode == 0, out.stderr.decode()
+
+
+# --------------------------------------------------------------------------------------
+# the first-minimum scans (four centers per sweep, then one at a time) against a
+# sequential reference, with exact ties, NaN scores and every remainder of k mod 4
+# --------------------------------------------------------------------------------------
+
+
+def _scan_reference(GT: np.ndarray, c_sq: np.ndarray):
+    """Row by row, center by center: the first minimum of ``c_sq[j] - (g + g)`` under
+    ``v < best`` (NaN never wins; a NaN first score keeps center 0), the runner-up as
+    the certified pass keeps it (``min(s, max(v, b))``, strict comparisons) and as the
+    bound methods keep it (``b`` when ``v`` wins, else ``min(s, v)``)."""
+    k, m = GT.shape
+    dt = GT.dtype.type
+    lab = np.zeros(m, dtype=np.intp)
+    best = np.empty(m, dtype=GT.dtype)
+    sec_cert = np.full(m, np.inf, dtype=GT.dtype)
+    sec_bnd = np.full(m, np.inf, dtype=GT.dtype)
+    for i in range(m):
+        b = dt(c_sq[0] - (GT[0, i] + GT[0, i]))
+        for j in range(1, k):
+            v = dt(c_sq[j] - (GT[j, i] + GT[j, i]))
+            lt = v < b
+            hi = b if lt else v
+            sec_cert[i] = hi if hi < sec_cert[i] else sec_cert[i]
+            sec_bnd[i] = b if lt else min(sec_bnd[i], v)
+            if lt:
+                b, lab[i] = v, j
+        best[i] = b
+    return lab, best, sec_cert, sec_bnd
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_unrolled_first_minimum_scans_equal_a_sequential_scan(k: int, dtype) -> None:
+    if not runtime.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    from arbf._math.kernels import bounds, hard
+
+    rng = np.random.default_rng(k)
+    m = 203
+    GT = rng.standard_normal((k, m)).astype(dtype)
+    c_sq = rng.standard_normal(k).astype(dtype)
+    GT[:, 1::5] = rng.integers(0, 3, size=(k, 1)).astype(dtype)  # exact ties
+    c_sq_t = c_sq.copy()
+    GT[min(1, k - 1), 2::11] = np.nan  # a NaN score never wins (or stays first)
+    GT[:, 3::17] = GT[0, 3::17]
+    c_sq_t[:] = c_sq_t[0]
+    for cs in (c_sq, c_sq_t):
+        lab_r, best_r, cert_r, bnd_r = _scan_reference(GT, cs)
+        hard._get_kernels()
+        lab, best = np.empty(m, np.intp), np.empty(m, dtype)
+        hard._argmin(GT, cs, lab, best)
+        np.testing.assert_array_equal(lab, lab_r)
+        np.testing.assert_array_equal(best, best_r)
+        lab2, best2, sec2 = np.empty(m, np.intp), np.empty(m, dtype), np.empty(m, dtype)
+        bounds._get_kernels()["argmin2"](GT, cs, best2, sec2, lab2)
+        np.testing.assert_array_equal(lab2, lab_r)
+        np.testing.assert_array_equal(best2, best_r)
+        np.testing.assert_array_equal(sec2, bnd_r)
+        if dtype == np.float32:  # the certified float64 pass scans float32 scores
+            sq = np.ones(m)
+            lab3, best3, sec3 = np.empty(m, np.intp), np.empty(m, dtype), np.empty(m, dtype)
+            fail = np.empty(m, np.uint8)
+            hard._get_kernels()["certify"](
+                sq, GT, cs, 1.0, 1e-7, 0.0, 0.0, lab3, best3, sec3, fail
+            )  # fmt: skip
+            np.testing.assert_array_equal(lab3, lab_r)
+            np.testing.assert_array_equal(best3, best_r)
+            np.testing.assert_array_equal(sec3, cert_r)

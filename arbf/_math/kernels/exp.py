@@ -38,7 +38,10 @@ def _exp_parts_python(v):
     ``p`` first (gradual underflow, one rounding); ``v < -1100`` gives 0.  Must be
     compiled without reassociation, which would merge the two parts of ``ln 2``."""
     v = max(v, -1100.0)
-    q = math.floor(v * _LOG2E + 0.5)
+    # np.floor (a float), not math.floor (an int64): AVX2 has no vector conversion
+    # from float64 to int64, and that one conversion kept the loop scalar on such
+    # processors (AMD Zen 3: 3.9 against 1.9 ns per exponential)
+    q = np.floor(v * _LOG2E + 0.5)
     r = (v - q * _LN2_HI) - q * _LN2_LO
     p = _E12 + r * _E13  # Horner, highest degree first
     p = _E11 + r * p
@@ -55,7 +58,8 @@ def _exp_parts_python(v):
     p = 1.0 + r * p
     low = q < -1000.0
     p = p * (_TWO_M600 if low else 1.0)
-    bits = (np.int64(q + (600.0 if low else 0.0)) + 1023) << 52
+    # via int32 (a vector conversion on AVX2; |q| <= 1100), then widened
+    bits = np.int64(np.int32(q + (600.0 if low else 0.0)) + np.int32(1023)) << 52
     return p, bits
 
 

@@ -61,6 +61,7 @@ def _nearest_inertia_python(X, C, lab, w, m):
 
 
 _sq_dist: Any = None  # .hard's compiled distance helper, bound by _get_kernels
+_take: Any = None  # .hard's compiled first-minimum step, bound by _get_kernels
 
 
 def _onehot_sums_python(X, lab, w, m, sums, mass):
@@ -173,6 +174,23 @@ def _softmax_exp_python(GT, best, scale, scale32, m, scr, scr32):
                 ext[i] += e * g
 
 
+def _entmax_first_python(GT, j, i, b, scale, c, a1, a2, lw):
+    """Entmax-1.5's first sweep at one score: ``y = (GT[j, i] - b) * scale`` clamped at
+    -2 (a score below -2 is never in the support, τ >= -1; clamped so that a tiny σ
+    cannot overflow it to -inf, whose gap would then be 0 * inf) and stored in ``GT``;
+    then, where ``y > -1`` (inside at τ = -1), the count ``c``, the sums ``a1``, ``a2``
+    of ``y`` and ``y^2`` and the minimum ``lw`` updated (returned)."""
+    v = np.float64(GT[j, i] - b) * scale
+    GT[j, i] = v if v > -2.0 else -2.0
+    y = np.float64(GT[j, i])  # as stored
+    inside = y > -1.0
+    yi = y if inside else 0.0
+    return c + (1.0 if inside else 0.0), a1 + yi, a2 + yi * yi, (yi if yi < lw else lw)
+
+
+_entmax_first: Any = None  # compiled by _get_kernels (the chunk kernel's flags)
+
+
 _exp_parts_inline: Any = None  # .exp's helpers for inlining, bound by _get_kernels
 _exp_parts32_inline: Any = None
 _softmax_exp: Any = None  # compiled by _get_kernels (no reassociation)
@@ -227,16 +245,40 @@ def _chunk_python(
         GT[0, i] = v
         best[i] = v
         lab[i] = 0
-    for j in range(1, k):
+    j = 1
+    while j + 3 < k:  # four centers per sweep, as the hard pass's scan (.hard._take_python)
+        c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
+        for i in range(m):
+            b, li = best[i], lab[i]
+            g = GT[j, i]
+            v = c1 - (g + g)
+            GT[j, i] = v
+            b, li = _take(b, li, v, j)
+            g = GT[j + 1, i]
+            v = c2 - (g + g)
+            GT[j + 1, i] = v
+            b, li = _take(b, li, v, j + 1)
+            g = GT[j + 2, i]
+            v = c3 - (g + g)
+            GT[j + 2, i] = v
+            b, li = _take(b, li, v, j + 2)
+            g = GT[j + 3, i]
+            v = c4 - (g + g)
+            GT[j + 3, i] = v
+            b, li = _take(b, li, v, j + 3)
+            best[i] = b
+            lab[i] = li
+        j += 4
+    while j < k:
         cj = c_sq[j]
         for i in range(m):
             g = GT[j, i]
             v = cj - (g + g)
             GT[j, i] = v
-            b = best[i]
-            lt = v < b
-            best[i] = v if lt else b
-            lab[i] = j if lt else lab[i]
+            b, li = _take(best[i], lab[i], v, j)
+            best[i] = b
+            lab[i] = li
+        j += 1
     ext = scr[0]
     for i in range(m):
         ext[i] = 0.0
@@ -289,19 +331,24 @@ def _chunk_python(
         s1[i] = 0.0
         s2[i] = 0.0
         lo[i] = 0.0  # y = 0 (the nearest center) is always inside
-    for j in range(k):
+    # four centers per sweep over the rows, each row's counts and sums in registers
+    # (see .hard._take_python: the one-center form compiles into masked stores)
+    j = 0
+    while j + 3 < k:
         for i in range(m):
-            # a score below -2 is never in the support (τ >= -1): clamped there, so that
-            # a tiny σ cannot overflow it to -inf (whose gap would then be 0 * inf)
-            v = np.float64(GT[j, i] - best[i]) * scale
-            GT[j, i] = v if v > -2.0 else -2.0
-            y = np.float64(GT[j, i])  # as stored
-            inside = y > -1.0
-            yi = y if inside else 0.0
-            cnt[i] += 1.0 if inside else 0.0
-            s1[i] += yi
-            s2[i] += yi * yi
-            lo[i] = min(lo[i], yi)
+            bi = best[i]
+            c, a1, a2, lw = cnt[i], s1[i], s2[i], lo[i]
+            c, a1, a2, lw = _entmax_first(GT, j, i, bi, scale, c, a1, a2, lw)
+            c, a1, a2, lw = _entmax_first(GT, j + 1, i, bi, scale, c, a1, a2, lw)
+            c, a1, a2, lw = _entmax_first(GT, j + 2, i, bi, scale, c, a1, a2, lw)
+            c, a1, a2, lw = _entmax_first(GT, j + 3, i, bi, scale, c, a1, a2, lw)
+            cnt[i], s1[i], s2[i], lo[i] = c, a1, a2, lw
+        j += 4
+    while j < k:
+        for i in range(m):
+            c, a1, a2, lw = _entmax_first(GT, j, i, best[i], scale, cnt[i], s1[i], s2[i], lo[i])
+            cnt[i], s1[i], s2[i], lo[i] = c, a1, a2, lw
+        j += 1
     n_onehot = 0.0
     for i in range(m):
         n_onehot += 1.0 if cnt[i] == 1.0 else 0.0
@@ -390,10 +437,12 @@ _kernels: dict[str, Any] = {}
 
 def _get_kernels() -> dict[str, Any]:
     global _exp_parts_inline, _exp_parts32_inline, _softmax_exp, _support_root, _entmax_tau
-    global _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums, _sq_dist
+    global _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums, _sq_dist, _take
+    global _entmax_first
     if not _kernels:
         # helpers first: the kernel resolves (and inlines) them when compiled
         _sq_dist = _hard.get_sq_dist()
+        _take = _hard.get_take()[0]
         _support_root, _entmax_tau = _entmax.threshold_helpers()
         _exp_parts_inline, _exp_parts32_inline = _exp.compiled(inline=True)
         with lock:
@@ -415,6 +464,7 @@ def _get_kernels() -> dict[str, Any]:
                     _softmax_exp_python
                 )
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+                _entmax_first = jit(_entmax_first_python)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
 
