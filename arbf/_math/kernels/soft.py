@@ -188,7 +188,7 @@ def _entmax_first_python(GT, j, i, b, scale, c, a1, a2, lw):
     return c + (1.0 if inside else 0.0), a1 + yi, a2 + yi * yi, (yi if yi < lw else lw)
 
 
-_entmax_first: Any = None  # compiled by _get_kernels (the chunk kernel's flags)
+_entmax_first: Any = None  # compiled by _get_kernels (the kernel's flags but reassociation)
 
 
 _exp_parts_inline: Any = None  # .exp's helpers for inlining, bound by _get_kernels
@@ -464,7 +464,11 @@ def _get_kernels() -> dict[str, Any]:
                     _softmax_exp_python
                 )
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-                _entmax_first = jit(_entmax_first_python)
+                # no reassociation: the sums run over the centers in order, as when
+                # they were kept in memory (the same bits)
+                _entmax_first = numba.njit(
+                    nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"}
+                )(_entmax_first_python)
                 _kernels["chunk"] = jit(_chunk_python)
     return _kernels
 
