@@ -340,3 +340,31 @@ def test_the_unrolled_first_minimum_scans_equal_a_sequential_scan(k: int, dtype)
             np.testing.assert_array_equal(lab3, lab_r)
             np.testing.assert_array_equal(best3, best_r)
             np.testing.assert_array_equal(sec3, cert_r)
+
+
+@pytest.mark.parametrize("k", [2, 5, 9, 23, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_group_minima_of_yinyang_equal_a_direct_minimum(k: int, dtype) -> None:
+    """``gm[q, i]`` = the smallest score ``c_j - 2 g_ji`` (float64 of the dtype's score)
+    over the centers ``j`` of group ``q`` but the label of row ``i`` (inf if none)."""
+    if not runtime.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    from arbf._math.kernels import bounds
+
+    rng = np.random.default_rng(k)
+    m = 157
+    GT = rng.standard_normal((k, m)).astype(dtype)
+    c_sq = rng.standard_normal(k).astype(dtype)
+    GT[:, ::9] = 0.5  # exact ties
+    t = max(1, k // 4)
+    grp = rng.integers(0, t, size=k)
+    grp[:t] = np.arange(t)  # every group has a member
+    order = np.argsort(grp, kind="stable")
+    gstart = np.searchsorted(grp[order], np.arange(t + 1)).astype(np.intp)
+    lab = rng.integers(0, k, size=m).astype(np.intp)
+    gm = np.empty((t, m))
+    bounds._get_kernels()["group_mins"](GT, c_sq, gstart, order.astype(np.intp), lab, gm)
+    scores = (c_sq[:, None] - (GT + GT)).astype(np.float64)
+    scores[lab, np.arange(m)] = np.inf
+    want = np.stack([scores[grp == q].min(axis=0) for q in range(t)])
+    np.testing.assert_array_equal(gm, want)

@@ -165,20 +165,45 @@ def _take2_python(b, s, lab, v, j):
 _take2: Any = None  # the compiled _take2_python, set by _get_kernels
 
 
-def _group_mins_python(GT, c_sq, grp, lab, gm):
-    """``gm[q, i]``: the smallest score over the centers of group ``q`` but the label."""
-    k, m = GT.shape
+def _group_mins_python(GT, c_sq, gstart, gmem, lab, gm):
+    """``gm[q, i]``: the smallest score over the centers of group ``q`` (``gmem[gstart[q]:
+    gstart[q + 1]]``, ascending) but the label; four centers per sweep over the rows, the
+    running minimum in registers (see :func:`_scores_argmin_python`)."""
+    m = GT.shape[1]
     for q in range(gm.shape[0]):
+        p = gstart[q]
+        p1 = gstart[q + 1]
         for i in range(m):
             gm[q, i] = np.inf
-    for j in range(k):
-        q = grp[j]
-        cj = c_sq[j]
-        for i in range(m):
-            g = GT[j, i]
-            v = np.float64(cj - (g + g))
-            v = np.inf if lab[i] == j else v
-            gm[q, i] = min(gm[q, i], v)
+        while p + 3 < p1:
+            j0, j1, j2, j3 = gmem[p], gmem[p + 1], gmem[p + 2], gmem[p + 3]
+            c0, c1, c2, c3 = c_sq[j0], c_sq[j1], c_sq[j2], c_sq[j3]
+            for i in range(m):
+                li = lab[i]
+                g = gm[q, i]
+                g = _group_min(g, c0, GT[j0, i], j0, li)
+                g = _group_min(g, c1, GT[j1, i], j1, li)
+                g = _group_min(g, c2, GT[j2, i], j2, li)
+                g = _group_min(g, c3, GT[j3, i], j3, li)
+                gm[q, i] = g
+            p += 4
+        while p < p1:
+            j = gmem[p]
+            cj = c_sq[j]
+            for i in range(m):
+                gm[q, i] = _group_min(gm[q, i], cj, GT[j, i], j, lab[i])
+            p += 1
+
+
+def _group_min_python(g, cj, gt, j, li):
+    """``min(g, c_j - 2 gt)`` in float64, skipping the label ``li`` (``v < g`` keeps
+    ``g`` on ties and NaN, as ``min(g, v)``)."""
+    v = np.float64(cj - (gt + gt))
+    v = np.inf if li == j else v
+    return v if v < g else g
+
+
+_group_min: Any = None  # the compiled _group_min_python, set by _get_kernels
 
 
 def _scores_bounds_python(
@@ -469,7 +494,7 @@ def _get_kernels() -> dict[str, Any]:
     """The compiled kernels (jitted on first use).  No fast-math: the bounds rely on
     IEEE comparisons and on the order of their roundings; the distance and norm
     helpers alone reassociate their feature sums."""
-    global _sq_dist, _sq_norm, _move, _take2
+    global _sq_dist, _sq_norm, _move, _take2, _group_min
     if not _kernels:
         _sq_dist = _hard.get_sq_dist()
         with lock:
@@ -482,6 +507,7 @@ def _get_kernels() -> dict[str, Any]:
                 )
                 _move = jit(_move_python)
                 _take2 = jit(_take2_python)
+                _group_min = jit(_group_min_python)
                 _kernels["argmin2"] = jit(_scores_argmin_python)
                 _kernels["group_mins"] = jit(_group_mins_python)
                 _kernels["scores"] = jit(_scores_bounds_python)
@@ -747,7 +773,7 @@ class BoundedLloyd:
             lab = st.lab[:m]
             argmin2(GT, c_sq, st.best, st.second, lab)
             if t > 1:
-                group_mins(GT, c_sq, self.grp, lab, gm)
+                group_mins(GT, c_sq, self.gstart, self.gmem, lab, gm)
             kernel(
                 Xc, Cc, empty_w if w is None else w[a:b], coef, cmax, up, dn,
                 self.labels[a:b], self.ub[a:b], self.glb[a:b], st.second, lab, gm, st.mg,
