@@ -20,24 +20,16 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from arbf._math.kernels import hard
+
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_kmeans import FULL_SHAPES
 
 
-@numba.njit(nogil=True)
-def argmin_columns(GT, c_sq, labels, best):  # the kernels' argmin (arbf/_math/kernels/hard.py)
-    k, m = GT.shape
-    for i in range(m):
-        g = GT[0, i]
-        best[i] = c_sq[0] - (g + g)
-        labels[i] = 0
-    for j in range(1, k):
-        for i in range(m):
-            g = GT[j, i]
-            v = c_sq[j] - (g + g)
-            lt = v < best[i]
-            best[i] = v if lt else best[i]
-            labels[i] = j if lt else labels[i]
+def argmin_columns(GT, c_sq, labels, best):
+    """The kernels' argmin (``arbf._math.kernels.hard._argmin``, compiled)."""
+    hard._get_kernels()
+    hard._argmin(GT, c_sq, labels, best)
 
 
 @numba.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"})
