@@ -123,46 +123,12 @@ def _move_python(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos):
 
 def _scores_argmin_python(GT, c_sq, best, second, lab):
     """Labels as :mod:`.hard`'s kernel (first minimum of the scores ``c_sq - 2 g``,
-    ``GT = C X_c^T``, vectorised along the rows) and the second smallest score."""
-    k, m = GT.shape
-    c0 = c_sq[0]
-    for i in range(m):
-        g = GT[0, i]
-        best[i] = c0 - (g + g)
-        second[i] = np.inf
-        lab[i] = 0
-    j = 1
-    while j + 3 < k:  # four centers per sweep, as .hard's scans (plain vector stores)
-        c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
-        for i in range(m):
-            b, s, li = best[i], second[i], lab[i]
-            g = GT[j, i]
-            b, s, li = _take2(b, s, li, c1 - (g + g), j)
-            g = GT[j + 1, i]
-            b, s, li = _take2(b, s, li, c2 - (g + g), j + 1)
-            g = GT[j + 2, i]
-            b, s, li = _take2(b, s, li, c3 - (g + g), j + 2)
-            g = GT[j + 3, i]
-            b, s, li = _take2(b, s, li, c4 - (g + g), j + 3)
-            best[i], second[i], lab[i] = b, s, li
-        j += 4
-    while j < k:
-        cj = c_sq[j]
-        for i in range(m):
-            g = GT[j, i]
-            b, s, li = _take2(best[i], second[i], lab[i], cj - (g + g), j)
-            best[i], second[i], lab[i] = b, s, li
-        j += 1
+    ``GT = C X_c^T``, vectorised along the rows) and the second smallest score: the
+    certified pass's scan (:func:`arbf._math.kernels.hard._argmin_second_python`)."""
+    _argmin_second(GT, c_sq, lab, best, second)
 
 
-def _take2_python(b, s, lab, v, j):
-    """One step of :func:`_scores_argmin_python`'s scan: ``(v, b, j)`` if ``v < b``, else
-    ``(b, min(s, v), lab)`` (see :func:`arbf._math.kernels.hard._take_python`)."""
-    lt = v < b
-    return (v if lt else b), (b if lt else min(s, v)), (j if lt else lab)
-
-
-_take2: Any = None  # the compiled _take2_python, set by _get_kernels
+_argmin_second: Any = None  # .hard's compiled scan, bound by _get_kernels
 
 
 def _group_mins_python(GT, c_sq, gstart, gmem, lab, gm):
@@ -494,9 +460,10 @@ def _get_kernels() -> dict[str, Any]:
     """The compiled kernels (jitted on first use).  No fast-math: the bounds rely on
     IEEE comparisons and on the order of their roundings; the distance and norm
     helpers alone reassociate their feature sums."""
-    global _sq_dist, _sq_norm, _move, _take2, _group_min
+    global _sq_dist, _sq_norm, _move, _argmin_second, _group_min
     if not _kernels:
         _sq_dist = _hard.get_sq_dist()
+        _argmin_second = _hard.get_take()[2]
         with lock:
             if not _kernels:
                 import numba
@@ -506,7 +473,6 @@ def _get_kernels() -> dict[str, Any]:
                     _sq_norm_python
                 )
                 _move = jit(_move_python)
-                _take2 = jit(_take2_python)
                 _group_min = jit(_group_min_python)
                 _kernels["argmin2"] = jit(_scores_argmin_python)
                 _kernels["group_mins"] = jit(_group_mins_python)

@@ -213,6 +213,44 @@ def _chunk_shift_python(X, S, GT, C, c_sq, w, labels, best, min_sq, sums, wsum, 
     _accumulate(X, S, C, w, labels, min_sq, sums, wsum, inertia, do_sums)
 
 
+def _argmin_second_python(GT, c_sq, labels, best, second):
+    """:func:`_argmin_python` that also keeps each row's runner-up score in ``second``
+    (:func:`_take_second_python`; ``inf`` for ``k = 1``), four centers per sweep
+    (compiled; the certified float64 pass and the bound methods' first pass)."""
+    k, m = GT.shape
+    c0 = c_sq[0]
+    for i in range(m):
+        g = GT[0, i]
+        best[i] = c0 - (g + g)
+        second[i] = np.inf
+        labels[i] = 0
+    j = 1
+    while j + 3 < k:  # four centers per sweep, as _argmin_python
+        c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
+        for i in range(m):
+            b, s, lab = best[i], second[i], labels[i]
+            g = GT[j, i]
+            b, s, lab = _take_second(b, s, lab, c1 - (g + g), j)
+            g = GT[j + 1, i]
+            b, s, lab = _take_second(b, s, lab, c2 - (g + g), j + 1)
+            g = GT[j + 2, i]
+            b, s, lab = _take_second(b, s, lab, c3 - (g + g), j + 2)
+            g = GT[j + 3, i]
+            b, s, lab = _take_second(b, s, lab, c4 - (g + g), j + 3)
+            best[i], second[i], labels[i] = b, s, lab
+        j += 4
+    while j < k:
+        cj = c_sq[j]
+        for i in range(m):
+            g = GT[j, i]
+            b, s, lab = _take_second(best[i], second[i], labels[i], cj - (g + g), j)
+            best[i], second[i], labels[i] = b, s, lab
+        j += 1
+
+
+_argmin_second: Any = None  # the compiled _argmin_second_python, set by get_take
+
+
 def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best, second, fail):
     """Labels of one float64 chunk from float32 scores, each certified or flagged.
 
@@ -231,36 +269,8 @@ def _certify_python(sq, GT, c_sq32, cmax, rel, csq_term, abs_term, labels, best,
     whose norm times ``cmax`` is not below ``2**100`` (the float32 scores could
     overflow) are flagged too.  Returns the number flagged.
     """
-    k, m = GT.shape
-    c0 = c_sq32[0]
-    inf = np.float32(np.inf)
-    for i in range(m):
-        g = GT[0, i]
-        best[i] = c0 - (g + g)
-        second[i] = inf
-        labels[i] = 0
-    j = 1
-    while j + 3 < k:  # four centers per sweep, as _argmin_python
-        c1, c2, c3, c4 = c_sq32[j], c_sq32[j + 1], c_sq32[j + 2], c_sq32[j + 3]
-        for i in range(m):
-            b, s, lab = best[i], second[i], labels[i]
-            g = GT[j, i]
-            b, s, lab = _take_second(b, s, lab, c1 - (g + g), j)
-            g = GT[j + 1, i]
-            b, s, lab = _take_second(b, s, lab, c2 - (g + g), j + 1)
-            g = GT[j + 2, i]
-            b, s, lab = _take_second(b, s, lab, c3 - (g + g), j + 2)
-            g = GT[j + 3, i]
-            b, s, lab = _take_second(b, s, lab, c4 - (g + g), j + 3)
-            best[i], second[i], labels[i] = b, s, lab
-        j += 4
-    while j < k:
-        cj = c_sq32[j]
-        for i in range(m):
-            g = GT[j, i]
-            b, s, lab = _take_second(best[i], second[i], labels[i], cj - (g + g), j)
-            best[i], second[i], labels[i] = b, s, lab
-        j += 1
+    _argmin_second(GT, c_sq32, labels, best, second)
+    m = GT.shape[1]
     flagged = 0
     for i in range(m):
         xn = math.sqrt(sq[i]) * 1.0009765625  # ≥ ||x_i|| (rounding: ≤ d ulp)
@@ -323,16 +333,18 @@ def get_sq_dist() -> Any:
 
 
 def get_take() -> Any:
-    """The compiled :func:`_take_python` and :func:`_take_second_python` (strict: no
-    fast-math; also used by :mod:`.soft` and :mod:`.bounds`)."""
-    global _take, _take_second
+    """The compiled :func:`_take_python`, :func:`_take_second_python` and
+    :func:`_argmin_second_python` (strict: no fast-math; also used by :mod:`.soft` and
+    :mod:`.bounds`)."""
+    global _take, _take_second, _argmin_second
     if _take is None:
         import numba
 
         strict = numba.njit(nogil=True, cache=True, fastmath=False)
         _take_second = strict(_take_second_python)
         _take = strict(_take_python)
-    return _take, _take_second
+        _argmin_second = strict(_argmin_second_python)
+    return _take, _take_second, _argmin_second
 
 
 def _get_kernels() -> dict[str, Any]:
