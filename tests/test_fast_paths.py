@@ -368,3 +368,21 @@ def test_the_group_minima_of_yinyang_equal_a_direct_minimum(k: int, dtype) -> No
     scores[lab, np.arange(m)] = np.inf
     want = np.stack([scores[grp == q].min(axis=0) for q in range(t)])
     np.testing.assert_array_equal(gm, want)
+
+
+@pytest.mark.parametrize("d", [2, 7, 8, 16, 19, 33])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mean_variance_equals_numpys_var_to_the_bit(fast, d: int, dtype) -> None:
+    """The tolerance scale repeats ``np.mean(np.var(X, axis=0))`` operation for operation
+    (eight columns at a time plus a remainder): the same bits, with an offset that makes
+    the rounding of the sums matter."""
+    from arbf._math.kernels import hard
+
+    rng = np.random.default_rng(d)
+    X = (rng.standard_normal((3001, d)) * rng.uniform(0.1, 10.0, d) + 1e3).astype(dtype)
+    assert hard.mean_variance(X) == float(np.mean(np.var(X, axis=0)))
+    col = hard._get_kernels()["column_var"]  # one thread, a block of columns
+    out = np.full(d, np.nan, dtype=dtype)
+    col(X, 1, d, out)
+    np.testing.assert_array_equal(out[1:], np.var(X, axis=0)[1:])
+    assert np.isnan(out[0])

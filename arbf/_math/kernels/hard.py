@@ -372,6 +372,10 @@ def _get_kernels() -> dict[str, Any]:
                 _kernels["certify"] = strict(_certify_python)
                 _kernels["labelled"] = strict(_labelled_python)
                 _kernels["pairwise"] = strict(_pairwise_python)
+                global _add_row8, _add_sq_row8
+                inline = numba.njit(nogil=True, cache=True, fastmath=False, inline="always")
+                _add_row8 = inline(_add_row8_python)
+                _add_sq_row8 = inline(_add_sq_row8_python)
                 _kernels["column_var"] = strict(_column_var_python)
                 _kernels["column_sums"] = strict(_column_sums_python)
                 global _pairwise_block
@@ -941,49 +945,73 @@ def largest(values: np.ndarray, m: int) -> np.ndarray:
     return pick[np.argsort(-values[pick], kind="stable")]
 
 
+def _add_row8_python(acc, X, i, c0, j):
+    """``acc[j:j + 8] += X[i, c0 + j:c0 + j + 8]``, written out (one vector add)."""
+    acc[j] += X[i, c0 + j]
+    acc[j + 1] += X[i, c0 + j + 1]
+    acc[j + 2] += X[i, c0 + j + 2]
+    acc[j + 3] += X[i, c0 + j + 3]
+    acc[j + 4] += X[i, c0 + j + 4]
+    acc[j + 5] += X[i, c0 + j + 5]
+    acc[j + 6] += X[i, c0 + j + 6]
+    acc[j + 7] += X[i, c0 + j + 7]
+
+
+def _add_sq_row8_python(acc, X, mean, i, c0, j):
+    """``acc[j:j + 8] += (X[i, c0 + j:c0 + j + 8] - mean[j:j + 8])**2``, each square
+    rounded before its addition (no contraction)."""
+    for q in range(8):
+        t = X[i, c0 + j + q] - mean[j + q]
+        acc[j + q] += t * t
+
+
 def _column_var_python(X, c0, c1, out):
     """``np.var(X[:, c0:c1], axis=0)`` of a C-contiguous ``X``, operation for operation:
     NumPy reduces along axis 0 by adding row after row into one accumulator per column
     in ``X``'s dtype, divides by ``n`` in that dtype, then does the same with the squared
-    deviations.  The loops run along the columns, so they vectorise without reordering
-    any column's sum (compiled without fast-math)."""
+    deviations.  The loops run along the columns, eight at a time into a fresh
+    accumulator (no alias with ``X``: one vector add per eight columns, where a loop of
+    runtime length over a few columns ran scalar), so no column's sum is reordered
+    (compiled without fast-math)."""
     n = X.shape[0]
-    acc = out[c0:c1]  # no array expressions: their error paths are slow to compile
-    for j in range(c1 - c0):
-        acc[j] = 0
+    w = c1 - c0
+    w8 = w - w % 8
+    acc = np.zeros(w, dtype=X.dtype)
     for i in range(n):
-        for j in range(c0, c1):
-            acc[j - c0] += X[i, j]
+        for j in range(0, w8, 8):
+            _add_row8(acc, X, i, c0, j)
+        for j in range(w8, w):
+            acc[j] += X[i, c0 + j]
     count = acc.dtype.type(n)  # n in X's dtype, as NumPy divides
-    mean = np.empty(c1 - c0, dtype=X.dtype)
-    for j in range(c1 - c0):
+    mean = np.empty(w, dtype=X.dtype)
+    for j in range(w):
         mean[j] = acc[j] / count
         acc[j] = 0
     for i in range(n):
-        for j in range(c0, c1):
-            t = X[i, j] - mean[j - c0]
-            acc[j - c0] += t * t
-    for j in range(c1 - c0):
-        acc[j] = acc[j] / count
+        for j in range(0, w8, 8):
+            _add_sq_row8(acc, X, mean, i, c0, j)
+        for j in range(w8, w):
+            t = X[i, c0 + j] - mean[j]
+            acc[j] += t * t
+    for j in range(w):
+        out[c0 + j] = acc[j] / count
+
+
+_add_row8: Any = None  # compiled (inlined) by _get_kernels
+_add_sq_row8: Any = None
 
 
 def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
     """``np.mean(np.var(X, axis=0))`` -- scikit-learn's tolerance scale -- to the bit,
     without NumPy's temporary the size of ``X`` and several times faster: for a
     C-contiguous ``X`` a compiled kernel repeats NumPy's axis-0 reductions in their order
-    and dtype (float32 data: float32 sums, as scikit-learn's own), over blocks of columns
-    on the worker threads; otherwise NumPy itself."""
+    and dtype (float32 data: float32 sums, as scikit-learn's own); otherwise NumPy
+    itself.  One thread: the reductions cannot be split along the rows without changing
+    their order, and splitting the columns between two threads was 1.0-2.4x *slower*
+    (measured, docs/benchmarks.md: both threads stream the same rows)."""
     if not X.flags.c_contiguous or X.shape[1] == 1:  # NumPy then sums pairwise
         return float(np.mean(np.var(X, axis=0)))
     d = X.shape[1]
-    kernel = _get_kernels()["column_var"]
     out = np.empty(d, dtype=X.dtype)
-    lines = max(1, d * X.dtype.itemsize // 64)  # threads share no cache line of a row
-    threads = max(1, min(n_threads(), lines))
-    bounds = [d * t // threads for t in range(threads + 1)]
-
-    def work(t: int, _: Any) -> None:
-        kernel(X, bounds[t], bounds[t + 1], out)
-
-    run_chunks(threads, 1, threads, work, lambda: None)
+    _get_kernels()["column_var"](X, 0, d, out)
     return float(np.mean(out))
