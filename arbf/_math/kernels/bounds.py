@@ -161,6 +161,25 @@ def _group_mins_python(GT, c_sq, gstart, gmem, lab, gm):
             p += 1
 
 
+def _touch_python(X, fl, nf):
+    """Load one element per 32 bytes (and the last) of the rows ``fl[:nf]`` and return
+    their sum: a loop of a few instructions per row, so the cache misses of the scattered
+    rows that failed a bound test are in flight together before the distance loop, whose
+    long iterations would wait for them one or two at a time (0.91-0.95x the time of a
+    Hamerly step, measured: docs/benchmarks.md)."""
+    d = X.shape[1]
+    tch = 0.0
+    for f in range(nf):
+        i = fl[f]
+        for c in range(0, d, 8):
+            tch += X[i, c]
+        tch += X[i, d - 1]
+    return tch
+
+
+_touch: Any = None  # compiled by _get_kernels
+
+
 def _group_min_python(g, cj, gt, j, li):
     """``min(g, c_j - 2 gt)`` in float64, skipping the label ``li`` (``v < g`` keeps
     ``g`` on ties and NaN, as ``min(g, v)``)."""
@@ -261,6 +280,7 @@ def _hamerly_chunk_python(
             fb[nf] = bnd
             flo[nf] = lo
             nf += 1
+        fd[0] = _touch(X, fl, nf)  # (scratch: the store keeps the loads)
         for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
             for c in range(d):
@@ -349,6 +369,7 @@ def _yinyang_chunk_python(
             fl[nf] = i
             fb[nf] = bnd
             nf += 1
+        fd[0] = _touch(X, fl, nf)  # (scratch: the store keeps the loads)
         for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
             for c in range(d):
@@ -460,7 +481,7 @@ def _get_kernels() -> dict[str, Any]:
     """The compiled kernels (jitted on first use).  No fast-math: the bounds rely on
     IEEE comparisons and on the order of their roundings; the distance and norm
     helpers alone reassociate their feature sums."""
-    global _sq_dist, _sq_norm, _move, _argmin_second, _group_min
+    global _sq_dist, _sq_norm, _move, _argmin_second, _group_min, _touch
     if not _kernels:
         _sq_dist = _hard.get_sq_dist()
         _argmin_second = _hard.get_take()[2]
@@ -474,6 +495,7 @@ def _get_kernels() -> dict[str, Any]:
                 )
                 _move = jit(_move_python)
                 _group_min = jit(_group_min_python)
+                _touch = jit(_touch_python)
                 _kernels["argmin2"] = jit(_scores_argmin_python)
                 _kernels["group_mins"] = jit(_group_mins_python)
                 _kernels["scores"] = jit(_scores_bounds_python)
