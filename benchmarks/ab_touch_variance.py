@@ -120,7 +120,7 @@ def main() -> None:
                     continue
                 outs: dict[str, list[Any]] = {}
 
-                def run(name: str, kern: Any, saved: list[Any] = saved) -> None:
+                def run(name: str, kern: Any, saved: list[Any] = saved, outs: dict = outs) -> None:
                     a = [x.copy() if isinstance(x, np.ndarray) else x for x in saved]
                     kern(*a)
                     outs[name] = a
