@@ -28,8 +28,9 @@ each; only points whose test fails are looked at.
 A step first samples the first bound test on every ``n / 4096``-th point; when more than
 :data:`REINIT_FRACTION` of them would fail (early iterations, when the centers still move
 far), it recomputes every point from Lloyd's scores instead, which is then cheaper.
-Points that fail a test are handled in blocks: first the tests of a block, then the
-distances of its failures (independent row reads, which the processor overlaps).
+Points that fail a test are handled in blocks: first the tests of a block, then a short
+loop that touches its failing rows (so their cache misses are in flight together), then
+their distances.
 
 Exactness.  Only the skipping differs from Lloyd: a point that is looked at gets its
 distances computed exactly (float64, :func:`arbf._math.kernels.hard.get_sq_dist`), its
@@ -162,11 +163,11 @@ def _group_mins_python(GT, c_sq, gstart, gmem, lab, gm):
 
 
 def _touch_python(X, fl, nf):
-    """Load one element per 32 bytes (and the last) of the rows ``fl[:nf]`` and return
+    """Load one element in eight (and the last) of the rows ``fl[:nf]`` and return
     their sum: a loop of a few instructions per row, so the cache misses of the scattered
     rows that failed a bound test are in flight together before the distance loop, whose
-    long iterations would wait for them one or two at a time (0.91-0.95x the time of a
-    Hamerly step, measured: docs/benchmarks.md)."""
+    long iterations would wait for them one or two at a time (a Hamerly step 0.82-0.97x
+    its time, measured: docs/benchmarks.md)."""
     d = X.shape[1]
     tch = 0.0
     for f in range(nf):

@@ -1008,7 +1008,7 @@ def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
     and dtype (float32 data: float32 sums, as scikit-learn's own); otherwise NumPy
     itself.  One thread: the reductions cannot be split along the rows without changing
     their order, and splitting the columns between two threads was 1.0-2.4x *slower*
-    (measured, docs/benchmarks.md: both threads stream the same rows)."""
+    (measured: docs/benchmarks.md)."""
     if not X.flags.c_contiguous or X.shape[1] == 1:  # NumPy then sums pairwise
         return float(np.mean(np.var(X, axis=0)))
     d = X.shape[1]
