@@ -372,10 +372,6 @@ def _get_kernels() -> dict[str, Any]:
                 _kernels["certify"] = strict(_certify_python)
                 _kernels["labelled"] = strict(_labelled_python)
                 _kernels["pairwise"] = strict(_pairwise_python)
-                global _add_row8, _add_sq_row8
-                inline = numba.njit(nogil=True, cache=True, fastmath=False, inline="always")
-                _add_row8 = inline(_add_row8_python)
-                _add_sq_row8 = inline(_add_sq_row8_python)
                 _kernels["column_var"] = strict(_column_var_python)
                 _kernels["column_sums"] = strict(_column_sums_python)
                 global _pairwise_block
@@ -945,26 +941,6 @@ def largest(values: np.ndarray, m: int) -> np.ndarray:
     return pick[np.argsort(-values[pick], kind="stable")]
 
 
-def _add_row8_python(acc, X, i, c0, j):
-    """``acc[j:j + 8] += X[i, c0 + j:c0 + j + 8]``, written out (one vector add)."""
-    acc[j] += X[i, c0 + j]
-    acc[j + 1] += X[i, c0 + j + 1]
-    acc[j + 2] += X[i, c0 + j + 2]
-    acc[j + 3] += X[i, c0 + j + 3]
-    acc[j + 4] += X[i, c0 + j + 4]
-    acc[j + 5] += X[i, c0 + j + 5]
-    acc[j + 6] += X[i, c0 + j + 6]
-    acc[j + 7] += X[i, c0 + j + 7]
-
-
-def _add_sq_row8_python(acc, X, mean, i, c0, j):
-    """``acc[j:j + 8] += (X[i, c0 + j:c0 + j + 8] - mean[j:j + 8])**2``, each square
-    rounded before its addition (no contraction)."""
-    for q in range(8):
-        t = X[i, c0 + j + q] - mean[j + q]
-        acc[j + q] += t * t
-
-
 def _column_var_python(X, c0, c1, out):
     """``np.var(X[:, c0:c1], axis=0)`` of a C-contiguous ``X``, operation for operation:
     NumPy reduces along axis 0 by adding row after row into one accumulator per column
@@ -976,10 +952,19 @@ def _column_var_python(X, c0, c1, out):
     n = X.shape[0]
     w = c1 - c0
     w8 = w - w % 8
-    acc = np.zeros(w, dtype=X.dtype)
+    acc = np.empty(w, dtype=X.dtype)  # no array expressions: slow to compile
+    for j in range(w):
+        acc[j] = 0
     for i in range(n):
-        for j in range(0, w8, 8):
-            _add_row8(acc, X, i, c0, j)
+        for j in range(0, w8, 8):  # written out: one vector add (no helper to compile)
+            acc[j] += X[i, c0 + j]
+            acc[j + 1] += X[i, c0 + j + 1]
+            acc[j + 2] += X[i, c0 + j + 2]
+            acc[j + 3] += X[i, c0 + j + 3]
+            acc[j + 4] += X[i, c0 + j + 4]
+            acc[j + 5] += X[i, c0 + j + 5]
+            acc[j + 6] += X[i, c0 + j + 6]
+            acc[j + 7] += X[i, c0 + j + 7]
         for j in range(w8, w):
             acc[j] += X[i, c0 + j]
     count = acc.dtype.type(n)  # n in X's dtype, as NumPy divides
@@ -989,16 +974,14 @@ def _column_var_python(X, c0, c1, out):
         acc[j] = 0
     for i in range(n):
         for j in range(0, w8, 8):
-            _add_sq_row8(acc, X, mean, i, c0, j)
+            for q in range(8):  # each square rounded before its addition
+                t = X[i, c0 + j + q] - mean[j + q]
+                acc[j + q] += t * t
         for j in range(w8, w):
             t = X[i, c0 + j] - mean[j]
             acc[j] += t * t
     for j in range(w):
         out[c0 + j] = acc[j] / count
-
-
-_add_row8: Any = None  # compiled (inlined) by _get_kernels
-_add_sq_row8: Any = None
 
 
 def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
