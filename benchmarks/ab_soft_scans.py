@@ -15,33 +15,15 @@ numba cache files.  Run it from a clone with history:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+from _old_kernels import old_kernels
 
 from arbf._math.kernels import soft as soft_new
 
 OLD = "cecb052"
-KERNELS = Path(soft_new.__file__).parent
-
-
-def _load_old(name: str, git_path: str, made: list[Path]) -> ModuleType:
-    src = subprocess.check_output(["git", "show", f"{OLD}:{git_path}"], text=True)
-    path = KERNELS / f"{name}.py"
-    path.write_text(src)
-    made.append(path)
-    spec = importlib.util.spec_from_file_location(f"arbf._math.kernels.{name}", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> None:
@@ -54,10 +36,9 @@ def main() -> None:
         if args.quick
         else [(200_000, 32, 64), (100_000, 128, 256), (1_000_000, 16, 16)]
     )
-    made: list[Path] = []
-    try:
-        exp_old = _load_old("_ab_exp_old", "arbf/_math/kernels/exp.py", made)
-        soft_old = _load_old("_ab_soft_old", "arbf/_math/kernels/soft.py", made)
+    with old_kernels(OLD) as load:
+        exp_old = load("_ab_exp_old", "arbf/_math/kernels/exp.py")
+        soft_old = load("_ab_soft_old", "arbf/_math/kernels/soft.py")
         soft_old._exp = exp_old  # type: ignore[attr-defined]
         print("shape | kind | old ms | new ms | new / old | same bits")
         for n, d, k in shapes:
@@ -97,11 +78,6 @@ def main() -> None:
                         f"{mn / mo:.2f} | {same}",
                         flush=True,
                     )
-    finally:
-        for path in made:
-            path.unlink(missing_ok=True)
-            for cached in (KERNELS / "__pycache__").glob(f"{path.stem}.*"):
-                cached.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

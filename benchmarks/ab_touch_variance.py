@@ -20,13 +20,10 @@ removed on exit with their numba cache files.  Run it from a clone with history:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -36,22 +33,9 @@ from arbf._math.kernels import bounds as bounds_new
 from arbf._math.kernels import hard as hard_new
 
 OLD = "48065e7"
-KERNELS = Path(bounds_new.__file__).parent
 sys.path.insert(0, str(Path(__file__).parent))
+from _old_kernels import old_kernels  # noqa: E402
 from bench_kmeans import make_data  # noqa: E402
-
-
-def _load_old(name: str, git_path: str, made: list[Path]) -> ModuleType:
-    src = subprocess.check_output(["git", "show", f"{OLD}:{git_path}"], text=True)
-    path = KERNELS / f"{name}.py"
-    path.write_text(src)
-    made.append(path)
-    spec = importlib.util.spec_from_file_location(f"arbf._math.kernels.{name}", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _capture(X: np.ndarray, C0: np.ndarray, method: str, step: int) -> list[Any] | None:
@@ -105,10 +89,9 @@ def main() -> None:
     shapes = [(20_000, 13), (5_000, 40)] if args.quick else [
         (1_000_000, 16), (200_000, 32), (100_000, 128), (50_000, 256)
     ]  # fmt: skip
-    made: list[Path] = []
-    try:
-        bounds_old = _load_old("_ab_bounds_old", "arbf/_math/kernels/bounds.py", made)
-        hard_old = _load_old("_ab_hard_old", "arbf/_math/kernels/hard.py", made)
+    with old_kernels(OLD) as load:
+        bounds_old = load("_ab_bounds_old", "arbf/_math/kernels/bounds.py")
+        hard_old = load("_ab_hard_old", "arbf/_math/kernels/hard.py")
         old_k, new_k = bounds_old._get_kernels(), bounds_new._get_kernels()
         print("bound step | shape | dtype | old ms | new ms | new / old | same bits")
         for n, d, k, method, step in steps:
@@ -155,11 +138,6 @@ def main() -> None:
                 same = hard_old.mean_variance(X) == hard_new.mean_variance(X) == ref
                 print(f"mean_variance | ({n}, {d}) | {dt} | {ms['old']:.2f} | "
                       f"{ms['new']:.2f} | {ms['new'] / ms['old']:.2f} | {same}")  # fmt: skip
-    finally:
-        for path in made:
-            path.unlink(missing_ok=True)
-            for cache in (path.parent / "__pycache__").glob(f"{path.stem}*"):
-                cache.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
