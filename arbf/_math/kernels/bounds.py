@@ -122,10 +122,11 @@ def _move_python(X, i, wi, a, b, Da, Db, sums, wsum, esum, cnt, pos):
         pos[b] += 1
 
 
-def _scores_argmin_python(GT, c_sq, best, second, lab):
+def _scores_argmin(GT: Any, c_sq: Any, best: Any, second: Any, lab: Any) -> None:
     """Labels as :mod:`.hard`'s kernel (first minimum of the scores ``c_sq - 2 g``,
     ``GT = C X_c^T``, vectorised along the rows) and the second smallest score: the
-    certified pass's scan (:func:`arbf._math.kernels.hard._argmin_second_python`)."""
+    certified pass's compiled scan (:func:`arbf._math.kernels.hard._argmin_second_python`)
+    called directly, not through a kernel of its own (one compile fewer)."""
     _argmin_second(GT, c_sq, lab, best, second)
 
 
@@ -135,7 +136,7 @@ _argmin_second: Any = None  # .hard's compiled scan, bound by _get_kernels
 def _group_mins_python(GT, c_sq, gstart, gmem, lab, gm):
     """``gm[q, i]``: the smallest score over the centers of group ``q`` (``gmem[gstart[q]:
     gstart[q + 1]]``, ascending) but the label; four centers per sweep over the rows, the
-    running minimum in registers (see :func:`_scores_argmin_python`)."""
+    running minimum in registers (see :func:`_scores_argmin`)."""
     m = GT.shape[1]
     for q in range(gm.shape[0]):
         p = gstart[q]
@@ -196,7 +197,7 @@ def _scores_bounds_python(
     X, C, w, coef, cmax, up, dn, labels, ub, glb, second, lab, gm, mg, mode,
     sums, wsum, esum, cnt, pos, out,
 ):  # fmt: skip
-    """Every point of one chunk from Lloyd's scores (after :func:`_scores_argmin_python`,
+    """Every point of one chunk from Lloyd's scores (after :func:`_scores_argmin`,
     and :func:`_group_mins_python` when there are groups): the exact distance to the
     label (upper bound) and per group ``q`` the smallest score of the other centers
     turned into a lower bound on their distance, ``||x||^2 + s - margin``, the margin
@@ -238,7 +239,7 @@ def _scores_bounds_python(
             if a != b:
                 labels[i] = b
                 changed += 1
-                Da = _sq_dist(X, C, i, a)
+                Da = _sq_dist(X, C, i, np.intp(a))
                 _move(X, i, wi, np.intp(a), np.intp(b), Da, Db, sums, wsum, esum, cnt, pos)
     out[0] += changed
     out[1] += inert
@@ -281,12 +282,12 @@ def _hamerly_chunk_python(
             fb[nf] = bnd
             flo[nf] = lo
             nf += 1
-        fd[0] = _touch(X, fl, nf)  # (scratch: the store keeps the loads)
+        fd[0] = _touch(X, fl, np.intp(nf))  # (scratch: the store keeps the loads)
         for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
             for c in range(d):
                 XB[f, c] = X[i, c] - M[c]
-            fd[f] = _sq_dist(XB, C, f, labels[i])
+            fd[f] = _sq_dist(XB, C, f, np.intp(labels[i]))
         for f in range(nf):
             i = fl[f]
             a = labels[i]
@@ -370,12 +371,12 @@ def _yinyang_chunk_python(
             fl[nf] = i
             fb[nf] = bnd
             nf += 1
-        fd[0] = _touch(X, fl, nf)  # (scratch: the store keeps the loads)
+        fd[0] = _touch(X, fl, np.intp(nf))  # (scratch: the store keeps the loads)
         for f in range(nf):  # the rows of X - M that are needed, gathered
             i = fl[f]
             for c in range(d):
                 XB[f, c] = X[i, c] - M[c]
-            fd[f] = _sq_dist(XB, C, f, labels[i])
+            fd[f] = _sq_dist(XB, C, f, np.intp(labels[i]))
         for f in range(nf):
             i = fl[f]
             a = labels[i]
@@ -497,7 +498,7 @@ def _get_kernels() -> dict[str, Any]:
                 _move = jit(_move_python)
                 _group_min = jit(_group_min_python)
                 _touch = jit(_touch_python)
-                _kernels["argmin2"] = jit(_scores_argmin_python)
+                _kernels["argmin2"] = _scores_argmin
                 _kernels["group_mins"] = jit(_group_mins_python)
                 _kernels["scores"] = jit(_scores_bounds_python)
                 _kernels["hamerly"] = jit(_hamerly_chunk_python)

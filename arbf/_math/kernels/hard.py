@@ -141,7 +141,7 @@ def _argmin_python(GT, c_sq, labels, best):
         g = GT[0, i]
         best[i] = c0 - (g + g)
         labels[i] = 0
-    j = 1
+    j = np.intp(1)  # not a literal: one compiled _take for every call
     while j + 3 < k:
         c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
         for i in range(m):
@@ -224,7 +224,7 @@ def _argmin_second_python(GT, c_sq, labels, best, second):
         best[i] = c0 - (g + g)
         second[i] = np.inf
         labels[i] = 0
-    j = 1
+    j = np.intp(1)  # not a literal: one compiled _take for every call
     while j + 3 < k:  # four centers per sweep, as _argmin_python
         c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
         for i in range(m):

@@ -125,20 +125,30 @@ _TINY32 = float(np.finfo(np.float32).tiny)
 _TINY64 = float(np.finfo(np.float64).tiny)
 
 
-def _softmax_exp_python(GT, best, scale, scale32, m, scr, scr32):
+def _softmax_exp(GT, best, scale, scale32, m, scr, scr32):
     """Softmax exponentials of one chunk, in place: on entry ``GT`` holds the scores and
     ``best`` their row minima; on exit ``GT[j, i] = e_ij = e^{-G_ij/σ}`` with
     ``G_ij = GT[j, i] - best[i]`` (0 for ``-G_ij/σ`` below ``_CUT``), ``scr[1] = S_i =
     Σ_j e_ij`` and ``scr[0] = Σ_j e_ij G_ij`` (float64).  float32 inputs take float32
-    exponentials.  Compiled without reassociation (the Cody–Waite reduction of the
-    inlined ``exp`` needs it) and with that ``exp`` inlined, so every loop vectorises;
-    nothing here reduces across rows, so reassociation would buy nothing."""
+    exponentials (:func:`_softmax_exp32_python`), float64 float64 ones
+    (:func:`_softmax_exp64_python`): the compiled kernels call this name, and numba picks
+    one of the two by ``GT``'s dtype when it types the call (an overload registered by
+    :func:`_get_kernels`), so a kernel compiles only its own dtype's code.  Both are
+    compiled without reassociation (the Cody–Waite reduction of the inlined ``exp``
+    needs it) and with that ``exp`` inlined, so every loop vectorises; nothing here
+    reduces across rows, so reassociation would buy nothing."""
+    if GT.dtype == np.float32:
+        _softmax_exp32_python(GT, best, scale, scale32, m, scr, scr32)
+    else:
+        _softmax_exp64_python(GT, best, scale, scale32, m, scr, scr32)
+
+
+def _softmax_exp32_python(GT, best, scale, scale32, m, scr, scr32):
+    """:func:`_softmax_exp` for float32 ``GT``: float32 exponentials in float32
+    arithmetic (``scale32``), float64 sums."""
     k = GT.shape[0]
     ext = scr[0]
     S = scr[1]
-    P = scr[2]
-    Bi = scr[3].view(np.int64)
-    B = scr[3]
     P32 = scr32[0]
     B32 = scr32[1]
     Bi32 = B32.view(np.int32)
@@ -146,32 +156,44 @@ def _softmax_exp_python(GT, best, scale, scale32, m, scr, scr32):
         ext[i] = 0.0
         S[i] = 0.0
     for j in range(k):
-        if GT.itemsize == 4:  # float32 exponentials in float32 arithmetic
-            for i in range(m):
-                a32 = np.float32(GT[j, i] - best[i]) * scale32  # the gap: exactly 0 at the nearest
-                p32, bits32 = _exp_parts32_inline(a32)
-                # flush e^a below float32's normal range to 0 (see _CUT32)
-                P32[i] = p32 if a32 >= _CUT32 else _ZERO32
-                Bi32[i] = bits32
-            for i in range(m):
-                g = GT[j, i] - best[i]
-                e = P32[i] * B32[i]
-                GT[j, i] = e
-                e64 = np.float64(e)
-                S[i] += e64
-                ext[i] += e64 * np.float64(g)
-        else:
-            for i in range(m):
-                a64 = np.float64(GT[j, i] - best[i]) * scale
-                p, bits = _exp_parts_inline(a64)
-                P[i] = p if a64 >= _CUT64 else 0.0  # flush, as float32 above
-                Bi[i] = bits
-            for i in range(m):
-                g = GT[j, i] - best[i]
-                e = P[i] * B[i]
-                GT[j, i] = e
-                S[i] += e
-                ext[i] += e * g
+        for i in range(m):
+            a32 = np.float32(GT[j, i] - best[i]) * scale32  # the gap: exactly 0 at the nearest
+            p32, bits32 = _exp_parts32_inline(a32)
+            # flush e^a below float32's normal range to 0 (see _CUT32)
+            P32[i] = p32 if a32 >= _CUT32 else _ZERO32
+            Bi32[i] = bits32
+        for i in range(m):
+            g = GT[j, i] - best[i]
+            e = P32[i] * B32[i]
+            GT[j, i] = e
+            e64 = np.float64(e)
+            S[i] += e64
+            ext[i] += e64 * np.float64(g)
+
+
+def _softmax_exp64_python(GT, best, scale, scale32, m, scr, scr32):
+    """:func:`_softmax_exp` for float64 ``GT``."""
+    k = GT.shape[0]
+    ext = scr[0]
+    S = scr[1]
+    P = scr[2]
+    Bi = scr[3].view(np.int64)
+    B = scr[3]
+    for i in range(m):
+        ext[i] = 0.0
+        S[i] = 0.0
+    for j in range(k):
+        for i in range(m):
+            a64 = np.float64(GT[j, i] - best[i]) * scale
+            p, bits = _exp_parts_inline(a64)
+            P[i] = p if a64 >= _CUT64 else 0.0  # flush, as float32 above
+            Bi[i] = bits
+        for i in range(m):
+            g = GT[j, i] - best[i]
+            e = P[i] * B[i]
+            GT[j, i] = e
+            S[i] += e
+            ext[i] += e * g
 
 
 def _entmax_first_python(GT, j, i, b, scale, c, a1, a2, lw):
@@ -193,51 +215,15 @@ _entmax_first: Any = None  # compiled by _get_kernels (the kernel's flags but re
 
 _exp_parts_inline: Any = None  # .exp's helpers for inlining, bound by _get_kernels
 _exp_parts32_inline: Any = None
-_softmax_exp: Any = None  # compiled by _get_kernels (no reassociation)
+_softmax_exp_overloaded = False  # the overload of _softmax_exp, registered by _get_kernels
 
 
-def _chunk_python(
-    X,
-    GT,
-    XS,
-    C,
-    c_sq,
-    w,
-    scale,
-    scale32,
-    softmax,
-    sigma,
-    best,
-    lab,
-    scr,
-    scr32,
-    s_out,
-    mass,
-    sums,
-    acc,
-):
-    """Soft statistics of one chunk, on the transposed ``k x m`` layout (rows of the
-    chunk along the contiguous axis: every loop over ``i`` below vectorises).
-
-    On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
-    of L, F and the entropy term T) and, for every center, the soft mass.  Softmax then
-    leaves ``e_ij = e^{-G_ij/σ}`` in ``GT`` and ``s_i x_i`` (``s_i = w_i / S_i``) in the
-    first ``m`` rows of ``XS`` (``m x d``) and returns True: the caller's product
-    ``GT^T XS`` (:func:`dense_sums`) is the soft sums, ``r_ij = s_i e_ij``.  Entmax-1.5
-    then either leaves the weighted probabilities
-    ``w_i p_ij`` in ``GT`` for the caller's product with ``X_c`` and returns True, or
-    adds that product to ``sums`` itself and returns False (a small support; a one-hot
-    chunk exactly as the hard pass; ``XS`` unused).  ``scale`` is ``-1/σ`` (softmax) or
-    ``-1/(2σ)`` (entmax-1.5).  Softmax writes ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out``
-    (the caller adds ``w_i log S_i`` to T and ``-σ w_i log S_i`` to F).
-    ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
-    (length >= m), ``scr`` (float64, ``8 x`` >= m) and ``scr32`` (float32, ``2 x`` >= m
-    for float32 softmax) are scratch."""
-    k, m = GT.shape
-    d = X.shape[1]
-    has_w = w.shape[0] > 0
-    # scores ||c_j||^2 - 2 x.c_j (||x||^2 cancels in the gaps), rounded in X's dtype as
-    # the hard path's, and their first minimum (ties to the lowest index)
+def _scan_python(GT, c_sq, best, lab, m):
+    """The scores of one chunk and their first minimum, in place: on entry ``GT = C X_c^T``
+    (``k x m``); on exit ``GT[j, i] = ||c_j||^2 - 2 x_i.c_j`` (``||x_i||^2`` cancels in
+    the gaps), rounded in X's dtype as the hard path's, ``best[i]`` the row minimum and
+    ``lab[i]`` its first index (ties to the lowest index)."""
+    k = GT.shape[0]
     c0 = c_sq[0]
     for i in range(m):
         g = GT[0, i]
@@ -245,7 +231,7 @@ def _chunk_python(
         GT[0, i] = v
         best[i] = v
         lab[i] = 0
-    j = 1
+    j = np.intp(1)  # not a literal: one compiled _take for every call
     while j + 3 < k:  # four centers per sweep, as the hard pass's scan (.hard._take_python)
         c1, c2, c3, c4 = c_sq[j], c_sq[j + 1], c_sq[j + 2], c_sq[j + 3]
         for i in range(m):
@@ -279,38 +265,62 @@ def _chunk_python(
             best[i] = b
             lab[i] = li
         j += 1
+
+
+_scan: Any = None  # compiled by _get_kernels
+
+
+def _chunk_softmax_python(
+    X, GT, XS, C, c_sq, w, scale, scale32, sigma, best, lab, scr, scr32, s_out, mass, sums, acc
+):
+    """Softmax statistics of one chunk (see :func:`chunk`); returns True (the caller's
+    product ``GT^T XS`` is the soft sums)."""
+    k, m = GT.shape
+    d = X.shape[1]
+    has_w = w.shape[0] > 0
+    _scan(GT, c_sq, best, lab, m)
+    J = _nearest_inertia_fast(X, C, lab, w, m)  # exact nearest distances
+    acc[0] += J
+    acc[1] += J
+    acc[2] += J
+    # e_ij = e^{-G_ij/σ} into GT, S_i = Σ_j e_ij and Σ_j e_ij G_ij (float64)
+    _softmax_exp(GT, best, scale, scale32, m, scr, scr32)
+    ext = scr[0]
+    S = scr[1]
+    # r_ij = s_i e_ij with s_i = w_i / S_i: the responsibilities are never
+    # normalised in place -- the caller's product e^T (s x) gives Σ_i r_ij x_i (an
+    # m x d scaling instead of a k x m pass that writes), and the soft mass
+    # Σ_i r_ij = Σ_i e_ij s_i is one read-only pass here, in float64
+    sv = scr[2]
+    L = 0.0
+    for i in range(m):
+        s_out[i] = S[i]
+        si = (np.float64(w[i]) if has_w else 1.0) / S[i]
+        sv[i] = si
+        L += ext[i] * si
+        for c in range(d):
+            XS[i, c] = X[i, c] * si
+    acc[0] += L
+    for j in range(k):
+        mj = 0.0
+        for i in range(m):
+            mj += np.float64(GT[j, i]) * sv[i]
+        mass[j] += mj
+    return True
+
+
+def _chunk_entmax_python(
+    X, GT, XS, C, c_sq, w, scale, scale32, sigma, best, lab, scr, scr32, s_out, mass, sums, acc
+):
+    """Entmax-1.5 statistics of one chunk (see :func:`chunk`); returns whether the caller
+    adds the dense product ``GT^T X_c`` to the sums."""
+    k, m = GT.shape
+    d = X.shape[1]
+    has_w = w.shape[0] > 0
+    _scan(GT, c_sq, best, lab, m)
     ext = scr[0]
     for i in range(m):
         ext[i] = 0.0
-    if softmax:
-        J = _nearest_inertia_fast(X, C, lab, w, m)  # exact nearest distances
-        acc[0] += J
-        acc[1] += J
-        acc[2] += J
-        # e_ij = e^{-G_ij/σ} into GT, S_i = Σ_j e_ij and Σ_j e_ij G_ij (float64)
-        _softmax_exp(GT, best, scale, scale32, m, scr, scr32)
-        ext = scr[0]
-        S = scr[1]
-        # r_ij = s_i e_ij with s_i = w_i / S_i: the responsibilities are never
-        # normalised in place -- the caller's product e^T (s x) gives Σ_i r_ij x_i (an
-        # m x d scaling instead of a k x m pass that writes), and the soft mass
-        # Σ_i r_ij = Σ_i e_ij s_i is one read-only pass here, in float64
-        sv = scr[2]
-        L = 0.0
-        for i in range(m):
-            s_out[i] = S[i]
-            si = (np.float64(w[i]) if has_w else 1.0) / S[i]
-            sv[i] = si
-            L += ext[i] * si
-            for c in range(d):
-                XS[i, c] = X[i, c] * si
-        acc[0] += L
-        for j in range(k):
-            mj = 0.0
-            for i in range(m):
-                mj += np.float64(GT[j, i]) * sv[i]
-            mass[j] += mj
-        return True
     # entmax-1.5: p_ij = [y_ij - tau_i]_+^2 with y = -G/(2σ) (max 0) and tau_i the root of
     # Σ_j [y_ij - tau]_+^2 = 1: Newton on that convex decreasing function from tau = -1
     # (left of the root, so the iterates increase), stopping as soon as the exact root for
@@ -429,16 +439,73 @@ def _chunk_python(
     return False
 
 
+def chunk(
+    X,
+    GT,
+    XS,
+    C,
+    c_sq,
+    w,
+    scale,
+    scale32,
+    softmax,
+    sigma,
+    best,
+    lab,
+    scr,
+    scr32,
+    s_out,
+    mass,
+    sums,
+    acc,
+):
+    """Soft statistics of one chunk, on the transposed ``k x m`` layout (rows of the
+    chunk along the contiguous axis: every loop over ``i`` below vectorises).
+
+    On entry ``GT = C X_c^T``.  Adds ``w_i d_i`` to ``acc = [L, F, J, T]`` (and the rest
+    of L, F and the entropy term T) and, for every center, the soft mass.  Softmax then
+    leaves ``e_ij = e^{-G_ij/σ}`` in ``GT`` and ``s_i x_i`` (``s_i = w_i / S_i``) in the
+    first ``m`` rows of ``XS`` (``m x d``) and returns True: the caller's product
+    ``GT^T XS`` (:func:`dense_sums`) is the soft sums, ``r_ij = s_i e_ij``.  Entmax-1.5
+    then either leaves the weighted probabilities
+    ``w_i p_ij`` in ``GT`` for the caller's product with ``X_c`` and returns True, or
+    adds that product to ``sums`` itself and returns False (a small support; a one-hot
+    chunk exactly as the hard pass; ``XS`` unused).  ``scale`` is ``-1/σ`` (softmax) or
+    ``-1/(2σ)`` (entmax-1.5).  Softmax writes ``S_i = Σ_j e^{-G_ij/σ}`` to ``s_out``
+    (the caller adds ``w_i log S_i`` to T and ``-σ w_i log S_i`` to F).
+    ``scale32`` is ``scale`` in float32 (clipped to its range).  ``best``, ``lab``
+    (length >= m), ``scr`` (float64, ``8 x`` >= m) and ``scr32`` (float32, ``2 x`` >= m
+    for float32 softmax) are scratch."""
+    kernels = _get_kernels()
+    kernel = kernels["softmax"] if softmax else kernels["entmax"]
+    return kernel(
+        X, GT, XS, C, c_sq, w, scale, scale32, sigma, best, lab, scr, scr32, s_out, mass,
+        sums, acc,
+    )  # fmt: skip
+
+
 # reassociation lets LLVM vectorise the reductions; no-NaN/no-inf flags are not used
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 _kernels: dict[str, Any] = {}
 
 
+def _overload_softmax_exp(numba: Any) -> None:
+    """Register the compiled form of :func:`_softmax_exp`: the float32 or the float64
+    variant, chosen by ``GT``'s dtype at typing time."""
+    from numba.extending import overload
+
+    @overload(_softmax_exp, jit_options={"nogil": True, "fastmath": _exp.FASTMATH})
+    def _impl(GT, best, scale, scale32, m, scr, scr32):
+        if GT.dtype == numba.float32:
+            return _softmax_exp32_python
+        return _softmax_exp64_python
+
+
 def _get_kernels() -> dict[str, Any]:
-    global _exp_parts_inline, _exp_parts32_inline, _softmax_exp, _support_root, _entmax_tau
+    global _exp_parts_inline, _exp_parts32_inline, _support_root, _entmax_tau
     global _nearest_inertia, _nearest_inertia_fast, _onehot_sums, _sparse_sums, _sq_dist, _take
-    global _entmax_first
+    global _entmax_first, _scan, _softmax_exp_overloaded
     if not _kernels:
         # helpers first: the kernel resolves (and inlines) them when compiled
         _sq_dist = _hard.get_sq_dist()
@@ -460,16 +527,21 @@ def _get_kernels() -> dict[str, Any]:
                 )
                 _onehot_sums = strict(_onehot_sums_python)
                 _sparse_sums = strict(_sparse_sums_python)
-                _softmax_exp = numba.njit(nogil=True, cache=True, fastmath=_exp.FASTMATH)(
-                    _softmax_exp_python
-                )
+                if not _softmax_exp_overloaded:
+                    _overload_softmax_exp(numba)
+                    _softmax_exp_overloaded = True
                 jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
                 # no reassociation: the sums run over the centers in order, as when
                 # they were kept in memory (the same bits)
                 _entmax_first = numba.njit(
                     nogil=True, cache=True, fastmath={"contract", "nsz", "arcp"}
                 )(_entmax_first_python)
-                _kernels["chunk"] = jit(_chunk_python)
+                _scan = jit(_scan_python)
+                # one kernel per kind, each compiled at its first call (a first softmax
+                # pass does not compile entmax-1.5's code, nor the reverse)
+                _kernels["softmax"] = jit(_chunk_softmax_python)
+                _kernels["entmax"] = jit(_chunk_entmax_python)
+                _kernels["chunk"] = chunk
     return _kernels
 
 
@@ -480,7 +552,7 @@ class _State:
         # one k x rows buffer: scores, then the exponentials (softmax) or the weighted
         # probabilities (entmax-1.5), in place
         self.GT = np.empty((k, rows), dtype=dtype)
-        # softmax: the rows scaled by s_i = w_i / S_i (see _chunk_python)
+        # softmax: the rows scaled by s_i = w_i / S_i (see _chunk_softmax_python)
         self.XS = np.empty((rows, d) if softmax else (0, 0), dtype=dtype)
         self.best = np.empty(rows, dtype=dtype)
         self.lab = np.empty(rows, dtype=np.intp)
