@@ -10,6 +10,9 @@ to the current ones (so their relative imports resolve), removed on exit with th
 numba cache files.  Run it from a clone with history:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_soft_scans.py
+
+``--old COMMIT`` compares with another commit's soft kernels instead (``--old 4ea5e29``:
+the one chunk kernel for every kind, before the split per kind).
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
+    p.add_argument("--old", default=OLD, help=f"the commit to compare with (default {OLD})")
     args = p.parse_args()
     shapes = (
         [(3000, 8, 5), (2000, 16, 12)]
         if args.quick
         else [(200_000, 32, 64), (100_000, 128, 256), (1_000_000, 16, 16)]
     )
-    with old_kernels(OLD) as load:
+    with old_kernels(args.old) as load:
         exp_old = load("_ab_exp_old", "arbf/_math/kernels/exp.py")
         soft_old = load("_ab_soft_old", "arbf/_math/kernels/soft.py")
         soft_old._exp = exp_old  # type: ignore[attr-defined]
