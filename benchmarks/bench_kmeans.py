@@ -89,7 +89,7 @@ _REEXEC_FLAG = "_ARBF_BENCH_REEXEC"
 # --------------------------------------------------------------------------------------
 
 
-def make_data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ...]:
+def make_data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs around ``k`` random means, and ``k`` distinct rows as ``C0``."""
     rng = np.random.default_rng(seed)
     means = rng.uniform(-5, 5, size=(k, d))
@@ -524,10 +524,11 @@ def main(argv: list[str] | None = None) -> int:
         memory_worker(args)
         return 0
     _maybe_reexec(argv, args.keep_blas_env)
+    shapes: list[tuple[int, ...]]
     if args.shapes:
         shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
     else:
-        shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+        shapes = list(QUICK_SHAPES if args.quick else FULL_SHAPES)
     dtypes = [s.strip() for s in args.dtypes.split(",") if s.strip()]
     names = [s.strip() for s in args.runners.split(",") if s.strip()]
     fit_names = [s.strip() for s in args.fit_runners.split(",") if s.strip() in names]
