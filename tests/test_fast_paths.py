@@ -370,19 +370,32 @@ def test_the_group_minima_of_yinyang_equal_a_direct_minimum(k: int, dtype) -> No
     np.testing.assert_array_equal(gm, want)
 
 
-@pytest.mark.parametrize("d", [2, 7, 8, 16, 19, 33])
+@pytest.mark.parametrize("d", [1, 2, 7, 8, 16, 19, 33])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_mean_variance_equals_numpys_var_to_the_bit(fast, d: int, dtype) -> None:
-    """The tolerance scale repeats ``np.mean(np.var(X, axis=0))`` operation for operation
-    (eight columns at a time plus a remainder): the same bits, with an offset that makes
-    the rounding of the sums matter."""
+@pytest.mark.parametrize("n", [1, 3001, 40_000])
+def test_mean_variance_is_the_float64_variance(fast, n: int, d: int, dtype) -> None:
+    """The tolerance scale is ``mean_f Var(X[:, f])`` in float64, from one threaded sweep
+    of cache-sized blocks (several blocks at n = 40000): within 1e-12 of NumPy's float64
+    two-pass value, with an offset that makes float32 sums useless (NumPy's float32
+    ``var`` is off there by far more), whatever the number of threads; the fused sweep
+    gives the same value and the same extent and means bits as the sweep without it."""
     from arbf._math.kernels import hard
 
-    rng = np.random.default_rng(d)
-    X = (rng.standard_normal((3001, d)) * rng.uniform(0.1, 10.0, d) + 1e3).astype(dtype)
-    assert hard.mean_variance(X) == float(np.mean(np.var(X, axis=0)))
-    col = hard._get_kernels()["column_var"]  # one thread, a block of columns
-    out = np.full(d, np.nan, dtype=dtype)
-    col(X, 1, d, out)
-    np.testing.assert_array_equal(out[1:], np.var(X, axis=0)[1:])
-    assert np.isnan(out[0])
+    rng = np.random.default_rng(d + n)
+    X = (rng.standard_normal((n, d)) * rng.uniform(0.1, 10.0, d) + 1e3).astype(dtype)
+    want = float(np.mean(np.var(X.astype(np.float64), axis=0)))
+    got = hard.mean_variance(X)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
+    ext, mean, mv = hard.extent_mean_variance(X)
+    assert mv == got
+    ext1, mean1 = hard.extent_mean_rows(X)
+    assert ext == ext1
+    np.testing.assert_array_equal(mean, mean1)
+    with arbf.config_context(n_threads=1):
+        assert hard.mean_variance(X) == got
+    if n > 1:  # a constant column: variance 0, not a rounding residue
+        Xc = X.copy()
+        Xc[:, 0] = X[0, 0]
+        assert hard.mean_variance(Xc) == pytest.approx(
+            float(np.mean(np.var(Xc.astype(np.float64), axis=0))), rel=1e-12
+        )

@@ -218,12 +218,20 @@ def test_every_backend_accepts_every_algorithm(backend):
 @pytest.mark.parametrize("method", BOUND_METHODS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_step_equals_lloyd_pass_under_arbitrary_moves(method, dtype, seed):
+@pytest.mark.parametrize("keep", [None, -1.0, 2.0], ids=["forecast", "never", "always"])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_step_equals_lloyd_pass_under_arbitrary_moves(method, dtype, seed, keep, warm):
+    # keep: the full passes keep bounds by the forecast, never (every step after a
+    # failed sample is a fresh pass without bounds), or always; warm: the first step
+    # keeps bounds or not -- the same labels, sums and counts of changes every time
     rng = np.random.default_rng(seed)
     X, C, w = _separated(5000, 6, 24, seed=10 + seed)
     X = X.astype(dtype)
     w = w.astype(dtype) if seed else None
-    stepper = bounds.BoundedLloyd(X, w, method=method)
+    mp = pytest.MonkeyPatch()
+    if keep is not None:
+        mp.setattr(bounds, "KEEP_FRACTION", keep)
+    stepper = bounds.BoundedLloyd(X, w, method=method, warm=warm)
     prev = None
     for it in range(14):
         C = C.astype(dtype)
@@ -261,11 +269,50 @@ def test_step_equals_lloyd_pass_under_arbitrary_moves(method, dtype, seed):
             C = C.copy()
             C[rng.integers(24)] = rng.normal(size=C.shape[1]) * 50
     labels, inertia = stepper.final(C.astype(dtype))
+    mp.undo()
     ref_labels, ref_inertia = hard.assign_inertia(X, C.astype(dtype), w, working_memory=None)
     assert labels.dtype == np.intp
     if dtype == "float64":
         np.testing.assert_array_equal(labels, ref_labels)
         np.testing.assert_allclose(inertia, ref_inertia, rtol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("method", BOUND_METHODS)
+def test_first_step_keeps_bounds_only_when_warm(method):
+    # from random rows the first move is too large for bounds: the first pass writes
+    # none (the next step is a full pass, which forecasts whether to keep them); from a
+    # fixed point (warm) the first pass keeps them and the next step uses them
+    X, C0, _ = _separated(4000, 5, 12, seed=3, one_per_blob=True)
+    fixed = arbf.kmeans(X, 12, init=C0, algorithm="lloyd").centers
+    for warm, C in ((False, C0), (True, fixed)):
+        st = bounds.BoundedLloyd(X, None, method=method, warm=warm)
+        st.step(C)
+        assert st.valid is warm
+    st = bounds.BoundedLloyd(X, None, method=method, warm=True)
+    st.step(fixed)
+    passes = []
+    st._scores_pass = lambda *a, **k: passes.append(a) or (0, 0.0)  # type: ignore[method-assign]
+    _, _, _, _, changed = st.step(fixed)
+    assert passes == [] and changed == 0  # the bounds proved every label
+
+
+@needs_numba
+@pytest.mark.parametrize("method", BOUND_METHODS)
+def test_next_fail_fraction_forecast(method):
+    # the forecast is the first bound test on the sample with the given drifts: at a
+    # fixed point of well-separated blobs with no drift almost every point passes;
+    # drifts larger than the blobs' spacing fail every point
+    X, C0, _ = _separated(6000, 4, 10, seed=5, one_per_blob=True)
+    C = arbf.kmeans(X, 10, init=C0, algorithm="lloyd").centers.astype(np.float64)
+    st = bounds.BoundedLloyd(X, None, method=method)
+    st._setup(C)
+    s = st._half_gaps(C)
+    zero = np.zeros(10)
+    assert st._next_fail_fraction(C, zero, s, 1.0) < 0.05
+    far = np.full(10, 1e3)
+    assert st._next_fail_fraction(C, far, s, 1.0) == 1.0
+    assert st._next_fail_fraction(C, far, s, 0.0) < 0.05  # shrunk to no drift
 
 
 @needs_numba
@@ -422,3 +469,18 @@ def test_lazy_centring_is_the_centred_copy_bit_for_bit(algorithm, dtype, offset,
             np.testing.assert_array_equal(got.centers, ref.centers + mean)
             assert got.inertia == ref.inertia and got.n_iter == ref.n_iter
             np.testing.assert_array_equal(got.history["inertia"], ref.history["inertia"])
+
+
+@needs_numba
+def test_bound_kernels_load_first_in_a_fresh_process():
+    # the bound kernels bind .hard's compiled scans: loading them before .hard's own
+    # kernels must not wait on the kernels' lock (it did: a deadlock)
+    import subprocess
+    import sys
+
+    code = (
+        "from arbf._math.kernels import bounds, hard\n"
+        "bounds._get_kernels()\n"
+        "assert bounds._kernels['argmin'] is hard._argmin is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -345,7 +345,9 @@ def _swap_refine(
     tol = tolerance(X, 1e-4, xp=xp)  # Lloyd as arbf.kmeans runs it by default
 
     def run_lloyd(C0: Array) -> KMeansResult:
-        return lloyd(X, w, C0, xp=xp, max_iter=300, tol=tol, working_memory=working_memory)
+        return lloyd(
+            X, w, C0, xp=xp, max_iter=300, tol=tol, working_memory=working_memory, warm=True
+        )
 
     def utility_pass(C: Array) -> tuple[np.ndarray, np.ndarray]:
         ue = to_host(seam.utilities(X, C, w, xp=xp, working_memory=working_memory))

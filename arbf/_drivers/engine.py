@@ -145,14 +145,19 @@ def prepare(
     chunk, :func:`arbf._math.seam.lazily_centred`): ordinary data are not copied at all,
     ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract.
     ``finite_check``: as in :func:`scale_data`."""
-    host_mean = None
-    if lazy:  # the extent and the means in one sweep (the host route)
+    host_mean = host_var = None
+    if lazy and tol != 0:  # the extent, the means and the variance in one sweep (host)
+        ext, host_mean, host_var = seam.extent_mean_variance(X, *others, xp=xp)
+    elif lazy:  # the extent and the means in one sweep (the host route)
         ext, host_mean = seam.extent_mean_rows(X, *others, xp=xp)
     else:
         ext = seam.extent(X, *others, xp=xp)
     scale = scale_data(X, *others, xp=xp, finite_check=finite_check, ext=ext)
     Xs = rescale(X, scale)
-    tol_abs = tolerance(Xs, tol, xp=xp)
+    if host_var is not None and scale == 1.0:  # the sweep's value: mean_variance(X)
+        tol_abs = host_var * tol
+    else:
+        tol_abs = tolerance(Xs, tol, xp=xp)
     if lazy and scale == 1.0 and not is_sparse(Xs):
         if host_mean is None:
             (mean,) = materialize(seam.mean_rows(Xs, xp=xp), xp=xp)
@@ -279,6 +284,7 @@ def lloyd(
     offset: Array | None = None,
     project: Projection | None = None,
     inertia_scale: float = 1.0,
+    warm: bool = False,
 ) -> KMeansResult:
     r"""One Lloyd run on prepared (validated, centred) ``X`` from centers ``C0``.
 
@@ -293,11 +299,12 @@ def lloyd(
     ``project(C_new, C_old)``, when given, maps every updated set of centers (spherical
     K-Means: onto the unit sphere, :func:`arbf._math.metric.project`).  The verbose lines
     print the inertia times ``inertia_scale`` (spherical K-Means: ``0.5``, so that they show
-    :math:`\sum_i w_i (1 - \cos)` like the result).
+    :math:`\sum_i w_i (1 - \cos)` like the result).  ``warm``: ``C0`` is near a fixed
+    point (a hand-over, a refinement: :func:`seam.lloyd_stepper`; the same result).
     """
     stepper = seam.lloyd_stepper(
         X, w, n_clusters=C0.shape[0], algorithm=algorithm, max_iter=max_iter, xp=xp,
-        working_memory=working_memory, shift=offset,
+        working_memory=working_memory, shift=offset, warm=warm,
     )  # fmt: skip
     C = C0
     labels_old: Array | None = None
@@ -404,6 +411,7 @@ def best_of(
     offset: Array | None = None,
     project: Projection | None = None,
     inertia_scale: float = 1.0,
+    warm: bool = False,
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
     ``init()``; the best is kept.
@@ -462,7 +470,7 @@ def finish(
     """
     km = lloyd(
         prep.X, w, C, xp=xp, max_iter=300, tol=0.0, working_memory=working_memory,
-        algorithm=algorithm, project=project,
+        algorithm=algorithm, project=project, warm=True,
     )  # fmt: skip
     warn_fewer_clusters(km.labels, C.shape[0], stacklevel=4)
     km = dataclasses.replace(km, n_init_inertia=[km.inertia])

@@ -125,6 +125,8 @@ __all__ = [
     "entmax15_sqrt",
     "entmax_bisect",
     "extent",
+    "extent_mean_rows",
+    "extent_mean_variance",
     "free_energy_at",
     "free_energy_base",
     "from_distances",
@@ -466,6 +468,23 @@ def extent_mean_rows(*arrays: Array | None, xp: ModuleType) -> tuple[float, Arra
     return ext, like_view(mean, X)
 
 
+def extent_mean_variance(
+    *arrays: Array | None, xp: ModuleType
+) -> tuple[float, Array | None, float | None]:
+    """:func:`extent_mean_rows` and, from the same sweep, the first array's
+    :func:`mean_variance` where it takes the host route
+    (:func:`arbf._math.kernels.hard.extent_mean_variance`); elsewhere
+    ``(extent, None, None)``."""
+    X, *others = arrays
+    r, v = route(X) if X is not None else (PURE, None)
+    if r != HOST or v is None or 0 in v[0].shape:
+        return extent(*arrays, xp=xp), None, None
+    ext, mean, mv = _hard.extent_mean_variance(v[0])
+    if any(a is not None for a in others):
+        ext = float(np.max(np.array([ext, extent(*others, xp=xp)])))  # NaN propagates
+    return ext, like_view(mean, X), mv
+
+
 def mean_rows(X: Array, *, xp: ModuleType) -> Array:
     """Column means of ``X`` in its dtype: :func:`arbf._math.core.distances.mean_rows`."""
     r, v = route(X)
@@ -622,8 +641,8 @@ def centre(X: Array, *, xp: ModuleType) -> tuple[Array, Array]:
 
 def mean_variance(X: Array, *, xp: ModuleType) -> float:
     """``mean_f Var(X[:, f])`` as a host float (a host sync): scikit-learn's tolerance
-    scale.  Host kernel (float64, one pass, no temporary the size of ``X``, NumPy's
-    ``var`` to the bit), sparse kernel (``mean_variance_axis``, float64), else
+    scale.  Host kernel (float64, one threaded sweep, no temporary the size of ``X``),
+    sparse kernel (``mean_variance_axis``, float64), else
     ``xp.mean(xp.var(X, axis=0))``."""
     if is_sparse(X):
         return _ksparse.mean_variance(X)
@@ -754,11 +773,12 @@ class _HostStepper:
         method: str,
         working_memory: Any,
         shift: Array | None,
+        warm: bool = False,
     ):
         self.X = X
         self.impl = _bounds.BoundedLloyd(
             views[0], views[2], method=method, working_memory=working_memory,
-            shift=_host_shift(shift),
+            shift=_host_shift(shift), warm=warm,
         )  # fmt: skip
 
     def _host(self, C: Array) -> np.ndarray:
@@ -792,6 +812,7 @@ def lloyd_stepper(
     xp: ModuleType,
     working_memory: Any = None,
     shift: Array | None = None,
+    warm: bool = False,
 ) -> Any:
     """Lloyd's assignment step for the iterations of one run on ``X``.
 
@@ -805,6 +826,8 @@ def lloyd_stepper(
     the same results; elsewhere every ``algorithm`` is Lloyd's pass.  The labels a bound
     method returns are its state: valid until its next call.  With ``shift`` (only where
     :func:`lazily_centred`) the data are ``X - shift``, centred chunk by chunk.
+    ``warm``: the run starts near a fixed point (a bound method keeps bounds from its
+    first step; the results do not depend on it).
     """
     r, v = route(X, None, w)
     n, d = X.shape
@@ -812,7 +835,7 @@ def lloyd_stepper(
         algorithm, n, d, n_clusters, X.dtype, host=r == HOST, max_iter=max_iter
     )
     if method != "lloyd":
-        return _HostStepper(X, v, method, working_memory, shift)
+        return _HostStepper(X, v, method, working_memory, shift, warm)
     return _LloydStepper(X, w, xp=xp, working_memory=working_memory, shift=shift)
 
 

@@ -80,6 +80,10 @@ _VERTICAL_D = 32  # Yinyang: up to this many features a looked-at group is compu
 #: and its k distances, a Yinyang one above ``_VERTICAL_D`` features only its few
 #: looked-at groups (at most ``_VERTICAL_D`` features, whole groups: as Hamerly).
 REINIT_FRACTION = {"hamerly": 0.35, "yinyang": 0.85, "elkan": 0.85}
+#: A full pass keeps bounds for the next step unless more than this share of the
+#: sampled points would fail their first test there by its forecast
+#: (:meth:`BoundedLloyd._next_fail_fraction`, a pessimistic one).
+KEEP_FRACTION = 0.9
 
 
 def _widen(d: int) -> tuple[float, float]:
@@ -194,7 +198,7 @@ _group_min: Any = None  # the compiled _group_min_python, set by _get_kernels
 
 
 def _scores_bounds_python(
-    X, C, w, coef, cmax, up, dn, labels, ub, glb, second, lab, gm, mg, mode,
+    X, C, w, coef, cmax, up, dn, labels, ub, glb, second, lab, gm, mg, mode, bnd,
     sums, wsum, esum, cnt, pos, out,
 ):  # fmt: skip
     """Every point of one chunk from Lloyd's scores (after :func:`_scores_argmin`,
@@ -203,29 +207,34 @@ def _scores_bounds_python(
     turned into a lower bound on their distance, ``||x||^2 + s - margin``, the margin
     ``coef (||x|| + max ||c||)^2`` bounding the scores' rounding.  ``mode`` 0: the first
     pass (fresh sums, counts, inertia); 1: a later step (the points whose label
-    changed move their sums).  ``out[0] +=`` labels changed, ``out[1] += Σ w D``;
-    ``mg`` (float64) is scratch."""
+    changed move their sums); 2: a later step with fresh sums (cheaper when many
+    labels change).  ``bnd`` False: no bounds are written (a pass whose
+    bounds the next step would not use; ``second``, ``gm`` unread).  ``out[0] +=``
+    labels changed (modes 1 and 2), ``out[1] += Σ w D``; ``mg`` (float64) is scratch."""
     m = lab.shape[0]
     t = glb.shape[1]
     has_w = w.shape[0] > 0
-    for i in range(m):
-        xsq = _sq_norm(X, i)
-        r = math.sqrt(xsq) + cmax
-        mg[i] = xsq - coef * r * r
-    for q in range(t):  # vectorised along the rows
+    if bnd:
         for i in range(m):
-            lo = mg[i] + (np.float64(second[i]) if t == 1 else gm[q, i])
-            lo = math.sqrt(max(lo, 0.0)) * dn
-            glb[i, q] = np.float32(min(lo, _BIG32) * _DN32)
+            xsq = _sq_norm(X, i)
+            r = math.sqrt(xsq) + cmax
+            mg[i] = xsq - coef * r * r
+        for q in range(t):  # vectorised along the rows
+            for i in range(m):
+                lo = mg[i] + (np.float64(second[i]) if t == 1 else gm[q, i])
+                lo = math.sqrt(max(lo, 0.0)) * dn
+                glb[i, q] = np.float32(min(lo, _BIG32) * _DN32)
     changed = 0
     inert = 0.0
     for i in range(m):
         b = lab[i]
         Db = _sq_dist(X, C, i, b)
-        ub[i] = np.float32(math.sqrt(Db) * up * _UP32)
+        if bnd:
+            ub[i] = np.float32(math.sqrt(Db) * up * _UP32)
         wi = np.float64(w[i]) if has_w else 1.0
         inert += wi * Db
-        if mode == 0:
+        if mode != 1:
+            changed += 1 if labels[i] != b else 0  # mode 2 counts them
             labels[i] = b
             esum[b] += wi * Db
             wsum[b] += wi
@@ -487,6 +496,7 @@ def _get_kernels() -> dict[str, Any]:
     if not _kernels:
         _sq_dist = _hard.get_sq_dist()
         _argmin_second = _hard.get_take()[2]
+        _hard._get_kernels()  # binds .hard's compiled scans (it takes the lock itself)
         with lock:
             if not _kernels:
                 import numba
@@ -499,6 +509,7 @@ def _get_kernels() -> dict[str, Any]:
                 _group_min = jit(_group_min_python)
                 _touch = jit(_touch_python)
                 _kernels["argmin2"] = _scores_argmin
+                _kernels["argmin"] = _hard._argmin  # Lloyd's own scan (passes without bounds)
                 _kernels["group_mins"] = jit(_group_mins_python)
                 _kernels["scores"] = jit(_scores_bounds_python)
                 _kernels["hamerly"] = jit(_hamerly_chunk_python)
@@ -573,7 +584,10 @@ class BoundedLloyd:
     A step whose sampled first bound test fails for more than
     :data:`REINIT_FRACTION` of the points (early iterations, when the centers still
     move far) recomputes every point from Lloyd's scores, chunk by chunk, which is
-    then cheaper than point by point.
+    then cheaper than point by point; such a pass keeps bounds only where the next
+    step is forecast to use them (:data:`KEEP_FRACTION`).  The first step keeps
+    bounds only when ``warm`` (centers near a fixed point: a hand-over, a refinement);
+    from any other start the first move is too large for them.
     """
 
     def __init__(
@@ -584,6 +598,7 @@ class BoundedLloyd:
         method: str,
         working_memory: Any = None,
         shift: np.ndarray | None = None,
+        warm: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown bound method {method!r}")
@@ -595,6 +610,9 @@ class BoundedLloyd:
         self.method = method
         self.working_memory = working_memory
         self.P: np.ndarray | None = None  # the centers the bounds hold for (float64)
+        self.valid = False  # whether the bounds hold (a pass may skip writing them)
+        self.warm = warm  # the first step keeps bounds (centers near a fixed point)
+        self._last_drift = 0.0  # the largest drift of the previous step
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -713,8 +731,13 @@ class BoundedLloyd:
 
     # -- the passes --------------------------------------------------------------------
 
-    def _scores_pass(self, C: np.ndarray, mode: int) -> tuple[int, float]:
-        """Every point from Lloyd's scores (``mode`` as :func:`_scores_bounds_python`)."""
+    def _scores_pass(self, C: np.ndarray, mode: int, bounds: bool = True) -> tuple[int, float]:
+        """Every point from Lloyd's scores (``mode`` as :func:`_scores_bounds_python`);
+        with ``bounds`` False no bounds are kept (the next step makes a full pass)."""
+        self.valid = bounds
+        if mode != 1:  # fresh sums
+            for acc in (self.S, self.W, self.E, self.cnt, self.pos):
+                acc[...] = 0
         X, w = self.X, self.w
         n, d = X.shape
         k = C.shape[0]
@@ -730,6 +753,7 @@ class BoundedLloyd:
                                    self.working_memory)  # fmt: skip
         kernels = _get_kernels()
         kernel, argmin2, group_mins = kernels["scores"], kernels["argmin2"], kernels["group_mins"]
+        argmin = kernels["argmin"]
         x_contig = X.flags.c_contiguous
         shift = self.shift
         empty_w = np.empty(0, dtype=dtype if w is None else w.dtype)
@@ -761,13 +785,16 @@ class BoundedLloyd:
             gm = st.gm if full else np.empty((st.gm.shape[0], m), dtype=np.float64)
             np.dot(Cc, Xc.T, out=GT)
             lab = st.lab[:m]
-            argmin2(GT, c_sq, st.best, st.second, lab)
-            if t > 1:
-                group_mins(GT, c_sq, self.gstart, self.gmem, lab, gm)
+            if bounds:
+                argmin2(GT, c_sq, st.best, st.second, lab)
+                if t > 1:
+                    group_mins(GT, c_sq, self.gstart, self.gmem, lab, gm)
+            else:  # the labels alone: Lloyd's own scan
+                argmin(GT, c_sq, lab, st.best)
             kernel(
                 Xc, Cc, empty_w if w is None else w[a:b], coef, cmax, up, dn,
                 self.labels[a:b], self.ub[a:b], self.glb[a:b], st.second, lab, gm, st.mg,
-                mode, st.sums, st.wsum, st.esum, st.cnt, st.pos, st.out,
+                mode, bounds, st.sums, st.wsum, st.esum, st.cnt, st.pos, st.out,
             )  # fmt: skip
 
         states = run_chunks(n, rows, threads, work, _St)
@@ -823,29 +850,72 @@ class BoundedLloyd:
             return int(sum(st.out[0] for st in states)), float(sum(st.out[1] for st in states))
         return self._reduce(states)
 
+    def _bound_drifts(self, delta: np.ndarray) -> np.ndarray:
+        """``gd[a, q]``: how far the lower bound of group ``q`` of a point labelled ``a``
+        falls when the centers move by ``delta`` (Hamerly: one group, the largest drift
+        of another center)."""
+        if self.method != "hamerly":
+            return self._group_drifts(delta)
+        gd = np.zeros((delta.shape[0], 1))
+        order = np.argsort(-delta, kind="stable")
+        gd[:, 0] = delta[order[0]]
+        if delta.shape[0] > 1:
+            gd[order[0], 0] = delta[order[1]]
+        return gd
+
+    def _next_fail_fraction(
+        self, C64: np.ndarray, delta: np.ndarray, s: np.ndarray, shrink: float
+    ) -> float:
+        """The share of (every ``n / 4096``-th) points whose first bound test would fail
+        at the next step if this step's pass kept bounds: the sample's distances to
+        ``C64`` (BLAS expansion, float64: a forecast, not a bound), tested against the
+        next drifts, guessed as these times ``shrink`` (the ratio of the last two
+        largest drifts).  Above :data:`REINIT_FRACTION` the next step makes a full pass anyway,
+        so this one need not pay for bounds."""
+        n = self.labels.shape[0]
+        pick = slice(None, None, max(1, n // 4096))
+        Xs = self.X[pick].astype(np.float64)
+        if self.shift is not None:
+            Xs -= self.shift.astype(np.float64)
+        with single_threaded_blas():
+            D = (
+                np.sum(Xs * Xs, axis=1)[:, None]
+                + np.sum(C64 * C64, axis=1)[None, :]
+                - 2.0 * (Xs @ C64.T)
+            )
+        np.maximum(D, 0.0, out=D)
+        rows = np.arange(D.shape[0])
+        a = np.argmin(D, axis=1)
+        u = np.sqrt(D[rows, a])
+        D[rows, a] = np.inf
+        lq = np.empty((D.shape[0], self.t))
+        for q in range(self.t):
+            lq[:, q] = np.sqrt(
+                np.min(D[:, self.gmem[self.gstart[q] : self.gstart[q + 1]]], axis=1)
+            )
+        nd = delta * shrink
+        lo = np.min(lq - self._bound_drifts(nd)[a], axis=1)
+        return float(np.mean(~(u + nd[a] < np.maximum(s[a], lo))))
+
     def _later(self, C: np.ndarray, final: bool) -> tuple[int, float]:
         C64, delta = self._drift(C)
         self.P = C64
         s = self._half_gaps(C64)
-        if self.method == "hamerly":
-            gd = np.zeros((delta.shape[0], 1))
-            order = np.argsort(-delta, kind="stable")
-            gd[:, 0] = delta[order[0]]
-            if delta.shape[0] > 1:
-                gd[order[0], 0] = delta[order[1]]
-        else:
-            gd = self._group_drifts(delta)
-        frac = self._fail_fraction(delta, gd, s)
         wide = self.method == "hamerly" or self.X.shape[1] <= _VERTICAL_D
-        if frac > REINIT_FRACTION["hamerly" if wide else self.method]:
-            if final:  # no bounds wanted: Lloyd's own pass
-                labels, inertia = _hard.assign_inertia(
-                    self.X, C, self.w, working_memory=self.working_memory, shift=self.shift
-                )
-                self.labels = labels
-                return -1, float(inertia)
-            return self._scores_pass(C, 1)
-        return self._bounds_pass(C, C64, delta, s, final)
+        limit = REINIT_FRACTION["hamerly" if wide else self.method]
+        top = float(np.max(delta))
+        shrink = min(1.0, top / self._last_drift) if self._last_drift > 0.0 else 1.0
+        self._last_drift = top
+        if self.valid and self._fail_fraction(delta, self._bound_drifts(delta), s) <= limit:
+            return self._bounds_pass(C, C64, delta, s, final)
+        if final:  # no bounds wanted: Lloyd's own pass
+            labels, inertia = _hard.assign_inertia(
+                self.X, C, self.w, working_memory=self.working_memory, shift=self.shift
+            )
+            self.labels = labels
+            return -1, float(inertia)
+        keep = self._next_fail_fraction(C64, delta, s, shrink) <= KEEP_FRACTION
+        return self._scores_pass(C, 1 if keep else 2, bounds=keep)
 
     # -- the steps ---------------------------------------------------------------------
 
@@ -855,7 +925,7 @@ class BoundedLloyd:
         """``(labels, sums, weights, inertia, changed)`` for the nearest centers of ``C``."""
         if self.P is None:
             self._setup(C)
-            self._scores_pass(C, 0)
+            self._scores_pass(C, 0, bounds=self.warm)
             self.P = np.asarray(C, dtype=np.float64)
             return (*self._outputs(), None)
         changed, _ = self._later(C, final=False)

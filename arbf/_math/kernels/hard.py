@@ -372,8 +372,8 @@ def _get_kernels() -> dict[str, Any]:
                 _kernels["certify"] = strict(_certify_python)
                 _kernels["labelled"] = strict(_labelled_python)
                 _kernels["pairwise"] = strict(_pairwise_python)
-                _kernels["column_var"] = strict(_column_var_python)
                 _kernels["column_sums"] = strict(_column_sums_python)
+                _kernels["column_moments"] = strict(_column_moments_python)
                 global _pairwise_block
                 _pairwise_block = strict(_pairwise_block_python)
                 _kernels["labelled_sq"] = strict(_labelled_sq_python)
@@ -759,14 +759,42 @@ def _column_sums_python(X, a, b, out):
             out[c] += np.float64(X[i, c])
 
 
-def _sweep(X: np.ndarray, extent: bool) -> tuple[float, np.ndarray]:
-    """One threaded sweep over ``X``: the column means (and the extent) -- see
-    :func:`extent_mean_rows`."""
+def _column_moments_python(X, a, b, out, mom):
+    """:func:`_column_sums_python` into ``out`` (the same additions in the same order:
+    the same bits) and, in the same sweep, ``mom[0] = Σ_{a <= i < b} (x_i - x_a)`` and
+    ``mom[1] = Σ_{a <= i < b} (x_i - x_a)^2`` in float64: moments about the block's
+    first row, which do not cancel.  Fresh accumulators (no alias with ``X`` or the
+    outputs: the loop over the columns vectorises)."""
+    d = X.shape[1]
+    acc = np.zeros(d, dtype=np.float64)
+    s1 = np.zeros(d, dtype=np.float64)
+    s2 = np.zeros(d, dtype=np.float64)
+    ref = np.empty(d, dtype=np.float64)
+    for c in range(d):
+        ref[c] = np.float64(X[a, c])
+    for i in range(a, b):
+        for c in range(d):
+            x = np.float64(X[i, c])
+            acc[c] += x
+            t = x - ref[c]
+            s1[c] += t
+            s2[c] += t * t
+    for c in range(d):
+        out[c] = acc[c]
+        mom[0, c] = s1[c]
+        mom[1, c] = s2[c]
+
+
+def _sweep(X: np.ndarray, extent: bool, variance: bool = False) -> tuple[float, np.ndarray, float]:
+    """One threaded sweep over ``X``: the column means (and the extent, and the mean
+    column variance) -- see :func:`extent_mean_rows` and :func:`mean_variance`."""
     n, d = X.shape
-    sums = _get_kernels()["column_sums"]
+    kernels = _get_kernels()
+    sums, moments = kernels["column_sums"], kernels["column_moments"]
     rows = max(1, min(n, CACHE_BYTES // (8 * d)))
     n_chunks = -(-n // rows)
     part = np.empty((n_chunks, d), dtype=np.float64)
+    mom = np.empty((n_chunks if variance else 0, 2, d), dtype=np.float64)
     hi = np.zeros(n_chunks, dtype=np.float64)
     lo = np.zeros(n_chunks, dtype=np.float64)
 
@@ -777,14 +805,35 @@ def _sweep(X: np.ndarray, extent: bool) -> tuple[float, np.ndarray]:
             chunk = X[a:b]
             hi[c] = chunk.max()
             lo[c] = chunk.min()
-        sums(X, a, b, part[c])
+        if variance:
+            moments(X, a, b, part[c], mom[c])
+        else:
+            sums(X, a, b, part[c])
 
     run_chunks(n, rows, min(n_threads(), n_chunks), work, lambda: None)
     total = np.zeros(d, dtype=np.float64)
     for c in range(n_chunks):  # in chunk order: the result does not depend on the threads
         total += part[c]
     ext = float(np.max(np.stack([hi, -lo]))) if extent else 0.0  # NaN propagates
-    return ext, (total / n).astype(X.dtype)
+    mean64 = total / n
+    mv = _mean_variance_of(X, rows, mom, mean64) if variance else 0.0
+    return ext, mean64.astype(X.dtype), mv
+
+
+def _mean_variance_of(X: np.ndarray, rows: int, mom: np.ndarray, mean64: np.ndarray) -> float:
+    """``mean_f Var(X[:, f])`` from the blocks' moments about their first rows
+    (:func:`_sweep`), combined by Chan, Golub and LeVeque's pairwise update:
+    ``M2 = Σ_b (M2_b + m_b (μ_b - μ)^2)`` over the blocks ``b`` of ``m_b`` rows, with
+    ``μ_b = r_b + s_b / m_b`` and ``M2_b = q_b - s_b^2 / m_b`` from the first row
+    ``r_b`` and the moments ``s_b = Σ (x_i - r_b)``, ``q_b = Σ (x_i - r_b)^2``; all in
+    float64."""
+    n = X.shape[0]
+    m = np.full((mom.shape[0], 1), float(rows))
+    m[-1] = n - rows * (mom.shape[0] - 1)
+    first = X[::rows].astype(np.float64)  # each block's first row
+    s1, s2 = mom[:, 0], mom[:, 1]
+    m2 = np.maximum(s2 - s1 * s1 / m, 0.0) + m * (first + s1 / m - mean64) ** 2
+    return float(np.mean(np.sum(m2, axis=0) / n))
 
 
 def mean_rows(X: np.ndarray) -> np.ndarray:
@@ -807,7 +856,15 @@ def extent_mean_rows(X: np.ndarray) -> tuple[float, np.ndarray]:
     :func:`mean_rows`' to the bit.  Each chunk is read once, for all three reductions,
     while it is in cache (the extent was two more sweeps over ``X``, on one thread).
     """
-    return _sweep(X, extent=True)
+    ext, mean, _ = _sweep(X, extent=True)
+    return ext, mean
+
+
+def extent_mean_variance(X: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """``(max |x|, column means, mean_f Var(X[:, f]))`` in one threaded sweep: the
+    extent and means of :func:`extent_mean_rows` (the same bits) and
+    :func:`mean_variance`'s value (the same bits), each chunk read once."""
+    return _sweep(X, extent=True, variance=True)
 
 
 def pairwise_distances(X: np.ndarray, C: np.ndarray, *, working_memory: Any) -> np.ndarray:
@@ -941,60 +998,12 @@ def largest(values: np.ndarray, m: int) -> np.ndarray:
     return pick[np.argsort(-values[pick], kind="stable")]
 
 
-def _column_var_python(X, c0, c1, out):
-    """``np.var(X[:, c0:c1], axis=0)`` of a C-contiguous ``X``, operation for operation:
-    NumPy reduces along axis 0 by adding row after row into one accumulator per column
-    in ``X``'s dtype, divides by ``n`` in that dtype, then does the same with the squared
-    deviations.  The loops run along the columns, eight at a time into a fresh
-    accumulator (no alias with ``X``: one vector add per eight columns, where a loop of
-    runtime length over a few columns ran scalar), so no column's sum is reordered
-    (compiled without fast-math)."""
-    n = X.shape[0]
-    w = c1 - c0
-    w8 = w - w % 8
-    acc = np.empty(w, dtype=X.dtype)  # no array expressions: slow to compile
-    for j in range(w):
-        acc[j] = 0
-    for i in range(n):
-        for j in range(0, w8, 8):  # written out: one vector add (no helper to compile)
-            acc[j] += X[i, c0 + j]
-            acc[j + 1] += X[i, c0 + j + 1]
-            acc[j + 2] += X[i, c0 + j + 2]
-            acc[j + 3] += X[i, c0 + j + 3]
-            acc[j + 4] += X[i, c0 + j + 4]
-            acc[j + 5] += X[i, c0 + j + 5]
-            acc[j + 6] += X[i, c0 + j + 6]
-            acc[j + 7] += X[i, c0 + j + 7]
-        for j in range(w8, w):
-            acc[j] += X[i, c0 + j]
-    count = acc.dtype.type(n)  # n in X's dtype, as NumPy divides
-    mean = np.empty(w, dtype=X.dtype)
-    for j in range(w):
-        mean[j] = acc[j] / count
-        acc[j] = 0
-    for i in range(n):
-        for j in range(0, w8, 8):
-            for q in range(8):  # each square rounded before its addition
-                t = X[i, c0 + j + q] - mean[j + q]
-                acc[j + q] += t * t
-        for j in range(w8, w):
-            t = X[i, c0 + j] - mean[j]
-            acc[j] += t * t
-    for j in range(w):
-        out[c0 + j] = acc[j] / count
-
-
 def mean_variance(X: np.ndarray, *, working_memory: Any = None) -> float:
-    """``np.mean(np.var(X, axis=0))`` -- scikit-learn's tolerance scale -- to the bit,
-    without NumPy's temporary the size of ``X`` and several times faster: for a
-    C-contiguous ``X`` a compiled kernel repeats NumPy's axis-0 reductions in their order
-    and dtype (float32 data: float32 sums, as scikit-learn's own); otherwise NumPy
-    itself.  One thread: the reductions cannot be split along the rows without changing
-    their order, and splitting the columns between two threads was 1.0-2.4x *slower*
-    (measured: docs/benchmarks.md)."""
-    if not X.flags.c_contiguous or X.shape[1] == 1:  # NumPy then sums pairwise
-        return float(np.mean(np.var(X, axis=0)))
-    d = X.shape[1]
-    out = np.empty(d, dtype=X.dtype)
-    _get_kernels()["column_var"](X, 0, d, out)
-    return float(np.mean(out))
+    """``mean_f Var(X[:, f])`` -- scikit-learn's tolerance scale -- in float64, in one
+    threaded sweep over ``X`` (:func:`_sweep`: each block's moments about its first
+    row, combined by Chan, Golub and LeVeque's pairwise formula), with no temporary the size of
+    ``X``.  NumPy's ``np.var`` of float32 data sums in float32 (two sweeps, on one
+    thread); this is the float64 value, within ``1e-12`` relative of
+    ``np.var(X.astype(np.float64))`` (tested).  ``working_memory`` is accepted for the
+    seam's signature (the sweep's blocks are cache-sized)."""
+    return _sweep(X, extent=False, variance=True)[2]
