@@ -146,10 +146,8 @@ def prepare(
     ``Prepared.X`` is ``X`` itself and ``Prepared.offset`` the mean to subtract.
     ``finite_check``: as in :func:`scale_data`."""
     host_mean = host_var = None
-    if lazy and tol != 0:  # the extent, the means and the variance in one sweep (host)
-        ext, host_mean, host_var = seam.extent_mean_variance(X, *others, xp=xp)
-    elif lazy:  # the extent and the means in one sweep (the host route)
-        ext, host_mean = seam.extent_mean_rows(X, *others, xp=xp)
+    if lazy:  # the extent, the means (and the variance) in one sweep (the host route)
+        ext, host_mean, host_var = seam.extent_mean_variance(X, *others, xp=xp, variance=tol != 0)
     else:
         ext = seam.extent(X, *others, xp=xp)
     scale = scale_data(X, *others, xp=xp, finite_check=finite_check, ext=ext)
@@ -411,7 +409,6 @@ def best_of(
     offset: Array | None = None,
     project: Projection | None = None,
     inertia_scale: float = 1.0,
-    warm: bool = False,
 ) -> KMeansResult:
     """``runs`` Lloyd runs on prepared ``X`` (``X - offset``: :func:`lloyd`), each from
     ``init()``; the best is kept.

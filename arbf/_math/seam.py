@@ -458,28 +458,25 @@ def extent_mean_rows(*arrays: Array | None, xp: ModuleType) -> tuple[float, Arra
     (:func:`arbf._math.kernels.hard.extent_mean_rows`; the same values); elsewhere the
     extent alone and ``None`` for the means (the caller computes them if it needs them).
     """
-    X, *others = arrays
-    r, v = route(X) if X is not None else (PURE, None)
-    if r != HOST or v is None or 0 in v[0].shape:
-        return extent(*arrays, xp=xp), None
-    ext, mean = _hard.extent_mean_rows(v[0])
-    if any(a is not None for a in others):
-        ext = float(np.max(np.array([ext, extent(*others, xp=xp)])))  # NaN propagates
-    return ext, like_view(mean, X)
+    ext, mean, _ = extent_mean_variance(*arrays, xp=xp, variance=False)
+    return ext, mean
 
 
 def extent_mean_variance(
-    *arrays: Array | None, xp: ModuleType
+    *arrays: Array | None, xp: ModuleType, variance: bool = True
 ) -> tuple[float, Array | None, float | None]:
-    """:func:`extent_mean_rows` and, from the same sweep, the first array's
-    :func:`mean_variance` where it takes the host route
+    """:func:`extent_mean_rows` and, with ``variance``, the first array's
+    :func:`mean_variance` from the same sweep where it takes the host route
     (:func:`arbf._math.kernels.hard.extent_mean_variance`); elsewhere
-    ``(extent, None, None)``."""
+    ``(extent, None, None)``, and ``None`` for the variance without ``variance``."""
     X, *others = arrays
     r, v = route(X) if X is not None else (PURE, None)
     if r != HOST or v is None or 0 in v[0].shape:
         return extent(*arrays, xp=xp), None, None
-    ext, mean, mv = _hard.extent_mean_variance(v[0])
+    if variance:
+        ext, mean, mv = _hard.extent_mean_variance(v[0])
+    else:
+        (ext, mean), mv = _hard.extent_mean_rows(v[0]), None
     if any(a is not None for a in others):
         ext = float(np.max(np.array([ext, extent(*others, xp=xp)])))  # NaN propagates
     return ext, like_view(mean, X), mv

@@ -717,11 +717,14 @@ class BoundedLloyd:
         gd[own, self.grp[own]] = nxt[self.grp[own]]
         return gd
 
+    def _sample(self) -> slice:
+        """Every ``n / 4096``-th point: the sample of the share forecasts."""
+        return slice(None, None, max(1, self.labels.shape[0] // 4096))
+
     def _fail_fraction(self, delta: np.ndarray, gd: np.ndarray, s: np.ndarray) -> float:
         """The share of (every ``n / 4096``-th) points whose first bound test would fail
         (nothing is written): how much work a step point by point would be."""
-        n = self.labels.shape[0]
-        pick = slice(None, None, max(1, n // 4096))
+        pick = self._sample()
         a = self.labels[pick]
         u = (self.ub[pick].astype(np.float64) + delta[a]) * (1.0 + _DRIFT)
         ob = self.glb[pick].astype(np.float64)
@@ -872,8 +875,7 @@ class BoundedLloyd:
         next drifts, guessed as these times ``shrink`` (the ratio of the last two
         largest drifts).  Above :data:`REINIT_FRACTION` the next step makes a full pass anyway,
         so this one need not pay for bounds."""
-        n = self.labels.shape[0]
-        pick = slice(None, None, max(1, n // 4096))
+        pick = self._sample()
         Xs = self.X[pick].astype(np.float64)
         if self.shift is not None:
             Xs -= self.shift.astype(np.float64)
