@@ -315,6 +315,46 @@ def test_next_fail_fraction_forecast(method):
     assert st._next_fail_fraction(C, far, s, 0.0) < 0.05  # shrunk to no drift
 
 
+def _forecast_reference(X, shift, C, gmem, gstart, s, gd, nd):
+    """The forecast written out: every sampled point's distances at once (float64, the
+    groups by fancy indexing), its nearest center ``a``, the first bound test."""
+    Xs = X.astype(np.float64) - (0.0 if shift is None else shift)
+    D = np.sum((Xs[:, None, :] - C[None, :, :]) ** 2, axis=2)
+    rows = np.arange(len(Xs))
+    a = np.argmin(D, axis=1)
+    u = np.sqrt(D[rows, a])
+    D[rows, a] = np.inf
+    groups = [gmem[gstart[q] : gstart[q + 1]] for q in range(len(gstart) - 1)]
+    lq = np.stack([np.sqrt(D[:, g].min(axis=1)) for g in groups], axis=1)
+    lo = np.min(lq - gd[a], axis=1)
+    return float(np.mean(~(u + nd[a] < np.maximum(s[a], lo))))
+
+
+@needs_numba
+@pytest.mark.parametrize("method", BOUND_METHODS)
+@pytest.mark.parametrize("shifted", [False, True])
+def test_next_fail_fraction_matches_the_reference(method, shifted):
+    # a sample of several blocks (n / 1024-th points of 20 000: 1 053 rows), k = 40 in
+    # several groups, drifts of the order of the blobs' spacing: a share strictly
+    # between 0 and 1, equal to the direct formula's (up to points within rounding of
+    # the test's threshold)
+    X, C0, _ = _separated(20_000, 6, 40, seed=11)
+    shift = X.mean(axis=0) if shifted else None
+    Xd = X if shift is None else X + shift  # the data the stepper sees are Xd - shift
+    C = (C0 + np.random.default_rng(1).normal(size=C0.shape)).astype(np.float64)
+    st = bounds.BoundedLloyd(Xd, None, method=method, shift=shift)
+    st._setup(C)
+    s = st._half_gaps(C)
+    delta = np.random.default_rng(2).uniform(0.0, 6.0, size=40)
+    got = st._next_fail_fraction(C, delta, s, 0.7)
+    nd = delta * 0.7
+    pick = st._sample(bounds._FORECAST_POINTS)
+    want = _forecast_reference(Xd[pick], shift, C, st.gmem, st.gstart, s, st._bound_drifts(nd), nd)
+    assert len(Xd[pick]) > 2 * bounds._FORECAST_ROWS
+    assert 0.02 < want < 0.98
+    assert abs(got - want) <= 2.0 / len(Xd[pick])
+
+
 @needs_numba
 def test_make_groups_partitions_the_centers():
     C = np.random.default_rng(0).normal(size=(103, 5))
@@ -484,3 +524,44 @@ def test_bound_kernels_load_first_in_a_fresh_process():
         "assert bounds._kernels['argmin'] is hard._argmin is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def _exact_half_gaps_sq(C: np.ndarray) -> list:
+    """``(min_{j != i} ||c_i - c_j||^2) / 4`` of float64 centers, in exact rationals."""
+    from fractions import Fraction
+
+    F = [[Fraction(float(v)) for v in row] for row in C]
+    out = []
+    for i, ci in enumerate(F):
+        others = [cj for j, cj in enumerate(F) if j != i]
+        gaps = [sum((a - b) ** 2 for a, b in zip(ci, cj, strict=True)) for cj in others]
+        out.append(min(gaps) / 4)
+    return out
+
+
+@pytest.mark.parametrize("case", ["plain", "offset", "duplicate", "near"])
+def test_half_gaps_is_a_tight_lower_bound(case):
+    # s_j <= half the distance to the nearest other center, exactly (rationals), in the
+    # cases where the BLAS expansion cancels (an offset, two centers 1e-7 apart, two
+    # equal); and within 1e-9 of it where nothing cancels
+    from fractions import Fraction
+
+    rng = np.random.default_rng(3)
+    C = rng.normal(size=(25, 5)) * 3.0
+    if case == "offset":
+        C += 1e4
+    elif case == "duplicate":
+        C[7] = C[3]
+    elif case == "near":
+        C[7] = C[3] + 1e-7 * rng.normal(size=5)
+    st = bounds.BoundedLloyd(np.zeros((4, 5)), None, method="hamerly")
+    s = st._half_gaps(C)
+    exact = _exact_half_gaps_sq(C)
+    for j in range(25):
+        assert s[j] >= 0.0
+        assert Fraction(float(s[j])) ** 2 <= exact[j], j
+    if case == "plain":
+        np.testing.assert_allclose(s, np.sqrt(np.array(exact, dtype=float)), rtol=1e-9)
+    if case == "duplicate":
+        assert s[3] == s[7] == 0.0
+    assert np.all(st._half_gaps(C[:1]) == np.inf)
