@@ -26,9 +26,11 @@ from arbf._math.kernels.runtime import n_threads, run_chunks
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_kmeans import FULL_SHAPES, make_data
 
+LIBRARY_SWEEP = hard._sweep
+
 
 @numba.njit(nogil=True, cache=False, fastmath=False)
-def _sums_range(X, a, b, out, hi, lo):  # type: ignore[no-untyped-def]
+def _sums_range(X, a, b, out, hi, lo):
     d = X.shape[1]
     for c in range(d):
         out[c] = 0.0
@@ -44,8 +46,13 @@ def _sums_range(X, a, b, out, hi, lo):  # type: ignore[no-untyped-def]
             lo[c] = v if v < lw else lw
 
 
-def fused_sweep(X: np.ndarray, extent: bool) -> tuple[float, np.ndarray]:
-    """The candidate: :func:`hard._sweep`'s values, one loop per chunk."""
+def fused_sweep(
+    X: np.ndarray, extent: bool, variance: bool = False
+) -> tuple[float, np.ndarray, float]:
+    """The candidate: :func:`hard._sweep`'s values, one loop per chunk (with
+    ``variance``, the library's sweep: the candidate predates the variance's moments)."""
+    if variance:
+        return LIBRARY_SWEEP(X, extent, True)
     n, d = X.shape
     rows = max(1, min(n, hard.CACHE_BYTES // (8 * d)))
     n_chunks = -(-n // rows)
@@ -65,7 +72,7 @@ def fused_sweep(X: np.ndarray, extent: bool) -> tuple[float, np.ndarray]:
         ext = float(max(hi.max(), -lo.min()))
     else:
         ext = float(np.max(np.stack([X.max(), -X.min()])))
-    return (ext if extent else 0.0), (total / n).astype(X.dtype)
+    return (ext if extent else 0.0), (total / n).astype(X.dtype), 0.0
 
 
 def _median_ms(ts: list[float]) -> float:
@@ -74,15 +81,15 @@ def _median_ms(ts: list[float]) -> float:
 
 def main() -> None:
     warnings.simplefilter("ignore")  # empty clusters after one step
-    library = hard._sweep
+    library = LIBRARY_SWEEP
     print("9 interleaved rounds, median ms")
     print("| n | d | k | dtype | sweep ms | fused ms | ratio | fit ms | fit, fused ms | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, d, k in FULL_SHAPES:
         for dtype in ("float32", "float64"):
             X, C0 = make_data(n, d, k, dtype)
-            e1, m1 = library(X, True)
-            e2, m2 = fused_sweep(X, True)
+            e1, m1, _ = library(X, True)
+            e2, m2, _ = fused_sweep(X, True)
             assert e1 == e2 and np.array_equal(m1, m2)
             sweep: dict[str, list[float]] = {"lib": [], "fused": []}
             fit: dict[str, list[float]] = {"lib": [], "fused": []}
