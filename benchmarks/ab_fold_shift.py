@@ -20,6 +20,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def main() -> None:
     for n, d, k in FULL_SHAPES:
         for dtype in args.dtypes.split(","):
             X, C0 = make_data(n, d, k, dtype)
-            kw = {"init": C0, "n_init": 1, "max_iter": 1, "tol": 0}
+            kw: dict[str, Any] = {"init": C0, "n_init": 1, "max_iter": 1, "tol": 0}
             ts: dict[str, list[float]] = {"copy": [], "fold": [], "sklearnex": []}
             for r in range(args.repeats + 1):  # the first round warms up
                 for name, t in ts.items():

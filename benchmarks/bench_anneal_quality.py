@@ -160,7 +160,7 @@ def _anneal_init() -> Callable[..., Any]:
     import arbf
 
     if hasattr(arbf, "anneal_init"):
-        return arbf.anneal_init  # type: ignore[no-any-return]
+        return arbf.anneal_init
     from arbf._drivers.deterministic_annealing import anneal_init
 
     return anneal_init

@@ -63,6 +63,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick:
         a.B, a.n, a.d, a.k, a.iters, a.levels, a.repeats = 8, 500, 4, 4, 5, 3, 2
+    X: Any
+    C: Any
     X, C = make_data(a.B, a.n, a.d, a.k)
     X, C = X.astype(a.dtype), C.astype(a.dtype)
     host = lambda v: np.asarray(v)  # noqa: E731

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         km.train(U, init_centroids=C0.copy())
         _, lab = km.index.search(U, 1)
+        assert km.centroids is not None
         out["faiss"] = (km.centroids.copy(), lab[:, 0])
         return out["faiss"]
 

@@ -91,7 +91,7 @@ def candidates(args: argparse.Namespace) -> dict[str, Callable[[np.ndarray], Any
                 if all_points:
                     pq.cp.max_points_per_centroid = -(-X.shape[0] // k)
                 pq.train(X)
-                return lambda Y: pq.decode(pq.compute_codes(Y))
+                return lambda Y: pq.decode(pq.compute_codes(Y))  # type: ignore[call-arg, arg-type]
 
             return fit
 

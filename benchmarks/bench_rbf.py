@@ -16,6 +16,7 @@ Ratios are what to read: the machine is shared and absolute times are noisy.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -60,11 +61,11 @@ def bench_entmax(shapes: list[tuple[int, int]], repeats: int) -> list[dict[str, 
         zt = torch.from_numpy(z.copy())
         row: dict[str, Any] = {"rows": n, "k": k}
         runners: dict[str, Callable[[], Any]] = {
-            "arbf numpy": lambda z=z: arbf.entmax15(z),
-            "arbf torch": lambda zt=zt: arbf.entmax15(zt),
+            "arbf numpy": functools.partial(arbf.entmax15, z),
+            "arbf torch": functools.partial(arbf.entmax15, zt),
         }
         if entmax_pkg is not None:
-            runners["entmax pkg"] = lambda zt=zt: entmax_pkg.entmax15(zt, dim=-1)
+            runners["entmax pkg"] = functools.partial(entmax_pkg.entmax15, zt, dim=-1)
         with torch.no_grad():
             row.update(_interleaved(runners, repeats))
         if entmax_pkg is not None:
@@ -93,15 +94,15 @@ def bench_soft_vs_hard(
             sigma = float(np.mean(np.var(X, axis=0))) * 0.5
             row: dict[str, Any] = {"n": n, "d": d, "k": k, "dtype": dt}
             runners: dict[str, Callable[[], Any]] = {
-                "hard": lambda X=X, C=C: lloyd_sums(X, C, None, xp=xp)
+                "hard": functools.partial(lloyd_sums, X, C, None, xp=xp)
             }
             for kind in ("softmax", "entmax15"):
-                runners[kind] = lambda X=X, C=C, kind=kind, sigma=sigma: soft_stats_impl(
-                    X, C, None, sigma=sigma, kind=kind, xp=xp
+                runners[kind] = functools.partial(
+                    soft_stats_impl, X, C, None, sigma=sigma, kind=kind, xp=xp
                 )
             # below the exact temperature every entmax-1.5 row is one-hot (Theorem 4)
-            runners["entmax15 1-hot"] = lambda X=X, C=C, sigma=sigma: soft_stats_impl(
-                X, C, None, sigma=sigma * 1e-12, kind="entmax15", xp=xp
+            runners["entmax15 1-hot"] = functools.partial(
+                soft_stats_impl, X, C, None, sigma=sigma * 1e-12, kind="entmax15", xp=xp
             )
             row.update(_interleaved(runners, repeats))
             for kind in ("softmax", "entmax15", "entmax15 1-hot"):

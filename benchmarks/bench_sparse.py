@@ -87,7 +87,7 @@ def make_runner(name: str, X: Any, C0: np.ndarray, max_iter: int, tol: float) ->
 
         def run() -> tuple[Any, float, int]:
             res = arbf.kmeans(X, k, init=C0, n_init=1, max_iter=max_iter, tol=tol)
-            return res.labels, res.inertia, res.n_iter
+            return res.labels, float(res.inertia), int(res.n_iter)
 
         return run
     if name == "sklearn":

@@ -28,7 +28,7 @@ _compile = dispatcher.Dispatcher.compile
 _depth = [0]
 
 
-def _timed(self, sig):  # type: ignore[no-untyped-def]
+def _timed(self, sig):
     _depth[0] += 1
     t = time.perf_counter()
     try:
@@ -39,14 +39,14 @@ def _timed(self, sig):  # type: ignore[no-untyped-def]
         log.append((time.perf_counter() - t, _depth[0], name))
 
 
-dispatcher.Dispatcher.compile = _timed
+dispatcher.Dispatcher.compile = _timed  # type: ignore[method-assign]
 
 
 def main() -> None:
     import arbf
 
     @numba.njit
-    def trivial(a):  # type: ignore[no-untyped-def]
+    def trivial(a):
         return a[0] + 1.0
 
     t = time.perf_counter()

@@ -112,14 +112,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             X = torch.randn((n, args.d), device=dev, dtype=torch.float32, generator=gen)
             C0 = X[: args.k].clone()
             flops = 2.0 * n * args.d * args.k
-            t = _median_time(lambda X=X, C0=C0: X @ C0.T, tsync, args.repeats)
+            t = _median_time(lambda X=X, C0=C0: X @ C0.T, tsync, args.repeats)  # type: ignore[misc]
             row["gemm_s"], row["gemm_TFLOPs"] = t, flops / t / 1e12
             t = _median_time(
-                lambda X=X, C0=C0: torch_lloyd_step(X, C0, args.chunk), tsync, args.repeats
+                lambda X=X, C0=C0: torch_lloyd_step(X, C0, args.chunk),  # type: ignore[misc]
+                tsync,
+                args.repeats,
             )
             row["torch_loop_step_s"] = t
             t = _median_time(
-                lambda X=X, C0=C0: arbf.lloyd_step(X, C0, working_memory=wm),
+                lambda X=X, C0=C0: arbf.lloyd_step(X, C0, working_memory=wm),  # type: ignore[misc]
                 tsync,
                 args.repeats,
             )
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 Xc = cupy.from_dlpack(X)
                 Cc = cupy.from_dlpack(C0)
                 t = _median_time(
-                    lambda Xc=Xc, Cc=Cc: arbf.lloyd_step(Xc, Cc, working_memory=wm),
+                    lambda Xc=Xc, Cc=Cc: arbf.lloyd_step(Xc, Cc, working_memory=wm),  # type: ignore[misc]
                     csync,
                     args.repeats,
                 )
